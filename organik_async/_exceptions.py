@@ -62,7 +62,7 @@ class RequestInfo(msgspec.Struct, frozen=True):
     id_count: int
 
     def describe(self) -> str:
-        fmt = self.request_format
+        fmt: str = self.request_format
         if self.response_format != fmt:
             fmt = f"{fmt}->{self.response_format}"
         return f"POST {self.url} ({fmt}, {self.id_count} IDs)"
@@ -101,8 +101,11 @@ class APIError(OrganikError):
     ``code``, ``number``, ``error_message`` and ``time`` are what the provider
     sent, or ``None`` where it sent nothing (a bare HTTP 429 has no envelope).
     ``status_code`` is the HTTP status of the answer; ``body`` is the start of
-    the raw answer, redacted.
+    the raw answer, redacted; ``retry_after`` is the server's ``Retry-After``
+    in seconds, when it sent one.
     """
+
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -136,16 +139,13 @@ class AuthenticationError(APIError):
 
 
 class RateLimitError(APIError):
-    """The provider asked us to slow down (code 93 or HTTP 429).
-
-    ``retry_after`` is the delay it asked for, in seconds, when it said one.
-    """
-
-    retry_after: float | None = None
+    """The provider asked us to slow down (code 93 or HTTP 429)."""
 
 
 class HTTPStatusError(OrganikError):
     """A non-2xx answer that carried no provider error envelope."""
+
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -180,7 +180,7 @@ class TransportError(OrganikError):
         self.cause = cause
 
 
-class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(TransportError, builtins.TimeoutError):
     """A connect, read, write or pool timeout expired.
 
     Also a subclass of the builtin :class:`TimeoutError`.

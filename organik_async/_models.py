@@ -50,7 +50,9 @@ class DeliveryStatus(enum.IntEnum):
         return self in _FAILED
 
 
-_FINAL = frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.INVALID_NUMBER, DeliveryStatus.TIMED_OUT})
+_FINAL = frozenset(
+    {DeliveryStatus.DELIVERED, DeliveryStatus.INVALID_NUMBER, DeliveryStatus.TIMED_OUT}
+)
 _FAILED = frozenset({DeliveryStatus.INVALID_NUMBER, DeliveryStatus.TIMED_OUT})
 _STATUS_TEXT = {
     DeliveryStatus.INVALID_NUMBER: "invalid number",
@@ -76,7 +78,11 @@ DELIVERY_ERROR_CODES: Mapping[int, DeliveryErrorCode] = _error_table(
     (3, "Unreachable", "Ulaşılamıyor."),
     (4, "Passive (inactive) number", "Pasif Numara"),
     (5, "Number opted out of campaign SMS", "Kampanya smslerine kapalı numara"),
-    (6, "Message content does not meet operator criteria", "Operator Kriterlerine uymayan mesaj içeriği"),
+    (
+        6,
+        "Message content does not meet operator criteria",
+        "Operator Kriterlerine uymayan mesaj içeriği",
+    ),
     (7, "Unreachable", "Ulaşılamıyor"),
     (8, "Closed to receiving SMS", "SMS alımına kapalı."),
     (9, "GSM device error", "GSM Cihaz hatası"),

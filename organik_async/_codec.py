@@ -1,0 +1,305 @@
+"""Request bodies out, rows in, for both wire formats.
+
+JSON is the fast path: one ``msgspec.json.Decoder`` built at import turns the
+whole envelope into Structs straight from the response bytes. XML goes through
+``xmltodict`` (the provider's XML is not always a well-formed document, see
+:func:`decode_xml`) and is then typed by the same msgspec machinery.
+
+Decoding here knows nothing of HTTP: it returns a :class:`Decoded` (rows, or
+the provider's error) or raises :class:`BodyError` with a position and an
+excerpt; the client adds the request context and turns it into a public error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+from xml.parsers.expat import ExpatError
+
+import msgspec
+import xmltodict
+
+from ._models import DetailedReport, Format
+
+__all__ = [
+    "ID_KINDS",
+    "BodyError",
+    "Decoded",
+    "ProviderError",
+    "decode",
+    "encode_request",
+    "encode_rows_json",
+    "encode_rows_xml",
+    "validate_id",
+]
+
+ID_KINDS: Final = ("transaction_ids", "delivery_track_ids", "gsm_track_ids")
+"""The three ID kinds of a request, in the order the provider documents them."""
+
+Id = int | str
+
+EXCERPT_CHARS: Final = 80
+
+
+class BodyError(Exception):
+    """A body that could not be decoded: what went wrong, where, and a slice."""
+
+    def __init__(self, message: str, position: str, excerpt: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+        self.excerpt = excerpt
+
+
+class ProviderError(msgspec.Struct, frozen=True):
+    """The ``error`` node of a ``result: false`` answer."""
+
+    message: str | None = None
+    number: str | None = None
+    time: str | None = None
+    code: int | None = None
+
+
+class Decoded(msgspec.Struct, frozen=True):
+    """A decoded answer: rows, or the provider's error (never both)."""
+
+    rows: list[DetailedReport]
+    error: ProviderError | None = None
+
+
+# --- IDs and request bodies -------------------------------------------------------------
+
+# Characters XML 1.0 cannot carry at all, even escaped.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def validate_id(value: object, field: str) -> Id:
+    """Return ``value`` if it is an ID (int or str), else raise ``TypeError``.
+
+    ``bool`` is an ``int`` to Python but never an ID, so it is refused by name.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(
+            f"{field} must contain only int or str IDs, got {type(value).__name__}: {value!r}"
+        )
+    return value
+
+
+def encode_request(fmt: Format, ids: Mapping[str, Sequence[Id]]) -> bytes:
+    """The request body for ``ids``; kinds with no IDs are left out."""
+    data = {kind: list(ids[kind]) for kind in ID_KINDS if ids.get(kind)}
+    if fmt == "json":
+        return msgspec.json.encode({"data": data})
+    for kind, values in data.items():
+        for value in values:
+            if isinstance(value, str) and _XML_INVALID.search(value):
+                raise ValueError(f"{kind} ID {value!r} contains a character XML cannot carry")
+    text: str = xmltodict.unparse({"document": {"data": data}}, encoding="UTF-8")
+    return text.encode()
+
+
+# --- JSON responses ---------------------------------------------------------------------
+
+
+class _Response(msgspec.Struct, frozen=True):
+    result: bool
+    data: list[DetailedReport] | None = None
+    error: ProviderError | None = None
+
+
+class _Envelope(msgspec.Struct, frozen=True):
+    response: _Response
+
+
+# strict=False: the provider is inconsistent about numbers-as-strings, booleans as 0/1
+# and dates with a space instead of "T"; lax mode accepts all of these.
+_JSON_DECODER: Final = msgspec.json.Decoder(_Envelope, strict=False)
+_JSON_ENCODER: Final = msgspec.json.Encoder()
+
+
+def decode_json(body: bytes) -> Decoded:
+    """Decode a JSON answer, in one pass, straight into Structs."""
+    try:
+        envelope = _JSON_DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc, body, "JSON") from None
+    except msgspec.DecodeError as exc:
+        raise _syntax_error(exc, body) from None
+    response = envelope.response
+    if not response.result:
+        return Decoded(rows=[], error=response.error or ProviderError())
+    return Decoded(rows=response.data or [])
+
+
+def _validation_error(exc: msgspec.ValidationError, body: bytes, what: str) -> BodyError:
+    text = str(exc)
+    message, _, path = text.partition(" - at ")
+    if not path:
+        path = "$"
+    field = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    needle = f'"{field}"'.encode() if what == "JSON" else f"<{field}".encode()
+    offset = body.find(needle) if field and field != "$" else 0
+    return BodyError(
+        f"{what} answer is not the expected shape: {message}", path, _excerpt(body, offset)
+    )
+
+
+_BYTE_POS = re.compile(r"\(byte (\d+)\)")
+
+
+def _syntax_error(exc: msgspec.DecodeError, body: bytes) -> BodyError:
+    text = str(exc)
+    match = _BYTE_POS.search(text)
+    offset = int(match.group(1)) if match else len(body)
+    return BodyError(f"answer is not valid JSON: {text}", f"byte {offset}", _excerpt(body, offset))
+
+
+def _excerpt(body: bytes, offset: int) -> str:
+    start = max(0, offset - EXCERPT_CHARS // 2)
+    return body[start : start + EXCERPT_CHARS].decode("utf-8", "replace")
+
+
+# --- XML responses ----------------------------------------------------------------------
+
+_DECLARATION = re.compile(rb"^\s*(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\?>")
+_ROOT_OPEN: Final = b"<organik-root>"
+_ROOT_CLOSE: Final = b"</organik-root>"
+_WRAPPERS: Final = ("response", "document")
+# Text fields whose whitespace is data; everything else is stripped before typing.
+_VERBATIM: Final = frozenset({"delivery_track_id"})
+
+
+def decode_xml(body: bytes) -> Decoded:
+    """Decode an XML answer in any shape the provider is known to send.
+
+    The provider's own example is a series of top-level ``<item>``s with no
+    root element, which no XML parser accepts as a document; the body is
+    therefore parsed inside a synthetic root, after its declaration. Accepted
+    under that root: bare ``<item>``s (one, many or none), or one wrapper
+    (``<response>`` / ``<document>``) holding ``result``, ``data``/``item``s
+    and ``error``.
+    """
+    match = _DECLARATION.match(body)
+    skipped = match.end() if match else 0
+    wrapped = _ROOT_OPEN + body[skipped:] + _ROOT_CLOSE
+    try:
+        tree = xmltodict.parse(wrapped, force_list=("item",), strip_whitespace=False)
+    except ExpatError as exc:
+        raise _xml_syntax_error(exc, body, skipped) from None
+    node = _children(tree.get("organik-root"), "document root")
+    for wrapper in _WRAPPERS:
+        if set(node) == {wrapper}:
+            node = _children(node[wrapper], f"<{wrapper}>")
+            break
+    if "result" in node and not _xml_bool(node["result"]):
+        error = msgspec.convert(
+            _children(node.get("error"), "<error>"), ProviderError, strict=False
+        )
+        return Decoded(rows=[], error=error)
+    data = node.get("data", node)
+    items = _children(data, "<data>").get("item", []) if data is not node else node.get("item", [])
+    return Decoded(rows=_type_items(items, body))
+
+
+def _children(node: Any, where: str) -> dict[str, Any]:
+    if node is None or (isinstance(node, str) and not node.strip()):
+        return {}
+    if not isinstance(node, dict):
+        raise BodyError(f"XML answer is not the expected shape: {where} holds text", where, "")
+    return node
+
+
+def _xml_bool(value: Any) -> bool:
+    text = str(value).strip().lower() if value is not None else ""
+    if text in {"1", "true"}:
+        return True
+    if text in {"0", "false"}:
+        return False
+    raise BodyError(f"XML answer is not the expected shape: <result> is {text!r}", "<result>", "")
+
+
+def _type_items(items: list[Any], body: bytes) -> list[DetailedReport]:
+    cleaned = [_clean_item(item) for item in items]
+    try:
+        return msgspec.convert(cleaned, list[DetailedReport], strict=False)
+    except msgspec.ValidationError as exc:
+        error = _validation_error(exc, body, "XML")
+        error.position = error.position.replace("$[", "item[", 1)
+        raise error from None
+
+
+def _clean_item(item: Any) -> Any:
+    if not isinstance(item, dict):
+        return item  # msgspec reports the wrong shape, with its position
+    cleaned: dict[str, Any] = {}
+    for key, value in item.items():
+        if key.startswith(("#", "@")):
+            continue  # inter-element whitespace, attributes
+        if isinstance(value, str) and key not in _VERBATIM:
+            value = value.strip()
+            if key == "gsm_track_id":
+                value = _canonical_int(value)
+        cleaned[key] = value
+    return cleaned
+
+
+def _canonical_int(text: str) -> int | str:
+    """``"410471976"`` → ``410471976``; ``"16502030-4730-63032793"`` or ``"007"`` unchanged.
+
+    XML has no types; the provider's ``gsm_track_id`` is an int in its report
+    examples and a string elsewhere. A value is an int only when writing that
+    int back gives the same text, so no information is lost either way.
+    """
+    if text.isascii() and text.isdigit() and str(int(text)) == text:
+        return int(text)
+    return text
+
+
+def _xml_syntax_error(exc: ExpatError, body: bytes, skipped: int) -> BodyError:
+    line, column = exc.lineno, exc.offset
+    if line == 1:
+        column = max(0, column - len(_ROOT_OPEN)) + skipped
+    lines = body.splitlines()
+    if line - 1 < len(lines):
+        offset = sum(len(x) + 1 for x in lines[: line - 1]) + column
+    else:
+        offset = len(body)
+    return BodyError(
+        f"answer is not valid XML: {exc.args[0] if exc.args else exc}",
+        f"line {line}, column {column}",
+        _excerpt(body, offset),
+    )
+
+
+def decode(fmt: Format, body: bytes) -> Decoded:
+    """Decode an answer in ``fmt``."""
+    return decode_json(body) if fmt == "json" else decode_xml(body)
+
+
+# --- Rows out (round trips, the simulator, the CLI's writers) ---------------------------
+
+
+def encode_rows_json(rows: Iterable[DetailedReport]) -> bytes:
+    """The JSON envelope of a successful answer carrying ``rows``."""
+    return _JSON_ENCODER.encode({"response": {"result": True, "data": list(rows)}})
+
+
+def encode_rows_xml(rows: Iterable[DetailedReport]) -> bytes:
+    """Rows as the provider's XML: bare top-level ``<item>``s after the declaration."""
+    parts = [b'<?xml version="1.0" encoding="UTF-8" ?>\n']
+    for row in rows:
+        fields = {name: _xml_text(value) for name, value in msgspec.structs.asdict(row).items()}
+        item: str = xmltodict.unparse({"item": fields}, full_document=False)
+        parts.append(item.encode() + b"\n")
+    return b"".join(parts)
+
+
+def _xml_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if hasattr(value, "strftime"):
+        return str(value.strftime("%Y-%m-%d %H:%M:%S"))
+    return str(value)
