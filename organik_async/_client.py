@@ -13,12 +13,13 @@ everything we show: ``repr``, error messages, our log lines, and httpx's own
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import Callable
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final, Self
@@ -26,7 +27,20 @@ from typing import Any, Final, Self
 import httpx
 
 from . import _retry
-from ._codec import BodyError, Decoded, ProviderError, decode, encode_request, validate_id
+from ._bulk import (
+    BatchResult,
+    BatchSizes,
+    BulkOptions,
+    BulkRun,
+    IdSource,
+    Progress,
+    ReportStream,
+    check_sources,
+    collect,
+    dedupe_rows,
+    passthrough,
+)
+from ._codec import ID_KINDS, BodyError, Decoded, ProviderError, decode, encode_request
 from ._exceptions import (
     APIError,
     AuthenticationError,
@@ -42,6 +56,7 @@ from ._exceptions import (
 )
 from ._models import API_ERROR_CODES, DetailedReport, Format
 from ._pool import PoolSet
+from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, parse_retry_after
 
 __all__ = [
@@ -57,6 +72,7 @@ DEFAULT_BASE_URL: Final = "https://organikapi.com"
 DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=180.0, write=30.0, pool=60.0)
 """Connect fails fast; read waits as long as the provider's own PHP sample (180 s)."""
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_BATCH_SIZES: Final = BatchSizes()
 API_KEY_ENV: Final = "ORGANIK_API_KEY"
 
 _KEY_SHAPE = re.compile(r"[0-9a-fA-F]{32}")
@@ -157,7 +173,10 @@ class OrganikClient:
         backoff_max: float = 30.0,
         max_retry_after: float = 120.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        max_connections: int = 64,
+        batch_sizes: BatchSizes | int = DEFAULT_BATCH_SIZES,
+        max_concurrency: int = 8,
+        rate_limit: float | None = None,
+        max_connections: int = 128,
         pool_size: int = 8,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -177,6 +196,11 @@ class OrganikClient:
         if max_response_bytes < 1:
             raise ValueError("max_response_bytes must be >= 1")
         self.max_response_bytes = max_response_bytes
+        self.batch_sizes = BatchSizes.coerce(batch_sizes)
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
+        self.max_concurrency = max_concurrency
+        self._rate_limiter = RateLimiter(rate_limit) if rate_limit is not None else None
         if http_client is not None and transport is not None:
             raise ValueError("pass http_client or transport, not both")
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
@@ -259,23 +283,148 @@ class OrganikClient:
     async def detailed_report(
         self,
         *,
-        transaction_ids: Iterable[int] | AsyncIterable[int] = (),
-        delivery_track_ids: Iterable[str] | AsyncIterable[str] = (),
-        gsm_track_ids: Iterable[int | str] | AsyncIterable[int | str] = (),
+        transaction_ids: IdSource = (),
+        delivery_track_ids: IdSource = (),
+        gsm_track_ids: IdSource = (),
+        batch_sizes: BatchSizes | int | None = None,
+        max_concurrency: int | None = None,
+        rate_limit: float | None = None,
+        retry: RetryPolicy | None = None,
+        fail_fast: bool = False,
+        on_progress: Callable[[Progress], object] | None = None,
     ) -> list[DetailedReport]:
-        """Every row for the given IDs, as one request (batching comes with ``_bulk``)."""
-        self._check_open()
-        ids = {
-            "transaction_ids": _collect(transaction_ids, "transaction_ids"),
-            "delivery_track_ids": _collect(delivery_track_ids, "delivery_track_ids"),
-            "gsm_track_ids": _collect(gsm_track_ids, "gsm_track_ids"),
-        }
-        if not any(ids.values()):
-            return []
-        return await self.fetch(ids)
+        """Every row for the given IDs, fetched in concurrent batches.
 
-    async def fetch(self, ids: dict[str, list[int | str]]) -> list[DetailedReport]:
-        """Send one request for ``ids`` (kind → IDs), retrying as the policy says."""
+        Rows come in input order (batch by batch, kinds in the order
+        transaction, delivery track, GSM track), each ``gsm_track_id`` once.
+        A call of one request raises that request's error as is; a call of
+        several raises :class:`BulkReportError` with the rows that arrived and
+        the failed batches; an :class:`AuthenticationError` is raised at once.
+        """
+        start = self._prepare(
+            (transaction_ids, delivery_track_ids, gsm_track_ids),
+            batch_sizes=batch_sizes,
+            max_concurrency=max_concurrency,
+            rate_limit=rate_limit,
+            retry=retry,
+            fail_fast=fail_fast,
+            dedupe=True,
+            on_progress=on_progress,
+        )
+        return await collect(start())
+
+    def iter_detailed_report(
+        self,
+        *,
+        transaction_ids: IdSource = (),
+        delivery_track_ids: IdSource = (),
+        gsm_track_ids: IdSource = (),
+        batch_sizes: BatchSizes | int | None = None,
+        max_concurrency: int | None = None,
+        rate_limit: float | None = None,
+        retry: RetryPolicy | None = None,
+        fail_fast: bool = False,
+        dedupe: bool = True,
+        on_progress: Callable[[Progress], object] | None = None,
+    ) -> ReportStream[DetailedReport]:
+        """Rows as batches complete, in bounded memory::
+
+            async with client.iter_detailed_report(transaction_ids=ids) as rows:
+                async for row in rows:
+                    ...
+
+        Order follows completion, not input. With ``dedupe`` (the default)
+        each input ID is sent once and each ``gsm_track_id`` yielded once, at
+        the cost of remembering them (see the README for figures).
+        """
+        start = self._prepare(
+            (transaction_ids, delivery_track_ids, gsm_track_ids),
+            batch_sizes=batch_sizes,
+            max_concurrency=max_concurrency,
+            rate_limit=rate_limit,
+            retry=retry,
+            fail_fast=fail_fast,
+            dedupe=dedupe,
+            on_progress=on_progress,
+        )
+        return ReportStream(
+            start,
+            lambda results: dedupe_rows(results, dedupe),
+        )
+
+    def iter_batches(
+        self,
+        *,
+        transaction_ids: IdSource = (),
+        delivery_track_ids: IdSource = (),
+        gsm_track_ids: IdSource = (),
+        batch_sizes: BatchSizes | int | None = None,
+        max_concurrency: int | None = None,
+        rate_limit: float | None = None,
+        retry: RetryPolicy | None = None,
+        fail_fast: bool = False,
+        dedupe: bool = True,
+        on_progress: Callable[[Progress], object] | None = None,
+    ) -> ReportStream[BatchResult]:
+        """One :class:`BatchResult` per successful request, as they complete.
+
+        For checkpointing: each result names the IDs it answered. Failed
+        batches are raised at the end in a :class:`BulkReportError`.
+        """
+        start = self._prepare(
+            (transaction_ids, delivery_track_ids, gsm_track_ids),
+            batch_sizes=batch_sizes,
+            max_concurrency=max_concurrency,
+            rate_limit=rate_limit,
+            retry=retry,
+            fail_fast=fail_fast,
+            dedupe=dedupe,
+            on_progress=on_progress,
+        )
+        return ReportStream(
+            start,
+            passthrough,
+        )
+
+    def _prepare(
+        self,
+        sources: tuple[object, object, object],
+        *,
+        batch_sizes: BatchSizes | int | None,
+        max_concurrency: int | None,
+        rate_limit: float | None,
+        retry: RetryPolicy | None,
+        fail_fast: bool,
+        dedupe: bool,
+        on_progress: Callable[[Progress], object] | None,
+    ) -> Callable[[], BulkRun]:
+        """Check a call's arguments now (errors are raised at the call) and
+        return what starts its run."""
+        self._check_open()
+        checked = check_sources(dict(zip(ID_KINDS, sources, strict=True)))
+        options = BulkOptions(
+            batch_sizes=BatchSizes.coerce(batch_sizes) if batch_sizes else self.batch_sizes,
+            max_concurrency=max_concurrency or self.max_concurrency,
+            retry=retry or self.retry,
+            rate_limiter=RateLimiter(rate_limit) if rate_limit is not None else None,
+            fail_fast=fail_fast,
+            dedupe=dedupe,
+            on_progress=on_progress,
+        )
+        return functools.partial(BulkRun, self, checked, options)
+
+    async def _fetch_batch(
+        self,
+        ids: dict[str, list[int | str]],
+        *,
+        retry: RetryPolicy,
+        rate_limiter: RateLimiter | None = None,
+    ) -> tuple[list[DetailedReport], int]:
+        """One request for ``ids`` (kind → IDs), retried as ``retry`` says.
+
+        Returns the rows and the attempts made; raises the last attempt's
+        error, with ``attempts`` set, when retrying is over.
+        """
         self._check_open()
         count = sum(len(v) for v in ids.values())
         info = RequestInfo(self.url, self.request_format, self.response_format, count)
@@ -287,20 +436,23 @@ class OrganikClient:
         attempt = 0
         while True:
             attempt += 1
-            error = await self._attempt(body, headers, info, attempt)
-            if isinstance(error, list):
-                return error
-            delay = self.retry.delay_for(error, attempt)
+            for limiter in (self._rate_limiter, rate_limiter):
+                if limiter is not None:
+                    await limiter.acquire()
+            outcome = await self._attempt(body, headers, info, attempt)
+            if isinstance(outcome, list):
+                return outcome, attempt
+            delay = retry.delay_for(outcome, attempt)
             if delay is None:
-                error.attempts = attempt
-                raise error
+                outcome.attempts = attempt
+                raise outcome
             logger.info(
                 "retrying %s in %.2fs after %s (attempt %d of %d)",
                 info.describe(),
                 delay,
-                type(error).__name__,
+                type(outcome).__name__,
                 attempt + 1,
-                self.retry.max_retries + 1,
+                retry.max_retries + 1,
             )
             await _retry.sleep(delay)
 
@@ -447,12 +599,3 @@ def _too_large(size: int, limit: int) -> str:
         f"answer of {size} bytes or more exceeds max_response_bytes={limit}; "
         "send fewer IDs per request or raise the limit"
     )
-
-
-def _collect(values: object, field: str) -> list[int | str]:
-    """Validate and list one ID argument (sync iterables only, for now)."""
-    if isinstance(values, str | bytes | bytearray) or not isinstance(values, Iterable):
-        raise TypeError(
-            f"{field} must be an iterable of IDs (ints or strs), got {type(values).__name__}"
-        )
-    return [validate_id(v, field) for v in values]

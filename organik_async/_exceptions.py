@@ -65,7 +65,8 @@ class RequestInfo(msgspec.Struct, frozen=True):
         fmt: str = self.request_format
         if self.response_format != fmt:
             fmt = f"{fmt}->{self.response_format}"
-        return f"POST {self.url} ({fmt}, {self.id_count} IDs)"
+        ids = "ID" if self.id_count == 1 else "IDs"
+        return f"POST {self.url} ({fmt}, {self.id_count} {ids})"
 
 
 class OrganikError(Exception):
