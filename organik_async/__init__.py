@@ -3,6 +3,7 @@
 Runs on asyncio and trio (through anyio). Start with :class:`OrganikClient`.
 """
 
+from ._bulk import BatchFailure, BatchResult, BatchSizes, Progress, ReportStream
 from ._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, OrganikClient, api_key_from_credentials
 from ._exceptions import (
     APIError,
@@ -31,14 +32,17 @@ from ._retry import RetryPolicy
 __version__ = "0.1.0"
 
 __all__ = [
+    "APIError",
     "API_ERROR_CODES",
+    "AuthenticationError",
+    "BatchFailure",
+    "BatchResult",
+    "BatchSizes",
+    "BulkReportError",
+    "ClientClosedError",
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
     "DELIVERY_ERROR_CODES",
-    "APIError",
-    "AuthenticationError",
-    "BulkReportError",
-    "ClientClosedError",
     "DecodeError",
     "DeliveryErrorCode",
     "DeliveryStatus",
@@ -47,7 +51,9 @@ __all__ = [
     "HTTPStatusError",
     "OrganikClient",
     "OrganikError",
+    "Progress",
     "RateLimitError",
+    "ReportStream",
     "RequestInfo",
     "ResponseTooLargeError",
     "RetryPolicy",

@@ -228,8 +228,9 @@ class BulkReportError(OrganikError):
     ``rows`` holds the rows that did arrive (empty for the streaming APIs,
     which already yielded them). ``failures`` has one entry per failed batch,
     with its IDs and its typed error; batches cancelled by ``fail_fast``
-    before they were sent are failures too, with ``attempted=False``.
-    Retry just what failed with ``client.retry_failures(err.failures)``.
+    in flight are ``"cancelled"`` and those never sent ``"not_attempted"``.
+    Retry just what failed with
+    ``await client.detailed_report(**err.failed_id_arguments)``.
     """
 
     def __init__(
@@ -242,3 +243,11 @@ class BulkReportError(OrganikError):
         super().__init__(message)
         self.rows = list(rows)
         self.failures = list(failures)
+
+    @property
+    def failed_id_arguments(self) -> dict[str, list[int | str]]:
+        """Every failed ID, by kind, as keyword arguments for a retry call."""
+        merged: dict[str, list[int | str]] = {}
+        for failure in self.failures:
+            merged.setdefault(failure.kind, []).extend(failure.ids)
+        return merged

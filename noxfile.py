@@ -1,0 +1,43 @@
+"""Sessions: tests (every installed Python 3.11-3.13), lint, typecheck, bench."""
+
+from __future__ import annotations
+
+import shutil
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+ALL_PYTHONS = ["3.11", "3.12", "3.13"]
+# Only the interpreters this machine has: a missing one is not a failure.
+PYTHONS = [v for v in ALL_PYTHONS if shutil.which(f"python{v}")] or ALL_PYTHONS[:1]
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The whole test suite, on asyncio and trio."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "organik_async", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "organik_async", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(python=PYTHONS[0])
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[test,dev]")
+    session.run("mypy", "--strict", "organik_async")
+
+
+@nox.session(python=PYTHONS[0])
+def bench(session: nox.Session) -> None:
+    """Benchmarks over real TCP against the simulator; prints Markdown tables."""
+    session.install("-e", ".[test]", "httpx-aiohttp>=0.1.8")
+    session.run("python", "-m", "benchmarks", *session.posargs)
