@@ -143,7 +143,10 @@ class EchoServer:
         self.port = 0
 
     def __enter__(self) -> EchoServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted
+        # sockets whose proto is IPPROTO_TCP; with proto 0 Nagle + delayed ACK
+        # add ~40 ms to every response (uvicorn writes headers and body apart).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         sock.listen(4096)

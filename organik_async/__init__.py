@@ -32,17 +32,17 @@ from ._retry import RetryPolicy
 __version__ = "0.1.0"
 
 __all__ = [
-    "APIError",
     "API_ERROR_CODES",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "DELIVERY_ERROR_CODES",
+    "APIError",
     "AuthenticationError",
     "BatchFailure",
     "BatchResult",
     "BatchSizes",
     "BulkReportError",
     "ClientClosedError",
-    "DEFAULT_BASE_URL",
-    "DEFAULT_TIMEOUT",
-    "DELIVERY_ERROR_CODES",
     "DecodeError",
     "DeliveryErrorCode",
     "DeliveryStatus",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 from xml.parsers.expat import ExpatError
 
@@ -61,6 +62,24 @@ class ProviderError(msgspec.Struct, frozen=True):
     code: int | None = None
 
 
+class _WireError(msgspec.Struct, frozen=True):
+    """``error`` as sent: ``number`` and ``time`` are documented as strings, but
+    one sent as a number must still surface as the provider's error, not as a
+    decoding error that hides it."""
+
+    message: str | None = None
+    number: str | int | None = None
+    time: str | int | float | None = None
+    code: int | None = None
+
+    def public(self) -> ProviderError:
+        return ProviderError(self.message, _text(self.number), _text(self.time), self.code)
+
+
+def _text(value: str | float | None) -> str | None:
+    return value if value is None or isinstance(value, str) else str(value)
+
+
 class Decoded(msgspec.Struct, frozen=True):
     """A decoded answer: rows, or the provider's error (never both)."""
 
@@ -96,7 +115,16 @@ def encode_request(fmt: Format, ids: Mapping[str, Sequence[Id]]) -> bytes:
             if isinstance(value, str) and _XML_INVALID.search(value):
                 raise ValueError(f"{kind} ID {value!r} contains a character XML cannot carry")
     text: str = xmltodict.unparse({"document": {"data": data}}, encoding="UTF-8")
-    return text.encode()
+    return _keep_cr(text).encode()
+
+
+def _keep_cr(xml: str) -> str:
+    """Write CRs as ``&#13;``: a parser normalises a raw CR (and CRLF) to LF.
+
+    The markup xmltodict writes (unpretty) never holds a CR, so every CR in
+    ``xml`` is in text content.
+    """
+    return xml.replace("\r", "&#13;")
 
 
 # --- JSON responses ---------------------------------------------------------------------
@@ -105,7 +133,7 @@ def encode_request(fmt: Format, ids: Mapping[str, Sequence[Id]]) -> bytes:
 class _Response(msgspec.Struct, frozen=True):
     result: bool
     data: list[DetailedReport] | None = None
-    error: ProviderError | None = None
+    error: _WireError | None = None
 
 
 class _Envelope(msgspec.Struct, frozen=True):
@@ -128,13 +156,14 @@ def decode_json(body: bytes) -> Decoded:
         raise _syntax_error(exc, body) from None
     response = envelope.response
     if not response.result:
-        return Decoded(rows=[], error=response.error or ProviderError())
+        return Decoded(rows=[], error=(response.error or _WireError()).public())
     return Decoded(rows=response.data or [])
 
 
 def _validation_error(exc: msgspec.ValidationError, body: bytes, what: str) -> BodyError:
     text = str(exc)
     message, _, path = text.partition(" - at ")
+    path = path.strip("`")
     if not path:
         path = "$"
     field = path.rsplit(".", 1)[-1].split("[", 1)[0]
@@ -166,6 +195,9 @@ _DECLARATION = re.compile(rb"^\s*(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\?>")
 _ROOT_OPEN: Final = b"<organik-root>"
 _ROOT_CLOSE: Final = b"</organik-root>"
 _WRAPPERS: Final = ("response", "document")
+# What an answer holds under its root or wrapper; anything else (an HTML error
+# page, say) is not an answer at all, and must not pass for "zero rows".
+_ANSWER_NODES: Final = frozenset({"result", "data", "item", "error"})
 # Text fields whose whitespace is data; everything else is stripped before typing.
 _VERBATIM: Final = frozenset({"delivery_track_id"})
 
@@ -187,36 +219,66 @@ def decode_xml(body: bytes) -> Decoded:
         tree = xmltodict.parse(wrapped, force_list=("item",), strip_whitespace=False)
     except ExpatError as exc:
         raise _xml_syntax_error(exc, body, skipped) from None
-    node = _children(tree.get("organik-root"), "document root")
+    node = _children(tree.get("organik-root"), "document root", body)
     for wrapper in _WRAPPERS:
         if set(node) == {wrapper}:
-            node = _children(node[wrapper], f"<{wrapper}>")
+            node = _children(node[wrapper], f"<{wrapper}>", body)
             break
-    if "result" in node and not _xml_bool(node["result"]):
-        error = msgspec.convert(
-            _children(node.get("error"), "<error>"), ProviderError, strict=False
+    if node and not _ANSWER_NODES & node.keys():
+        name = next(iter(node))
+        raise BodyError(
+            f"XML answer is not the expected shape: unexpected element <{name}>",
+            f"<{name}>",
+            _excerpt(body, max(0, body.find(f"<{name}".encode()))),
         )
-        return Decoded(rows=[], error=error)
-    data = node.get("data", node)
-    items = _children(data, "<data>").get("item", []) if data is not node else node.get("item", [])
+    if "result" in node and not _xml_bool(node["result"], body):
+        return Decoded(rows=[], error=_xml_error(node.get("error"), body))
+    if "data" in node:
+        items = _children(node["data"], "<data>", body).get("item", [])
+    else:
+        items = node.get("item", [])
     return Decoded(rows=_type_items(items, body))
 
 
-def _children(node: Any, where: str) -> dict[str, Any]:
+def _children(node: Any, where: str, body: bytes) -> dict[str, Any]:
+    """The child elements of ``node``; the text between them and attributes dropped."""
     if node is None or (isinstance(node, str) and not node.strip()):
         return {}
     if not isinstance(node, dict):
-        raise BodyError(f"XML answer is not the expected shape: {where} holds text", where, "")
-    return node
+        what = "appears more than once" if isinstance(node, list) else "holds text"
+        tag = where.strip("<>").encode()
+        raise BodyError(
+            f"XML answer is not the expected shape: {where} {what}",
+            where,
+            _excerpt(body, max(0, body.find(b"<" + tag))),
+        )
+    return {key: value for key, value in node.items() if not key.startswith(("#", "@"))}
 
 
-def _xml_bool(value: Any) -> bool:
-    text = str(value).strip().lower() if value is not None else ""
+def _xml_error(node: Any, body: bytes) -> ProviderError:
+    fields = {
+        key: value.strip() if isinstance(value, str) else value
+        for key, value in _children(node, "<error>", body).items()
+    }
+    try:
+        return msgspec.convert(fields, _WireError, strict=False).public()
+    except msgspec.ValidationError as exc:
+        error = _validation_error(exc, body, "XML")
+        error.position = error.position.replace("$", "<error>", 1)
+        raise error from None
+
+
+def _xml_bool(value: Any, body: bytes) -> bool:
+    text = value.strip().lower() if isinstance(value, str) else ""
     if text in {"1", "true"}:
         return True
     if text in {"0", "false"}:
         return False
-    raise BodyError(f"XML answer is not the expected shape: <result> is {text!r}", "<result>", "")
+    raise BodyError(
+        f"XML answer is not the expected shape: <result> is {value!r}",
+        "<result>",
+        _excerpt(body, max(0, body.find(b"<result"))),
+    )
 
 
 def _type_items(items: list[Any], body: bytes) -> list[DetailedReport]:
@@ -251,7 +313,8 @@ def _canonical_int(text: str) -> int | str:
     examples and a string elsewhere. A value is an int only when writing that
     int back gives the same text, so no information is lost either way.
     """
-    if text.isascii() and text.isdigit() and str(int(text)) == text:
+    digits = text.removeprefix("-")
+    if digits.isascii() and digits.isdigit() and str(int(text)) == text:
         return int(text)
     return text
 
@@ -286,20 +349,34 @@ def encode_rows_json(rows: Iterable[DetailedReport]) -> bytes:
 
 
 def encode_rows_xml(rows: Iterable[DetailedReport]) -> bytes:
-    """Rows as the provider's XML: bare top-level ``<item>``s after the declaration."""
+    """Rows as the provider's XML: bare top-level ``<item>``s after the declaration.
+
+    Raises ``ValueError`` for a row whose text holds a character XML 1.0
+    cannot carry at all (``"\\x00"``, say), rather than writing a body no
+    parser would read.
+    """
     parts = [b'<?xml version="1.0" encoding="UTF-8" ?>\n']
     for row in rows:
-        fields = {name: _xml_text(value) for name, value in msgspec.structs.asdict(row).items()}
+        fields = {name: _xml_text(name, value) for name, value in _fields(row)}
         item: str = xmltodict.unparse({"item": fields}, full_document=False)
-        parts.append(item.encode() + b"\n")
+        parts.append(_keep_cr(item).encode() + b"\n")
     return b"".join(parts)
 
 
-def _xml_text(value: Any) -> str | None:
+def _fields(row: DetailedReport) -> Iterable[tuple[str, Any]]:
+    return msgspec.structs.asdict(row).items()
+
+
+def _xml_text(name: str, value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool):
         return "1" if value else "0"
-    if hasattr(value, "strftime"):
-        return str(value.strftime("%Y-%m-%d %H:%M:%S"))
-    return str(value)
+    if isinstance(value, datetime):
+        # isoformat, not strftime: strftime writes year 999 as "999", which no
+        # parser reads back; the provider's "YYYY-MM-DD HH:MM:SS" is the same text.
+        return value.isoformat(sep=" ")
+    text = str(value)
+    if _XML_INVALID.search(text):
+        raise ValueError(f"{name} {text!r} contains a character XML cannot carry")
+    return text

@@ -48,7 +48,8 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     def backoff(self, retry: int) -> float:
         """The computed wait, in seconds, before retry number ``retry`` (1-based)."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (retry - 1))
+        # 2.0 ** 1024 overflows (OverflowError); past 2 ** 1023 the cap has long won.
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** min(retry - 1, 1023))
         return ceiling * (0.5 + random.random() / 2)  # jitter: not a secret
 
     def delay_for(self, error: OrganikError, retry: int) -> float | None:
@@ -79,7 +80,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
