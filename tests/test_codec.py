@@ -1,0 +1,576 @@
+"""The wire formats: request bodies out, answers in, for JSON and XML."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from organik_async import DetailedReport, _codec
+from organik_async._codec import (
+    BodyError,
+    ProviderError,
+    decode,
+    decode_json,
+    decode_xml,
+    encode_request,
+    encode_rows_json,
+    encode_rows_xml,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# The rows of the seed documents' examples, written out by hand from the seeds.
+SEED_ROWS = [
+    DetailedReport(
+        gsm=905445359675,
+        transaction_id=14094857,
+        gsm_track_id=410471976,
+        delivery_track_id="b627ffe79fc148e8ea7425222c4ed8",
+        create_date=datetime(2016, 11, 2, 11, 47, 38),
+        start_date=datetime(2016, 11, 2, 11, 47, 38),
+        finish_date=datetime(2016, 11, 2, 12, 47, 42),
+        status=2,
+        sms_count=1,
+        credit_amount=1,
+        is_foreign_gsm=False,
+        errorcode=0,
+    ),
+    DetailedReport(
+        gsm=61491570156,
+        transaction_id=14094857,
+        gsm_track_id=410471979,
+        delivery_track_id="b627ffe79fc148e8ea7425222c4ed8",
+        create_date=datetime(2016, 11, 2, 11, 47, 38),
+        start_date=datetime(2016, 11, 2, 11, 47, 38),
+        finish_date=datetime(2016, 11, 2, 13, 47, 45),
+        status=4,
+        sms_count=1,
+        credit_amount=0,
+        is_foreign_gsm=True,
+        errorcode=99,
+    ),
+    DetailedReport(
+        gsm=905445359675,
+        transaction_id=16334701,
+        gsm_track_id=474057742,
+        delivery_track_id="6959792d54f3c7510bcbb6303a67a4",
+        create_date=datetime(2017, 2, 2, 11, 36, 9),
+        start_date=datetime(2017, 2, 28, 0, 0, 0),
+        finish_date=None,
+        status=0,
+        sms_count=0,
+        credit_amount=0,
+        is_foreign_gsm=False,
+        errorcode=0,
+    ),
+]
+# What a document without ``errorcode`` (001, and every XML example) describes.
+SEED_ROWS_NO_ERRORCODE = [msgspec.structs.replace(r, errorcode=0) for r in SEED_ROWS]
+
+XML_DECL = b'<?xml version="1.0" encoding="UTF-8" ?>\n'
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def xml_item(**changes: str | None) -> str:
+    """One provider-style ``<item>`` (the seed's first row), pretty-printed."""
+    fields: dict[str, str | None] = {
+        "gsm": "905445359675",
+        "transaction_id": "14094857",
+        "gsm_track_id": "410471976",
+        "delivery_track_id": "b627ffe79fc148e8ea7425222c4ed8",
+        "create_date": "2016-11-02 11:47:38",
+        "start_date": "2016-11-02 11:47:38",
+        "finish_date": "2016-11-02 12:47:42",
+        "status": "2",
+        "sms_count": "1",
+        "credit_amount": "1",
+        "is_foreign_gsm": "0",
+    }
+    fields.update(changes)
+    lines = ["<item>"]
+    for name, value in fields.items():
+        lines.append(f"   <{name} />" if value is None else f"   <{name}>{value}</{name}>")
+    lines.append("</item>")
+    return "\n".join(lines)
+
+
+# --- the seed examples -------------------------------------------------------------------
+
+
+def test_fixtures_are_the_seed_bodies_verbatim() -> None:
+    seed0 = Path("/work/shared/seeds/000_3254615d2c902982.txt").read_text(encoding="utf-8")
+    seed1 = Path("/work/shared/seeds/001_63faeacc8acc608f.txt").read_text(encoding="utf-8")
+    for name, seed in [
+        ("seed000_response.json", seed0),
+        ("seed000_response.xml", seed0),
+        ("seed000_request.xml", seed0),
+        ("seed001_response.json", seed1),
+        ("seed001_response.xml", seed1),
+        ("seed001_request.xml", seed1),
+    ]:
+        assert fixture(name).decode("utf-8") in seed + "\n", name
+    # The odd indentation is kept: tabs before "errorcode" in 000's JSON.
+    assert b'\t\t\t\t\t\t\t\t"errorcode": 99' in fixture("seed000_response.json")
+
+
+def test_seed_000_json_with_errorcode_decodes_to_the_seed_rows() -> None:
+    decoded = decode_json(fixture("seed000_response.json"))
+    assert decoded.error is None
+    assert decoded.rows == SEED_ROWS
+
+
+def test_seed_001_json_without_errorcode_decodes_to_the_same_rows() -> None:
+    decoded = decode_json(fixture("seed001_response.json"))
+    assert decoded.error is None
+    assert decoded.rows == SEED_ROWS_NO_ERRORCODE
+
+
+@pytest.mark.parametrize("name", ["seed000_response.xml", "seed001_response.xml"])
+def test_seed_xml_bare_items_decode_to_the_same_rows(name: str) -> None:
+    decoded = decode_xml(fixture(name))
+    assert decoded.error is None
+    assert decoded.rows == SEED_ROWS_NO_ERRORCODE
+
+
+def test_seed_rows_have_the_documented_values() -> None:
+    first, second, third = decode_json(fixture("seed000_response.json")).rows
+    assert first.is_final
+    assert not first.is_failed
+    assert second.is_failed
+    assert second.failure_reason == "Invalid number"
+    assert second.is_foreign_gsm is True
+    assert third.finish_date is None
+    assert third.start_date > third.create_date  # a scheduled send
+
+
+def test_decode_dispatches_on_the_format() -> None:
+    assert decode("json", fixture("seed001_response.json")).rows == SEED_ROWS_NO_ERRORCODE
+    assert decode("xml", fixture("seed001_response.xml")).rows == SEED_ROWS_NO_ERRORCODE
+    with pytest.raises(BodyError):
+        decode("xml", fixture("seed001_response.json"))
+    with pytest.raises(BodyError):
+        decode("json", fixture("seed001_response.xml"))
+
+
+# --- JSON answers ------------------------------------------------------------------------
+
+
+def test_json_is_decoded_in_one_pass_by_the_decoder_built_at_import(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert isinstance(_codec._JSON_DECODER, msgspec.json.Decoder)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decode_json must use the one prebuilt Decoder, in one pass")
+
+    # No new Decoder per call, no generic decode to dicts, no second typing pass.
+    monkeypatch.setattr(msgspec.json, "Decoder", forbidden)
+    monkeypatch.setattr(msgspec.json, "decode", forbidden)
+    monkeypatch.setattr(msgspec, "convert", forbidden)
+    monkeypatch.setattr(json, "loads", forbidden)
+    assert decode_json(fixture("seed000_response.json")).rows == SEED_ROWS
+
+
+def test_json_result_true_without_data_is_zero_rows() -> None:
+    assert decode_json(b'{"response": {"result": true}}').rows == []
+    assert decode_json(b'{"response": {"result": true, "data": []}}').rows == []
+    assert decode_json(b'{"response": {"result": true, "data": null}}').rows == []
+
+
+def test_json_result_false_carries_the_provider_error() -> None:
+    body = (
+        b'{"response": {"result": false, "error": {"message": "Yetkisiz", '
+        b'"number": "E99", "time": "2024-01-01 10:00:00", "code": 99}}}'
+    )
+    decoded = decode_json(body)
+    assert decoded.rows == []
+    assert decoded.error == ProviderError(
+        message="Yetkisiz", number="E99", time="2024-01-01 10:00:00", code=99
+    )
+
+
+def test_json_result_false_with_numeric_number_and_time_still_reports_the_error() -> None:
+    body = (
+        b'{"response": {"result": false, '
+        b'"error": {"number": 12, "time": 1700000000, "code": "93"}}}'
+    )
+    decoded = decode_json(body)
+    assert decoded.error == ProviderError(number="12", time="1700000000", code=93)
+
+
+def test_json_result_false_without_error_node_is_still_an_error() -> None:
+    decoded = decode_json(b'{"response": {"result": false}}')
+    assert decoded.error == ProviderError()
+
+
+def test_json_lax_numbers_as_strings_are_accepted() -> None:
+    body = msgspec.json.encode(
+        {
+            "response": {
+                "result": "true",
+                "data": [
+                    {
+                        "gsm": "905445359675",
+                        "transaction_id": "14094857",
+                        "gsm_track_id": 410471976,
+                        "delivery_track_id": "b627ffe79fc148e8ea7425222c4ed8",
+                        "create_date": "2016-11-02 11:47:38",
+                        "start_date": "2016-11-02 11:47:38",
+                        "finish_date": "2016-11-02 12:47:42",
+                        "status": "2",
+                        "sms_count": "1",
+                        "credit_amount": "1",
+                        "is_foreign_gsm": "0",
+                        "errorcode": "0",
+                    }
+                ],
+            }
+        }
+    )
+    assert decode_json(body).rows == SEED_ROWS[:1]
+
+
+def test_json_invalid_syntax_names_the_byte_and_shows_an_excerpt() -> None:
+    body = b'{"response": {"result": true, "data": [' + b" " * 100 + b"oops]}}"
+    with pytest.raises(BodyError) as info:
+        decode_json(body)
+    offset = body.index(b"oops")
+    assert info.value.position == f"byte {offset}"
+    assert "oops" in info.value.excerpt
+    assert len(info.value.excerpt) <= _codec.EXCERPT_CHARS
+    assert "not valid JSON" in info.value.message
+
+
+def test_json_wrong_shape_names_the_path_and_shows_the_field() -> None:
+    body = fixture("seed001_response.json").replace(b'"gsm" : 61491570156', b'"gsm" : "x1"')
+    with pytest.raises(BodyError) as info:
+        decode_json(body)
+    assert info.value.position == "$.response.data[1].gsm"
+    assert '"gsm"' in info.value.excerpt
+    assert "not the expected shape" in info.value.message
+
+
+def test_json_missing_envelope_is_a_body_error_not_a_key_error() -> None:
+    with pytest.raises(BodyError) as info:
+        decode_json(b'{"data": []}')
+    assert "response" in info.value.message
+    with pytest.raises(BodyError):
+        decode_json(b"")
+    with pytest.raises(BodyError):
+        decode_json(b"[]")
+
+
+# --- XML answers -------------------------------------------------------------------------
+
+
+def test_xml_single_item_is_one_row() -> None:
+    body = XML_DECL + xml_item().encode()
+    assert decode_xml(body).rows == SEED_ROWS_NO_ERRORCODE[:1]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"   \n",
+        XML_DECL,
+        b'<?xml version="1.0" encoding="UTF-8"?>',
+        XML_DECL + b"\n\n",
+    ],
+    ids=["empty", "whitespace", "declaration", "declaration-no-newline", "declaration-blank"],
+)
+def test_xml_without_items_is_zero_rows(body: bytes) -> None:
+    decoded = decode_xml(body)
+    assert decoded.rows == []
+    assert decoded.error is None
+
+
+def test_xml_items_without_declaration_decode() -> None:
+    body = (xml_item() + "\n" + xml_item(gsm_track_id="410471979")).encode()
+    rows = decode_xml(body).rows
+    assert [r.gsm_track_id for r in rows] == [410471976, 410471979]
+
+
+@pytest.mark.parametrize("sep", ["", "\n", "\n  "], ids=["compact", "newlines", "indented"])
+def test_xml_wrapped_response_with_result_and_data_decodes(sep: str) -> None:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"{sep}<response>{sep}<result>1</result>{sep}<data>{sep}"
+        f"{xml_item()}{sep}{xml_item(gsm_track_id='16502030-4730-63032793')}"
+        f"{sep}</data>{sep}</response>{sep}"
+    ).encode()
+    decoded = decode_xml(body)
+    assert decoded.error is None
+    assert [r.gsm_track_id for r in decoded.rows] == [410471976, "16502030-4730-63032793"]
+
+
+@pytest.mark.parametrize("sep", ["", "\n"], ids=["compact", "newlines"])
+def test_xml_document_wrapper_decodes(sep: str) -> None:
+    body = f"<?xml version='1.0'?>{sep}<document>{sep}{xml_item()}{sep}</document>{sep}".encode()
+    assert decode_xml(body).rows == SEED_ROWS_NO_ERRORCODE[:1]
+
+
+@pytest.mark.parametrize(
+    "inner",
+    ["<result>1</result>", "<result>1</result><data/>", "<result>1</result><data>\n</data>"],
+)
+def test_xml_wrapped_result_1_without_items_is_zero_rows(inner: str) -> None:
+    decoded = decode_xml(f"<?xml version='1.0'?>\n<response>\n{inner}\n</response>\n".encode())
+    assert decoded.rows == []
+    assert decoded.error is None
+
+
+@pytest.mark.parametrize("sep", ["", "\n", "\n    "], ids=["compact", "newlines", "indented"])
+def test_xml_result_0_carries_the_provider_error(sep: str) -> None:
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>{sep}<response>{sep}<result>0</result>{sep}'
+        f"<error>{sep}<message>Yetkisiz erişim</message>{sep}<number>E99</number>{sep}"
+        f"<time>2024-01-01 10:00:00</time>{sep}<code>99</code>{sep}</error>{sep}</response>{sep}"
+    ).encode()
+    decoded = decode_xml(body)
+    assert decoded.rows == []
+    assert decoded.error == ProviderError(
+        message="Yetkisiz erişim", number="E99", time="2024-01-01 10:00:00", code=99
+    )
+
+
+def test_xml_result_0_with_empty_error_nodes() -> None:
+    body = (
+        b"<response><result>0</result>"
+        b"<error><message/><number/><time/><code>87</code></error></response>"
+    )
+    assert decode_xml(body).error == ProviderError(code=87)
+
+
+def test_xml_result_0_with_padded_code() -> None:
+    body = b"<response><result> 0 </result><error><code>\n 93 \n</code></error></response>"
+    assert decode_xml(body).error == ProviderError(code=93)
+
+
+def test_xml_result_that_is_not_0_or_1_is_a_body_error() -> None:
+    with pytest.raises(BodyError) as info:
+        decode_xml(b"<response><result>maybe</result></response>")
+    assert info.value.position == "<result>"
+    assert "maybe" in info.value.message
+
+
+def test_xml_empty_finish_date_is_none() -> None:
+    for item in [xml_item(finish_date=None), xml_item(finish_date="")]:
+        [row] = decode_xml(XML_DECL + item.encode()).rows
+        assert row.finish_date is None
+
+
+def test_xml_values_padded_with_whitespace_are_read() -> None:
+    item = xml_item(gsm="\n  905445359675\n", status=" 2 ", gsm_track_id=" 410471976 ")
+    assert decode_xml(item.encode()).rows == SEED_ROWS_NO_ERRORCODE[:1]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("410471976", 410471976),
+        ("16502030-4730-63032793", "16502030-4730-63032793"),
+        ("007", "007"),
+    ],
+)
+def test_xml_gsm_track_id_is_an_int_only_when_it_is_one(text: str, value: int | str) -> None:
+    [row] = decode_xml(xml_item(gsm_track_id=text).encode()).rows
+    assert row.gsm_track_id == value
+    assert type(row.gsm_track_id) is type(value)
+
+
+def test_xml_errorcode_when_present_is_read() -> None:
+    item = xml_item(status="4", errorcode="99")
+    [row] = decode_xml(item.encode()).rows
+    assert row.errorcode == 99
+    assert row.failure_reason == "Invalid number"
+
+
+def test_xml_unknown_elements_and_attributes_in_an_item_are_ignored() -> None:
+    item = xml_item().replace("<item>", '<item id="7">\n   <operator>Turkcell</operator>')
+    assert decode_xml(item.encode()).rows == SEED_ROWS_NO_ERRORCODE[:1]
+
+
+def test_xml_unknown_status_and_errorcode_are_kept() -> None:
+    [row] = decode_xml(xml_item(status="42", errorcode="777").encode()).rows
+    assert (row.status, row.errorcode) == (42, 777)
+
+
+def test_xml_invalid_syntax_names_line_and_column_with_an_excerpt() -> None:
+    body = XML_DECL + b"<item>\n   <gsm>905445359675</gsm>\n   <status>2</stat>\n</item>\n"
+    with pytest.raises(BodyError) as info:
+        decode_xml(body)
+    assert re.fullmatch(r"line 4, column \d+", info.value.position)  # the declaration is line 1
+    assert "not valid XML" in info.value.message
+    assert "</stat>" in info.value.excerpt
+
+
+def test_xml_item_of_the_wrong_shape_names_the_item_and_field() -> None:
+    body = XML_DECL + (xml_item() + "\n" + xml_item(gsm="not-a-number")).encode()
+    with pytest.raises(BodyError) as info:
+        decode_xml(body)
+    assert info.value.position == "item[1].gsm"
+    assert "<gsm" in info.value.excerpt
+
+
+def test_xml_item_missing_a_required_field_is_a_body_error() -> None:
+    item = re.sub(r"\s*<status>.*</status>", "", xml_item())
+    with pytest.raises(BodyError) as info:
+        decode_xml(item.encode())
+    assert "status" in info.value.message
+
+
+def test_xml_html_error_page_is_a_body_error_not_zero_rows() -> None:
+    body = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    with pytest.raises(BodyError) as info:
+        decode_xml(body)
+    assert info.value.position == "<html>"
+    assert "502 Bad Gateway" in info.value.excerpt
+
+
+def test_xml_data_holding_text_is_a_body_error() -> None:
+    with pytest.raises(BodyError):
+        decode_xml(b"<response><result>1</result><data>oops</data></response>")
+
+
+# --- request bodies ----------------------------------------------------------------------
+
+IDS = {
+    "transaction_ids": [14094857, 16334701],
+    "delivery_track_ids": ["b627ffe79fc148e8ea7425222c4ed8"],
+    "gsm_track_ids": [410471976, "16502030-4730-63032793"],
+}
+
+
+def test_json_request_body_is_the_spec_document() -> None:
+    body = encode_request("json", IDS)
+    assert json.loads(body) == {"data": IDS}
+    assert list(json.loads(body)["data"]) == list(IDS)  # documented order
+
+
+def test_json_request_leaves_out_kinds_without_ids() -> None:
+    body = encode_request(
+        "json", {"transaction_ids": [], "delivery_track_ids": ["x"], "gsm_track_ids": []}
+    )
+    assert json.loads(body) == {"data": {"delivery_track_ids": ["x"]}}
+    assert json.loads(encode_request("json", {"gsm_track_ids": [5]})) == {
+        "data": {"gsm_track_ids": [5]}
+    }
+
+
+def test_xml_request_body_is_the_spec_document() -> None:
+    body = encode_request("xml", IDS)
+    assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+    root = ET.fromstring(body)
+    assert root.tag == "document"
+    [data] = list(root)
+    assert data.tag == "data"
+    assert [(child.tag, child.text) for child in data] == [
+        ("transaction_ids", "14094857"),
+        ("transaction_ids", "16334701"),
+        ("delivery_track_ids", "b627ffe79fc148e8ea7425222c4ed8"),
+        ("gsm_track_ids", "410471976"),
+        ("gsm_track_ids", "16502030-4730-63032793"),
+    ]
+
+
+def test_xml_request_has_the_shape_of_the_seed_examples() -> None:
+    ours = ET.fromstring(
+        encode_request(
+            "xml",
+            {
+                "transaction_ids": [1, 2, 3],
+                "delivery_track_ids": [4, 5, 6],
+                "gsm_track_ids": [7, 8, 9],
+            },
+        )
+    )
+    for name in ["seed000_request.xml", "seed001_request.xml"]:
+        # The seeds indent the declaration; a parser wants it first.
+        seed = ET.fromstring(fixture(name).strip())
+        assert [(e.tag, len(list(e))) for e in seed.iter()] == [
+            (e.tag, len(list(e))) for e in ours.iter()
+        ]
+
+
+def test_xml_request_leaves_out_kinds_without_ids() -> None:
+    body = encode_request(
+        "xml", {"transaction_ids": [7], "delivery_track_ids": [], "gsm_track_ids": []}
+    )
+    data = ET.fromstring(body).find("data")
+    assert data is not None
+    assert [child.tag for child in data] == ["transaction_ids"]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "a<b&c</delivery_track_ids>",
+        "</delivery_track_ids></data><data><transaction_ids>1",
+        "]]><![CDATA[x",
+        "<?xml version='1.0'?>",
+        "\"quotes' & 'apostrophes\"",
+        "line\nbreak\tand tab",
+        "carriage\rreturn\r\nand CRLF",
+        "  padded  ",
+        "Türkçe İYS ğüşöç 😀",
+    ],
+)
+def test_xml_request_escapes_every_id_never_injects(hostile: str) -> None:
+    body = encode_request("xml", {"delivery_track_ids": [hostile, "next"]})
+    root = ET.fromstring(body)  # well formed
+    data = root.find("data")
+    assert data is not None
+    assert [(child.tag, child.text) for child in data] == [
+        ("delivery_track_ids", hostile),
+        ("delivery_track_ids", "next"),
+    ]
+
+
+@pytest.mark.parametrize("bad", ["nul\x00", "bell\x07", "\ufffe", "esc\x1b["])
+def test_xml_request_refuses_ids_xml_cannot_carry(bad: str) -> None:
+    with pytest.raises(ValueError, match="delivery_track_ids"):
+        encode_request("xml", {"delivery_track_ids": [bad]})
+    # JSON can carry them.
+    assert json.loads(encode_request("json", {"delivery_track_ids": [bad]})) == {
+        "data": {"delivery_track_ids": [bad]}
+    }
+
+
+# --- rows out ----------------------------------------------------------------------------
+
+
+def test_encode_rows_json_is_the_success_envelope() -> None:
+    body = encode_rows_json(SEED_ROWS)
+    assert json.loads(body)["response"]["result"] is True
+    assert decode_json(body).rows == SEED_ROWS
+
+
+def test_encode_rows_xml_is_bare_items_like_the_provider() -> None:
+    body = encode_rows_xml(SEED_ROWS)
+    assert body.startswith(b"<?xml")
+    assert body.count(b"<item>") == 3
+    assert b"<create_date>2016-11-02 11:47:38</create_date>" in body
+    assert decode_xml(body).rows == SEED_ROWS
+
+
+def test_encode_rows_xml_writes_four_digit_years() -> None:
+    row = msgspec.structs.replace(SEED_ROWS[0], create_date=datetime(999, 1, 2, 3, 4, 5))
+    body = encode_rows_xml([row])
+    assert b"<create_date>0999-01-02 03:04:05</create_date>" in body
+    assert decode_xml(body).rows == [row]
+
+
+def test_encode_rows_xml_refuses_text_xml_cannot_carry() -> None:
+    row = msgspec.structs.replace(SEED_ROWS[0], delivery_track_id="a\x00b")
+    with pytest.raises(ValueError, match="delivery_track_id"):
+        encode_rows_xml([row])
