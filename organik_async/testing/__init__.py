@@ -1,0 +1,42 @@
+"""A faithful, fast simulator of the Organik API's ``detailedreport`` request.
+
+Test your code against it in-process (no sockets)::
+
+    from organik_async.testing import FakeOrganikAPI
+
+    fake = FakeOrganikAPI()                     # 1,000 generated rows, demo key
+    async with fake.client() as client:         # an OrganikClient wired to it
+        rows = await client.detailed_report(transaction_ids=fake.dataset.transaction_ids[:3])
+
+or over real TCP (needs ``organik_async[testing]``, i.e. uvicorn)::
+
+    async with serve(fake) as base_url:
+        ...
+
+or as a separate process: ``python -m organik_async.testing serve --port 8080``.
+Faults (:class:`Fault`) are injected on demand; :attr:`FakeOrganikAPI.stats`
+records what was served.
+"""
+
+from __future__ import annotations
+
+from ._app import FakeOrganikAPI
+from ._data import Dataset
+from ._faults import Fault, FaultKind
+from ._keys import DEMO_API_KEY, redact_key
+from ._server import serve
+from ._stats import Outcome, Stats
+from ._transport import FakeTransport
+
+__all__ = [
+    "DEMO_API_KEY",
+    "Dataset",
+    "FakeOrganikAPI",
+    "FakeTransport",
+    "Fault",
+    "FaultKind",
+    "Outcome",
+    "Stats",
+    "redact_key",
+    "serve",
+]

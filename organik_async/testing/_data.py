@@ -1,0 +1,407 @@
+"""The rows the simulator answers from: storage, lookup and the encoded cache.
+
+Rows are grouped by transaction (more exactly by ``(transaction_id,
+delivery_track_id)``, which is one group per send for the provider's data).
+Every group has a global row offset, so a row is known by one integer. The
+lookups are dictionaries from each kind of ID to groups or rows, so finding
+rows costs O(1) per requested ID whatever the size of the dataset.
+
+Encoded rows are cached per group and per format, one byte string per group
+(see :class:`~._wire.Block`): a whole transaction is then a single slice and a
+response a single join.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+import msgspec
+
+from .._models import DetailedReport, Format
+from ._generate import (
+    GeneratorSettings,
+    TransactionPlan,
+    generate_rows,
+    plan_transactions,
+    regular_numbers,
+    track_ids,
+)
+from ._wire import SEPARATOR, Block, WireRow, encode_block
+
+__all__ = ["Dataset", "IdKey", "normalize_id", "normalize_track_id"]
+
+IdKey = int | str
+"""A looked-up ID: an ``int`` when it is all digits, else the stripped string."""
+
+_PROVIDER_TZ = timezone(timedelta(hours=3))  # Europe/Istanbul, no DST since 2016
+
+
+def normalize_id(value: int | str) -> IdKey:
+    """How the simulator compares IDs: ``" 42 "``, ``"42"`` and ``42`` are one ID."""
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
+def normalize_track_id(value: int | str) -> IdKey:
+    """Like :func:`normalize_id`: string-form gsm_track_ids stay strings."""
+    return normalize_id(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    transaction_id: int
+    delivery_track_id: str | None
+    base: int
+    size: int
+
+
+class _RowSource(Protocol):
+    def rows(self, group: int) -> list[WireRow]: ...
+
+    def track_ids(self, group: int) -> list[int | str]: ...
+
+
+class _StoredRows:
+    """Rows a user loaded: kept as encoded-ready wire rows."""
+
+    def __init__(self, groups: list[list[WireRow]]) -> None:
+        self._groups = groups
+
+    def rows(self, group: int) -> list[WireRow]:
+        return self._groups[group]
+
+    def track_ids(self, group: int) -> list[int | str]:
+        return [row.gsm_track_id for row in self._groups[group]]
+
+
+class _GeneratedRows:
+    """Rows drawn again from the seed whenever they are needed."""
+
+    def __init__(self, settings: GeneratorSettings, plans: list[TransactionPlan]) -> None:
+        self._settings = settings
+        self._plans = plans
+        self._regulars: list[int] | None = None
+
+    def rows(self, group: int) -> list[WireRow]:
+        if self._regulars is None:
+            # One draw of the recurring numbers, shared by every transaction.
+            self._regulars = regular_numbers(self._settings)
+        return generate_rows(self._settings, self._plans[group], self._regulars)
+
+    def track_ids(self, group: int) -> list[int | str]:
+        return track_ids(self._settings, self._plans[group])
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Rows ``start..stop`` (exclusive) of one group."""
+
+    group: int
+    start: int
+    stop: int
+
+
+class Dataset:
+    """The delivery-report rows a :class:`FakeOrganikAPI` answers from.
+
+    Build one with :meth:`generate` (seeded, deterministic, lazy: a million
+    rows cost little until they are asked for) or :meth:`from_rows` (your own
+    rows, as :class:`~organik_async.DetailedReport` or plain dicts). Iterating
+    gives every row as a ``DetailedReport``; :meth:`expected` gives the rows
+    the provider would answer for some IDs, which is what a test compares a
+    client's result with.
+    """
+
+    def __init__(self, groups: list[_Group], source: _RowSource, *, eager_index: bool) -> None:
+        """Internal: use :meth:`generate` or :meth:`from_rows`."""
+        self._groups = groups
+        self._source = source
+        self._rows = groups[-1].base + groups[-1].size if groups else 0
+        self._by_transaction: dict[int, list[int]] = {}
+        self._by_delivery: dict[str, list[int]] = {}
+        for index, group in enumerate(groups):
+            self._by_transaction.setdefault(group.transaction_id, []).append(index)
+            if group.delivery_track_id is not None:
+                self._by_delivery.setdefault(group.delivery_track_id, []).append(index)
+        self._by_track: dict[IdKey, int] | None = None
+        self._row_group = array("I")
+        self._blocks: dict[Format, list[Block | None]] = {
+            "json": [None] * len(groups),
+            "xml": [None] * len(groups),
+        }
+        if eager_index:
+            self._track_index()
+
+    # -- construction ---------------------------------------------------------
+
+    @classmethod
+    def generate(
+        cls,
+        rows: int = 1_000,
+        *,
+        seed: int = 0,
+        string_track_id_share: float = 0.1,
+        foreign_share: float = 0.06,
+        scheduled_share: float = 0.1,
+        in_progress_share: float = 0.08,
+        not_started_share: float = 0.04,
+        unknown_errorcode_share: float = 0.03,
+        max_transaction_rows: int = 5_000,
+    ) -> Dataset:
+        """A realistic dataset of ``rows`` rows; the same seed gives the same rows.
+
+        Transactions are heavy-tailed in size (most have a few numbers, a few
+        have thousands, up to ``max_transaction_rows``). Rows mix delivered,
+        pending (status 0/1, ``finish_date`` null), invalid and timed-out
+        numbers (3/4 with error codes from the provider's table, and
+        ``unknown_errorcode_share`` of them with codes it does not list),
+        foreign numbers (``credit_amount`` 0), scheduled sends (``start_date``
+        after ``create_date``), and ``string_track_id_share`` of the
+        gsm_track_ids in the ``"16502030-4730-63032793"`` string form.
+
+        Only the transactions are drawn now; rows are drawn when first asked
+        for and encoded once per format (see :meth:`warm`).
+        """
+        settings = GeneratorSettings(
+            rows=rows,
+            seed=seed,
+            string_track_id_share=string_track_id_share,
+            foreign_share=foreign_share,
+            scheduled_share=scheduled_share,
+            in_progress_share=in_progress_share,
+            not_started_share=not_started_share,
+            unknown_errorcode_share=unknown_errorcode_share,
+            max_transaction_rows=max_transaction_rows,
+        )
+        plans = plan_transactions(settings)
+        groups: list[_Group] = []
+        base = 0
+        for plan in plans:
+            groups.append(_Group(plan.transaction_id, plan.delivery_track_id, base, plan.size))
+            base += plan.size
+        return cls(groups, _GeneratedRows(settings, plans), eager_index=False)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[DetailedReport | Mapping[str, Any]]) -> Dataset:
+        """A dataset of your own rows.
+
+        Each row is a :class:`~organik_async.DetailedReport` or a dict with its
+        fields (dates as ``datetime`` or ``"YYYY-MM-DD HH:MM:SS"``,
+        ``is_foreign_gsm`` as bool or 0/1, ``errorcode`` and
+        ``delivery_track_id`` optional). Timezone-aware dates are converted to
+        the provider's local time. Rows are grouped by ``(transaction_id,
+        delivery_track_id)`` in order of first appearance; gsm_track_ids must
+        be unique, as they are at the provider.
+        """
+        grouped: dict[tuple[int, str | None], list[WireRow]] = {}
+        for position, row in enumerate(rows):
+            report = _as_report(row, position)
+            wire = _to_wire(report)
+            grouped.setdefault((wire.transaction_id, wire.delivery_track_id), []).append(wire)
+        groups: list[_Group] = []
+        stored: list[list[WireRow]] = []
+        base = 0
+        for (transaction_id, delivery_track_id), members in grouped.items():
+            groups.append(_Group(transaction_id, delivery_track_id, base, len(members)))
+            stored.append(members)
+            base += len(members)
+        return cls(groups, _StoredRows(stored), eager_index=True)
+
+    # -- what is in it ----------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __iter__(self) -> Iterator[DetailedReport]:
+        for index in range(len(self._groups)):
+            yield from (_to_report(row) for row in self._source.rows(index))
+
+    def __repr__(self) -> str:
+        return f"Dataset(rows={self._rows}, transactions={len(self._by_transaction)})"
+
+    @property
+    def transaction_ids(self) -> list[int]:
+        """Every transaction ID, in order of creation."""
+        return list(self._by_transaction)
+
+    @property
+    def delivery_track_ids(self) -> list[str]:
+        """Every delivery_track_id, in order of creation."""
+        return list(self._by_delivery)
+
+    def gsm_track_ids(self) -> Iterator[int | str]:
+        """Every gsm_track_id, in row order (as the rows carry it: int or str)."""
+        for index in range(len(self._groups)):
+            yield from self._source.track_ids(index)
+
+    def transaction_size(self, transaction_id: int) -> int:
+        """How many rows a transaction ID has (0 if unknown)."""
+        return sum(self._groups[g].size for g in self._by_transaction.get(transaction_id, ()))
+
+    def expected(
+        self,
+        *,
+        transaction_ids: Iterable[int | str] = (),
+        delivery_track_ids: Iterable[int | str] = (),
+        gsm_track_ids: Iterable[int | str] = (),
+    ) -> list[DetailedReport]:
+        """The rows the simulator answers for these IDs, in its order, as models.
+
+        This is the oracle for tests: a correct client returns exactly this.
+        """
+        spans = self.select(
+            [normalize_id(v) for v in transaction_ids],
+            [str(v).strip() for v in delivery_track_ids],
+            [normalize_track_id(v) for v in gsm_track_ids],
+        )
+        return [
+            _to_report(row)
+            for span in spans
+            for row in self._source.rows(span.group)[span.start : span.stop]
+        ]
+
+    # -- lookup and encoding (used by the app) --------------------------------------
+
+    def select(
+        self,
+        transaction_ids: Sequence[IdKey],
+        delivery_track_ids: Sequence[str],
+        gsm_track_ids: Sequence[IdKey],
+    ) -> list[Span]:
+        """The distinct rows matching any of the IDs, in dataset order.
+
+        Like a SQL ``IN`` on each column joined with ``OR``: an ID asked for
+        twice, or a row matched by two IDs, comes back once.
+        """
+        whole: set[int] = set()
+        for key in transaction_ids:
+            if isinstance(key, int):
+                whole.update(self._by_transaction.get(key, ()))
+        for text in delivery_track_ids:
+            whole.update(self._by_delivery.get(text, ()))
+        singles: set[int] = set()
+        if gsm_track_ids:
+            index = self._track_index()
+            for track in gsm_track_ids:
+                row = index.get(track)
+                if row is not None:
+                    singles.add(row)
+        spans = [Span(g, 0, self._groups[g].size) for g in whole]
+        current: Span | None = None
+        for row in sorted(singles):
+            group = self._row_group[row]
+            if group in whole:
+                continue
+            offset = row - self._groups[group].base
+            if current is not None and current.group == group and current.stop == offset:
+                current = Span(group, current.start, offset + 1)
+                spans[-1] = current
+            else:
+                current = Span(group, offset, offset + 1)
+                spans.append(current)
+        spans.sort(key=lambda span: (span.group, span.start))
+        return spans
+
+    def encoded(self, spans: Sequence[Span], fmt: Format) -> tuple[list[memoryview], int]:
+        """The encoded rows of ``spans`` (zero-copy slices) and how many rows."""
+        blocks = self._blocks[fmt]
+        separator_length = len(SEPARATOR[fmt])
+        pieces: list[memoryview] = []
+        count = 0
+        for span in spans:
+            block = blocks[span.group]
+            if block is None:
+                block = encode_block(self._source.rows(span.group), fmt)
+                blocks[span.group] = block
+            pieces.append(block.span(span.start, span.stop, separator_length))
+            count += span.stop - span.start
+        return pieces, count
+
+    def warm(self, formats: Iterable[Format] = ("json", "xml")) -> None:
+        """Draw and encode every row now, so that no request pays for it.
+
+        A benchmark calls this before it starts the clock. Encoded rows take
+        about their wire size in memory (~300 bytes a row in JSON, ~450 in
+        XML), so warm only the formats you will ask for.
+        """
+        whole = [Span(g, 0, group.size) for g, group in enumerate(self._groups)]
+        for fmt in formats:
+            self.encoded(whole, fmt)
+        self._track_index()
+
+    def _track_index(self) -> dict[IdKey, int]:
+        """gsm_track_id → global row number, built on first use.
+
+        About 100 bytes a row, so a generated dataset pays for it only once a
+        request asks for gsm_track_ids (or :meth:`warm` is called).
+        """
+        if self._by_track is None:
+            index: dict[IdKey, int] = {}
+            row_group = array("I")
+            for g, group in enumerate(self._groups):
+                row_group.extend([g] * group.size)
+                for offset, track in enumerate(self._source.track_ids(g)):
+                    key = normalize_track_id(track)
+                    if key in index:
+                        raise ValueError(
+                            f"gsm_track_id {track!r} appears twice; the provider's are unique"
+                        )
+                    index[key] = group.base + offset
+            self._row_group = row_group
+            self._by_track = index
+        return self._by_track
+
+
+def _as_report(row: DetailedReport | Mapping[str, Any], position: int) -> DetailedReport:
+    if isinstance(row, DetailedReport):
+        return row
+    try:
+        return msgspec.convert(row, DetailedReport, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"row {position} is not a valid DetailedReport: {exc}") from None
+
+
+def _provider_time(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(_PROVIDER_TZ).replace(tzinfo=None)
+    return str(value.replace(microsecond=0))
+
+
+def _to_wire(report: DetailedReport) -> WireRow:
+    return WireRow(
+        gsm=report.gsm,
+        transaction_id=report.transaction_id,
+        gsm_track_id=report.gsm_track_id,
+        delivery_track_id=report.delivery_track_id,
+        create_date=_provider_time(report.create_date),
+        start_date=_provider_time(report.start_date),
+        finish_date=None if report.finish_date is None else _provider_time(report.finish_date),
+        status=report.status,
+        sms_count=report.sms_count,
+        credit_amount=report.credit_amount,
+        is_foreign_gsm=int(report.is_foreign_gsm),
+        errorcode=report.errorcode,
+    )
+
+
+def _to_report(row: WireRow) -> DetailedReport:
+    return DetailedReport(
+        gsm=row.gsm,
+        transaction_id=row.transaction_id,
+        gsm_track_id=row.gsm_track_id,
+        delivery_track_id=row.delivery_track_id,
+        create_date=datetime.fromisoformat(row.create_date),
+        start_date=datetime.fromisoformat(row.start_date),
+        finish_date=None if row.finish_date is None else datetime.fromisoformat(row.finish_date),
+        status=row.status,
+        sms_count=row.sms_count,
+        credit_amount=row.credit_amount,
+        is_foreign_gsm=bool(row.is_foreign_gsm),
+        errorcode=row.errorcode,
+    )

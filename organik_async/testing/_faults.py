@@ -1,0 +1,343 @@
+"""Faults on demand: declarative, scripted by request number or by chance.
+
+A fault is a frozen value built with one of :class:`Fault`'s constructors::
+
+    Fault.status(503, on_requests={2, 3})        # the 2nd and 3rd request get HTTP 503
+    Fault.provider_error(93, probability=0.1)    # one request in ten is rate-limited
+    Fault.latency((0.05, 0.2))                   # every request waits 50-200 ms first
+
+Which requests a fault hits is decided from the server's seed and the
+request's number alone (requests are numbered from 1, in order of arrival,
+since the last ``stats.reset()``), so a seed replays the same faults however
+the requests interleave. Latencies add up; of the other faults, the first one
+in the list that hits a request decides what happens to it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+__all__ = ["Fault", "FaultKind", "FaultPlan", "plan_faults", "request_random"]
+
+FaultKind = Literal[
+    "latency", "status", "provider_error", "truncate", "malformed", "trickle", "disconnect"
+]
+Delay = float | tuple[float, float]
+RequestSet = frozenset[int] | range
+
+
+def _requests(on_requests: Iterable[int] | None) -> RequestSet | None:
+    if on_requests is None:
+        return None
+    if isinstance(on_requests, range):
+        return on_requests
+    numbers = frozenset(on_requests)
+    if any(n < 1 for n in numbers):
+        raise ValueError("request numbers start at 1")
+    return numbers
+
+
+def _check_probability(probability: float) -> float:
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"probability must be between 0 and 1, got {probability!r}")
+    return float(probability)
+
+
+def _check_delay(delay: Delay) -> Delay:
+    if isinstance(delay, tuple):
+        low, high = delay
+        if not 0.0 <= low <= high:
+            raise ValueError(f"a latency range must be 0 <= low <= high, got {delay!r}")
+        return (float(low), float(high))
+    if delay < 0:
+        raise ValueError(f"a latency must be >= 0, got {delay!r}")
+    return float(delay)
+
+
+def _check_fraction(fraction: float) -> float:
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
+    return float(fraction)
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One kind of misbehaviour and the requests it hits.
+
+    Build it with a constructor (:meth:`latency`, :meth:`status`,
+    :meth:`rate_limited`, :meth:`provider_error`, :meth:`truncate`,
+    :meth:`malformed`, :meth:`trickle`, :meth:`disconnect`) or parse the
+    command line's form with :meth:`parse`. Every constructor takes
+    ``on_requests`` (request numbers, from 1; a ``range`` works, also an
+    open-ended one like ``range(10, 10**9)``) and ``probability`` (the chance
+    that a request it could hit is hit); with neither it hits every request.
+    """
+
+    kind: FaultKind
+    on_requests: RequestSet | None = None
+    probability: float = 1.0
+    delay: Delay = 0.0
+    http_status: int = 0
+    code: int | None = None
+    retry_after: float | str | None = None
+    fraction: float = 0.5
+    chunk_size: int = 0
+
+    # -- constructors ---------------------------------------------------------
+
+    @classmethod
+    def latency(
+        cls,
+        seconds: Delay,
+        *,
+        on_requests: Iterable[int] | None = None,
+        probability: float = 1.0,
+    ) -> Fault:
+        """Wait before answering: a fixed time, or uniform in ``(low, high)``."""
+        return cls(
+            "latency",
+            _requests(on_requests),
+            _check_probability(probability),
+            delay=_check_delay(seconds),
+        )
+
+    @classmethod
+    def status(
+        cls,
+        status: int,
+        *,
+        retry_after: float | str | None = None,
+        code: int | None = None,
+        on_requests: Iterable[int] | None = None,
+        probability: float = 1.0,
+    ) -> Fault:
+        """Answer with an HTTP error status instead of the provider's answer.
+
+        The body is the HTML page a proxy in front of the provider would send,
+        or, with ``code``, the provider's ``result: false`` envelope with that
+        API error code (so a client can check which of the two it reports).
+        ``retry_after`` sets the ``Retry-After`` header (seconds or a date).
+        """
+        if not 400 <= status <= 599:
+            raise ValueError(f"an error status is 400-599, got {status!r}")
+        return cls(
+            "status",
+            _requests(on_requests),
+            _check_probability(probability),
+            http_status=status,
+            code=code,
+            retry_after=retry_after,
+        )
+
+    @classmethod
+    def rate_limited(
+        cls,
+        retry_after: float | str | None = 1.0,
+        *,
+        on_requests: Iterable[int] | None = None,
+        probability: float = 1.0,
+    ) -> Fault:
+        """HTTP 429 with a ``Retry-After`` header (``None``: without one)."""
+        return cls.status(
+            429, retry_after=retry_after, on_requests=on_requests, probability=probability
+        )
+
+    @classmethod
+    def provider_error(
+        cls,
+        code: int = 93,
+        *,
+        on_requests: Iterable[int] | None = None,
+        probability: float = 1.0,
+    ) -> Fault:
+        """The provider refuses with an API error code (93, 94, 95...) and HTTP 200."""
+        return cls(
+            "provider_error", _requests(on_requests), _check_probability(probability), code=code
+        )
+
+    @classmethod
+    def truncate(
+        cls,
+        fraction: float = 0.5,
+        *,
+        on_requests: Iterable[int] | None = None,
+        probability: float = 1.0,
+    ) -> Fault:
+        """Send only the first ``fraction`` of the body, with a matching
+        ``Content-Length``: the HTTP exchange is complete, the payload is not,
+        so the client sees a decode error rather than a transport error."""
+        return cls(
+            "truncate",
+            _requests(on_requests),
+            _check_probability(probability),
+            fraction=_check_fraction(fraction),
+        )
+
+    @classmethod
+    def malformed(
+        cls,
+        *,
+        on_requests: Iterable[int] | None = None,
+        probability: float = 1.0,
+    ) -> Fault:
+        """Send the whole answer with a syntax error injected near its start."""
+        return cls("malformed", _requests(on_requests), _check_probability(probability))
+
+    @classmethod
+    def trickle(
+        cls,
+        chunk_size: int = 64,
+        delay: float = 0.05,
+        *,
+        on_requests: Iterable[int] | None = None,
+        probability: float = 1.0,
+    ) -> Fault:
+        """Send the body ``chunk_size`` bytes at a time, ``delay`` seconds apart
+        (over TCP this trips a client's read timeout; in-process the transport
+        buffers the body, so it only makes the answer slow)."""
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        return cls(
+            "trickle",
+            _requests(on_requests),
+            _check_probability(probability),
+            delay=_check_delay(delay),
+            chunk_size=chunk_size,
+        )
+
+    @classmethod
+    def disconnect(
+        cls,
+        fraction: float = 0.5,
+        *,
+        on_requests: Iterable[int] | None = None,
+        probability: float = 1.0,
+    ) -> Fault:
+        """Start the answer, send ``fraction`` of its body, then drop the connection."""
+        return cls(
+            "disconnect",
+            _requests(on_requests),
+            _check_probability(probability),
+            fraction=_check_fraction(fraction),
+        )
+
+    @classmethod
+    def parse(cls, spec: str) -> Fault:
+        """Build a fault from the command line's ``KIND[:ARG...][@REQUESTS][%PROBABILITY]``.
+
+        Examples: ``latency:0.05``, ``latency:0.05:0.2``, ``status:503@2,3``,
+        ``status:502:2`` (Retry-After 2), ``rate-limit:1.5%0.05``,
+        ``provider:93%0.1``, ``truncate:0.3@4``, ``malformed@5``,
+        ``trickle:128:0.1``, ``disconnect%0.02``. ``REQUESTS`` is a comma list
+        of numbers and ``A-B`` ranges, ``A-`` meaning "from A on".
+        """
+        try:
+            return _parse(spec)
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"bad fault {spec!r}: {exc}") from None
+
+    # -- evaluation -------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """How the fault is counted in ``stats.faults``."""
+        if self.kind == "status":
+            return f"status:{self.http_status}"
+        if self.kind == "provider_error":
+            return f"provider_error:{self.code}"
+        return self.kind
+
+    def hits(self, number: int, rng: random.Random) -> bool:
+        """Whether this fault hits request ``number`` (drawing from its stream)."""
+        if self.on_requests is not None and number not in self.on_requests:
+            return False
+        return self.probability >= 1.0 or rng.random() < self.probability
+
+    def seconds(self, rng: random.Random) -> float:
+        """This fault's latency, drawn when it is a range."""
+        if isinstance(self.delay, tuple):
+            low, high = self.delay
+            return low + rng.random() * (high - low)
+        return self.delay
+
+
+@dataclass(slots=True)
+class FaultPlan:
+    """What the faults do to one request: a delay, and at most one other fault."""
+
+    latency: float = 0.0
+    action: Fault | None = None
+    applied: list[str] = field(default_factory=list)
+
+
+def request_random(seed: int, number: int) -> random.Random:
+    """The random stream of request ``number``: depends on nothing else."""
+    return random.Random(f"organik-fake-request/{seed}/{number}")
+
+
+def plan_faults(faults: Sequence[Fault], number: int, seed: int) -> FaultPlan:
+    """Decide the faults of request ``number``."""
+    plan = FaultPlan()
+    if not faults:
+        return plan
+    rng = request_random(seed, number)
+    for fault in faults:
+        if fault.kind == "latency":
+            if fault.hits(number, rng):
+                plan.latency += fault.seconds(rng)
+                plan.applied.append(fault.name)
+        elif plan.action is None and fault.hits(number, rng):
+            plan.action = fault
+            plan.applied.append(fault.name)
+    return plan
+
+
+def _parse_requests(text: str) -> RequestSet:
+    numbers: set[int] = set()
+    for part in text.split(","):
+        if "-" in part:
+            low, _, high = part.partition("-")
+            if not high:
+                return range(int(low), 2**62)
+            numbers.update(range(int(low), int(high) + 1))
+        else:
+            numbers.add(int(part))
+    return frozenset(numbers)
+
+
+def _parse(spec: str) -> Fault:
+    body, _, probability_text = spec.partition("%")
+    body, _, requests_text = body.partition("@")
+    kind, *args = body.split(":")
+    fault = _parse_kind(kind.strip().lower().replace("-", "_"), args)
+    return replace(
+        fault,
+        on_requests=_parse_requests(requests_text) if requests_text else None,
+        probability=_check_probability(float(probability_text) if probability_text else 1.0),
+    )
+
+
+def _parse_kind(kind: str, args: list[str]) -> Fault:
+    if kind == "latency":
+        seconds: Delay = float(args[0]) if len(args) == 1 else (float(args[0]), float(args[1]))
+        return Fault.latency(seconds)
+    if kind == "status":
+        return Fault.status(int(args[0]), retry_after=float(args[1]) if len(args) > 1 else None)
+    if kind == "rate_limit":
+        return Fault.rate_limited(float(args[0]) if args else 1.0)
+    if kind in ("provider", "provider_error"):
+        return Fault.provider_error(int(args[0]) if args else 93)
+    if kind == "truncate":
+        return Fault.truncate(float(args[0]) if args else 0.5)
+    if kind == "malformed":
+        return Fault.malformed()
+    if kind == "trickle":
+        return Fault.trickle(
+            int(args[0]) if args else 64, float(args[1]) if len(args) > 1 else 0.05
+        )
+    if kind == "disconnect":
+        return Fault.disconnect(float(args[0]) if args else 0.5)
+    raise ValueError(f"unknown fault kind {kind!r}")
