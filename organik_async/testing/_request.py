@@ -140,7 +140,8 @@ def _json_data(body: bytes) -> dict[str, Any]:
 
 def _xml_data(body: bytes) -> dict[str, Any]:
     try:
-        document = xmltodict.parse(body, force_list=ID_FIELDS, disable_entities=True)
+        # Leading whitespace is forgiven: the seeds' own example body is indented.
+        document = xmltodict.parse(body.lstrip(), force_list=ID_FIELDS, disable_entities=True)
     except (ExpatError, ValueError) as exc:
         raise ProviderRefusal(97, f"the body is not valid XML ({exc})") from None
     if not isinstance(document, dict) or len(document) != 1:

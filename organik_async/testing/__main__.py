@@ -1,0 +1,161 @@
+"""``python -m organik_async.testing serve``: the simulator as a separate process.
+
+Benchmarks run the server in its own process so that it does not share a
+CPU (or a GIL) with the client being measured. The command prints the base
+URL on stdout once the server accepts connections, serves until SIGINT or
+SIGTERM, then prints its stats as JSON on stderr.
+
+The dataset is deterministic: a client process that calls
+``Dataset.generate(rows, seed=seed)`` with the same arguments knows every ID
+the server has without asking it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from .._models import Format
+from ._app import FakeOrganikAPI
+from ._data import Dataset
+from ._faults import Fault
+from ._keys import DEMO_API_KEY, redact_key
+from ._server import serve
+
+
+def _latency(text: str) -> Fault:
+    low, _, high = text.partition(":")
+    return Fault.latency((float(low), float(high)) if high else float(low))
+
+
+def _fault(text: str) -> Fault:
+    try:
+        return Fault.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _warm(text: str) -> tuple[Format, ...]:
+    formats: list[Format] = []
+    for name in text.split(","):
+        if name == "json":
+            formats.append("json")
+        elif name == "xml":
+            formats.append("xml")
+        elif name != "none":
+            raise argparse.ArgumentTypeError(f"--warm takes json, xml, json,xml or none: {text!r}")
+    return tuple(formats)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m organik_async.testing",
+        description="A simulator of the Organik API's detailedreport request.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "serve",
+        help="serve the simulator over HTTP until SIGINT/SIGTERM",
+        description="Serve the simulator; print its base URL on stdout when it is ready.",
+    )
+    run.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    run.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: a free one)")
+    run.add_argument("--rows", type=int, default=10_000, help="rows to generate (default 10000)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the dataset and of the faults")
+    run.add_argument(
+        "--string-track-id-share",
+        type=float,
+        default=0.1,
+        help="share of gsm_track_ids in string form (default 0.1)",
+    )
+    run.add_argument(
+        "--key",
+        action="append",
+        dest="keys",
+        metavar="KEY",
+        help="an accepted API key, 32 characters (repeatable; default: the demo key)",
+    )
+    run.add_argument(
+        "--latency",
+        type=_latency,
+        metavar="SECONDS[:MAX]",
+        help="added latency per request, fixed or uniform in a range",
+    )
+    run.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a fault, e.g. status:503@2,3  provider:93%%0.1  rate-limit:2%%0.05  "
+        "truncate@4  malformed%%0.01  trickle:128:0.05  disconnect%%0.02 (repeatable)",
+    )
+    run.add_argument("--max-ids", type=int, help="refuse requests with more IDs (code 96)")
+    run.add_argument(
+        "--xml-wrapped",
+        action="store_true",
+        help="answer XML as <response><result>1</result><data><item>... (not bare <item>s)",
+    )
+    run.add_argument(
+        "--warm",
+        type=_warm,
+        default=("json",),
+        metavar="FORMATS",
+        help="encode every row before serving: json (default), xml, json,xml or none",
+    )
+    run.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    return parser.parse_args(argv)
+
+
+def build(args: argparse.Namespace) -> FakeOrganikAPI:
+    """The app the command line describes."""
+    dataset = Dataset.generate(
+        args.rows, seed=args.seed, string_track_id_share=args.string_track_id_share
+    )
+    faults = ([args.latency] if args.latency else []) + list(args.fault)
+    return FakeOrganikAPI(
+        dataset,
+        api_keys=args.keys or (DEMO_API_KEY,),
+        faults=faults,
+        seed=args.seed,
+        max_ids_per_request=args.max_ids,
+        xml_wrapped=args.xml_wrapped,
+    )
+
+
+async def _serve(fake: FakeOrganikAPI, args: argparse.Namespace) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with serve(fake, host=args.host, port=args.port, log_level=args.log_level) as url:
+            print(url, flush=True)
+            async for _ in signals:
+                break
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        fake = build(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.warm:
+        fake.dataset.warm(args.warm)
+    keys = ", ".join(redact_key(key) for key in (args.keys or (DEMO_API_KEY,)))
+    print(
+        f"organik fake: {fake.dataset!r}, seed {args.seed}, keys [{keys}], "
+        f"{len(fake.faults)} faults",
+        file=sys.stderr,
+        flush=True,
+    )
+    anyio.run(_serve, fake, args)
+    print(json.dumps(fake.stats.as_dict()), file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
