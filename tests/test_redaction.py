@@ -1,0 +1,354 @@
+"""The API key is in the URL path: it must never be shown.
+
+Not in an error's message, ``repr``, attributes or chained causes, not in a
+formatted traceback, not in any log record (ours or httpx's), not in the
+client's ``repr``, and not in the body excerpts errors carry, even when the
+server echoes the key back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from organik_async import (
+    APIError,
+    AuthenticationError,
+    DecodeError,
+    HTTPStatusError,
+    OrganikClient,
+    OrganikError,
+    RateLimitError,
+    TimeoutError,
+    TransportError,
+)
+
+pytestmark = pytest.mark.anyio
+
+KEY = "ce136df4c9c92d1428e828aba07d3b05"
+FRAGMENT = 8  # no run of this many key characters may show anywhere
+
+Answer = Callable[[httpx.Request], httpx.Response]
+
+
+def key_fragments(text: str) -> list[str]:
+    """Every run of ``FRAGMENT`` or more characters of the key found in ``text``."""
+    found = []
+    lowered = text.lower()
+    for start in range(len(KEY) - FRAGMENT + 1):
+        piece = KEY[start : start + FRAGMENT]
+        if piece in lowered:
+            found.append(piece)
+    return found
+
+
+def chain(error: BaseException) -> Iterator[BaseException]:
+    """The error and everything reachable through ``__cause__`` and ``__context__``."""
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                todo.append(linked)
+
+
+def shown_by(error: BaseException) -> dict[str, str]:
+    """Everything an error can show: texts, attributes, chain and traceback."""
+    shown: dict[str, str] = {
+        "str": str(error),
+        "repr": repr(error),
+        "traceback": "".join(traceback.format_exception(error)),
+    }
+    for n, linked in enumerate(chain(error)):
+        shown[f"chain[{n}]"] = f"{type(linked).__name__}: {linked!s} {linked!r} {linked.args!r}"
+        for name, value in vars(linked).items():
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else repr(value)
+            shown[f"chain[{n}].{name}"] = text
+    return shown
+
+
+def assert_key_not_shown(error: BaseException, caplog: pytest.LogCaptureFixture) -> None:
+    for where, text in shown_by(error).items():
+        assert not key_fragments(text), f"key shown in {where}: {text!r}"
+    assert_logs_clean(caplog)
+
+
+def assert_logs_clean(caplog: pytest.LogCaptureFixture) -> None:
+    assert not key_fragments(caplog.text), caplog.text
+    for record in caplog.records:
+        rendered = record.getMessage() + repr(record.args) + repr(record.msg)
+        assert not key_fragments(rendered), f"key in log record {record.name}: {rendered!r}"
+
+
+def json_envelope(code: int, message: str, number: str) -> bytes:
+    return json.dumps(
+        {
+            "response": {
+                "result": False,
+                "error": {"message": message, "number": number, "time": "t", "code": code},
+            }
+        }
+    ).encode()
+
+
+def xml_envelope(code: int, message: str) -> bytes:
+    return (
+        f'<?xml version="1.0"?>\n<response>\n<result>0</result>\n<error>\n<message>{message}'
+        f"</message>\n<number>{KEY}</number>\n<code>{code}</code>\n</error>\n</response>\n"
+    ).encode()
+
+
+def bad_row(field: str) -> bytes:
+    """A JSON answer whose ``field`` holds the key where a number belongs."""
+    row = {"gsm": 905445359675, "transaction_id": 1, "gsm_track_id": 2, field: KEY}
+    return json.dumps({"response": {"result": True, "data": [row]}}).encode()
+
+
+def raise_with_url(exc: type[httpx.TransportError]) -> Answer:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise exc(f"could not reach {request.url} ({KEY})", request=request)
+
+    return answer
+
+
+# Servers that echo the key (or the whole URL) back, in every place an error looks.
+ECHOES: dict[str, tuple[Answer, type[OrganikError], str]] = {
+    "auth-envelope": (
+        lambda r: httpx.Response(200, content=json_envelope(99, f"bad key {r.url}", KEY)),
+        AuthenticationError,
+        "json",
+    ),
+    "api-envelope": (
+        lambda r: httpx.Response(400, content=json_envelope(96, f"key={KEY} invalid", KEY)),
+        APIError,
+        "json",
+    ),
+    "rate-limit-envelope": (
+        lambda r: httpx.Response(200, content=json_envelope(93, f"slow down {KEY}", "n")),
+        RateLimitError,
+        "json",
+    ),
+    "xml-envelope": (
+        lambda r: httpx.Response(200, content=xml_envelope(99, f"{r.url}")),
+        AuthenticationError,
+        "xml",
+    ),
+    "http-404-page": (
+        lambda r: httpx.Response(404, text=f"<h1>Not Found</h1><p>{r.url.path}</p>"),
+        HTTPStatusError,
+        "json",
+    ),
+    "http-429-bare": (
+        lambda r: httpx.Response(429, text=f"quota exceeded for {KEY}"),
+        RateLimitError,
+        "json",
+    ),
+    "invalid-json": (
+        lambda r: httpx.Response(200, text=f"Error: {r.url}"),
+        DecodeError,
+        "json",
+    ),
+    "json-wrong-shape": (
+        lambda r: httpx.Response(200, content=bad_row("gsm")),
+        DecodeError,
+        "json",
+    ),
+    "xml-wrong-shape": (
+        lambda r: httpx.Response(200, text=f"<item><gsm>{KEY}</gsm></item>"),
+        DecodeError,
+        "xml",
+    ),
+    "connect-error": (raise_with_url(httpx.ConnectError), TransportError, "json"),
+    "read-timeout": (raise_with_url(httpx.ReadTimeout), TimeoutError, "json"),
+}
+
+
+@pytest.fixture(autouse=True)
+def instant_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def sleep(delay: float) -> None:
+        pass
+
+    monkeypatch.setattr("organik_async._retry.sleep", sleep)
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)  # the root logger: ours, httpx's, everything
+    return caplog
+
+
+async def failing_call(answer: Answer, fmt: str = "json", **kwargs: Any) -> OrganikError:
+    kwargs.setdefault("max_retries", 1)
+    async with OrganikClient(
+        KEY, transport=httpx.MockTransport(answer), request_format=fmt, **kwargs
+    ) as client:
+        with pytest.raises(OrganikError) as info, anyio.fail_after(5):
+            await client.detailed_report(transaction_ids=[14094857, 16334701])
+    return info.value
+
+
+@pytest.mark.parametrize("scenario", list(ECHOES))
+async def test_key_echoed_by_the_server_is_never_shown(
+    scenario: str, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    answer, cls, fmt = ECHOES[scenario]
+    error = await failing_call(answer, fmt)
+    assert type(error) is cls
+    assert_key_not_shown(error, debug_logs)
+
+
+@pytest.mark.parametrize("scenario", ["auth-envelope", "http-404-page", "invalid-json"])
+async def test_echoed_key_is_replaced_not_dropped(scenario: str) -> None:
+    """The redaction is what keeps the key out: the echo is there, masked."""
+    answer, _, fmt = ECHOES[scenario]
+    error = await failing_call(answer, fmt)
+    shown = " ".join(shown_by(error).values())
+    assert "/v2/***/" in shown or "***" in shown
+
+
+async def test_error_fields_taken_from_the_body_are_redacted() -> None:
+    answer, _, _ = ECHOES["api-envelope"]
+    error = await failing_call(answer)
+    assert isinstance(error, APIError)
+    assert error.error_message == "key=*** invalid"
+    assert error.number == "***"
+    assert KEY.encode() not in error.body
+    assert b"***" in error.body
+
+
+async def test_http_error_body_is_redacted() -> None:
+    answer, _, _ = ECHOES["http-404-page"]
+    error = await failing_call(answer)
+    assert isinstance(error, HTTPStatusError)
+    assert error.body == b"<h1>Not Found</h1><p>/v2/***/detailedreport/json/</p>"
+
+
+async def test_transport_error_cause_is_redacted() -> None:
+    answer, _, _ = ECHOES["connect-error"]
+    error = await failing_call(answer)
+    assert isinstance(error, TransportError)
+    assert "ConnectError" in error.cause
+    assert "***" in error.cause
+    assert KEY not in error.cause
+
+
+async def test_errors_are_not_chained_to_httpx_exceptions() -> None:
+    for scenario in ["connect-error", "read-timeout"]:
+        answer, _, _ = ECHOES[scenario]
+        error = await failing_call(answer)
+        linked = list(chain(error))[1:]
+        assert not any(isinstance(e, httpx.HTTPError) for e in linked), linked
+
+
+async def test_decode_error_excerpt_is_redacted() -> None:
+    answer, _, _ = ECHOES["json-wrong-shape"]
+    error = await failing_call(answer)
+    assert isinstance(error, DecodeError)
+    assert '"gsm"' in error.excerpt
+    assert "***" in error.excerpt
+
+
+async def test_successful_calls_log_nothing_secret_at_debug(
+    debug_logs: pytest.LogCaptureFixture,
+) -> None:
+    body = json.dumps({"response": {"result": True, "data": []}}).encode()
+    async with OrganikClient(
+        KEY, transport=httpx.MockTransport(lambda r: httpx.Response(200, content=body))
+    ) as client:
+        with anyio.fail_after(5):
+            await client.detailed_report(transaction_ids=[1])
+    httpx_lines = [r.getMessage() for r in debug_logs.records if r.name == "httpx"]
+    assert any(line.startswith("HTTP Request: POST") for line in httpx_lines), httpx_lines
+    assert any("/v2/***/detailedreport/json/" in line for line in httpx_lines)
+    ours = [r.getMessage() for r in debug_logs.records if r.name == "organik_async"]
+    assert ours
+    assert all("/v2/***/" in line for line in ours)
+    assert_logs_clean(debug_logs)
+
+
+async def test_retry_log_lines_are_redacted(debug_logs: pytest.LogCaptureFixture) -> None:
+    answer, _, _ = ECHOES["http-429-bare"]
+    await failing_call(answer, max_retries=2)
+    retries = [
+        r for r in debug_logs.records if r.name == "organik_async" and r.levelno == logging.INFO
+    ]
+    assert len(retries) == 2
+    assert_logs_clean(debug_logs)
+
+
+def test_client_repr_and_url_never_show_the_key() -> None:
+    client = OrganikClient(KEY, request_format="xml", response_format="json")
+    assert not key_fragments(repr(client))
+    assert not key_fragments(str(client))
+    assert not key_fragments(client.url)
+    assert not key_fragments(repr(vars(client).get("retry")))
+
+
+@pytest.mark.parametrize("bad", [KEY[:31], KEY + "f", KEY[:31] + "x"])
+def test_malformed_key_error_does_not_show_the_key(bad: str) -> None:
+    with pytest.raises(AuthenticationError) as info:
+        OrganikClient(bad)
+    for where, text in shown_by(info.value).items():
+        assert not key_fragments(text), f"key shown in {where}"
+
+
+# --- the key cut in half at the edge of an excerpt ---------------------------------------
+
+
+async def test_decode_error_excerpt_never_shows_part_of_an_echoed_key() -> None:
+    """A 200 HTML page echoing the path: the excerpt window ends inside the key.
+
+    The excerpt is the first 80 bytes around the error (byte 0 here); the key
+    starts at byte 66, so cutting first and redacting after leaves 14 of its
+    32 characters in the excerpt.
+    """
+    prefix = "<!DOCTYPE html><html><head><title>Error</title></head><body>/v2/"
+    assert len(prefix) == 64
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=f"{prefix}  {KEY}/detailedreport/json/</body></html>")
+
+    error = await failing_call(answer)
+    assert isinstance(error, DecodeError)
+    assert not key_fragments(error.excerpt), error.excerpt
+    assert not key_fragments(str(error))
+
+
+def _long_page(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(404, text="." * 2032 + KEY + "." * 100)
+
+
+def _long_envelope(request: httpx.Request) -> httpx.Response:
+    head = json_envelope(96, "", "n").index(b'"message": "') + len('"message": "')
+    message = "." * (2032 - head) + KEY + "." * 100
+    body = json_envelope(96, message, "n")
+    assert body.index(KEY.encode()) == 2032
+    return httpx.Response(200, content=body)
+
+
+@pytest.mark.parametrize(
+    ("answer", "cls"),
+    [(_long_page, HTTPStatusError), (_long_envelope, APIError)],
+    ids=["http-404", "api-envelope"],
+)
+async def test_error_body_cap_never_cuts_an_echoed_key_in_half(
+    answer: Answer, cls: type[OrganikError]
+) -> None:
+    """A long answer that echoes the key across the body cap (2048 bytes)."""
+    error = await failing_call(answer)
+    assert type(error) is cls
+    body: bytes = getattr(error, "body", b"")
+    assert body.count(b".") > 1000
+    assert not key_fragments(body.decode()), body[-40:]
