@@ -65,11 +65,18 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def is_retryable(error: OrganikError) -> bool:
-    """Whether another attempt could succeed where this one failed."""
+    """Whether another attempt could succeed where this one failed.
+
+    When the provider's envelope names an error code, that code decides, whatever
+    the HTTP status it came with: a bad key (99) or a bad body (96, 97) sent
+    with a 500 or a 503 fails the same way every time.
+    """
     if isinstance(error, TransportError | RateLimitError):
         return True
     if isinstance(error, APIError):
-        return error.code in RETRYABLE_API_CODES or error.status_code in RETRYABLE_STATUS_CODES
+        if error.code is not None:
+            return error.code in RETRYABLE_API_CODES
+        return error.status_code in RETRYABLE_STATUS_CODES
     if isinstance(error, HTTPStatusError):
         return error.status_code in RETRYABLE_STATUS_CODES
     return False

@@ -128,6 +128,10 @@ RETRYABLE: dict[str, Answer] = {
     "code-93": envelope(93),
     "code-94": envelope(94),
     "code-95": envelope(95),
+    "code-84-http-500": envelope(84, status=500),
+    "code-94-http-503": envelope(94, status=503),
+    "code-93-http-429": envelope(93, status=429),
+    "code-93-http-400": envelope(93, status=400),
 }
 
 NOT_RETRYABLE: dict[str, tuple[Answer, type[OrganikError]]] = {
@@ -143,6 +147,11 @@ NOT_RETRYABLE: dict[str, tuple[Answer, type[OrganikError]]] = {
     "code-89": (envelope(89), AuthenticationError),
     "code-99": (envelope(99), AuthenticationError),
     "code-96-http-400": (envelope(96, status=400), APIError),
+    # The envelope's code wins over the HTTP status it came with.
+    "code-96-http-500": (envelope(96, status=500), APIError),
+    "code-97-http-502": (envelope(97, status=502), APIError),
+    "code-99-http-503": (envelope(99, status=503), AuthenticationError),
+    "code-89-http-504": (envelope(89, status=504), AuthenticationError),
     "invalid-json": (lambda r: httpx.Response(200, content=b"{oops"), DecodeError),
     "wrong-shape": (lambda r: httpx.Response(200, content=b'{"response": 1}'), DecodeError),
 }
