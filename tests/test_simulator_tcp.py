@@ -73,6 +73,20 @@ async def test_serve_picks_a_free_port_each_time_and_shuts_down_with_idle_connec
     assert port_is_closed(second)
 
 
+async def test_small_answers_are_not_held_back_by_delayed_acks() -> None:
+    # Headers and body are two writes: without TCP_NODELAY each small answer
+    # waits ~40 ms for the client's delayed ACK.
+    fake = FakeOrganikAPI(DATASET)
+    with anyio.fail_after(20):
+        async with serve(fake) as url, httpx.AsyncClient(base_url=url) as http:
+            await http.post(PATH, json=BODY)
+            started = time.perf_counter()
+            for _ in range(25):
+                await http.post(PATH, json={"data": {"transaction_ids": [1]}})
+            elapsed = time.perf_counter() - started
+    assert elapsed < 0.5, f"25 small answers took {elapsed:.2f}s"
+
+
 async def test_dropped_connection_is_a_transport_error_over_tcp(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
