@@ -10,6 +10,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -423,3 +424,20 @@ async def test_no_retry_log_when_nothing_is_retried(
     await run(Script())
     ours = [r for r in caplog.records if r.name.startswith("organik_async")]
     assert [r.levelno for r in ours] == [logging.DEBUG]
+
+
+@pytest.mark.anyio
+async def test_debug_line_reports_the_request_duration(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="organik_async")
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(0.05)
+        return httpx.Response(200, content=OK_BODY)
+
+    async with OrganikClient(KEY, transport=httpx.MockTransport(slow)) as client:
+        with anyio.fail_after(5):
+            await client.detailed_report(transaction_ids=[14094857])
+    [record] = [r for r in caplog.records if r.name == "organik_async"]
+    match = re.search(r"duration=(\d+\.\d+)s", record.getMessage())
+    assert match is not None, record.getMessage()
+    assert 0.04 <= float(match.group(1)) < 5
