@@ -146,8 +146,17 @@ _JSON_DECODER: Final = msgspec.json.Decoder(_Envelope, strict=False)
 _JSON_ENCODER: Final = msgspec.json.Encoder()
 
 
+_BOM: Final = b"\xef\xbb\xbf"
+
+
 def decode_json(body: bytes) -> Decoded:
-    """Decode a JSON answer, in one pass, straight into Structs."""
+    """Decode a JSON answer, in one pass, straight into Structs.
+
+    A leading UTF-8 byte order mark (what a PHP file saved "with BOM" prints
+    before anything else) is skipped; positions are then counted after it.
+    """
+    if body.startswith(_BOM):
+        body = body[len(_BOM) :]
     try:
         envelope = _JSON_DECODER.decode(body)
     except msgspec.ValidationError as exc:

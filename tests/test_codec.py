@@ -239,6 +239,16 @@ def test_json_lax_numbers_as_strings_are_accepted() -> None:
     assert decode_json(body).rows == SEED_ROWS[:1]
 
 
+def test_json_with_a_utf8_byte_order_mark_decodes() -> None:
+    body = b"\xef\xbb\xbf" + fixture("seed000_response.json")
+    assert decode_json(body).rows == SEED_ROWS
+
+
+def test_xml_with_a_utf8_byte_order_mark_decodes() -> None:
+    body = b"\xef\xbb\xbf" + fixture("seed001_response.xml")
+    assert decode_xml(body).rows == SEED_ROWS_NO_ERRORCODE
+
+
 def test_json_invalid_syntax_names_the_byte_and_shows_an_excerpt() -> None:
     body = b'{"response": {"result": true, "data": [' + b" " * 100 + b"oops]}}"
     with pytest.raises(BodyError) as info:
