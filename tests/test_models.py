@@ -21,8 +21,8 @@ from organik_async import (
 )
 from organik_async._codec import decode_json
 
-SEED_000 = Path("/work/shared/seeds/000_3254615d2c902982.txt")
 FIXTURES = Path(__file__).parent / "fixtures"
+SEED_000 = FIXTURES / "seeds" / "000_3254615d2c902982.txt"  # verbatim copy, see test_codec
 
 
 def make_row(**changes: object) -> DetailedReport:
