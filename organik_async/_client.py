@@ -185,7 +185,7 @@ class OrganikClient:
         self._base_url = base_url.rstrip("/")
         self.request_format: Format = _check_format("request_format", request_format)
         self.response_format: Format = _check_format(
-            "response_format", response_format or request_format
+            "response_format", request_format if response_format is None else response_format
         )
         self.retry = RetryPolicy(
             max_retries=max_retries,
@@ -279,6 +279,24 @@ class OrganikClient:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***")
+
+    def _redact_body(self, raw: bytes) -> bytes:
+        """The start of ``raw``, key masked *before* cutting, so no half key survives."""
+        return raw.replace(self._api_key.encode(), b"***")[:_BODY_CAP]
+
+    def _redact_excerpt(self, text: str) -> str:
+        """An excerpt cut from the raw body: also mask a piece of the key at either edge."""
+        text = self._redact(text)
+        key = self._api_key
+        for n in range(len(key) - 1, 3, -1):
+            if text.startswith(key[-n:]):
+                text = "***" + text[n:]
+                break
+        for n in range(len(key) - 1, 3, -1):
+            if text.endswith(key[:n]):
+                text = text[:-n] + "***"
+                break
+        return text
 
     async def detailed_report(
         self,
@@ -528,7 +546,7 @@ class OrganikClient:
                 return DecodeError(
                     exc.message,
                     position=exc.position,
-                    excerpt=self._redact(exc.excerpt),
+                    excerpt=self._redact_excerpt(exc.excerpt),
                     request=info,
                 )
             decoded = None
@@ -537,7 +555,7 @@ class OrganikClient:
             return self._api_error(decoded.error, status, raw, retry_after, info)
         if decoded is not None and ok:
             return decoded.rows
-        excerpt = self._redact(raw[:_BODY_CAP].decode("utf-8", "replace"))
+        excerpt = self._redact_body(raw).decode("utf-8", "replace")
         if status == 429:
             error: APIError | HTTPStatusError = RateLimitError(
                 "HTTP 429 Too Many Requests", status_code=429, body=excerpt.encode(), request=info
@@ -576,7 +594,7 @@ class OrganikClient:
             error_message=text,
             time=err.time,
             status_code=status,
-            body=self._redact(raw[:_BODY_CAP].decode("utf-8", "replace")).encode(),
+            body=self._redact_body(raw),
             request=info,
         )
         error.retry_after = retry_after
