@@ -17,6 +17,7 @@ import pytest
 from anyio.streams.text import TextReceiveStream
 
 from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, Fault, Outcome, serve
+from organik_async.testing.__main__ import build, parse_args
 
 pytestmark = pytest.mark.anyio
 
@@ -210,3 +211,35 @@ def test_command_rejects_bad_arguments() -> None:
     )
     assert result.returncode == 2
     assert "bad fault" in result.stderr
+
+
+def test_command_line_options_build_the_described_app() -> None:
+    args = parse_args(
+        [
+            "serve", "--rows", "50", "--seed", "4", "--latency", "0.01:0.02",
+            "--fault", "provider:94%0.5", "--max-ids", "9", "--xml-wrapped",
+            "--key", "a" * 32, "--key", "b" * 32, "--string-track-id-share", "1",
+            "--warm", "json,xml",
+        ]
+    )  # fmt: skip
+    fake = build(args)
+    assert len(fake.dataset) == 50
+    assert fake.seed == 4
+    assert fake.faults == [Fault.latency((0.01, 0.02)), Fault.provider_error(94, probability=0.5)]
+    assert fake.max_ids_per_request == 9
+    assert fake.xml_wrapped is True
+    assert fake.api_key == "a" * 32
+    assert all(isinstance(track, str) for track in fake.dataset.gsm_track_ids())
+    assert args.warm == ("json", "xml")
+    assert parse_args(["serve", "--warm", "none"]).warm == ()
+
+
+def test_bench_command_fetches_every_row_once_and_reports_rows_per_second() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "organik_async.testing", "bench", "--rows", "3000",
+         "--concurrency", "2", "--kind", "gsm", "--batch", "100"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "3,000 rows in 30 requests (gsm IDs, 100 per request" in result.stdout
+    assert "rows/s" in result.stdout

@@ -1,4 +1,4 @@
-"""``python -m organik_async.testing serve``: the simulator as a separate process.
+"""``python -m organik_async.testing serve|bench``: the simulator as a process.
 
 Benchmarks run the server in its own process so that it does not share a
 CPU (or a GIL) with the client being measured. The command prints the base
@@ -7,7 +7,8 @@ SIGTERM, then prints its stats as JSON on stderr.
 
 The dataset is deterministic: a client process that calls
 ``Dataset.generate(rows, seed=seed)`` with the same arguments knows every ID
-the server has without asking it.
+the server has without asking it. ``bench`` uses that to measure the
+simulator's own throughput (see :mod:`._bench`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import anyio
 
 from .._models import Format
 from ._app import FakeOrganikAPI
+from ._bench import run_bench
 from ._data import Dataset
 from ._faults import Fault
 from ._keys import DEMO_API_KEY, redact_key
@@ -109,6 +111,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="encode every row before serving: json (default), xml, json,xml or none",
     )
     run.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    bench = commands.add_parser(
+        "bench",
+        help="measure the simulator's own rows/s over TCP",
+        description="Serve the rows in a separate process and fetch them all with a raw "
+        "httpx client that reads the bytes without decoding them.",
+    )
+    bench.add_argument("--rows", type=int, default=1_000_000, help="rows (default 1000000)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--format", choices=["json", "xml"], default="json", help="answer format")
+    bench.add_argument(
+        "--kind",
+        choices=["transaction", "gsm"],
+        default="transaction",
+        help="ask by transaction_ids (whole sends) or gsm_track_ids (one row each)",
+    )
+    bench.add_argument("--batch", type=int, default=20, help="IDs per request (default 20)")
+    bench.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     return parser.parse_args(argv)
 
 
@@ -138,6 +157,9 @@ async def _serve(fake: FakeOrganikAPI, args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "bench":
+        print(run_bench(args).describe(args))
+        return 0
     try:
         fake = build(args)
     except ValueError as exc:
