@@ -296,5 +296,5 @@ def _outcome(
         return 3, _failure_code(rng, settings, _INVALID_NUMBER_CODES), _between(rng, 1, 60)
     if u < timed_out:
         return 4, _failure_code(rng, settings, _TIMED_OUT_CODES), _between(rng, 3600, 48 * 3600)
-    # Delivered: mostly within seconds, a long tail up to two hours.
+    # Delivered: most within minutes, a long tail up to two hours.
     return 2, 0, 2 + int(rng.random() ** 4 * 7_200)

@@ -79,13 +79,19 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 
 def make_server(app: ASGIApp, *, log_level: str, shutdown_timeout: float) -> uvicorn.Server:
-    """A uvicorn server for ``app``: no access log, no lifespan, no websockets."""
+    """A uvicorn server for ``app``: no access log, no lifespan, no websockets.
+
+    ``log_config=None`` keeps uvicorn from re-running ``dictConfig`` on the
+    whole process for every server; its records go to the root logger, where
+    the application's (or pytest's) handlers see them.
+    """
     _import_uvicorn()
     import uvicorn
 
     config = uvicorn.Config(
         app,
         log_level=log_level,
+        log_config=None,  # leave the process's logging alone; records propagate
         access_log=False,
         lifespan="off",
         ws="none",
