@@ -250,6 +250,7 @@ class _Batcher:
                 ids = await self._take(kind, iterator, size)
                 if len(ids) < size:
                     self._current = None  # this kind is exhausted
+                    self.exhausted = not self._sources
                 if ids:
                     self._index += 1
                     return _Batch(self._index - 1, kind, tuple(ids))
@@ -316,6 +317,7 @@ class BulkRun:
         self._unsent: list[_Batch] = []
         self.fatal: BaseException | None = None
         self._scope: anyio.CancelScope | None = None
+        self._reported_total: int | None = None
 
     @property
     def failures(self) -> list[BatchFailure]:
@@ -334,6 +336,8 @@ class BulkRun:
                     tg.start_soon(self._worker, send.clone())
             if self._stopping and self.fatal is None:
                 await self._drain()
+            if self.fatal is None and self._reported_total != self._batcher.batches_made:
+                self._report_progress()  # the total became exact after the last batch
 
     async def _worker(self, send: MemoryObjectSendStream[BatchResult]) -> None:
         async with send:
@@ -432,6 +436,7 @@ class BulkRun:
         if callback is None:
             return
         total = self._batcher.batches_made if self._batcher.exhausted else self._batcher.estimate
+        self._reported_total = total
         callback(
             Progress(
                 batches_done=self._tally.batches_done,

@@ -79,6 +79,10 @@ _KEY_SHAPE = re.compile(r"[0-9a-fA-F]{32}")
 _AUTH_CODES: Final = frozenset({89, 90, 98, 99})
 _RATE_LIMIT_CODE: Final = 93
 _NO_RECORDS_CODE: Final = 87
+_BAD_PARAMETERS_CODE: Final = 96
+_BATCH_HINT: Final = (
+    " (if the provider refuses requests this large, lower the client's batch_sizes setting)"
+)
 _BODY_CAP: Final = 2048
 _FORMATS: Final = ("json", "xml")
 _MEDIA_TYPES: Final = {"json": "application/json", "xml": "application/xml"}
@@ -587,8 +591,9 @@ class OrganikClient:
             cls = RateLimitError
         text = self._redact(err.message) if err.message else None
         known = f" ({info_text})" if (info_text := _describe_code(err.code)) else ""
+        hint = _BATCH_HINT if err.code == _BAD_PARAMETERS_CODE and info.id_count > 1 else ""
         error = cls(
-            f"provider error {err.code}{known}: {text or 'no message'}",
+            f"provider error {err.code}{known}: {text or 'no message'}{hint}",
             code=err.code,
             number=self._redact(err.number) if err.number else err.number,
             error_message=text,
