@@ -12,7 +12,7 @@ from __future__ import annotations
 import http
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,19 +25,18 @@ from ._keys import DEMO_API_KEY, KEY_LENGTH, KeyRing, redact_key
 from ._request import ProviderRefusal, check_route, parse_body, parse_route
 from ._stats import Outcome, Stats
 from ._transport import FakeTransport
-from ._wire import XML_DECLARATION, content_type, error_body, rows_body
+from ._wire import PROVIDER_TZ, XML_DECLARATION, content_type, error_body, rows_body
 
 if TYPE_CHECKING:
     from .._client import OrganikClient
 
 __all__ = ["FakeOrganikAPI"]
 
-_PROVIDER_TZ = timezone(timedelta(hours=3))
 _IN_PROCESS_BASE_URL = "http://organik.test"
 
 
 def _provider_now() -> datetime:
-    return datetime.now(_PROVIDER_TZ).replace(tzinfo=None)
+    return datetime.now(PROVIDER_TZ).replace(tzinfo=None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
@@ -30,27 +30,23 @@ from ._generate import (
     regular_numbers,
     track_ids,
 )
-from ._wire import SEPARATOR, Block, WireRow, encode_block
+from ._wire import PROVIDER_TZ, SEPARATOR, Block, WireRow, encode_block
 
-__all__ = ["Dataset", "IdKey", "normalize_id", "normalize_track_id"]
+__all__ = ["Dataset", "IdKey", "Span", "normalize_id"]
 
 IdKey = int | str
 """A looked-up ID: an ``int`` when it is all digits, else the stripped string."""
 
-_PROVIDER_TZ = timezone(timedelta(hours=3))  # Europe/Istanbul, no DST since 2016
-
 
 def normalize_id(value: int | str) -> IdKey:
-    """How the simulator compares IDs: ``" 42 "``, ``"42"`` and ``42`` are one ID."""
+    """How the simulator compares IDs: ``" 42 "``, ``"42"`` and ``42`` are one ID.
+
+    Anything not all digits (a string-form gsm_track_id) stays a string.
+    """
     if isinstance(value, int):
         return value
     text = value.strip()
     return int(text) if text.isascii() and text.isdigit() else text
-
-
-def normalize_track_id(value: int | str) -> IdKey:
-    """Like :func:`normalize_id`: string-form gsm_track_ids stay strings."""
-    return normalize_id(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +254,7 @@ class Dataset:
         spans = self.select(
             [normalize_id(v) for v in transaction_ids],
             [str(v).strip() for v in delivery_track_ids],
-            [normalize_track_id(v) for v in gsm_track_ids],
+            [normalize_id(v) for v in gsm_track_ids],
         )
         return [
             _to_report(row)
@@ -347,7 +343,7 @@ class Dataset:
             for g, group in enumerate(self._groups):
                 row_group.extend([g] * group.size)
                 for offset, track in enumerate(self._source.track_ids(g)):
-                    key = normalize_track_id(track)
+                    key = normalize_id(track)
                     if key in index:
                         raise ValueError(
                             f"gsm_track_id {track!r} appears twice; the provider's are unique"
@@ -369,7 +365,7 @@ def _as_report(row: DetailedReport | Mapping[str, Any], position: int) -> Detail
 
 def _provider_time(value: datetime) -> str:
     if value.tzinfo is not None:
-        value = value.astimezone(_PROVIDER_TZ).replace(tzinfo=None)
+        value = value.astimezone(PROVIDER_TZ).replace(tzinfo=None)
     return str(value.replace(microsecond=0))
 
 

@@ -18,9 +18,17 @@ import msgspec
 import xmltodict
 
 from .._models import API_ERROR_CODES, Format
-from ._data import IdKey, normalize_id, normalize_track_id
+from ._data import IdKey, normalize_id
 
-__all__ = ["ID_FIELDS", "ProviderRefusal", "Query", "Route", "parse_body", "parse_route"]
+__all__ = [
+    "ID_FIELDS",
+    "ProviderRefusal",
+    "Query",
+    "Route",
+    "check_route",
+    "parse_body",
+    "parse_route",
+]
 
 REQUEST_NAME: Final = "detailedreport"
 ID_FIELDS: Final = ("transaction_ids", "delivery_track_ids", "gsm_track_ids")
@@ -112,7 +120,7 @@ def parse_body(body: bytes, fmt: Format) -> Query:
     return Query(
         transaction_ids=[normalize_id(v) for v in values["transaction_ids"]],
         delivery_track_ids=[str(v).strip() for v in values["delivery_track_ids"]],
-        gsm_track_ids=[normalize_track_id(v) for v in values["gsm_track_ids"]],
+        gsm_track_ids=[normalize_id(v) for v in values["gsm_track_ids"]],
     )
 
 

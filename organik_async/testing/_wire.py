@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from datetime import timedelta, timezone
 from typing import Final, NamedTuple
 from xml.sax.saxutils import escape
 
@@ -20,6 +21,7 @@ from .._models import Format
 
 __all__ = [
     "JSON_CONTENT_TYPE",
+    "PROVIDER_TZ",
     "XML_CONTENT_TYPE",
     "Block",
     "WireRow",
@@ -28,6 +30,10 @@ __all__ = [
     "error_body",
     "rows_body",
 ]
+
+PROVIDER_TZ: Final = timezone(timedelta(hours=3))
+"""The provider's local time, in which every date is written: Europe/Istanbul,
+UTC+03:00 all year since 2016."""
 
 JSON_CONTENT_TYPE: Final = b"application/json"
 XML_CONTENT_TYPE: Final = b"application/xml"
