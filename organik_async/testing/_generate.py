@@ -248,31 +248,41 @@ def generate_rows(
     start = _date(plan.start_date)
     started = plan.start_date
     foreign_share = settings.foreign_share
+    transaction_id = plan.transaction_id
+    delivery_track_id = plan.delivery_track_id
+    finish_dates: dict[int, str] = {}  # many rows finish the same number of seconds in
+    rand = rng.random
     rows: list[WireRow] = []
     for track_id in track_ids(settings, plan):
-        foreign = rng.random() < foreign_share
+        foreign = rand() < foreign_share
         if foreign:
             gsm = _foreign_gsm(rng)
-        elif rng.random() < 0.15:
+        elif rand() < 0.15:
             gsm = _pick(rng, numbers)
         else:
-            gsm = _domestic_gsm(rng)
+            gsm = 905_000_000_000 + int(rand() * 1_000_000_000)
         status, errorcode, finish = _outcome(rng, settings, plan, foreign)
+        finish_date = None
+        if finish is not None:
+            finish_date = finish_dates.get(finish)
+            if finish_date is None:
+                finish_date = finish_dates[finish] = _date(started + timedelta(seconds=finish))
         sms_count = 0 if status == 0 else plan.sms_count
         rows.append(
+            # Positional, in WireRow's field order: this loop runs once a row.
             WireRow(
-                gsm=gsm,
-                transaction_id=plan.transaction_id,
-                gsm_track_id=track_id,
-                delivery_track_id=plan.delivery_track_id,
-                create_date=create,
-                start_date=start,
-                finish_date=None if finish is None else _date(started + timedelta(seconds=finish)),
-                status=status,
-                sms_count=sms_count,
-                credit_amount=0 if foreign else sms_count,
-                is_foreign_gsm=int(foreign),
-                errorcode=errorcode,
+                gsm,
+                transaction_id,
+                track_id,
+                delivery_track_id,
+                create,
+                start,
+                finish_date,
+                status,
+                sms_count,
+                0 if foreign else sms_count,
+                int(foreign),
+                errorcode,
             )
         )
     return rows

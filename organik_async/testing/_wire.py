@@ -69,7 +69,10 @@ _json_encoder = msgspec.json.Encoder()
 
 
 def _xml_text(value: str) -> str:
-    return escape(value)
+    # Most values (hex IDs, dates) need no escaping; skip the three replaces.
+    if "&" in value or "<" in value or ">" in value:
+        return escape(value)
+    return value
 
 
 def encode_json_row(row: WireRow) -> bytes:
