@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections import Counter
@@ -273,3 +274,28 @@ def test_warm_encodes_everything_up_front() -> None:
 
 def _replace(row: DetailedReport, **changes: object) -> DetailedReport:
     return msgspec.structs.replace(row, **changes)
+
+
+def test_lookup_matches_a_brute_force_filter() -> None:
+    dataset = Dataset.generate(4_000, seed=12)
+    rows = list(dataset)
+    pick = random.Random(3)
+    for _ in range(30):
+        tracks = [rows[i].gsm_track_id for i in pick.sample(range(len(rows)), pick.randint(0, 60))]
+        # Runs of neighbours too, which become one slice.
+        start = pick.randrange(len(rows) - 20)
+        tracks += [row.gsm_track_id for row in rows[start : start + pick.randint(1, 20)]]
+        transactions = pick.sample(dataset.transaction_ids, pick.randint(0, 2))
+        deliveries = pick.sample(dataset.delivery_track_ids, pick.randint(0, 1))
+        wanted = set(tracks)
+        expected = [
+            row
+            for row in rows
+            if row.gsm_track_id in wanted
+            or row.transaction_id in transactions
+            or row.delivery_track_id in deliveries
+        ]
+        found = dataset.expected(
+            transaction_ids=transactions, delivery_track_ids=deliveries, gsm_track_ids=tracks
+        )
+        assert found == expected

@@ -281,28 +281,41 @@ class Dataset:
                 whole.update(self._by_transaction.get(key, ()))
         for text in delivery_track_ids:
             whole.update(self._by_delivery.get(text, ()))
-        singles: set[int] = set()
-        if gsm_track_ids:
-            index = self._track_index()
-            for track in gsm_track_ids:
-                row = index.get(track)
-                if row is not None:
-                    singles.add(row)
         spans = [Span(g, 0, self._groups[g].size) for g in whole]
-        current: Span | None = None
-        for row in sorted(singles):
-            group = self._row_group[row]
-            if group in whole:
-                continue
-            offset = row - self._groups[group].base
-            if current is not None and current.group == group and current.stop == offset:
-                current = Span(group, current.start, offset + 1)
-                spans[-1] = current
-            else:
-                current = Span(group, offset, offset + 1)
-                spans.append(current)
+        if gsm_track_ids:
+            spans.extend(self._runs(gsm_track_ids, whole))
         spans.sort(key=lambda span: (span.group, span.start))
         return spans
+
+    def _runs(self, gsm_track_ids: Sequence[IdKey], skip: set[int]) -> list[Span]:
+        """The rows of these gsm_track_ids, as runs of consecutive rows.
+
+        Rows in a group of ``skip`` are left out (they come with their whole
+        group); neighbouring rows become one span, so one slice of the block.
+        """
+        index = self._track_index()
+        found: set[int] = set()
+        for track in gsm_track_ids:
+            row = index.get(track)
+            if row is not None:
+                found.add(row)
+        row_group = self._row_group
+        runs: list[Span] = []
+        run_group = run_first = run_last = -1
+        for row in sorted(found):
+            group = row_group[row]
+            if group in skip:
+                continue
+            if group != run_group or row != run_last + 1:
+                if run_group >= 0:
+                    base = self._groups[run_group].base
+                    runs.append(Span(run_group, run_first - base, run_last + 1 - base))
+                run_group, run_first = group, row
+            run_last = row
+        if run_group >= 0:
+            base = self._groups[run_group].base
+            runs.append(Span(run_group, run_first - base, run_last + 1 - base))
+        return runs
 
     def encoded(self, spans: Sequence[Span], fmt: Format) -> tuple[list[memoryview], int]:
         """The encoded rows of ``spans`` (zero-copy slices) and how many rows."""
