@@ -256,11 +256,13 @@ class Dataset:
             [str(v).strip() for v in delivery_track_ids],
             [normalize_id(v) for v in gsm_track_ids],
         )
-        return [
-            _to_report(row)
-            for span in spans
-            for row in self._source.rows(span.group)[span.start : span.stop]
-        ]
+        drawn: dict[int, list[WireRow]] = {}  # a group's rows, drawn once per call
+        reports: list[DetailedReport] = []
+        for span in spans:
+            if span.group not in drawn:
+                drawn[span.group] = self._source.rows(span.group)
+            reports.extend(_to_report(row) for row in drawn[span.group][span.start : span.stop])
+        return reports
 
     # -- lookup and encoding (used by the app) --------------------------------------
 
