@@ -338,7 +338,7 @@ class Dataset:
         """Draw and encode every row now, so that no request pays for it.
 
         A benchmark calls this before it starts the clock. Encoded rows take
-        about their wire size in memory (~300 bytes a row in JSON, ~450 in
+        about their wire size in memory (~300 bytes a row in JSON, ~500 in
         XML), so warm only the formats you will ask for.
         """
         whole = [Span(g, 0, group.size) for g, group in enumerate(self._groups)]
