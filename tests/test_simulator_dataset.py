@@ -192,14 +192,17 @@ def test_lookup_cost_does_not_grow_with_the_dataset() -> None:
         tracks = list(dataset.gsm_track_ids())[:: max(1, len(dataset) // 200)][:200]
         keys = [dataset.transaction_ids[0]]
         dataset.select(keys, [], tracks)  # builds the index
-        started = time.perf_counter()
-        for _ in range(50):
-            dataset.select(keys, [], tracks)
-        return time.perf_counter() - started
+        best = float("inf")
+        for _ in range(5):  # the best of five: robust to a busy machine
+            started = time.perf_counter()
+            for _ in range(20):
+                dataset.select(keys, [], tracks)
+            best = min(best, time.perf_counter() - started)
+        return best
 
     small = lookup_time(Dataset.generate(2_000, seed=1))
     large = lookup_time(Dataset.generate(200_000, seed=1))
-    assert large < small * 5 + 0.05
+    assert large < small * 5 + 0.02
 
 
 def test_from_rows_keeps_rows_and_groups_them_by_transaction() -> None:

@@ -139,7 +139,7 @@ async def test_a_client_that_gives_up_during_latency_ends_the_request_early() ->
 
 
 async def test_peak_in_flight_counts_concurrent_requests_over_tcp() -> None:
-    fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(0.2)])
+    fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(0.3)])
     with anyio.fail_after(20):
         async with serve(fake) as url, httpx.AsyncClient(base_url=url) as http:
             statuses: list[int] = []
