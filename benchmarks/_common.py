@@ -1,0 +1,337 @@
+"""What every benchmark shares: CPU pinning, the simulator's server process,
+CPU and memory readings, and Markdown tables.
+
+The server always runs in its own process (``python -m organik_async.testing
+serve``) pinned to one CPU, and the client being measured on the other, so
+the two never share a core or a GIL. The machine may also run other work
+(other sessions, CI): :class:`CpuMeter` reports the CPU time spent by
+everything *else* during a measurement, so a reader can tell a clean figure
+from a disturbed one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from types import TracebackType
+from typing import IO, Any, Final, Self
+
+CLIENT_CPU: Final = 0
+SERVER_CPU: Final = 1
+MIB: Final = 1024 * 1024
+_CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE")
+
+
+# --- CPUs -------------------------------------------------------------------------------
+
+
+def can_pin() -> bool:
+    """Pinning needs Linux's affinity calls and the two CPUs the benchmarks use."""
+    if not hasattr(os, "sched_setaffinity"):
+        return False
+    return {CLIENT_CPU, SERVER_CPU} <= os.sched_getaffinity(0)
+
+
+def pin_to(cpu: int) -> None:
+    """Pin this process (and the threads and children it starts later) to ``cpu``."""
+    os.sched_setaffinity(0, {cpu})
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process, from ``/proc`` (Linux)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent not idle, all CPUs added (``/proc/stat``)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / _CLOCK_TICKS
+
+
+@dataclass(frozen=True, slots=True)
+class CpuUsage:
+    """CPU seconds over one measured interval, split by who spent them."""
+
+    wall: float
+    client: float
+    server: float
+    others: float
+    """Everything else on the machine: a large value means a disturbed figure."""
+
+    def share(self, seconds: float) -> float:
+        """CPU seconds as a fraction of one core over the interval."""
+        return seconds / self.wall if self.wall > 0 else 0.0
+
+
+class CpuMeter:
+    """Measures an interval's wall time and who used the CPUs during it."""
+
+    def __init__(self, server_pid: int) -> None:
+        self._server_pid = server_pid
+        self._start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float, float]:
+        return (
+            time.perf_counter(),
+            process_cpu_seconds(os.getpid()),
+            process_cpu_seconds(self._server_pid),
+            machine_busy_seconds(),
+        )
+
+    def stop(self) -> CpuUsage:
+        end = self._sample()
+        wall, client, server, busy = (b - a for a, b in zip(self._start, end, strict=True))
+        return CpuUsage(wall, client, server, max(0.0, busy - client - server))
+
+
+# --- memory -----------------------------------------------------------------------------
+
+
+def rss_bytes() -> int:
+    """This process's resident set size right now."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * _PAGE_SIZE
+
+
+def peak_rss_bytes() -> int:
+    """The largest resident set size this process's memory has had (``VmHWM``).
+
+    This is the high-water mark of the address space the process got at
+    ``exec``, so it starts afresh in a new child. ``ru_maxrss`` does not: Linux
+    carries the parent's resident size over ``fork``/``exec`` into the child's
+    ``ru_maxrss``, so a child started by a big parent reports the parent's size
+    (see :func:`max_rss_bytes`).
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return max_rss_bytes()
+
+
+def max_rss_bytes() -> int:
+    """``getrusage(RUSAGE_SELF).ru_maxrss`` (KiB on Linux), in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# --- the simulator's server process -------------------------------------------------------
+
+
+class SimulatorServer:
+    """``python -m organik_async.testing serve`` in a child process, pinned to its own CPU.
+
+    Entering starts it on a free port (``--port 0``) and waits until it prints
+    its URL, which it does once it accepts connections (a big dataset is
+    generated and encoded first: a million rows take a few seconds). Leaving
+    sends SIGTERM and keeps the stats the server prints as it exits
+    (:attr:`stats`), so a benchmark can check that the server saw what the
+    client sent.
+    """
+
+    def __init__(
+        self,
+        rows: int,
+        *,
+        seed: int = 0,
+        latency: float = 0.0,
+        pin: bool = True,
+        startup_timeout: float = 180.0,
+    ) -> None:
+        self.rows = rows
+        self.seed = seed
+        self.latency = latency
+        self._pin = pin
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[str] | None = None
+        self._stderr: IO[str] | None = None
+        self.url = ""
+        self.startup_seconds = 0.0
+        self.stats: dict[str, Any] = {}
+
+    def command(self) -> list[str]:
+        command = [
+            sys.executable, "-m", "organik_async.testing", "serve", "--port", "0",
+            "--rows", str(self.rows), "--seed", str(self.seed), "--warm", "json",
+        ]  # fmt: skip
+        if self.latency > 0:
+            command += ["--latency", repr(self.latency)]
+        return command
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the server is not running"
+        return self._process.pid
+
+    def __enter__(self) -> Self:
+        started = time.perf_counter()
+        self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8")
+        pin = self._pin
+        self._process = subprocess.Popen(
+            self.command(),
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            # The child pins itself before exec, so every thread it starts
+            # (uvicorn runs in one) stays on the server's CPU.
+            preexec_fn=(lambda: pin_to(SERVER_CPU)) if pin else None,
+        )
+        try:
+            self.url = self._wait_for_url()
+        except BaseException:
+            self._stop()
+            raise
+        self.startup_seconds = time.perf_counter() - started
+        return self
+
+    def _wait_for_url(self) -> str:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], self._startup_timeout)
+        line = self._process.stdout.readline().strip() if ready else ""
+        if not line.startswith("http://"):
+            raise RuntimeError(
+                f"the simulator did not start within {self._startup_timeout:.0f}s: "
+                f"{self._stderr_text()[-2000:]!r}"
+            )
+        return line
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+        self.stats = self._parse_stats(self._stderr_text())
+        if self._stderr is not None:
+            self._stderr.close()
+
+    def _stderr_text(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read()
+
+    @staticmethod
+    def _parse_stats(text: str) -> dict[str, Any]:
+        lines = text.strip().splitlines()
+        if not lines or not lines[-1].startswith("{"):
+            return {}
+        with contextlib.suppress(ValueError):
+            stats: dict[str, Any] = json.loads(lines[-1])
+            return stats
+        return {}
+
+
+# --- reporting --------------------------------------------------------------------------
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def _memory_gib() -> float:
+    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as info:
+        for line in info:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    return float("nan")
+
+
+def machine_lines(pinned: bool) -> list[str]:
+    """Markdown bullets that say what the figures were measured on."""
+    packages = ", ".join(
+        f"{name} {_version(name)}"
+        for name in ("httpx", "httpcore", "anyio", "msgspec", "uvicorn", "h11")
+    )
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    pinning = (
+        f"client pinned to CPU {CLIENT_CPU}, server process to CPU {SERVER_CPU}"
+        if pinned
+        else "not pinned (fewer than 2 usable CPUs, or --no-pin)"
+    )
+    return [
+        f"- machine: {os.cpu_count()} cores ({_cpu_model()}), {_memory_gib():.1f} GiB RAM, "
+        f"{platform.system()} {platform.release()}; load average at start {load}",
+        f"- Python {platform.python_version()} ({platform.python_implementation()}); {packages}",
+        f"- server: `python -m organik_async.testing serve` in its own process; {pinning}",
+    ]
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A Markdown table; the first column is left-aligned, the others right-aligned."""
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def percent(fraction: float) -> str:
+    return f"{fraction:.0%}"
+
+
+def mib(size: float) -> str:
+    return f"{size / MIB:,.1f}"
+
+
+class Log:
+    """Progress lines, timed from the start, on stderr (the tables go to stdout)."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __call__(self, text: str) -> None:
+        print(f"[{time.perf_counter() - self._started:6.1f}s] {text}", file=sys.stderr, flush=True)
