@@ -1,0 +1,340 @@
+"""Fan-out scaling: rows/s of a bulk call as ``max_concurrency`` grows, over real TCP.
+
+Why gsm_track_ids: each one is exactly one row, so a batch of ``n`` IDs is a
+request that returns ``n`` rows, and every point does a known amount of work.
+Two scenarios:
+
+* **latency-bound** (the server waits 100 ms per request, 20 rows per
+  request): the ideal wall time is ``ceil(batches / C) x latency``; the ratio
+  to it shows what the engine and httpx add on top of the network wait.
+* **CPU-bound** (no added latency, 250 rows per request, the client's
+  default batch size): rows/s is what one client core can decode and move; a
+  design whose per-request cost grows with the requests in flight (one big
+  httpx pool, encode/httpx#3215) shows up as a drop at high C.
+
+Each point also runs, for comparison, with ``pool_size=C``: a single httpx
+pool holding every connection, which is what the small-pools design
+(``organik_async._pool``) exists to avoid.
+
+:func:`simulator_throughput` measures the server alone with a raw httpx client
+that reads bytes without decoding them, to show the simulator is not what
+limits the client's figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import httpx
+
+from organik_async import BatchSizes, OrganikClient
+from organik_async.testing import DEMO_API_KEY, Dataset
+
+from ._common import (
+    CpuMeter,
+    CpuUsage,
+    Log,
+    SimulatorServer,
+    markdown_table,
+    median,
+    percent,
+)
+
+DEFAULT_LEVELS = (1, 8, 32, 64, 128)
+COMPARE_LEVELS = (32, 64, 128)
+"""Levels also run with ``pool_size=C`` (one big httpx pool), for comparison."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One fan-out table: the server's latency, the batch size, how many batches."""
+
+    name: str
+    latency: float
+    batch_size: int
+    batches_per_slot: int
+    """Batches per point are ``batches_per_slot x C`` (at least ``min_batches``),
+    so every worker does the same number of requests at every C."""
+    min_batches: int
+    levels: tuple[int, ...] = DEFAULT_LEVELS
+    compare_levels: tuple[int, ...] = COMPARE_LEVELS
+
+    def batches(self, concurrency: int) -> int:
+        return max(self.min_batches, self.batches_per_slot * concurrency)
+
+    def ids_needed(self) -> int:
+        return max(self.batches(c) for c in self.levels) * self.batch_size
+
+    def cases(self) -> list[Case]:
+        cases = [Case(c, 8, self.batches(c)) for c in self.levels]
+        cases += [Case(c, c, self.batches(c)) for c in self.compare_levels if c in self.levels]
+        return cases
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One point: ``max_concurrency``, ``pool_size`` and the number of batches."""
+
+    concurrency: int
+    pool_size: int
+    batches: int
+
+    @property
+    def one_big_pool(self) -> bool:
+        return self.pool_size == self.concurrency and self.concurrency > 8
+
+
+@dataclass(slots=True)
+class Point:
+    """What one case measured, over its timed repeats."""
+
+    case: Case
+    rows_per_call: int = 0
+    pools: int = 0
+    walls: list[float] = field(default_factory=list)
+    usages: list[CpuUsage] = field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        return median(self.walls)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_per_call / self.wall
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.case.batches / self.wall
+
+    def cpu_share(self, who: str) -> float:
+        """Average share of one core over the timed repeats."""
+        wall = sum(u.wall for u in self.usages)
+        return sum(getattr(u, who) for u in self.usages) / wall if wall else 0.0
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+async def _timed_call(client: OrganikClient, ids: Sequence[int | str]) -> int:
+    """One bulk call, rows counted as they stream (no dedupe: nothing is kept)."""
+    count = 0
+    async with client.iter_detailed_report(gsm_track_ids=ids, dedupe=False) as rows:
+        async for _ in rows:
+            count += 1
+    return count
+
+
+async def _measure_case(
+    case: Case, scenario: Scenario, ids: Sequence[int | str], server: SimulatorServer, repeat: int
+) -> Point:
+    """Open one client (as an app would, and keep it), warm its connections, then time."""
+    point = Point(case)
+    wanted = ids[: case.batches * scenario.batch_size]
+    async with OrganikClient(
+        DEMO_API_KEY,
+        base_url=server.url,
+        max_concurrency=case.concurrency,
+        max_connections=max(case.concurrency, 128),
+        pool_size=case.pool_size,
+        batch_sizes=BatchSizes(gsm_track_ids=scenario.batch_size),
+        max_retries=0,
+    ) as client:
+        # Untimed: opens the C connections, so the timed calls measure fan-out,
+        # not TCP set-up.
+        await _timed_call(client, ids[: case.concurrency * scenario.batch_size])
+        for _ in range(repeat):
+            meter = CpuMeter(server.pid)
+            rows = await _timed_call(client, wanted)
+            usage = meter.stop()
+            if rows != len(wanted):
+                raise RuntimeError(f"expected {len(wanted)} rows, got {rows} ({case})")
+            point.walls.append(usage.wall)
+            point.usages.append(usage)
+            point.rows_per_call = rows
+        point.pools = len(client._pools.pools)  # how many httpx pools the call really used
+    return point
+
+
+def run_scenario(
+    scenario: Scenario, *, repeat: int, pin: bool, backend: str, log: Log
+) -> tuple[list[Point], SimulatorServer]:
+    """Start a server with the scenario's latency, measure every case, stop it."""
+    rows = scenario.ids_needed()
+    ids = list(Dataset.generate(rows).gsm_track_ids())
+    points: list[Point] = []
+    with SimulatorServer(rows, latency=scenario.latency, pin=pin) as server:
+        log(f"{scenario.name}: server up in {server.startup_seconds:.1f}s at {server.url}")
+        for case in scenario.cases():
+            point = anyio.run(_measure_case, case, scenario, ids, server, repeat, backend=backend)
+            points.append(point)
+            log(
+                f"  C={case.concurrency:<4} pool_size={case.pool_size:<4} "
+                f"{point.rows_per_second:>9,.0f} rows/s  walls "
+                + "/".join(f"{w:.2f}" for w in point.walls)
+                + f"  client {percent(point.cpu_share('client'))} "
+                f"server {percent(point.cpu_share('server'))} "
+                f"others {percent(point.cpu_share('others'))}"
+            )
+    return points, server
+
+
+# --- the simulator alone ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RawShape:
+    """A request shape for the raw simulator measurement."""
+
+    kind: str
+    batch_size: int
+    requests: int | None
+    """``None``: every ID of that kind in the dataset."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawResult:
+    shape: RawShape
+    requests: int
+    rows: int
+    body_bytes: int
+    usage: CpuUsage
+
+
+_ROW_MARKER = b'"gsm":'
+
+
+async def _raw_fetch(
+    url: str, batches: list[list[int | str]], kind: str, concurrency: int, server_pid: int
+) -> tuple[int, int, CpuUsage]:
+    """Fetch the batches with ``concurrency`` workers on one small httpx pool,
+    counting rows in the bytes (no decoding: the client side costs little)."""
+    path = f"/v2/{DEMO_API_KEY}/detailedreport/json/"
+    queue = iter(batches)
+    rows = body_bytes = 0
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
+
+        async def worker() -> None:
+            nonlocal rows, body_bytes
+            for batch in queue:
+                response = await http.post(path, json={"data": {kind: batch}})
+                response.raise_for_status()
+                rows += response.content.count(_ROW_MARKER)
+                body_bytes += len(response.content)
+
+        await http.post(path, json={"data": {kind: batches[0]}})  # opens a connection
+        meter = CpuMeter(server_pid)
+        async with anyio.create_task_group() as group:
+            for _ in range(concurrency):
+                group.start_soon(worker)
+        usage = meter.stop()
+    return rows, body_bytes, usage
+
+
+def _shape_batches(dataset: Dataset, shape: RawShape) -> list[list[int | str]]:
+    ids: list[int | str] = (
+        list(dataset.transaction_ids)
+        if shape.kind == "transaction_ids"
+        else list(dataset.gsm_track_ids())
+    )
+    batches = [ids[i : i + shape.batch_size] for i in range(0, len(ids), shape.batch_size)]
+    return batches if shape.requests is None else batches[: shape.requests]
+
+
+def simulator_throughput(
+    rows: int, shapes: Sequence[RawShape], *, concurrency: int, pin: bool, log: Log
+) -> list[RawResult]:
+    """The server's own rows/s and CPU per row, for each request shape."""
+    dataset = Dataset.generate(rows)
+    results: list[RawResult] = []
+    with SimulatorServer(rows, pin=pin) as server:
+        log(f"simulator: server up in {server.startup_seconds:.1f}s at {server.url}")
+        for shape in shapes:
+            batches = _shape_batches(dataset, shape)
+            got, size, usage = anyio.run(
+                _raw_fetch, server.url, batches, shape.kind, concurrency, server.pid
+            )
+            results.append(RawResult(shape, len(batches), got, size, usage))
+            log(
+                f"  {shape.kind} x{shape.batch_size}: {got / usage.wall:,.0f} rows/s, "
+                f"server {percent(usage.share(usage.server))}, "
+                f"others {percent(usage.share(usage.others))}"
+            )
+    return results
+
+
+# --- tables -----------------------------------------------------------------------------
+
+
+def _pools_label(point: Point) -> str:
+    label = f"{point.pools} x {point.case.pool_size}"
+    return label + " (one big pool)" if point.case.one_big_pool else label
+
+
+def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> str:
+    """One scenario's table; ideal and ratio columns only when there is latency."""
+    headers = ["C", "httpx pools", "requests", "rows", "wall s", "rows/s", "req/s"]
+    if scenario.latency > 0:
+        headers += ["ideal s", "wall/ideal"]
+    headers += ["client CPU", "server CPU", "others' CPU"]
+    lines = []
+    for point in points:
+        case = point.case
+        cells = [
+            str(case.concurrency),
+            _pools_label(point),
+            f"{case.batches:,}",
+            f"{point.rows_per_call:,}",
+            f"{point.wall:.2f}",
+            f"{point.rows_per_second:,.0f}",
+            f"{point.requests_per_second:,.0f}",
+        ]
+        if scenario.latency > 0:
+            ideal = math.ceil(case.batches / case.concurrency) * scenario.latency
+            cells += [f"{ideal:.2f}", f"{point.wall / ideal:.2f}"]
+        cells += [percent(point.cpu_share(who)) for who in ("client", "server", "others")]
+        lines.append(cells)
+    title = (
+        f"### Fan-out, {scenario.name}: server latency {scenario.latency * 1000:g} ms, "
+        f"{scenario.batch_size} gsm_track_ids (= rows) per request\n\n"
+        f"wall s: median of {repeat} timed calls on one open client (after an untimed "
+        "warm-up call); CPU columns: share of one core during the timed calls "
+        "(others' CPU: every other process on the machine)."
+    )
+    return title + "\n\n" + markdown_table(headers, lines)
+
+
+def simulator_table(results: Sequence[RawResult], rows: int, concurrency: int) -> str:
+    headers = [
+        "request shape", "requests", "rows", "MB", "wall s", "rows/s", "req/s",
+        "server CPU", "rows per server CPU-s", "req per server CPU-s", "others' CPU",
+    ]  # fmt: skip
+    lines = []
+    for result in results:
+        usage = result.usage
+        server = max(usage.server, 1e-9)
+        lines.append(
+            [
+                f"{result.shape.kind} x {result.shape.batch_size}",
+                f"{result.requests:,}",
+                f"{result.rows:,}",
+                f"{result.body_bytes / 1e6:,.0f}",
+                f"{usage.wall:.2f}",
+                f"{result.rows / usage.wall:,.0f}",
+                f"{result.requests / usage.wall:,.0f}",
+                percent(usage.share(usage.server)),
+                f"{result.rows / server:,.0f}",
+                f"{result.requests / server:,.0f}",
+                percent(usage.share(usage.others)),
+            ]
+        )
+    title = (
+        f"### The simulator alone over TCP ({rows:,}-row dataset, no added latency)\n\n"
+        f"A raw httpx client ({concurrency} requests in flight on one pool) reads the bytes "
+        "and counts rows without decoding them. *rows per server CPU-s* is what the "
+        "server process can serve on its one core."
+    )
+    return title + "\n\n" + markdown_table(headers, lines)

@@ -1,0 +1,283 @@
+"""Streaming memory: peak RSS of ``iter_detailed_report`` over 250 000 and 1 000 000 rows.
+
+Each measurement runs in a fresh child process (``python -m benchmarks.memory
+--child ...``), because ``ru_maxrss`` is a high-water mark: a process that
+has once held a million rows never reports less again. The child imports the
+client, works out the IDs (the simulator's dataset is deterministic, so it
+knows them from the seed without asking), reads its RSS (the baseline), then
+streams every row through ``iter_detailed_report`` counting them, and prints
+its baseline and peak RSS as JSON.
+
+With ``dedupe=False`` nothing grows with the input: the peak should not
+depend on the number of rows. ``dedupe=True`` remembers every input ID and
+every ``gsm_track_id``; the difference between the two peaks is its cost,
+which the README quotes per million IDs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._common import (
+    CLIENT_CPU,
+    MIB,
+    Log,
+    SimulatorServer,
+    markdown_table,
+    max_rss_bytes,
+    mib,
+    peak_rss_bytes,
+    pin_to,
+    rss_bytes,
+)
+
+DEFAULT_SIZES = (250_000, 1_000_000)
+ROOT = Path(__file__).resolve().parent.parent
+KINDS = ("transaction_ids", "gsm_track_ids")
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryCase:
+    """One child run: the dataset size, which IDs are asked for, and ``dedupe``."""
+
+    rows: int
+    kind: str
+    dedupe: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryResult:
+    case: MemoryCase
+    ids: int
+    requests: int
+    rows_seen: int
+    seconds: float
+    baseline: int
+    peak: int
+    """``VmHWM``: the child's own high-water mark (see ``_common.peak_rss_bytes``)."""
+    ru_maxrss: int
+    """Reported for reference: it includes the parent's size at spawn."""
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.baseline
+
+
+def cases_for(size: int, *, largest: bool) -> list[MemoryCase]:
+    """Every size by transaction_ids (whole sends: the bulk case), with and without
+    dedupe; the largest size also by gsm_track_ids (one ID per row), which is
+    where dedupe remembers the most."""
+    cases = [MemoryCase(size, "transaction_ids", dedupe) for dedupe in (False, True)]
+    if largest:
+        cases += [MemoryCase(size, "gsm_track_ids", dedupe) for dedupe in (False, True)]
+    return cases
+
+
+# --- the child ------------------------------------------------------------------------------
+
+
+def _ids(rows: int, seed: int, kind: str) -> Iterable[int | str]:
+    """The IDs to ask for: transaction IDs as a list (a few thousand), gsm_track_ids
+    lazily (a million of them would otherwise sit in the baseline)."""
+    from organik_async.testing import Dataset
+
+    dataset = Dataset.generate(rows, seed=seed)
+    if kind == "transaction_ids":
+        return list(dataset.transaction_ids)
+    return _counted(dataset.gsm_track_ids())
+
+
+_id_count = 0
+
+
+def _counted(ids: Iterator[int | str]) -> Iterator[int | str]:
+    global _id_count
+    for value in ids:
+        _id_count += 1
+        yield value
+
+
+async def _stream(url: str, kind: str, ids: Iterable[int | str], dedupe: bool) -> int:
+    from organik_async import OrganikClient
+    from organik_async.testing import DEMO_API_KEY
+
+    count = 0
+    async with (
+        OrganikClient(DEMO_API_KEY, base_url=url, max_retries=0) as client,
+        client.iter_detailed_report(**{kind: ids}, dedupe=dedupe) as rows,
+    ):
+        async for _ in rows:
+            count += 1
+    return count
+
+
+def child_main(args: argparse.Namespace) -> int:
+    """Measure one case in this (fresh) process; print the figures as one JSON line."""
+    import anyio
+
+    from organik_async import BatchSizes
+
+    if args.pin:
+        pin_to(CLIENT_CPU)
+    ids = _ids(args.rows, args.seed, args.kind)
+    id_count = len(ids) if isinstance(ids, list) else None
+    baseline = rss_bytes()
+    started = time.perf_counter()
+    rows = anyio.run(_stream, args.url, args.kind, ids, args.dedupe, backend=args.backend)
+    seconds = time.perf_counter() - started
+    id_count = _id_count if id_count is None else id_count
+    batch = BatchSizes().for_kind(args.kind)
+    figures = {
+        "ids": id_count,
+        "requests": math.ceil(id_count / batch),
+        "rows": rows,
+        "seconds": seconds,
+        "baseline": baseline,
+        "peak": peak_rss_bytes(),
+        "ru_maxrss": max_rss_bytes(),
+    }
+    print(json.dumps(figures), flush=True)
+    return 0
+
+
+# --- the parent -----------------------------------------------------------------------------
+
+
+def _run_child(
+    case: MemoryCase, server: SimulatorServer, *, pin: bool, backend: str
+) -> MemoryResult:
+    command = [
+        sys.executable, "-m", "benchmarks.memory", "--child", "--url", server.url,
+        "--rows", str(case.rows), "--seed", str(server.seed), "--kind", case.kind,
+        "--backend", backend,
+    ]  # fmt: skip
+    command += ["--dedupe"] if case.dedupe else []
+    command += ["--pin"] if pin else []
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"memory child failed ({case}): {done.stderr[-2000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    if figures["rows"] != case.rows:
+        raise RuntimeError(f"expected {case.rows} rows, the child counted {figures['rows']}")
+    return MemoryResult(
+        case,
+        figures["ids"],
+        figures["requests"],
+        figures["rows"],
+        figures["seconds"],
+        figures["baseline"],
+        figures["peak"],
+        figures["ru_maxrss"],
+    )
+
+
+def run_memory(sizes: Sequence[int], *, pin: bool, backend: str, log: Log) -> list[MemoryResult]:
+    """One server per dataset size; one fresh child per case."""
+    results: list[MemoryResult] = []
+    for size in sizes:
+        with SimulatorServer(size, pin=pin) as server:
+            log(f"memory: {size:,}-row server up in {server.startup_seconds:.1f}s")
+            for case in cases_for(size, largest=size == max(sizes)):
+                result = _run_child(case, server, pin=pin, backend=backend)
+                results.append(result)
+                log(
+                    f"  {case.kind:<15} dedupe={case.dedupe!s:<5} peak {mib(result.peak)} MiB "
+                    f"(baseline {mib(result.baseline)}), {result.seconds:.1f}s"
+                )
+    return results
+
+
+def memory_table(results: Sequence[MemoryResult]) -> str:
+    headers = [
+        "rows", "asked by", "IDs", "dedupe", "requests", "wall s", "rows/s",
+        "RSS before MiB", "peak RSS MiB", "peak - before MiB", "ru_maxrss MiB",
+    ]  # fmt: skip
+    lines = [
+        [
+            f"{r.rows_seen:,}",
+            r.case.kind,
+            f"{r.ids:,}",
+            str(r.case.dedupe),
+            f"{r.requests:,}",
+            f"{r.seconds:.1f}",
+            f"{r.rows_seen / r.seconds:,.0f}",
+            mib(r.baseline),
+            mib(r.peak),
+            mib(r.growth),
+            mib(r.ru_maxrss),
+        ]
+        for r in results
+    ]
+    title = (
+        "### Streaming memory: `iter_detailed_report`, client defaults "
+        "(max_concurrency 8, batch sizes 20 / 250)\n\n"
+        "Each row is a fresh child process; *RSS before* is after imports and setup, just "
+        "before the call; *peak RSS* is the child's `VmHWM` after it (its high-water mark). "
+        "Rows are counted and dropped. `ru_maxrss` is shown for reference only: Linux carries "
+        "the parent's resident size over fork/exec into a child's `ru_maxrss`, so it reads at "
+        "least the size of the benchmark process that started the child."
+    )
+    return title + "\n\n" + markdown_table(headers, lines)
+
+
+def dedupe_costs(results: Sequence[MemoryResult]) -> list[tuple[MemoryCase, float]]:
+    """MiB per million rows (or IDs) that ``dedupe=True`` adds to the peak, per case."""
+    by_case = {r.case: r for r in results}
+    costs = []
+    for case, with_dedupe in by_case.items():
+        if not case.dedupe:
+            continue
+        without = by_case.get(MemoryCase(case.rows, case.kind, False))
+        if without is None:
+            continue
+        extra = (with_dedupe.peak - without.peak) / MIB
+        costs.append((case, extra / (case.rows / 1e6)))
+    return costs
+
+
+def dedupe_table(results: Sequence[MemoryResult]) -> str:
+    lines = []
+    for case, per_million in dedupe_costs(results):
+        what = (
+            "per million rows (input: transaction IDs, a few thousand)"
+            if case.kind == "transaction_ids"
+            else "per million IDs (input: one gsm_track_id per row)"
+        )
+        lines.append([f"{case.rows:,}", case.kind, what, f"{per_million:,.0f}"])
+    title = (
+        "### What `dedupe=True` costs\n\n"
+        "Peak RSS with `dedupe=True` minus peak RSS with `dedupe=False`, same rows, scaled "
+        "to a million. By transaction IDs it is the set of `gsm_track_id`s yielded; by "
+        "gsm_track_ids it is that set plus the set of input IDs sent."
+    )
+    return title + "\n\n" + markdown_table(["rows", "asked by", "cost", "MiB"], lines)
+
+
+def parse_child_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.memory",
+        description="One memory measurement (run by `python -m benchmarks`, not by hand).",
+    )
+    parser.add_argument("--child", action="store_true", required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kind", choices=KINDS, default="transaction_ids")
+    parser.add_argument("--dedupe", action="store_true")
+    parser.add_argument("--pin", action="store_true")
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(parse_child_args()))
