@@ -320,10 +320,6 @@ class BulkRun:
         self._reported_total: int | None = None
 
     @property
-    def failures(self) -> list[BatchFailure]:
-        return self._tally.failures
-
-    @property
     def batch_count(self) -> int:
         return self._batcher.batches_made
 
@@ -437,16 +433,18 @@ class BulkRun:
             return
         total = self._batcher.batches_made if self._batcher.exhausted else self._batcher.estimate
         self._reported_total = total
-        callback(
-            Progress(
-                batches_done=self._tally.batches_done,
-                batches_total=total,
-                rows=self._tally.rows,
-                retries=self._tally.retries,
-                failures=len(self._tally.failures),
-                elapsed=time.perf_counter() - self._started,
-            )
+        progress = Progress(
+            batches_done=self._tally.batches_done,
+            batches_total=total,
+            rows=self._tally.rows,
+            retries=self._tally.retries,
+            failures=len(self._tally.failures),
+            elapsed=time.perf_counter() - self._started,
         )
+        try:
+            callback(progress)
+        except Exception as exc:  # the caller's bug: stop, and raise it as is
+            self._abort(exc)
 
     def outcome_error(self, rows: list[DetailedReport]) -> BaseException | None:
         """The one error a caller sees, if any (see the README's rule)."""

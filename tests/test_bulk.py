@@ -428,3 +428,15 @@ async def test_cancelling_the_caller_stops_every_request_promptly() -> None:
             rows = await client.detailed_report(transaction_ids=TX[:3])
     assert rows == DATASET.expected(transaction_ids=TX[:3])
     assert fake.stats.peak_in_flight == 8
+
+
+async def test_an_error_in_the_progress_callback_stops_the_call_and_is_raised_as_is() -> None:
+    def broken(progress: Progress) -> None:
+        raise ZeroDivisionError("the caller's bug")
+
+    fake = FakeOrganikAPI(DATASET)
+    async with fast(fake, batch_sizes=1, max_concurrency=2) as client:
+        with anyio.fail_after(5), pytest.raises(ZeroDivisionError, match="caller's bug"):
+            await client.detailed_report(transaction_ids=TX[:20], on_progress=broken)
+        assert fake.stats.requests < 20
+        assert await client.detailed_report(transaction_ids=TX[:1])  # still usable
