@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from seed_rows import KEY, SEED_ROW
 
 from organik_async import (
     DEFAULT_BASE_URL,
@@ -30,25 +31,11 @@ from organik_async import (
 
 pytestmark = pytest.mark.anyio
 
-KEY = "ce136df4c9c92d1428e828aba07d3b05"  # the spec's example key
 OTHER_KEY = "0123456789abcdef0123456789ABCDEF"
 
 # The seed examples' rows, in the provider's JSON wire form.
 PROVIDER_ROWS: list[dict[str, Any]] = [
-    {
-        "gsm": 905445359675,
-        "transaction_id": 14094857,
-        "gsm_track_id": 410471976,
-        "delivery_track_id": "b627ffe79fc148e8ea7425222c4ed8",
-        "create_date": "2016-11-02 11:47:38",
-        "start_date": "2016-11-02 11:47:38",
-        "finish_date": "2016-11-02 12:47:42",
-        "status": 2,
-        "sms_count": 1,
-        "credit_amount": 1,
-        "is_foreign_gsm": 0,
-        "errorcode": 0,
-    },
+    {**SEED_ROW, "errorcode": 0},
     {
         "gsm": 61491570156,
         "transaction_id": 14094857,

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
+from seed_rows import SEED_ROW
 
 from organik_async import (
     API_ERROR_CODES,
@@ -46,19 +47,7 @@ def make_row(**changes: object) -> DetailedReport:
 
 
 def one_json_row(**fields: object) -> bytes:
-    row: dict[str, object] = {
-        "gsm": 905445359675,
-        "transaction_id": 14094857,
-        "gsm_track_id": 410471976,
-        "delivery_track_id": "b627ffe79fc148e8ea7425222c4ed8",
-        "create_date": "2016-11-02 11:47:38",
-        "start_date": "2016-11-02 11:47:38",
-        "finish_date": "2016-11-02 12:47:42",
-        "status": 2,
-        "sms_count": 1,
-        "credit_amount": 1,
-        "is_foreign_gsm": 0,
-    }
+    row: dict[str, object] = dict(SEED_ROW)
     row.update(fields)
     return msgspec.json.encode({"response": {"result": True, "data": [row]}})
 
