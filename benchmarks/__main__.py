@@ -21,7 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._common import CLIENT_CPU, Log, can_pin, machine_lines, pin_to
+from ._common import (
+    CLIENT_CPU,
+    DISTURBED,
+    Log,
+    can_pin,
+    machine_lines,
+    pin_to,
+    wait_until_quiet,
+)
 from .fanout import (
     DEFAULT_LEVELS,
     Point,
@@ -77,6 +85,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", help="memory: dataset sizes (default 250000,1000000)")
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     parser.add_argument("--no-pin", action="store_true", help="do not pin client and server")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for other processes to leave the CPUs idle",
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -161,7 +176,7 @@ def fanout_verdicts(scenario: Scenario, points: Sequence[Point]) -> list[str]:
             ratio = point.wall / ideal
             verdicts.append(
                 f"{_mark(ratio <= IDEAL_LIMIT)} {scenario.name}, C={c}: wall {point.wall:.2f}s "
-                f"= {ratio:.2f} x ideal {ideal:.2f}s (target <= {IDEAL_LIMIT})"
+                f"= {ratio:.2f} x ideal {ideal:.2f}s (target <= {IDEAL_LIMIT})" + _disturbed(point)
             )
     base = default.get(8)
     if base is not None:
@@ -172,9 +187,15 @@ def fanout_verdicts(scenario: Scenario, points: Sequence[Point]) -> list[str]:
             verdicts.append(
                 f"{_mark(ratio >= 1 - NO_DROP_TOLERANCE)} {scenario.name}, no drop 8 -> {c}: "
                 f"{point.rows_per_second:,.0f} vs {base.rows_per_second:,.0f} rows/s "
-                f"({ratio:.2f} x; target >= {1 - NO_DROP_TOLERANCE:.2f})"
+                f"({ratio:.2f} x; target >= {1 - NO_DROP_TOLERANCE:.2f})" + _disturbed(point, base)
             )
     return verdicts
+
+
+def _disturbed(*points: Point) -> str:
+    if any(p.cpu_share("others") > DISTURBED for p in points):
+        return " (†: disturbed by other processes, see the table)"
+    return ""
 
 
 def run_memory_part(args: argparse.Namespace, report: Report, log: Log) -> None:
@@ -236,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pin:
         pin_to(CLIENT_CPU)  # the servers are started pinned to the other CPU
     log = Log()
+    wait_until_quiet(args.wait_quiet, log)
     started = time.perf_counter()
     report = Report()
     report.add(header(args))

@@ -323,6 +323,38 @@ def percent(fraction: float) -> str:
     return f"{fraction:.0%}"
 
 
+DISTURBED: Final = 0.2
+"""Other processes using more than this share of a core make a timing suspect."""
+DISTURBED_NOTE: Final = (
+    "† other processes on the machine used more than "
+    f"{DISTURBED:.0%} of a core during this measurement: its timings are disturbed."
+)
+
+
+def others_cell(share: float) -> str:
+    """The others' CPU share, flagged when it is large enough to disturb a timing."""
+    return percent(share) + (" †" if share > DISTURBED else "")
+
+
+def wait_until_quiet(max_wait: float, log: Log) -> float:
+    """Wait (up to ``max_wait`` s) until the rest of the machine is nearly idle.
+
+    Other sessions or CI jobs may share the machine, and a benchmark pinned to
+    a CPU another process also uses measures that process as much as our
+    code. Returns the others' share of a core over the last second sampled.
+    """
+    deadline = time.perf_counter() + max_wait
+    while True:
+        before = machine_busy_seconds()
+        time.sleep(1.0)
+        share = machine_busy_seconds() - before
+        if share < DISTURBED / 2 or time.perf_counter() >= deadline:
+            if max_wait > 0:
+                log(f"other processes use {share:.0%} of a core")
+            return share
+        log(f"waiting for a quiet machine (others use {share:.0%} of a core)")
+
+
 def mib(size: float) -> str:
     return f"{size / MIB:,.1f}"
 

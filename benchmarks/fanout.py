@@ -34,12 +34,15 @@ from organik_async import BatchSizes, OrganikClient
 from organik_async.testing import DEMO_API_KEY, Dataset
 
 from ._common import (
+    DISTURBED,
+    DISTURBED_NOTE,
     CpuMeter,
     CpuUsage,
     Log,
     SimulatorServer,
     markdown_table,
     median,
+    others_cell,
     percent,
 )
 
@@ -295,7 +298,8 @@ def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> st
         if scenario.latency > 0:
             ideal = math.ceil(case.batches / case.concurrency) * scenario.latency
             cells += [f"{ideal:.2f}", f"{point.wall / ideal:.2f}"]
-        cells += [percent(point.cpu_share(who)) for who in ("client", "server", "others")]
+        cells += [percent(point.cpu_share(who)) for who in ("client", "server")]
+        cells.append(others_cell(point.cpu_share("others")))
         lines.append(cells)
     title = (
         f"### Fan-out, {scenario.name}: server latency {scenario.latency * 1000:g} ms, "
@@ -304,7 +308,10 @@ def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> st
         "warm-up call); CPU columns: share of one core during the timed calls "
         "(others' CPU: every other process on the machine)."
     )
-    return title + "\n\n" + markdown_table(headers, lines)
+    table = title + "\n\n" + markdown_table(headers, lines)
+    if any(p.cpu_share("others") > DISTURBED for p in points):
+        table += "\n\n" + DISTURBED_NOTE
+    return table
 
 
 def simulator_table(results: Sequence[RawResult], rows: int, concurrency: int) -> str:
@@ -328,7 +335,7 @@ def simulator_table(results: Sequence[RawResult], rows: int, concurrency: int) -
                 percent(usage.share(usage.server)),
                 f"{result.rows / server:,.0f}",
                 f"{result.requests / server:,.0f}",
-                percent(usage.share(usage.others)),
+                others_cell(usage.share(usage.others)),
             ]
         )
     title = (
@@ -337,4 +344,7 @@ def simulator_table(results: Sequence[RawResult], rows: int, concurrency: int) -
         "and counts rows without decoding them. *rows per server CPU-s* is what the "
         "server process can serve on its one core."
     )
-    return title + "\n\n" + markdown_table(headers, lines)
+    table = title + "\n\n" + markdown_table(headers, lines)
+    if any(r.usage.share(r.usage.others) > DISTURBED for r in results):
+        table += "\n\n" + DISTURBED_NOTE
+    return table
