@@ -221,7 +221,10 @@ class OrganikClient:
             )
         else:
             self._pools = PoolSet(
-                lambda size: self._new_pool(limits=httpx.Limits(max_connections=size)),
+                lambda size: self._new_pool(
+                    # Keep every connection alive: a pool never holds more than it needs.
+                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
+                ),
                 max_connections=max_connections,
                 pool_size=pool_size,
             )
