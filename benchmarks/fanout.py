@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import anyio
 import httpx
 
-from organik_async import BatchSizes, OrganikClient
+from organik_async import BatchSizes, OrganikClient, OrganikError, Progress
 from organik_async.testing import DEMO_API_KEY, Dataset
 
 from ._common import (
@@ -99,10 +99,14 @@ class Point:
     pools: int = 0
     walls: list[float] = field(default_factory=list)
     usages: list[CpuUsage] = field(default_factory=list)
+    retries: int = 0
+    """Requests retried during the timed calls (the client's default policy)."""
+    failure: str = ""
+    """Why a timed call failed even after retries (the point is then incomplete)."""
 
     @property
     def wall(self) -> float:
-        return median(self.walls)
+        return median(self.walls) if self.walls else float("nan")
 
     @property
     def rows_per_second(self) -> float:
@@ -121,13 +125,30 @@ class Point:
 # --- measuring --------------------------------------------------------------------------
 
 
-async def _timed_call(client: OrganikClient, ids: Sequence[int | str]) -> int:
-    """One bulk call, rows counted as they stream (no dedupe: nothing is kept)."""
+class _Retries:
+    """``on_progress`` callback keeping the latest snapshot's retry count."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, progress: Progress) -> None:
+        self.count = progress.retries
+
+
+async def _timed_call(client: OrganikClient, ids: Sequence[int | str]) -> tuple[int, int]:
+    """One bulk call, rows counted as they stream (no dedupe: nothing is kept).
+
+    Returns the rows and the retries, which the table shows: a retry waits a
+    backoff, so a point with retries is slower for a reason of its own.
+    """
     count = 0
-    async with client.iter_detailed_report(gsm_track_ids=ids, dedupe=False) as rows:
+    retries = _Retries()
+    async with client.iter_detailed_report(
+        gsm_track_ids=ids, dedupe=False, on_progress=retries
+    ) as rows:
         async for _ in rows:
             count += 1
-    return count
+    return count, retries.count
 
 
 async def _measure_case(
@@ -143,22 +164,31 @@ async def _measure_case(
         max_connections=max(case.concurrency, 128),
         pool_size=case.pool_size,
         batch_sizes=BatchSizes(gsm_track_ids=scenario.batch_size),
-        max_retries=0,
     ) as client:
-        # Untimed: opens the C connections, so the timed calls measure fan-out,
-        # not TCP set-up.
-        await _timed_call(client, ids[: case.concurrency * scenario.batch_size])
-        for _ in range(repeat):
-            meter = CpuMeter(server.pid)
-            rows = await _timed_call(client, wanted)
-            usage = meter.stop()
-            if rows != len(wanted):
-                raise RuntimeError(f"expected {len(wanted)} rows, got {rows} ({case})")
-            point.walls.append(usage.wall)
-            point.usages.append(usage)
-            point.rows_per_call = rows
+        try:
+            # Untimed: opens the C connections, so the timed calls measure
+            # fan-out, not TCP set-up.
+            await _timed_call(client, ids[: case.concurrency * scenario.batch_size])
+            for _ in range(repeat):
+                await _timed_repeat(client, wanted, point, server.pid)
+        except OrganikError as exc:
+            point.failure = f"{type(exc).__name__}: {exc}"
         point.pools = len(client._pools.pools)  # how many httpx pools the call really used
     return point
+
+
+async def _timed_repeat(
+    client: OrganikClient, ids: Sequence[int | str], point: Point, server_pid: int
+) -> None:
+    meter = CpuMeter(server_pid)
+    rows, retries = await _timed_call(client, ids)
+    usage = meter.stop()
+    if rows != len(ids):
+        raise RuntimeError(f"expected {len(ids)} rows, got {rows} ({point.case})")
+    point.walls.append(usage.wall)
+    point.usages.append(usage)
+    point.rows_per_call = rows
+    point.retries += retries
 
 
 def run_scenario(
@@ -180,6 +210,8 @@ def run_scenario(
                 + f"  client {percent(point.cpu_share('client'))} "
                 f"server {percent(point.cpu_share('server'))} "
                 f"others {percent(point.cpu_share('others'))}"
+                + (f"  retries {point.retries}" if point.retries else "")
+                + (f"  FAILED: {point.failure}" if point.failure else "")
             )
     return points, server
 
@@ -282,7 +314,7 @@ def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> st
     headers = ["C", "httpx pools", "requests", "rows", "wall s", "rows/s", "req/s"]
     if scenario.latency > 0:
         headers += ["ideal s", "wall/ideal"]
-    headers += ["client CPU", "server CPU", "others' CPU"]
+    headers += ["retries", "client CPU", "server CPU", "others' CPU"]
     lines = []
     for point in points:
         case = point.case
@@ -298,6 +330,7 @@ def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> st
         if scenario.latency > 0:
             ideal = math.ceil(case.batches / case.concurrency) * scenario.latency
             cells += [f"{ideal:.2f}", f"{point.wall / ideal:.2f}"]
+        cells.append(f"{point.retries:,}" + (" ‡" if point.failure else ""))
         cells += [percent(point.cpu_share(who)) for who in ("client", "server")]
         cells.append(others_cell(point.cpu_share("others")))
         lines.append(cells)
@@ -305,12 +338,20 @@ def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> st
         f"### Fan-out, {scenario.name}: server latency {scenario.latency * 1000:g} ms, "
         f"{scenario.batch_size} gsm_track_ids (= rows) per request\n\n"
         f"wall s: median of {repeat} timed calls on one open client (after an untimed "
-        "warm-up call); CPU columns: share of one core during the timed calls "
-        "(others' CPU: every other process on the machine)."
+        "warm-up call); retries: requests retried in them (client defaults: up to 3, "
+        "with backoff); CPU columns: share of one core during the timed calls (others' "
+        "CPU: every other process on the machine)."
     )
     table = title + "\n\n" + markdown_table(headers, lines)
     if any(p.cpu_share("others") > DISTURBED for p in points):
         table += "\n\n" + DISTURBED_NOTE
+    for point in points:
+        if point.failure:
+            table += (
+                f"\n\n‡ C={point.case.concurrency}, pool_size={point.case.pool_size}: a call "
+                f"failed after its retries, the figures are from the calls before it: "
+                f"{point.failure}"
+            )
     return table
 
 
