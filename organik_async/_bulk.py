@@ -30,7 +30,7 @@ import msgspec
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._codec import ID_KINDS, validate_id
+from ._codec import ID_KINDS, canonical_id, validate_id
 from ._exceptions import AuthenticationError, BulkReportError, OrganikError
 from ._models import DetailedReport
 from ._ratelimit import RateLimiter
@@ -53,18 +53,6 @@ IdSource = Iterable[Id] | AsyncIterable[Id]
 """What each ID argument accepts: any iterable or async iterable of IDs."""
 
 T = TypeVar("T")
-
-
-def canonical_id(value: Id) -> Id:
-    """One key per ID however it was written: ``"123"`` and ``123`` are the same ID.
-
-    The provider accepts IDs as numbers or strings, so both forms name one
-    record; a string is an int only if writing the int back gives the same
-    text (``"007"`` stays a string).
-    """
-    if isinstance(value, str) and value.isascii() and value.isdigit() and str(int(value)) == value:
-        return int(value)
-    return value
 
 
 class BatchSizes(msgspec.Struct, frozen=True, kw_only=True):

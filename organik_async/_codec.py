@@ -28,6 +28,7 @@ __all__ = [
     "BodyError",
     "Decoded",
     "ProviderError",
+    "canonical_id",
     "decode",
     "encode_request",
     "encode_rows_json",
@@ -310,22 +311,27 @@ def _clean_item(item: Any) -> Any:
         if isinstance(value, str) and key not in _VERBATIM:
             value = value.strip()
             if key == "gsm_track_id":
-                value = _canonical_int(value)
+                value = canonical_id(value)
         cleaned[key] = value
     return cleaned
 
 
-def _canonical_int(text: str) -> int | str:
-    """``"410471976"`` → ``410471976``; ``"16502030-4730-63032793"`` or ``"007"`` unchanged.
+def canonical_id(value: int | str) -> int | str:
+    """One form per ID: ``"410471976"`` → ``410471976``; ``"16502030-4730-63032793"``
+    and ``"007"`` unchanged.
 
-    XML has no types; the provider's ``gsm_track_id`` is an int in its report
-    examples and a string elsewhere. A value is an int only when writing that
-    int back gives the same text, so no information is lost either way.
+    The provider takes IDs as numbers or strings, and XML has no types: its
+    ``gsm_track_id`` is an int in report examples and a string elsewhere. A
+    string is an int only when writing that int back gives the same text, so
+    no information is lost either way. Used to type XML values and to tell
+    duplicate IDs apart.
     """
-    digits = text.removeprefix("-")
-    if digits.isascii() and digits.isdigit() and str(int(text)) == text:
-        return int(text)
-    return text
+    if isinstance(value, int):
+        return value
+    digits = value.removeprefix("-")
+    if digits.isascii() and digits.isdigit() and str(int(value)) == value:
+        return int(value)
+    return value
 
 
 def _xml_syntax_error(exc: ExpatError, body: bytes, skipped: int) -> BodyError:
