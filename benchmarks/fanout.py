@@ -227,6 +227,9 @@ class RawShape:
     batch_size: int
     requests: int | None
     """``None``: every ID of that kind in the dataset."""
+    passes: int = 1
+    """Times the batches are fetched: a pass over a small dataset takes too little
+    time for ``/proc``'s 10 ms CPU ticks to measure the server well."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +279,8 @@ def _shape_batches(dataset: Dataset, shape: RawShape) -> list[list[int | str]]:
         else list(dataset.gsm_track_ids())
     )
     batches = [ids[i : i + shape.batch_size] for i in range(0, len(ids), shape.batch_size)]
-    return batches if shape.requests is None else batches[: shape.requests]
+    batches = batches if shape.requests is None else batches[: shape.requests]
+    return batches * shape.passes
 
 
 def simulator_throughput(

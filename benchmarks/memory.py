@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from organik_async import Progress
+
 from ._common import (
     CLIENT_CPU,
     MIB,
@@ -60,6 +62,9 @@ class MemoryResult:
     requests: int
     rows_seen: int
     seconds: float
+    largest_batch: int
+    """Rows of the largest response: the peak follows the largest responses in
+    flight together, not the total."""
     baseline: int
     peak: int
     """``VmHWM``: the child's own high-water mark (see ``_common.peak_rss_bytes``)."""
@@ -72,12 +77,13 @@ class MemoryResult:
 
 
 def cases_for(size: int, *, largest: bool) -> list[MemoryCase]:
-    """Every size by transaction_ids (whole sends: the bulk case), with and without
-    dedupe; the largest size also by gsm_track_ids (one ID per row), which is
-    where dedupe remembers the most."""
-    cases = [MemoryCase(size, "transaction_ids", dedupe) for dedupe in (False, True)]
+    """Every size by transaction_ids (whole sends: the bulk case, whose responses
+    vary from a few rows to thousands) and by gsm_track_ids (one ID per row: every
+    response 250 rows), without dedupe; with dedupe at the largest size, where
+    what it remembers is largest and easiest to tell from the peak's swings."""
+    cases = [MemoryCase(size, kind, False) for kind in KINDS]
     if largest:
-        cases += [MemoryCase(size, "gsm_track_ids", dedupe) for dedupe in (False, True)]
+        cases += [MemoryCase(size, kind, True) for kind in KINDS]
     return cases
 
 
@@ -105,18 +111,32 @@ def _counted(ids: Iterator[int | str]) -> Iterator[int | str]:
         yield value
 
 
-async def _stream(url: str, kind: str, ids: Iterable[int | str], dedupe: bool) -> int:
+class _LargestBatch:
+    """``on_progress`` callback: ``rows`` is cumulative, so a step is one batch."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.largest = 0
+
+    def __call__(self, progress: Progress) -> None:
+        self.largest = max(self.largest, progress.rows - self.rows)
+        self.rows = progress.rows
+
+
+async def _stream(url: str, kind: str, ids: Iterable[int | str], dedupe: bool) -> tuple[int, int]:
+    """Every row through ``iter_detailed_report``, counted; and the largest batch."""
     from organik_async import OrganikClient
     from organik_async.testing import DEMO_API_KEY
 
     count = 0
+    largest = _LargestBatch()
     async with (
-        OrganikClient(DEMO_API_KEY, base_url=url, max_retries=0) as client,
-        client.iter_detailed_report(**{kind: ids}, dedupe=dedupe) as rows,
+        OrganikClient(DEMO_API_KEY, base_url=url) as client,
+        client.iter_detailed_report(**{kind: ids}, dedupe=dedupe, on_progress=largest) as rows,
     ):
         async for _ in rows:
             count += 1
-    return count
+    return count, largest.largest
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -131,7 +151,7 @@ def child_main(args: argparse.Namespace) -> int:
     id_count = len(ids) if isinstance(ids, list) else None
     baseline = rss_bytes()
     started = time.perf_counter()
-    rows = anyio.run(_stream, args.url, args.kind, ids, args.dedupe, backend=args.backend)
+    rows, largest = anyio.run(_stream, args.url, args.kind, ids, args.dedupe, backend=args.backend)
     seconds = time.perf_counter() - started
     id_count = _id_count if id_count is None else id_count
     batch = BatchSizes().for_kind(args.kind)
@@ -139,6 +159,7 @@ def child_main(args: argparse.Namespace) -> int:
         "ids": id_count,
         "requests": math.ceil(id_count / batch),
         "rows": rows,
+        "largest_batch": largest,
         "seconds": seconds,
         "baseline": baseline,
         "peak": peak_rss_bytes(),
@@ -175,6 +196,7 @@ def _run_child(
         figures["requests"],
         figures["rows"],
         figures["seconds"],
+        figures["largest_batch"],
         figures["baseline"],
         figures["peak"],
         figures["ru_maxrss"],
@@ -199,8 +221,8 @@ def run_memory(sizes: Sequence[int], *, pin: bool, backend: str, log: Log) -> li
 
 def memory_table(results: Sequence[MemoryResult]) -> str:
     headers = [
-        "rows", "asked by", "IDs", "dedupe", "requests", "wall s", "rows/s",
-        "RSS before MiB", "peak RSS MiB", "peak - before MiB", "ru_maxrss MiB",
+        "rows", "asked by", "IDs", "dedupe", "requests", "largest response rows", "wall s",
+        "rows/s", "RSS before MiB", "peak RSS MiB", "peak - before MiB", "ru_maxrss MiB",
     ]  # fmt: skip
     lines = [
         [
@@ -209,6 +231,7 @@ def memory_table(results: Sequence[MemoryResult]) -> str:
             f"{r.ids:,}",
             str(r.case.dedupe),
             f"{r.requests:,}",
+            f"{r.largest_batch:,}",
             f"{r.seconds:.1f}",
             f"{r.rows_seen / r.seconds:,.0f}",
             mib(r.baseline),
