@@ -58,7 +58,7 @@ IDEAL_LIMIT = 1.2
 IDEAL_UP_TO = 64
 NO_DROP_TOLERANCE = 0.05
 """rows/s at C > 8 counts as "no drop" if within 5 % of C=8: the spread of
-repeated runs on this machine is of that order (see the wall times logged)."""
+repeated calls on this machine is of that order (the tables' ± column)."""
 
 
 @dataclass(slots=True)
@@ -81,7 +81,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="fewer, smaller points (~1 min)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma list of {PARTS}")
     parser.add_argument("--levels", help="max_concurrency levels (default 1,8,32,64,128)")
-    parser.add_argument("--repeat", type=int, help="timed calls per fan-out point (default 3)")
+    parser.add_argument(
+        "--repeat", type=int, help="timed calls per fan-out point (default 3; x2 when CPU-bound)"
+    )
     parser.add_argument("--latency-ms", type=float, default=100.0, help="latency table's latency")
     parser.add_argument("--sizes", help="memory: dataset sizes (default 250000,1000000)")
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
@@ -133,6 +135,7 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
         min_batches=128 if args.quick else 512,
         levels=levels,
         compare_levels=compare,
+        repeat_scale=2,
     )
     return [latency, cpu]
 
@@ -151,10 +154,11 @@ def run_simulator(args: argparse.Namespace, report: Report, log: Log) -> None:
 
 def run_fanout(args: argparse.Namespace, report: Report, log: Log) -> None:
     for scenario in scenarios(args):
+        repeat = args.repeat * scenario.repeat_scale
         points, server = run_scenario(
-            scenario, repeat=args.repeat, pin=args.pin, backend=args.backend, log=log
+            scenario, repeat=repeat, pin=args.pin, backend=args.backend, log=log
         )
-        table = fanout_table(scenario, points, args.repeat)
+        table = fanout_table(scenario, points, repeat)
         served = server.stats.get("rows_served")
         if served is not None:
             table += (

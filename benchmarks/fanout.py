@@ -64,6 +64,8 @@ class Scenario:
     min_batches: int
     levels: tuple[int, ...] = DEFAULT_LEVELS
     compare_levels: tuple[int, ...] = COMPARE_LEVELS
+    repeat_scale: int = 1
+    """Timed calls per case, as a multiple of ``--repeat``: short calls are noisier."""
 
     def batches(self, concurrency: int) -> int:
         return max(self.min_batches, self.batches_per_slot * concurrency)
@@ -109,6 +111,13 @@ class Point:
         return median(self.walls) if self.walls else float("nan")
 
     @property
+    def spread(self) -> float:
+        """Half the range of the timed calls' walls, relative to the median."""
+        if len(self.walls) < 2:
+            return 0.0
+        return (max(self.walls) - min(self.walls)) / 2 / self.wall
+
+    @property
     def rows_per_second(self) -> float:
         return self.rows_per_call / self.wall
 
@@ -151,30 +160,32 @@ async def _timed_call(client: OrganikClient, ids: Sequence[int | str]) -> tuple[
     return count, retries.count
 
 
-async def _measure_case(
-    case: Case, scenario: Scenario, ids: Sequence[int | str], server: SimulatorServer, repeat: int
-) -> Point:
-    """Open one client (as an app would, and keep it), warm its connections, then time."""
-    point = Point(case)
-    wanted = ids[: case.batches * scenario.batch_size]
+async def _measure_once(
+    case: Case,
+    scenario: Scenario,
+    ids: Sequence[int | str],
+    server_pid: int,
+    url: str,
+    point: Point,
+) -> None:
+    """Open a client (kept open, as an app would), warm its connections, time one call."""
     async with OrganikClient(
         DEMO_API_KEY,
-        base_url=server.url,
+        base_url=url,
         max_concurrency=case.concurrency,
         max_connections=max(case.concurrency, 128),
         pool_size=case.pool_size,
         batch_sizes=BatchSizes(gsm_track_ids=scenario.batch_size),
     ) as client:
         try:
-            # Untimed: opens the C connections, so the timed calls measure
+            # Untimed: opens the C connections, so the timed call measures
             # fan-out, not TCP set-up.
             await _timed_call(client, ids[: case.concurrency * scenario.batch_size])
-            for _ in range(repeat):
-                await _timed_repeat(client, wanted, point, server.pid)
+            wanted = ids[: case.batches * scenario.batch_size]
+            await _timed_repeat(client, wanted, point, server_pid)
         except OrganikError as exc:
             point.failure = f"{type(exc).__name__}: {exc}"
-        point.pools = len(client._pools.pools)  # how many httpx pools the call really used
-    return point
+        point.pools = max(point.pools, len(client._pools.pools))  # httpx pools really used
 
 
 async def _timed_repeat(
@@ -194,26 +205,42 @@ async def _timed_repeat(
 def run_scenario(
     scenario: Scenario, *, repeat: int, pin: bool, backend: str, log: Log
 ) -> tuple[list[Point], SimulatorServer]:
-    """Start a server with the scenario's latency, measure every case, stop it."""
+    """Start a server with the scenario's latency, measure every case, stop it.
+
+    Repeats are interleaved (every case once, then again in reverse order...)
+    rather than back to back, so that a slow phase of the host, which a VM
+    cannot see, spreads over all the cases instead of skewing one.
+    """
     rows = scenario.ids_needed()
     ids = list(Dataset.generate(rows).gsm_track_ids())
-    points: list[Point] = []
+    cases = scenario.cases()
+    points = {case: Point(case) for case in cases}
     with SimulatorServer(rows, latency=scenario.latency, pin=pin) as server:
         log(f"{scenario.name}: server up in {server.startup_seconds:.1f}s at {server.url}")
-        for case in scenario.cases():
-            point = anyio.run(_measure_case, case, scenario, ids, server, repeat, backend=backend)
-            points.append(point)
-            log(
-                f"  C={case.concurrency:<4} pool_size={case.pool_size:<4} "
-                f"{point.rows_per_second:>9,.0f} rows/s  walls "
-                + "/".join(f"{w:.2f}" for w in point.walls)
-                + f"  client {percent(point.cpu_share('client'))} "
-                f"server {percent(point.cpu_share('server'))} "
-                f"others {percent(point.cpu_share('others'))}"
-                + (f"  retries {point.retries}" if point.retries else "")
-                + (f"  FAILED: {point.failure}" if point.failure else "")
-            )
-    return points, server
+        for round_ in range(repeat):
+            for case in cases if round_ % 2 == 0 else cases[::-1]:
+                point = points[case]
+                if point.failure:
+                    continue
+                anyio.run(
+                    _measure_once, case, scenario, ids, server.pid, server.url, point,
+                    backend=backend,
+                )  # fmt: skip
+                _log_point(log, point)
+    return list(points.values()), server
+
+
+def _log_point(log: Log, point: Point) -> None:
+    log(
+        f"  C={point.case.concurrency:<4} pool_size={point.case.pool_size:<4} "
+        f"{point.rows_per_call / point.walls[-1] if point.walls else 0:>9,.0f} rows/s  walls "
+        + "/".join(f"{w:.2f}" for w in point.walls)
+        + f"  client {percent(point.cpu_share('client'))} "
+        f"server {percent(point.cpu_share('server'))} "
+        f"others {percent(point.cpu_share('others'))}"
+        + (f"  retries {point.retries}" if point.retries else "")
+        + (f"  FAILED: {point.failure}" if point.failure else "")
+    )
 
 
 # --- the simulator alone ----------------------------------------------------------------
@@ -315,7 +342,7 @@ def _pools_label(point: Point) -> str:
 
 def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> str:
     """One scenario's table; ideal and ratio columns only when there is latency."""
-    headers = ["C", "httpx pools", "requests", "rows", "wall s", "rows/s", "req/s"]
+    headers = ["C", "httpx pools", "requests", "rows", "wall s", "±", "rows/s", "req/s"]
     if scenario.latency > 0:
         headers += ["ideal s", "wall/ideal"]
     headers += ["retries", "client CPU", "server CPU", "others' CPU"]
@@ -328,6 +355,7 @@ def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> st
             f"{case.batches:,}",
             f"{point.rows_per_call:,}",
             f"{point.wall:.2f}",
+            f"{point.spread:.0%}",
             f"{point.rows_per_second:,.0f}",
             f"{point.requests_per_second:,.0f}",
         ]
@@ -341,10 +369,11 @@ def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> st
     title = (
         f"### Fan-out, {scenario.name}: server latency {scenario.latency * 1000:g} ms, "
         f"{scenario.batch_size} gsm_track_ids (= rows) per request\n\n"
-        f"wall s: median of {repeat} timed calls on one open client (after an untimed "
-        "warm-up call); retries: requests retried in them (client defaults: up to 3, "
-        "with backoff); CPU columns: share of one core during the timed calls (others' "
-        "CPU: every other process on the machine)."
+        f"wall s: median of {repeat} timed calls, each on a freshly opened client after an "
+        "untimed warm-up call that opens its connections; the cases take turns, round after "
+        "round; ±: half the range of the walls, relative to the median; retries: requests "
+        "retried in them (client defaults: up to 3, with backoff); CPU columns: share of "
+        "one core during the timed calls (others' CPU: every other process on the machine)."
     )
     table = title + "\n\n" + markdown_table(headers, lines)
     if any(p.cpu_share("others") > DISTURBED for p in points):
