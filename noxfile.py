@@ -39,5 +39,5 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def bench(session: nox.Session) -> None:
     """Benchmarks over real TCP against the simulator; prints Markdown tables."""
-    session.install("-e", ".[test]", "httpx-aiohttp>=0.1.8")
+    session.install("-e", ".[test]")
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """How does httpx throughput scale with the number of requests in flight?
 
-Background: httpcore's connection pool re-runs its request-to-connection
-assignment over *every* connection and *every* queued request each time a
-request starts or finishes, so the cost per request grows with the number of
-connections + waiters in one pool (encode/httpx#3215, encode/httpcore#1035).
+Background: each time a request enters or leaves an httpcore 1.0.x pool,
+``AsyncConnectionPool._assign_requests_to_connections`` walks every
+connection (a ``poll()`` syscall per idle one via ``has_expired``, and for
+each idle one another full pass: ``len([c.is_idle() for c in connections])``)
+and then scans all connections once per queued request, so the cost per
+request grows with the square of the connections + waiters in one pool
+(encode/httpx#3215, encode/httpcore#1035).
 A bulk engine that simply raises ``max_concurrency`` on one ``AsyncClient``
 gets *slower*.  This script measures the candidate designs side by side:
 
@@ -21,16 +24,21 @@ gets *slower*.  This script measures the candidate designs side by side:
 ``aiohttp-raw``  a hand-written aiohttp ``ClientSession`` loop, not httpx at
                  all: the reference ceiling for client + server (asyncio only)
 
-Each point: C workers POST in a loop; after ``--warmup`` seconds the
-requests *completed* during the next ``--duration`` seconds are counted
-(req/s) and their latency is recorded (p50/p99).  The server is uvicorn
+Each point: C workers POST in a loop; after ``--warmup`` seconds the requests
+*completed* in each of ``--windows`` back-to-back windows of ``--duration``
+seconds are counted; req/s is the median window, p50/p99 are over all of them.
+The client's CPU time per request is reported too: it is much less distorted
+than req/s when something else competes for the 2 cores.  Points where other
+processes used > 20 % of a core are marked †; points where nobody was busy
+although client or server should be saturated (host stall) are marked ‡;
+``--wait-quiet 60`` waits for an idle machine before each point.  The server is uvicorn
 (h11, asyncio loop) with a raw ASGI app returning a fixed ~5 KB JSON body,
 optionally after ``asyncio.sleep(--latency ms)``; it runs in a separate
 process pinned to CPU 1 while this process is pinned to CPU 0.
 
-Quick run:  python benchmarks/pool_scaling.py --duration 1 --levels 1,64 \
+Quick run:  python benchmarks/pool_scaling.py --windows 1 --duration 1 --levels 1,64 \
                 --strategies default,pools8 --latency 0 --backend asyncio
-Full run (~7 min): python benchmarks/pool_scaling.py
+Full run (~7.5 min): python benchmarks/pool_scaling.py   (--repeat 3 for more confidence)
 """
 
 from __future__ import annotations
@@ -44,24 +52,29 @@ import math
 import multiprocessing
 import os
 import platform
+import signal
 import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
 
 CLIENT_CPU = 0
 SERVER_CPU = 1
 
 ASYNCIO_ONLY = {"aiohttp", "aiohttp-raw"}
-DEFAULT_STRATEGIES = "default,limits,pools4,pools8,aiohttp,aiohttp-raw"
+DEFAULT_STRATEGIES = "default,limits,pools2,pools4,pools8,aiohttp,aiohttp-raw"
 DEFAULT_LEVELS = "1,8,16,32,64,128"
 
 REQUEST_BODY = json.dumps(
     {
         "username": "bench",
         "password": "secret",
-        "msgids": ["4f1c2e7a-%04d" % i for i in range(6)],
+        "msgids": [f"4f1c2e7a-{i:04d}" for i in range(6)],
     }
 ).encode()
 REQUEST_HEADERS = {"content-type": "application/json"}
@@ -92,7 +105,22 @@ def make_response_body(size: int) -> bytes:
 # --------------------------------------------------------------------------
 
 
-def _server_main(sock: socket.socket, latency_s: float, body_size: int, pin: bool) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """The server must not outlive a killed benchmark (fork: no atexit runs)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _server_main(
+    sock: socket.socket, latency_s: float, body_size: int, pin: bool, parent: int
+) -> None:
+    _exit_with_parent(parent)
     if pin:
         os.sched_setaffinity(0, {SERVER_CPU})
     import asyncio
@@ -107,7 +135,7 @@ def _server_main(sock: socket.socket, latency_s: float, body_size: int, pin: boo
     start = {"type": "http.response.start", "status": 200, "headers": headers}
     payload = {"type": "http.response.body", "body": body}
 
-    async def app(scope, receive, send):  # raw ASGI, no framework
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # raw ASGI, no framework
         if scope["type"] != "http":
             return
         more = True
@@ -139,7 +167,7 @@ class EchoServer:
         self.latency_ms = latency_ms
         self.body_size = body_size
         self.pin = pin
-        self.proc: multiprocessing.Process | None = None
+        self.proc: Any = None  # a fork-context Process
         self.port = 0
 
     def __enter__(self) -> EchoServer:
@@ -154,7 +182,7 @@ class EchoServer:
         ctx = multiprocessing.get_context("fork")
         self.proc = ctx.Process(
             target=_server_main,
-            args=(sock, self.latency_ms / 1000.0, self.body_size, self.pin),
+            args=(sock, self.latency_ms / 1000.0, self.body_size, self.pin, os.getpid()),
             daemon=True,
         )
         self.proc.start()
@@ -180,7 +208,7 @@ class EchoServer:
             except OSError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("server did not answer within %.0f s" % timeout)
+        raise RuntimeError(f"server did not answer within {timeout:.0f} s")
 
     @property
     def url(self) -> str:
@@ -205,7 +233,7 @@ Do = Callable[[int], Awaitable[None]]
 TIMEOUT = 60.0  # generous, so slow strategies show up as latency, not errors
 
 
-def _httpx_client(max_conns: int | None = None, **kw):
+def _httpx_client(max_conns: int | None = None, **kw: Any) -> httpx.AsyncClient:
     import httpx
 
     if max_conns is not None:
@@ -213,7 +241,7 @@ def _httpx_client(max_conns: int | None = None, **kw):
     return httpx.AsyncClient(timeout=TIMEOUT, **kw)
 
 
-async def _post(client, url: str) -> None:
+async def _post(client: httpx.AsyncClient, url: str) -> None:
     r = await client.post(url, content=REQUEST_BODY, headers=REQUEST_HEADERS)
     if r.status_code != 200 or len(r.content) < 100:
         raise RuntimeError(f"bad response {r.status_code}")
@@ -319,17 +347,130 @@ class Point:
     latency_ms: float
     strategy: str
     concurrency: int
-    rps: float = 0.0
-    completed: int = 0
+    window_rps: list[float] = field(default_factory=list)  # one rate per sub-window
+    latencies: list[float] = field(default_factory=list, repr=False)  # seconds
     errors: int = 0
-    p50_ms: float = float("nan")
-    p99_ms: float = float("nan")
-    max_ms: float = float("nan")
-    client_cpu: float = float("nan")  # % of one core, during the window
-    server_cpu: float = float("nan")
-    cut_short: bool = False  # workers still busy after the grace period
+    client_cpu_s: float = 0.0  # CPU seconds used by this process during the windows
+    server_cpu_s: float = 0.0
+    others_cpu_s: float = 0.0  # every other process on the machine
+    measured_s: float = 0.0  # wall seconds of the windows
+    cut_short: int = 0  # runs whose in-flight requests outlived --grace
     first_error: str = ""
-    extra: dict = field(default_factory=dict)
+
+    # ---- derived ----
+    @property
+    def completed(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rps(self) -> float:  # median sub-window rate: robust to a noisy second
+        return _median(self.window_rps)
+
+    def pct_ms(self, q: float) -> float:
+        return 1000 * _pct(sorted(self.latencies), q)
+
+    @property
+    def client_us_per_req(self) -> float:
+        return 1e6 * self.client_cpu_s / self.completed if self.completed else float("nan")
+
+    @property
+    def client_cpu_pct(self) -> float:
+        return 100 * self.client_cpu_s / self.measured_s if self.measured_s else float("nan")
+
+    @property
+    def server_cpu_pct(self) -> float:
+        return 100 * self.server_cpu_s / self.measured_s if self.measured_s else float("nan")
+
+    @property
+    def others_cpu_pct(self) -> float:
+        return 100 * self.others_cpu_s / self.measured_s if self.measured_s else float("nan")
+
+    @property
+    def disturbed(self) -> bool:
+        """Other processes used a noticeable share of a core meanwhile: on a
+        2-core machine they share a CPU with the client or the server."""
+        return self.others_cpu_pct > DISTURBED_PCT
+
+    @property
+    def stalled(self) -> bool:
+        """With no server latency and C >= 8 one side should be CPU-bound; if
+        neither process nor anyone else was busy, the host (not the code) held
+        us back, e.g. slow wake-ups of an idle vCPU."""
+        return (
+            not self.disturbed
+            and self.latency_ms == 0
+            and self.concurrency >= 8
+            and max(self.client_cpu_pct, self.server_cpu_pct) < 85
+        )
+
+    @property
+    def mark(self) -> str:
+        return " †" if self.disturbed else " ‡" if self.stalled else ""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "latency_ms": self.latency_ms,
+            "strategy": self.strategy,
+            "concurrency": self.concurrency,
+            "rps_median": self.rps,
+            "rps_min": min(self.window_rps, default=float("nan")),
+            "rps_max": max(self.window_rps, default=float("nan")),
+            "window_rps": self.window_rps,
+            "completed": self.completed,
+            "errors": self.errors,
+            "p50_ms": self.pct_ms(0.50),
+            "p99_ms": self.pct_ms(0.99),
+            "max_ms": self.pct_ms(1.0),
+            "client_cpu_pct": self.client_cpu_pct,
+            "server_cpu_pct": self.server_cpu_pct,
+            "client_us_per_req": self.client_us_per_req,
+            "cut_short": self.cut_short,
+            "others_cpu_pct": self.others_cpu_pct,
+            "disturbed": self.disturbed,
+            "stalled": self.stalled,
+            "first_error": self.first_error,
+        }
+
+
+DISTURBED_PCT = 20
+
+
+def machine_busy_seconds() -> float:
+    """user + nice + system CPU seconds of the whole machine, all CPUs (/proc/stat).
+
+    irq/softirq time is left out: loopback traffic is processed in softirq
+    context and, with IRQ time accounting, charged to nobody's process, so
+    counting it would flag our own network load as "other processes".
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            values = [int(v) for v in fh.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    return (values[0] + values[1] + values[2]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_quiet(max_wait: float) -> float:
+    """Wait up to ``max_wait`` s until other processes use < DISTURBED_PCT/2 % of a core."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        before = machine_busy_seconds()
+        time.sleep(1.0)
+        share = 100 * (machine_busy_seconds() - before)
+        if share < DISTURBED_PCT / 2 or time.monotonic() >= deadline:
+            return share
+        print(
+            f"  waiting for a quiet machine (others use {share:.0f} % of a core)", file=sys.stderr
+        )
+
+
+def _median(vals: list[float]) -> float:
+    if not vals:
+        return float("nan")
+    v = sorted(vals)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 def _pct(sorted_vals: list[float], q: float) -> float:
@@ -339,23 +480,35 @@ def _pct(sorted_vals: list[float], q: float) -> float:
     return sorted_vals[idx]
 
 
-async def _measure(point: Point, url: str, warmup: float, duration: float, grace: float, server_pid: int) -> None:
+async def _measure(point: Point, url: str, args: argparse.Namespace, server_pid: int) -> None:
+    """Warm up once, then ``--windows`` back-to-back windows of ``--duration`` s."""
     import anyio
     import psutil
 
     me = psutil.Process()
     srv = psutil.Process(server_pid)
     c = point.concurrency
+    n_win = args.windows
+    win = args.duration
+    counts = [0] * n_win
     latencies: list[float] = []
     errors = 0
     first_error = ""
 
+    def cpu_now() -> tuple[float, float, float, float]:
+        return (
+            sum(me.cpu_times()[:2]),
+            sum(srv.cpu_times()[:2]),
+            machine_busy_seconds(),
+            time.perf_counter(),
+        )
+
     async with strategy(point.strategy, c, url) as do:
         await do(0)  # sanity check before timing anything
         now = time.perf_counter
-        t_start = now() + warmup
-        t_end = t_start + duration
-        cpu: dict[str, float] = {}
+        t_start = now() + args.warmup
+        t_end = t_start + n_win * win
+        cpu: list[tuple[float, float, float, float]] = []
 
         async def worker(i: int) -> None:
             nonlocal errors, first_error
@@ -366,7 +519,7 @@ async def _measure(point: Point, url: str, warmup: float, duration: float, grace
                 try:
                     await do(i)
                     ok = True
-                except Exception as exc:  # noqa: BLE001 - count, don't die
+                except Exception as exc:
                     ok = False
                     if not first_error:
                         first_error = f"{type(exc).__name__}: {exc}"[:200]
@@ -374,43 +527,40 @@ async def _measure(point: Point, url: str, warmup: float, duration: float, grace
                 if t_start <= t1 < t_end:
                     if ok:
                         latencies.append(t1 - t0)
+                        counts[min(n_win - 1, int((t1 - t_start) / win))] += 1
                     else:
                         errors += 1
 
         async def cpu_monitor() -> None:
             await anyio.sleep(max(0.0, t_start - now()))
-            a_me, a_srv, a_t = sum(me.cpu_times()[:2]), sum(srv.cpu_times()[:2]), now()
+            cpu.append(cpu_now())
             await anyio.sleep(max(0.0, t_end - now()))
-            b_me, b_srv, b_t = sum(me.cpu_times()[:2]), sum(srv.cpu_times()[:2]), now()
-            cpu["client"] = 100 * (b_me - a_me) / (b_t - a_t)
-            cpu["server"] = 100 * (b_srv - a_srv) / (b_t - a_t)
+            cpu.append(cpu_now())
 
-        with anyio.move_on_after(warmup + duration + grace) as scope:
+        with anyio.move_on_after(args.warmup + n_win * win + args.grace) as scope:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(cpu_monitor)
                 for i in range(c):
                     tg.start_soon(worker, i)
-        point.cut_short = scope.cancelled_caught
+        point.cut_short += int(scope.cancelled_caught)
 
-    latencies.sort()
-    point.completed = len(latencies)
-    point.errors = errors
-    point.first_error = first_error
-    point.rps = len(latencies) / duration
-    point.p50_ms = 1000 * _pct(latencies, 0.50)
-    point.p99_ms = 1000 * _pct(latencies, 0.99)
-    point.max_ms = 1000 * latencies[-1] if latencies else float("nan")
-    point.client_cpu = cpu.get("client", float("nan"))
-    point.server_cpu = cpu.get("server", float("nan"))
+    point.window_rps.extend(n / win for n in counts)
+    point.latencies.extend(latencies)
+    point.errors += errors
+    point.first_error = point.first_error or first_error
+    if len(cpu) == 2:
+        (a_me, a_srv, a_busy, a_t), (b_me, b_srv, b_busy, b_t) = cpu
+        point.client_cpu_s += b_me - a_me
+        point.server_cpu_s += b_srv - a_srv
+        point.others_cpu_s += max(0.0, (b_busy - a_busy) - (b_me - a_me) - (b_srv - a_srv))
+        point.measured_s += b_t - a_t
 
 
 def run_point(point: Point, url: str, args: argparse.Namespace, server_pid: int) -> None:
     import anyio
 
     gc.collect()
-    anyio.run(
-        _measure, point, url, args.warmup, args.duration, args.grace, server_pid, backend=point.backend
-    )
+    anyio.run(_measure, point, url, args, server_pid, backend=point.backend)
 
 
 # --------------------------------------------------------------------------
@@ -430,14 +580,16 @@ def machine_info() -> str:
             return "-"
 
     cpu_model = ""
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
             if line.startswith("model name"):
                 cpu_model = line.split(":", 1)[1].strip()
                 break
+    cores = psutil.cpu_count(logical=True)
+    ram = psutil.virtual_memory().total / 2**30
     return (
-        f"- machine: {psutil.cpu_count(logical=True)} logical cores ({cpu_model or platform.processor()}), "
-        f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM, {platform.system()} {platform.release()}\n"
+        f"- machine: {cores} logical cores ({cpu_model or platform.processor()}), "
+        f"{ram:.1f} GiB RAM, {platform.system()} {platform.release()}\n"
         f"- Python {platform.python_version()} ({platform.python_implementation()}); "
         f"httpx {v('httpx')}, httpcore {v('httpcore')}, anyio {v('anyio')}, trio {v('trio')}, "
         f"aiohttp {v('aiohttp')}, httpx-aiohttp {v('httpx-aiohttp')}, uvicorn {v('uvicorn')} "
@@ -455,7 +607,15 @@ def scenario_tables(points: list[Point], levels: list[int]) -> str:
     by = {(p.strategy, p.concurrency): p for p in points}
     head = "| strategy | " + " | ".join(f"C={c}" for c in levels) + " |"
     sep = "|---|" + "---:|" * len(levels)
-    for title, key, nd in (("req/s", "rps", 0), ("p99 latency, ms", "p99_ms", 1)):
+    tables: tuple[tuple[str, Callable[[Point], str]], ...] = (
+        ("req/s (median of the sub-windows)", lambda p: _fmt(p.rps)),
+        ("p99 latency, ms", lambda p: _fmt(p.pct_ms(0.99), 1)),
+        (
+            "client CPU per request, µs (much less sensitive to other load than req/s)",
+            lambda p: _fmt(p.client_us_per_req),
+        ),
+    )
+    for title, cell_of in tables:
         out.append(f"\n{title}:\n")
         out.append(head)
         out.append(sep)
@@ -466,26 +626,43 @@ def scenario_tables(points: list[Point], levels: list[int]) -> str:
                 if p is None:
                     cells.append("")
                     continue
-                cell = _fmt(getattr(p, key), nd)
+                cell = cell_of(p)
                 if p.errors:
                     cell += f" ({p.errors} err)"
                 if p.cut_short:
                     cell += " (cut)"
-                cells.append(cell)
+                cells.append(cell + p.mark)
             out.append(f"| {s} | " + " | ".join(cells) + " |")
+    if any(p.disturbed for p in points):
+        out.append(
+            f"\n† other processes used more than {DISTURBED_PCT} % of a core during this point: "
+            "its req/s and latency are disturbed (µs/request much less so); rerun when quiet."
+        )
+    if any(p.stalled for p in points):
+        out.append(
+            "\n‡ nobody reached 85 % CPU although client or server should be saturated: "
+            "the host stalled this point; trust the µs/request figure, rerun for req/s."
+        )
     return "\n".join(out)
 
 
 def detail_table(points: list[Point]) -> str:
+    nan = float("nan")
     rows = [
-        "| backend | latency | strategy | C | req/s | p50 ms | p99 ms | max ms | errors | client CPU % | server CPU % |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| backend | latency | strategy | C | req/s median | req/s min–max "
+        "| p50 ms | p99 ms | max ms "
+        "| errors | client CPU % | server CPU % | others CPU % | client µs/req |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in points:
         rows.append(
-            f"| {p.backend} | {p.latency_ms:g} ms | {p.strategy} | {p.concurrency} | {_fmt(p.rps)} | "
-            f"{_fmt(p.p50_ms, 1)} | {_fmt(p.p99_ms, 1)} | {_fmt(p.max_ms, 1)} | {p.errors} | "
-            f"{_fmt(p.client_cpu)} | {_fmt(p.server_cpu)} |"
+            f"| {p.backend} | {p.latency_ms:g} ms | {p.strategy} | {p.concurrency} "
+            f"| {_fmt(p.rps)}{p.mark} "
+            f"| {_fmt(min(p.window_rps, default=nan))}–{_fmt(max(p.window_rps, default=nan))} "
+            f"| {_fmt(p.pct_ms(0.5), 1)} | {_fmt(p.pct_ms(0.99), 1)} | {_fmt(p.pct_ms(1.0), 1)} "
+            f"| {p.errors} | "
+            f"{_fmt(p.client_cpu_pct)} | {_fmt(p.server_cpu_pct)} | {_fmt(p.others_cpu_pct)} | "
+            f"{_fmt(p.client_us_per_req)} |"
         )
     return "\n".join(rows)
 
@@ -494,26 +671,63 @@ def detail_table(points: list[Point]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=float, default=2.5, help="measured seconds per point (default 2.5)")
-    ap.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds per point (default 0.5)")
-    ap.add_argument("--grace", type=float, default=10.0, help="max seconds to let in-flight requests finish")
-    ap.add_argument("--levels", default=DEFAULT_LEVELS, help=f"concurrency levels (default {DEFAULT_LEVELS})")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--duration", type=float, default=0.8, help="seconds per measured sub-window (default 0.8)"
+    )
+    ap.add_argument(
+        "--windows",
+        type=int,
+        default=3,
+        help="sub-windows per point; req/s is their median (default 3)",
+    )
+    ap.add_argument(
+        "--warmup", type=float, default=0.5, help="warm-up seconds per point (default 0.5)"
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each scenario's sweep N times, interleaved (default 1)",
+    )
+    ap.add_argument(
+        "--grace", type=float, default=10.0, help="max seconds to let in-flight requests finish"
+    )
+    ap.add_argument(
+        "--levels", default=DEFAULT_LEVELS, help=f"concurrency levels (default {DEFAULT_LEVELS})"
+    )
     ap.add_argument(
         "--strategies",
         default=DEFAULT_STRATEGIES,
         help=f"comma list (default {DEFAULT_STRATEGIES}); also pools<P> and pools<P>-ll for any P",
     )
-    ap.add_argument("--latency", default="0,20", help="server latencies in ms, comma list (default 0,20)")
-    ap.add_argument("--backend", default="asyncio,trio", help="asyncio, trio or both (default both)")
-    ap.add_argument("--body-size", type=int, default=5000, help="response body bytes (default 5000)")
+    ap.add_argument(
+        "--latency", default="0,20", help="server latencies in ms, comma list (default 0,20)"
+    )
+    ap.add_argument(
+        "--backend", default="asyncio,trio", help="asyncio, trio or both (default both)"
+    )
+    ap.add_argument(
+        "--body-size", type=int, default=5000, help="response body bytes (default 5000)"
+    )
     ap.add_argument("--no-pin", action="store_true", help="do not pin client/server to CPUs 0/1")
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each point wait up to this long until other processes are idle (default 0)",
+    )
     ap.add_argument("--json", metavar="PATH", help="also write every point as JSON")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     levels = [int(x) for x in args.levels.split(",") if x]
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     latencies = [float(x) for x in args.latency.split(",") if x]
@@ -532,11 +746,13 @@ def main(argv: list[str] | None = None) -> int:
     print("# httpx pool scaling benchmark\n")
     print(machine_info())
     print(
-        f"- client pinned to CPU {CLIENT_CPU}, server (uvicorn, separate process) to CPU {SERVER_CPU}: "
+        f"- client pinned to CPU {CLIENT_CPU}, "
+        f"server (uvicorn, separate process) to CPU {SERVER_CPU}: "
         f"{'yes' if pin else 'no'}\n"
-        f"- {args.warmup:g} s warm-up + {args.duration:g} s measured per point; "
-        f"response body {len(make_response_body(args.body_size))} B; "
-        f"C workers POST in a loop; req/s = requests completed in the window / window"
+        f"- per point: {args.warmup:g} s warm-up, then {args.windows} × {args.duration:g} s windows"
+        f"{f'; sweep repeated {args.repeat}× (interleaved)' if args.repeat > 1 else ''}; "
+        f"response body {len(make_response_body(args.body_size))} B; C workers POST in a loop; "
+        f"req/s = median over windows of (requests completed in the window / window)"
     )
     sys.stdout.flush()
 
@@ -544,39 +760,53 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     for latency in latencies:
         with EchoServer(latency, args.body_size, pin) as server:
-            assert server.proc is not None and server.proc.pid is not None
+            assert server.proc is not None
+            assert server.proc.pid is not None
             for backend in backends:
-                points = []
-                for strat in strategies:
-                    if backend != "asyncio" and strat in ASYNCIO_ONLY:
-                        continue
-                    for c in levels:
-                        p = Point(backend, latency, strat, c)
+                grid = [
+                    (s, c)
+                    for s in strategies
+                    if not (backend != "asyncio" and s in ASYNCIO_ONLY)
+                    for c in levels
+                ]
+                if not grid:
+                    continue
+                points = {key: Point(backend, latency, *key) for key in grid}
+                for rep in range(args.repeat):
+                    order = grid if rep % 2 == 0 else grid[::-1]
+                    for key in order:
+                        p = points[key]
+                        if args.wait_quiet > 0:
+                            wait_until_quiet(args.wait_quiet)
                         try:
                             run_point(p, server.url, args, server.proc.pid)
-                        except Exception as exc:  # noqa: BLE001
+                        except Exception as exc:
                             p.first_error = f"{type(exc).__name__}: {exc}"[:200]
-                            p.errors = -1
-                        points.append(p)
+                            p.errors += 1
                         print(
-                            f"[{time.monotonic() - t0:6.1f}s] {backend:7} {latency:g}ms {strat:12} C={c:<4} "
-                            f"{p.rps:8.0f} req/s  p50 {p.p50_ms:7.1f}  p99 {p.p99_ms:7.1f} ms  "
-                            f"cpu client {p.client_cpu:4.0f}% server {p.server_cpu:4.0f}%"
+                            f"[{time.monotonic() - t0:6.1f}s] {backend:7} {latency:g}ms "
+                            f"{p.strategy:12} "
+                            f"C={p.concurrency:<4} {p.rps:7.0f} req/s (windows "
+                            f"{'/'.join(f'{r:.0f}' for r in p.window_rps[-args.windows :])})  "
+                            f"p99 {p.pct_ms(0.99):7.1f} ms  client {p.client_cpu_pct:3.0f}% "
+                            f"{p.client_us_per_req:5.0f} µs/req  server {p.server_cpu_pct:3.0f}%  "
+                            f"others {p.others_cpu_pct:3.0f}%{p.mark}"
                             + (f"  errors {p.errors} ({p.first_error})" if p.errors else "")
                             + ("  CUT SHORT" if p.cut_short else ""),
                             file=sys.stderr,
                             flush=True,
                         )
-                if not points:
-                    continue
-                all_points.extend(points)
+                done = list(points.values())
+                all_points.extend(done)
                 ideal = ""
                 if latency:
-                    ideal = " — latency-bound ideal is C / latency: " + ", ".join(
-                        f"{c}→{c / (latency / 1000):,.0f}" for c in levels
+                    ideal = (
+                        " (latency-bound ideal C / latency: "
+                        + ", ".join(f"{c}→{c / (latency / 1000):,.0f}" for c in levels)
+                        + " req/s)"
                     )
                 print(f"\n## {backend}, server latency {latency:g} ms{ideal}")
-                print(scenario_tables(points, levels))
+                print(scenario_tables(done, levels))
                 sys.stdout.flush()
 
     print("\n## All points\n")
@@ -584,7 +814,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntotal wall time {time.monotonic() - t0:.0f} s")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump([asdict(p) for p in all_points], fh, indent=1)
+            json.dump([p.summary() for p in all_points], fh, indent=1)
     return 0
 
 

@@ -133,3 +133,18 @@ async def test_a_callers_own_http_client_is_used_and_left_open(fake: FakeOrganik
             assert not own.is_closed
             assert client._pools.pools == (own,)
     assert len(rows) == len(DATASET.expected(transaction_ids=TX[:6]))
+
+
+async def test_pools_share_one_ssl_context_and_hold_four_connections_each(
+    fake: FakeOrganikAPI,
+) -> None:
+    fake.faults.append(Fault.latency(0.02))
+    async with serve(fake) as base_url:
+        async with tcp_client(base_url, batch_sizes=1, max_concurrency=12) as client:
+            with anyio.fail_after(30):
+                await client.detailed_report(transaction_ids=TX[:24])
+            pools = client._pools.pools
+            assert len(pools) == 3  # the default pool_size is 4
+            contexts = {id(p._transport._pool._ssl_context) for p in pools}  # type: ignore[attr-defined]
+            assert len(contexts) == 1
+            assert all(p._transport._pool._max_connections == 4 for p in pools)  # type: ignore[attr-defined]
