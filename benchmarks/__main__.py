@@ -82,7 +82,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma list of {PARTS}")
     parser.add_argument("--levels", help="max_concurrency levels (default 1,8,32,64,128)")
     parser.add_argument(
-        "--repeat", type=int, help="timed calls per fan-out point (default 3; x2 when CPU-bound)"
+        "--repeat", type=int, help="timed calls per fan-out point (default 3; x3 when CPU-bound)"
     )
     parser.add_argument("--latency-ms", type=float, default=100.0, help="latency table's latency")
     parser.add_argument("--sizes", help="memory: dataset sizes (default 250000,1000000)")
@@ -135,7 +135,7 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
         min_batches=128 if args.quick else 512,
         levels=levels,
         compare_levels=compare,
-        repeat_scale=2,
+        repeat_scale=3,
     )
     return [latency, cpu]
 
@@ -189,10 +189,13 @@ def fanout_verdicts(scenario: Scenario, points: Sequence[Point]) -> list[str]:
             if c <= 8:
                 continue
             ratio = point.rows_per_second / base.rows_per_second
+            cpu = point.client_us_per_row / base.client_us_per_row
             verdicts.append(
                 f"{_mark(ratio >= 1 - NO_DROP_TOLERANCE)} {scenario.name}, no drop 8 -> {c}: "
                 f"{point.rows_per_second:,.0f} vs {base.rows_per_second:,.0f} rows/s "
-                f"({ratio:.2f} x; target >= {1 - NO_DROP_TOLERANCE:.2f})" + _disturbed(point, base)
+                f"({ratio:.2f} x; target >= {1 - NO_DROP_TOLERANCE:.2f}; walls ±"
+                f"{point.spread:.0%} / ±{base.spread:.0%}; client CPU per row {cpu:.2f} x)"
+                + _disturbed(point, base)
             )
     return verdicts
 

@@ -125,6 +125,13 @@ class Point:
     def requests_per_second(self) -> float:
         return self.case.batches / self.wall
 
+    @property
+    def client_us_per_row(self) -> float:
+        """Client CPU per row: unlike wall time, not inflated by moments when the
+        host does not run this VM's CPU, so it tells a real cost from noise."""
+        rows = self.rows_per_call * len(self.usages)
+        return sum(u.client for u in self.usages) / rows * 1e6 if rows else float("nan")
+
     def cpu_share(self, who: str) -> float:
         """Average share of one core over the timed repeats."""
         wall = sum(u.wall for u in self.usages)
@@ -345,7 +352,7 @@ def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> st
     headers = ["C", "httpx pools", "requests", "rows", "wall s", "±", "rows/s", "req/s"]
     if scenario.latency > 0:
         headers += ["ideal s", "wall/ideal"]
-    headers += ["retries", "client CPU", "server CPU", "others' CPU"]
+    headers += ["retries", "client CPU", "client µs/row", "server CPU", "others' CPU"]
     lines = []
     for point in points:
         case = point.case
@@ -363,8 +370,12 @@ def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> st
             ideal = math.ceil(case.batches / case.concurrency) * scenario.latency
             cells += [f"{ideal:.2f}", f"{point.wall / ideal:.2f}"]
         cells.append(f"{point.retries:,}" + (" ‡" if point.failure else ""))
-        cells += [percent(point.cpu_share(who)) for who in ("client", "server")]
-        cells.append(others_cell(point.cpu_share("others")))
+        cells += [
+            percent(point.cpu_share("client")),
+            f"{point.client_us_per_row:.2f}",
+            percent(point.cpu_share("server")),
+            others_cell(point.cpu_share("others")),
+        ]
         lines.append(cells)
     title = (
         f"### Fan-out, {scenario.name}: server latency {scenario.latency * 1000:g} ms, "
