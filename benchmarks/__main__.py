@@ -6,7 +6,7 @@ check) and with none (CPU-bound rows/s), and streaming memory at 250 000 and
 1 000 000 rows (with the cost of ``dedupe=True``). Then it checks the issue's
 targets against the figures. Tables go to stdout and, for a full run, to
 ``benchmarks/RESULTS.md``; progress goes to stderr. A full run takes a few
-minutes; ``--quick`` takes about one and writes no results file.
+minutes; ``--quick`` takes well under one and writes no results file.
 
 ``benchmarks/pool_scaling.py`` (raw httpx pool designs) is a separate script.
 """
@@ -57,8 +57,9 @@ PEAK_LIMIT_MB = 150.0
 IDEAL_LIMIT = 1.2
 IDEAL_UP_TO = 64
 NO_DROP_TOLERANCE = 0.05
-"""rows/s at C > 8 counts as "no drop" if within 5 % of C=8: the spread of
-repeated calls on this machine is of that order (the tables' ± column)."""
+"""rows/s at C > 8 counts as "no drop" if within 5 % of C=8. Wall times on a
+shared VM can swing far more than that (the tables' ± column), so each verdict
+also gives the ratio of client CPU per row, which such swings do not move."""
 
 
 @dataclass(slots=True)
