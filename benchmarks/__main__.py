@@ -172,7 +172,7 @@ def run_fanout(args: argparse.Namespace, report: Report, log: Log) -> None:
 
 def fanout_verdicts(scenario: Scenario, points: Sequence[Point]) -> list[str]:
     """The issue's two fan-out targets, judged on the default pool design."""
-    default = {p.case.concurrency: p for p in points if p.case.pool_size == 8}
+    default = {p.case.concurrency: p for p in points if p.case.default_pools}
     verdicts = []
     if scenario.latency > 0:
         for c, point in sorted(default.items()):

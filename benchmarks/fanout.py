@@ -23,6 +23,7 @@ limits the client's figures.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ from ._common import (
     percent,
 )
 
+DEFAULT_POOL_SIZE: int = inspect.signature(OrganikClient).parameters["pool_size"].default
+"""The client's own default, read from it so the tables follow the package."""
 DEFAULT_LEVELS = (1, 8, 32, 64, 128)
 COMPARE_LEVELS = (32, 64, 128)
 """Levels also run with ``pool_size=C`` (one big httpx pool), for comparison."""
@@ -74,7 +77,7 @@ class Scenario:
         return max(self.batches(c) for c in self.levels) * self.batch_size
 
     def cases(self) -> list[Case]:
-        cases = [Case(c, 8, self.batches(c)) for c in self.levels]
+        cases = [Case(c, DEFAULT_POOL_SIZE, self.batches(c)) for c in self.levels]
         cases += [Case(c, c, self.batches(c)) for c in self.compare_levels if c in self.levels]
         return cases
 
@@ -88,8 +91,12 @@ class Case:
     batches: int
 
     @property
+    def default_pools(self) -> bool:
+        return self.pool_size == DEFAULT_POOL_SIZE
+
+    @property
     def one_big_pool(self) -> bool:
-        return self.pool_size == self.concurrency and self.concurrency > 8
+        return self.pool_size == self.concurrency and not self.default_pools
 
 
 @dataclass(slots=True)
@@ -344,6 +351,8 @@ def simulator_throughput(
 
 def _pools_label(point: Point) -> str:
     label = f"{point.pools} x {point.case.pool_size}"
+    if point.case.default_pools:
+        return label + " (default)"
     return label + " (one big pool)" if point.case.one_big_pool else label
 
 
