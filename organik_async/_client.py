@@ -223,10 +223,7 @@ class OrganikClient:
             )
         else:
             self._pools = PoolSet(
-                lambda size: self._new_pool(
-                    # Keep every connection alive: a pool never holds more than it needs.
-                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
-                ),
+                lambda size: self._new_pool(limits=_pool_limits(size)),
                 max_connections=max_connections,
                 pool_size=pool_size,
             )
@@ -615,6 +612,18 @@ class OrganikClient:
         )
         error.retry_after = retry_after
         return error
+
+
+def _pool_limits(size: int) -> httpx.Limits:
+    """Limits for one small pool.
+
+    Every connection is kept alive (a pool never holds more than it needs),
+    and an idle one is dropped after 4 s: servers commonly close idle
+    connections after 5 s (uvicorn, Apache), and reusing one at that moment
+    fails a request that never reached the server (measured: retries at
+    httpx's default 5 s, none at 4 s).
+    """
+    return httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=4.0)
 
 
 def _describe_code(code: int | None) -> str | None:

@@ -148,3 +148,14 @@ async def test_pools_share_one_ssl_context_and_hold_four_connections_each(
             contexts = {id(p._transport._pool._ssl_context) for p in pools}  # type: ignore[attr-defined]
             assert len(contexts) == 1
             assert all(p._transport._pool._max_connections == 4 for p in pools)  # type: ignore[attr-defined]
+
+
+async def test_idle_connections_are_dropped_before_common_server_timeouts(
+    fake: FakeOrganikAPI,
+) -> None:
+    async with serve(fake) as base_url:
+        async with tcp_client(base_url) as client:
+            with anyio.fail_after(30):
+                await client.detailed_report(transaction_ids=TX[:1])
+            (pool,) = client._pools.pools
+            assert pool._transport._pool._keepalive_expiry < 5  # type: ignore[attr-defined]
