@@ -345,6 +345,11 @@ class BulkRun:
         attempts = 0
         error: OrganikError | None = None
         rows: list[DetailedReport] = []
+
+        def count(attempt: int) -> None:
+            nonlocal attempts
+            attempts = attempt  # known even if this fetch is cancelled
+
         with anyio.CancelScope() as scope:
             self._in_flight[batch.index] = scope
             try:
@@ -352,6 +357,7 @@ class BulkRun:
                     {batch.kind: list(batch.ids)},
                     retry=self._options.retry,
                     rate_limiter=self._options.rate_limiter,
+                    on_attempt=count,
                 )
             except AuthenticationError as exc:
                 self._abort(exc)  # every other batch would fail the same way

@@ -449,11 +449,14 @@ class OrganikClient:
         *,
         retry: RetryPolicy,
         rate_limiter: RateLimiter | None = None,
+        on_attempt: Callable[[int], object] | None = None,
     ) -> tuple[list[DetailedReport], int]:
         """One request for ``ids`` (kind → IDs), retried as ``retry`` says.
 
         Returns the rows and the attempts made; raises the last attempt's
-        error, with ``attempts`` set, when retrying is over.
+        error, with ``attempts`` set, when retrying is over. ``on_attempt``
+        hears each attempt's number as it starts, so a caller that cancels
+        this knows how many were sent.
         """
         self._check_open()
         count = sum(len(v) for v in ids.values())
@@ -469,6 +472,8 @@ class OrganikClient:
             for limiter in (self._rate_limiter, rate_limiter):
                 if limiter is not None:
                     await limiter.acquire()
+            if on_attempt is not None:
+                on_attempt(attempt)
             outcome = await self._attempt(body, headers, info, attempt)
             if isinstance(outcome, list):
                 return outcome, attempt
