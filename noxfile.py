@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import nox
 
@@ -10,8 +13,31 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 ALL_PYTHONS = ["3.11", "3.12", "3.13"]
-# Only the interpreters this machine has: a missing one is not a failure.
-PYTHONS = [v for v in ALL_PYTHONS if shutil.which(f"python{v}")] or ALL_PYTHONS[:1]
+
+
+def _runs(command: str) -> bool:
+    """Whether ``command --version`` works (a pyenv shim of an inactive version fails)."""
+    path = shutil.which(command)
+    if path is None:
+        return False
+    done = subprocess.run([path, "--version"], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def _installed(version: str) -> bool:
+    """Find ``python<version>`` on PATH or in pyenv's versions, and put it on PATH."""
+    command = f"python{version}"
+    if _runs(command):
+        return True
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for candidate in sorted(root.glob(f"versions/{version}.*/bin/{command}"), reverse=True):
+        os.environ["PATH"] = f"{candidate.parent}{os.pathsep}{os.environ['PATH']}"
+        return _runs(command)
+    return False
+
+
+# Every interpreter this machine has: a missing one is not a failure.
+PYTHONS = [v for v in ALL_PYTHONS if _installed(v)] or ALL_PYTHONS[:1]
 
 
 @nox.session(python=PYTHONS)

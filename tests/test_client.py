@@ -149,7 +149,8 @@ class Provider:
         root = ET.fromstring(body)
         assert root.tag == "document"
         ids: dict[str, list[str]] = {}
-        for element in root.find("data") or []:
+        data_node = root.find("data")
+        for element in data_node if data_node is not None else []:
             ids.setdefault(element.tag, []).append(element.text or "")
         return ids
 
