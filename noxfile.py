@@ -40,6 +40,9 @@ def _installed(version: str) -> bool:
 PYTHONS = [v for v in ALL_PYTHONS if _installed(v)] or ALL_PYTHONS[:1]
 
 
+LINTED = ["organik_async", "tests", "benchmarks", "examples", "noxfile.py"]
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The whole test suite, on asyncio and trio."""
@@ -51,8 +54,8 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "organik_async", "tests", "benchmarks", "noxfile.py")
-    session.run("ruff", "format", "--check", "organik_async", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
 
 
 @nox.session(python=PYTHONS[0])
