@@ -522,24 +522,28 @@ async def _results(
         raise error
 
 
+def _unseen(rows: list[DetailedReport], seen: set[Id]) -> Iterator[DetailedReport]:
+    """The rows whose ``gsm_track_id`` is not in ``seen``, adding theirs to it."""
+    for row in rows:
+        key = canonical_id(row.gsm_track_id)
+        if key not in seen:
+            seen.add(key)
+            yield row
+
+
 async def dedupe_rows(
     results: AsyncIterator[BatchResult], dedupe: bool
 ) -> AsyncIterator[DetailedReport]:
     """Rows as batches complete; with ``dedupe``, each ``gsm_track_id`` once."""
     seen: set[Id] = set()
     async for result in results:
-        for row in result.rows:
-            if dedupe:
-                key = canonical_id(row.gsm_track_id)
-                if key in seen:
-                    continue
-                seen.add(key)
+        for row in _unseen(result.rows, seen) if dedupe else result.rows:
             yield row
 
 
-async def passthrough(results: AsyncIterator[BatchResult]) -> AsyncIterator[BatchResult]:
-    async for result in results:
-        yield result
+def batches_as_they_are(results: AsyncIterator[BatchResult]) -> AsyncIterator[BatchResult]:
+    """``iter_batches`` hands the results on unchanged."""
+    return results
 
 
 async def collect(run: BulkRun) -> list[DetailedReport]:
@@ -556,14 +560,8 @@ async def collect(run: BulkRun) -> list[DetailedReport]:
             async for result in receive:
                 results.append(result)
     results.sort(key=lambda r: r.index)
-    rows: list[DetailedReport] = []
     seen: set[Id] = set()
-    for result in results:
-        for row in result.rows:
-            key = canonical_id(row.gsm_track_id)
-            if key not in seen:
-                seen.add(key)
-                rows.append(row)
+    rows = [row for result in results for row in _unseen(result.rows, seen)]
     error = run.outcome_error(rows)
     if error is not None:
         raise error

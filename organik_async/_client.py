@@ -36,10 +36,10 @@ from ._bulk import (
     IdSource,
     Progress,
     ReportStream,
+    batches_as_they_are,
     check_sources,
     collect,
     dedupe_rows,
-    passthrough,
 )
 from ._codec import ID_KINDS, BodyError, Decoded, ProviderError, decode, encode_request
 from ._exceptions import (
@@ -229,6 +229,11 @@ class OrganikClient:
             )
         self._state = _State.UNOPENED
         self._url = self._build_url()
+        self._shown_url = redact_url(self._url)
+        self._headers = {
+            "Content-Type": _MEDIA_TYPES[self.request_format],
+            "Accept": _MEDIA_TYPES[self.response_format],
+        }
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -287,7 +292,7 @@ class OrganikClient:
     @property
     def url(self) -> str:
         """The request URL, with the key redacted: safe to show."""
-        return redact_url(self._url)
+        return self._shown_url
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***")
@@ -413,7 +418,7 @@ class OrganikClient:
         )
         return ReportStream(
             start,
-            passthrough,
+            batches_as_they_are,
         )
 
     def _prepare(
@@ -460,12 +465,8 @@ class OrganikClient:
         """
         self._check_open()
         count = sum(len(v) for v in ids.values())
-        info = RequestInfo(self.url, self.request_format, self.response_format, count)
+        info = RequestInfo(self._shown_url, self.request_format, self.response_format, count)
         body = encode_request(self.request_format, ids)
-        headers = {
-            "Content-Type": _MEDIA_TYPES[self.request_format],
-            "Accept": _MEDIA_TYPES[self.response_format],
-        }
         attempt = 0
         while True:
             attempt += 1
@@ -474,7 +475,7 @@ class OrganikClient:
                     await limiter.acquire()
             if on_attempt is not None:
                 on_attempt(attempt)
-            outcome = await self._attempt(body, headers, info, attempt)
+            outcome = await self._attempt(body, info, attempt)
             if isinstance(outcome, list):
                 return outcome, attempt
             delay = retry.delay_for(outcome, attempt)
@@ -492,13 +493,13 @@ class OrganikClient:
             await _retry.sleep(delay)
 
     async def _attempt(
-        self, body: bytes, headers: dict[str, str], info: RequestInfo, attempt: int
+        self, body: bytes, info: RequestInfo, attempt: int
     ) -> list[DetailedReport] | OrganikError:
         """One try: the rows, or the typed error (returned, so the caller decides)."""
         started = time.perf_counter()
         status: int | str = "-"
         try:
-            status, response_headers, raw = await self._send(body, headers, info)
+            status, response_headers, raw = await self._send(body, info)
         except OrganikError as exc:
             return exc
         finally:
@@ -512,15 +513,13 @@ class OrganikClient:
             )
         return self._interpret(int(status), response_headers, raw, info)
 
-    async def _send(
-        self, body: bytes, headers: dict[str, str], info: RequestInfo
-    ) -> tuple[int, httpx.Headers, bytes]:
+    async def _send(self, body: bytes, info: RequestInfo) -> tuple[int, httpx.Headers, bytes]:
         """POST and read the answer, with transport failures mapped (never chained)."""
         failure: OrganikError
         try:
             async with (
                 self._pools.acquire() as pool,
-                pool.stream("POST", self._url, content=body, headers=headers) as response,
+                pool.stream("POST", self._url, content=body, headers=self._headers) as response,
             ):
                 raw = await self._read_capped(response, info)
                 return response.status_code, response.headers, raw
