@@ -20,161 +20,104 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Literal, Self, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 import anyio
-import msgspec
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._codec import ID_KINDS, canonical_id, validate_id
-from ._exceptions import AuthenticationError, BulkReportError, OrganikError
-from ._models import DetailedReport
-from ._ratelimit import RateLimiter
-from ._retry import RetryPolicy
-
-if TYPE_CHECKING:
-    from ._client import OrganikClient
+from ._exceptions import (
+    AuthenticationError,
+    BatchFailure,
+    BatchOutcome,
+    BulkReportError,
+    OrganikError,
+)
+from ._models import (
+    ID_KINDS,
+    BatchResult,
+    BatchSizes,
+    DetailedReport,
+    Id,
+    IdKind,
+    IdSource,
+    Progress,
+    canonical_id,
+    validate_id,
+)
 
 __all__ = [
-    "BatchFailure",
-    "BatchResult",
-    "BatchSizes",
-    "IdSource",
-    "Progress",
+    "BulkOptions",
+    "BulkRun",
+    "Fetch",
     "ReportStream",
+    "batches_as_they_are",
+    "check_sources",
+    "collect",
+    "dedupe_rows",
 ]
-
-Id = int | str
-IdSource = Iterable[Id] | AsyncIterable[Id]
-"""What each ID argument accepts: any iterable or async iterable of IDs."""
 
 T = TypeVar("T")
 
 
-class BatchSizes(msgspec.Struct, frozen=True, kw_only=True):
-    """IDs per request, per ID kind.
+class Fetch(Protocol):
+    """What the engine calls for each batch: one request, with its retries.
 
-    Conservative, because the provider documents no limit: a transaction or a
-    delivery track ID can stand for thousands of recipient numbers (rows), so
-    those batches are small; a GSM track ID is one row.
+    Returns the rows and the attempts made, or raises the last attempt's
+    :class:`OrganikError` (``attempts`` set). ``on_attempt`` hears each
+    attempt's number as it starts, so a batch cancelled in flight knows how
+    many were sent.
     """
 
-    transaction_ids: int = 20
-    delivery_track_ids: int = 20
-    gsm_track_ids: int = 250
-
-    def __post_init__(self) -> None:
-        for kind in ID_KINDS:
-            if getattr(self, kind) < 1:
-                raise ValueError(f"batch size for {kind} must be >= 1")
-
-    @classmethod
-    def coerce(cls, value: BatchSizes | int) -> BatchSizes:
-        """An int means the same size for every kind."""
-        if isinstance(value, BatchSizes):
-            return value
-        return cls(transaction_ids=value, delivery_track_ids=value, gsm_track_ids=value)
-
-    def for_kind(self, kind: str) -> int:
-        size: int = getattr(self, kind)
-        return size
-
-
-class BatchResult(msgspec.Struct, frozen=True):
-    """One successful request: the IDs asked, the rows, attempts and timing."""
-
-    index: int
-    kind: str
-    ids: tuple[Id, ...]
-    rows: list[DetailedReport]
-    attempts: int
-    elapsed: float
-
-    @property
-    def id_arguments(self) -> dict[str, list[Id]]:
-        """The IDs as keyword arguments: ``client.detailed_report(**result.id_arguments)``."""
-        return {self.kind: list(self.ids)}
-
-
-BatchOutcome = Literal["failed", "cancelled", "not_attempted"]
-
-
-class BatchFailure(msgspec.Struct, frozen=True):
-    """One batch that did not succeed, with its IDs, so they can be retried.
-
-    ``outcome`` is ``"failed"`` (sent, failed after its retries: ``error`` says
-    why), ``"cancelled"`` (in flight when ``fail_fast`` stopped the call) or
-    ``"not_attempted"`` (never sent, after ``fail_fast``).
-    """
-
-    index: int
-    kind: str
-    ids: tuple[Id, ...]
-    outcome: BatchOutcome
-    error: OrganikError | None = None
-    attempts: int = 0
-
-    @property
-    def attempted(self) -> bool:
-        return self.outcome != "not_attempted"
-
-    @property
-    def id_arguments(self) -> dict[str, list[Id]]:
-        """``await client.detailed_report(**failure.id_arguments)`` retries just these."""
-        return {self.kind: list(self.ids)}
-
-
-class Progress(msgspec.Struct, frozen=True):
-    """A snapshot for progress bars and metrics, sent after every batch."""
-
-    batches_done: int
-    batches_total: int | None
-    """Exact once the input has been read to the end; before that an estimate
-    from ``len()`` of sized inputs (duplicates included), or ``None``."""
-    rows: int
-    retries: int
-    failures: int
-    elapsed: float
+    def __call__(
+        self, ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int], object]
+    ) -> Awaitable[tuple[list[DetailedReport], int]]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
 class BulkOptions:
-    """A call's settings, resolved from the client's defaults and its overrides."""
+    """A call's engine settings, already validated by the client's settings."""
 
     batch_sizes: BatchSizes
     max_concurrency: int
-    retry: RetryPolicy
-    rate_limiter: RateLimiter | None = None
     fail_fast: bool = False
     dedupe: bool = True
     on_progress: Callable[[Progress], object] | None = None
 
-    def __post_init__(self) -> None:
-        if self.max_concurrency < 1:
-            raise ValueError("max_concurrency must be >= 1")
 
+class _Batch:
+    __slots__ = ("ids", "index", "kind")
 
-class _Batch(msgspec.Struct, frozen=True):
-    index: int
-    kind: str
-    ids: tuple[Id, ...]
+    def __init__(self, index: int, kind: IdKind, ids: tuple[Id, ...]) -> None:
+        self.index = index
+        self.kind = kind
+        self.ids = ids
 
 
 # --- Reading the input ------------------------------------------------------------------
 
 
-def check_sources(sources: dict[str, object]) -> dict[str, IdSource]:
+def check_sources(sources: Mapping[IdKind, object]) -> dict[IdKind, IdSource]:
     """Refuse arguments that are not ID iterables, before anything is sent.
 
     Sized collections (lists, tuples, sets) are validated whole, up front, so
     a bad ID in a list fails the call before any request; lazy inputs are
     validated as they are read.
     """
-    checked: dict[str, IdSource] = {}
+    checked: dict[IdKind, IdSource] = {}
     for kind, source in sources.items():
         if isinstance(source, str | bytes | bytearray) or not isinstance(
             source, Iterable | AsyncIterable
@@ -197,16 +140,16 @@ class _Batcher:
     batch is always consecutive IDs of one kind.
     """
 
-    def __init__(self, sources: dict[str, IdSource], options: BulkOptions) -> None:
-        self._sources: list[tuple[str, IdSource]] = [
+    def __init__(self, sources: Mapping[IdKind, IdSource], options: BulkOptions) -> None:
+        self._sources: list[tuple[IdKind, IdSource]] = [
             (kind, sources[kind]) for kind in ID_KINDS if kind in sources
         ]
         self._sizes = options.batch_sizes
-        self._seen: dict[str, set[Id]] | None = (
+        self._seen: dict[IdKind, set[Id]] | None = (
             {kind: set() for kind in ID_KINDS} if options.dedupe else None
         )
         self._lock = anyio.Lock()
-        self._current: tuple[str, Iterator[Id] | AsyncIterator[Id]] | None = None
+        self._current: tuple[IdKind, Iterator[Id] | AsyncIterator[Id]] | None = None
         self._index = 0
         self.exhausted = False
         self.estimate = self._estimate()
@@ -244,7 +187,7 @@ class _Batcher:
                     return _Batch(self._index - 1, kind, tuple(ids))
 
     async def _take(
-        self, kind: str, iterator: Iterator[Id] | AsyncIterator[Id], size: int
+        self, kind: IdKind, iterator: Iterator[Id] | AsyncIterator[Id], size: int
     ) -> list[Id]:
         ids: list[Id] = []
         while len(ids) < size:
@@ -261,7 +204,7 @@ class _Batcher:
                 self._accept(kind, value, ids)
         return ids
 
-    def _accept(self, kind: str, value: object, ids: list[Id]) -> None:
+    def _accept(self, kind: IdKind, value: object, ids: list[Id]) -> None:
         valid = validate_id(value, kind)
         if self._seen is not None:
             key = canonical_id(valid)
@@ -293,9 +236,9 @@ class BulkRun:
     """One call's batches, workers and bookkeeping."""
 
     def __init__(
-        self, client: OrganikClient, sources: dict[str, IdSource], options: BulkOptions
+        self, fetch: Fetch, sources: Mapping[IdKind, IdSource], options: BulkOptions
     ) -> None:
-        self._client = client
+        self._fetch_ids = fetch
         self._options = options
         self._batcher = _Batcher(sources, options)
         self._tally = _Tally()
@@ -353,12 +296,7 @@ class BulkRun:
         with anyio.CancelScope() as scope:
             self._in_flight[batch.index] = scope
             try:
-                rows, attempts = await self._client._fetch_batch(
-                    {batch.kind: list(batch.ids)},
-                    retry=self._options.retry,
-                    rate_limiter=self._options.rate_limiter,
-                    on_attempt=count,
-                )
+                rows, attempts = await self._fetch_ids({batch.kind: batch.ids}, count)
             except AuthenticationError as exc:
                 self._abort(exc)  # every other batch would fail the same way
                 return None

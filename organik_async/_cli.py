@@ -24,10 +24,9 @@ from typing import IO, Any
 import anyio
 import msgspec
 
-from ._bulk import BatchFailure, BatchSizes, Progress
 from ._client import API_KEY_ENV, DEFAULT_BATCH_SIZES, OrganikClient
-from ._exceptions import AuthenticationError, BulkReportError, OrganikError
-from ._models import DetailedReport
+from ._exceptions import AuthenticationError, BatchFailure, BulkReportError, OrganikError
+from ._models import BatchSizes, DetailedReport, Progress
 
 __all__ = ["main"]
 

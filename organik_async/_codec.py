@@ -21,25 +21,17 @@ from xml.parsers.expat import ExpatError
 import msgspec
 import xmltodict
 
-from ._models import DetailedReport, Format
+from ._models import ID_KINDS, DetailedReport, Format, Id, IdKind, canonical_id
 
 __all__ = [
-    "ID_KINDS",
     "BodyError",
     "Decoded",
     "ProviderError",
-    "canonical_id",
     "decode",
     "encode_request",
     "encode_rows_json",
     "encode_rows_xml",
-    "validate_id",
 ]
-
-ID_KINDS: Final = ("transaction_ids", "delivery_track_ids", "gsm_track_ids")
-"""The three ID kinds of a request, in the order the provider documents them."""
-
-Id = int | str
 
 EXCERPT_CHARS: Final = 80
 
@@ -94,19 +86,7 @@ class Decoded(msgspec.Struct, frozen=True):
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def validate_id(value: object, field: str) -> Id:
-    """Return ``value`` if it is an ID (int or str), else raise ``TypeError``.
-
-    ``bool`` is an ``int`` to Python but never an ID, so it is refused by name.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise TypeError(
-            f"{field} must contain only int or str IDs, got {type(value).__name__}: {value!r}"
-        )
-    return value
-
-
-def encode_request(fmt: Format, ids: Mapping[str, Sequence[Id]]) -> bytes:
+def encode_request(fmt: Format, ids: Mapping[IdKind, Sequence[Id]]) -> bytes:
     """The request body for ``ids``; kinds with no IDs are left out."""
     data = {kind: list(ids[kind]) for kind in ID_KINDS if ids.get(kind)}
     if fmt == "json":
@@ -314,24 +294,6 @@ def _clean_item(item: Any) -> Any:
                 value = canonical_id(value)
         cleaned[key] = value
     return cleaned
-
-
-def canonical_id(value: int | str) -> int | str:
-    """One form per ID: ``"410471976"`` → ``410471976``; ``"16502030-4730-63032793"``
-    and ``"007"`` unchanged.
-
-    The provider takes IDs as numbers or strings, and XML has no types: its
-    ``gsm_track_id`` is an int in report examples and a string elsewhere. A
-    string is an int only when writing that int back gives the same text, so
-    no information is lost either way. Used to type XML values and to tell
-    duplicate IDs apart.
-    """
-    if isinstance(value, int):
-        return value
-    digits = value.removeprefix("-")
-    if digits.isascii() and digits.isdigit() and str(int(value)) == value:
-        return int(value)
-    return value
 
 
 def _xml_syntax_error(exc: ExpatError, body: bytes, skipped: int) -> BodyError:

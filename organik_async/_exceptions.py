@@ -1,4 +1,4 @@
-"""Every error organik_async raises, in one tree.
+"""Every error organik_async raises, in one tree, and what each provider code means.
 
 ::
 
@@ -17,34 +17,38 @@
 
 Each error carries the :class:`RequestInfo` of the request it belongs to (with
 the API key replaced by ``***``) and the number of attempts made, and says both
-in its message. The API key never appears in a message, a ``repr``, a chained
-cause or a log line: errors are raised outside the ``except`` block of the
-underlying httpx exception, and anything taken from a response body is
-redacted first.
+in its message. Every field is given to the constructor, already redacted: the
+request path masks the key's value in everything it takes from an answer, and
+raises errors outside the ``except`` block of the underlying httpx exception so
+that nothing carrying the URL is chained.
+
+:data:`PROVIDER_CODES` is the one place that says what an API error code means:
+its English and Turkish text, the exception class it raises, whether it is
+retried, and whether it means "no records". Every consumer reads it.
 """
 
-from __future__ import annotations
-
 import builtins
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Literal
 
 import msgspec
 
-from ._models import API_ERROR_CODES, Format
-
-if TYPE_CHECKING:
-    from ._bulk import BatchFailure
-    from ._models import DetailedReport
+from ._models import DetailedReport, Format, Id, IdArguments, IdKind
 
 __all__ = [
+    "API_ERROR_CODES",
+    "PROVIDER_CODES",
     "APIError",
     "AuthenticationError",
+    "BatchFailure",
+    "BatchOutcome",
     "BulkReportError",
     "ClientClosedError",
     "DecodeError",
     "HTTPStatusError",
     "OrganikError",
+    "ProviderCode",
     "RateLimitError",
     "RequestInfo",
     "ResponseTooLargeError",
@@ -72,6 +76,10 @@ class RequestInfo(msgspec.Struct, frozen=True):
 class OrganikError(Exception):
     """Base class of every error raised by organik_async."""
 
+    message: str
+    request: RequestInfo | None
+    attempts: int
+
     def __init__(
         self, message: str, *, request: RequestInfo | None = None, attempts: int = 0
     ) -> None:
@@ -93,20 +101,26 @@ class OrganikError(Exception):
 
 
 class ClientClosedError(OrganikError, RuntimeError):
-    """The client was used after :meth:`OrganikClient.aclose`."""
+    """The client was used after :meth:`OrganikClient.aclose`, or closed during a call."""
 
 
 class APIError(OrganikError):
     """The provider refused the request (``result: false``).
 
     ``code``, ``number``, ``error_message`` and ``time`` are what the provider
-    sent, or ``None`` where it sent nothing (a bare HTTP 429 has no envelope).
-    ``status_code`` is the HTTP status of the answer; ``body`` is the start of
-    the raw answer, redacted; ``retry_after`` is the server's ``Retry-After``
-    in seconds, when it sent one.
+    sent (key masked), or ``None`` where it sent nothing (a bare HTTP 429 has
+    no envelope). ``status_code`` is the HTTP status of the answer; ``body`` is
+    the start of the raw answer, redacted; ``retry_after`` is the server's
+    ``Retry-After`` in seconds, when it sent one.
     """
 
-    retry_after: float | None = None
+    code: int | None
+    number: str | None
+    error_message: str | None
+    time: str | None
+    status_code: int | None
+    body: bytes
+    retry_after: float | None
 
     def __init__(
         self,
@@ -118,6 +132,7 @@ class APIError(OrganikError):
         time: str | None = None,
         status_code: int | None = None,
         body: bytes = b"",
+        retry_after: float | None = None,
         request: RequestInfo | None = None,
         attempts: int = 0,
     ) -> None:
@@ -128,11 +143,13 @@ class APIError(OrganikError):
         self.time = time
         self.status_code = status_code
         self.body = body
+        self.retry_after = retry_after
 
     @property
     def description(self) -> str | None:
         """The documented meaning of :attr:`code`, if it is a known code."""
-        return None if self.code is None else API_ERROR_CODES.get(self.code)
+        entry = None if self.code is None else PROVIDER_CODES.get(self.code)
+        return None if entry is None else entry.english
 
 
 class AuthenticationError(APIError):
@@ -146,7 +163,9 @@ class RateLimitError(APIError):
 class HTTPStatusError(OrganikError):
     """A non-2xx answer that carried no provider error envelope."""
 
-    retry_after: float | None = None
+    status_code: int
+    body: bytes
+    retry_after: float | None
 
     def __init__(
         self,
@@ -154,12 +173,14 @@ class HTTPStatusError(OrganikError):
         *,
         status_code: int,
         body: bytes = b"",
+        retry_after: float | None = None,
         request: RequestInfo | None = None,
         attempts: int = 0,
     ) -> None:
         super().__init__(message, request=request, attempts=attempts)
         self.status_code = status_code
         self.body = body
+        self.retry_after = retry_after
 
 
 class TransportError(OrganikError):
@@ -168,6 +189,8 @@ class TransportError(OrganikError):
     ``cause`` names the underlying httpx exception (type and redacted text);
     the exception object itself is not chained, so that no URL can leak.
     """
+
+    cause: str
 
     def __init__(
         self,
@@ -196,6 +219,9 @@ class DecodeError(OrganikError):
     body around it.
     """
 
+    position: str
+    excerpt: str
+
     def __init__(
         self,
         message: str,
@@ -222,16 +248,50 @@ class ResponseTooLargeError(OrganikError):
     """
 
 
+BatchOutcome = Literal["failed", "cancelled", "not_attempted"]
+"""How a batch ended when it did not succeed (see :class:`BatchFailure`)."""
+
+
+class BatchFailure(msgspec.Struct, frozen=True):
+    """One batch that did not succeed, with its IDs, so they can be retried.
+
+    ``outcome`` is ``"failed"`` (sent, failed after its retries: ``error`` says
+    why), ``"cancelled"`` (in flight when the call was stopped: ``fail_fast``,
+    or the client closed) or ``"not_attempted"`` (never sent).
+    """
+
+    index: int
+    kind: IdKind
+    ids: tuple[Id, ...]
+    outcome: BatchOutcome
+    error: OrganikError | None = None
+    attempts: int = 0
+
+    @property
+    def attempted(self) -> bool:
+        return self.outcome != "not_attempted"
+
+    @property
+    def id_arguments(self) -> IdArguments:
+        """``await client.detailed_report(**failure.id_arguments)`` retries just these."""
+        arguments: IdArguments = {}
+        arguments[self.kind] = list(self.ids)
+        return arguments
+
+
 class BulkReportError(OrganikError):
     """Some requests of a multi-request call failed after their retries.
 
     ``rows`` holds the rows that did arrive (empty for the streaming APIs,
     which already yielded them). ``failures`` has one entry per failed batch,
-    with its IDs and its typed error; batches cancelled by ``fail_fast``
-    in flight are ``"cancelled"`` and those never sent ``"not_attempted"``.
+    with its IDs and its typed error; batches stopped in flight are
+    ``"cancelled"`` and those never sent ``"not_attempted"``.
     Retry just what failed with
     ``await client.detailed_report(**err.failed_id_arguments)``.
     """
+
+    rows: list[DetailedReport]
+    failures: list[BatchFailure]
 
     def __init__(
         self,
@@ -245,9 +305,165 @@ class BulkReportError(OrganikError):
         self.failures = list(failures)
 
     @property
-    def failed_id_arguments(self) -> dict[str, list[int | str]]:
+    def failed_id_arguments(self) -> IdArguments:
         """Every failed ID, by kind, as keyword arguments for a retry call."""
-        merged: dict[str, list[int | str]] = {}
+        merged: IdArguments = {}
         for failure in self.failures:
             merged.setdefault(failure.kind, []).extend(failure.ids)
         return merged
+
+
+# --- What each provider code means ------------------------------------------------------
+
+
+class ProviderCode(msgspec.Struct, frozen=True):
+    """One API-wide ``error.code``: its meaning and how the client treats it.
+
+    ``message`` is the provider's own English wording (what its server sends
+    in ``error.message``); ``english`` our plain description; ``turkish`` the
+    provider's Turkish explanation. ``error`` is the class raised for it,
+    ``retryable`` whether another attempt could succeed, and ``no_records``
+    whether it means "nothing found" (a report of zero rows, not an error).
+    """
+
+    code: int
+    english: str
+    message: str
+    turkish: str
+    error: type[APIError] = APIError
+    retryable: bool = False
+    no_records: bool = False
+
+
+def _code_table(*entries: ProviderCode) -> Mapping[int, ProviderCode]:
+    return MappingProxyType({entry.code: entry for entry in entries})
+
+
+PROVIDER_CODES: Mapping[int, ProviderCode] = _code_table(
+    ProviderCode(
+        1,
+        "unknown error",
+        "An unknown error has occurred.",
+        "Bilinmeyen bir hata oluştuğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        84,
+        "database operation failed",
+        "Database operation failed.",
+        "Veritabanına erişim hatası oluştuğunda bu hata alınır.",
+        retryable=True,
+    ),
+    ProviderCode(
+        85,
+        "database could not be registered",
+        "The database could not be registered.",
+        "Kayıt işlemi başarısız olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        86,
+        "no valid registration data found",
+        "No valid registration data was found.",
+        "Arama yapılan kriterlere uygun kayıt bulunamadığında bu hata alınır.",
+    ),
+    ProviderCode(
+        87,
+        "no records were found",
+        "No records were found.",
+        "Herhangi bir veri bulunamadığında bu hata alınır.",
+        no_records=True,
+    ),
+    ProviderCode(
+        88,
+        "unsupported request name",
+        "Unsupported request_name.",
+        "İstek prosedürü değişkenine geçersiz bir değer verildiğinde bu hata alınır.",
+    ),
+    ProviderCode(
+        89,
+        "user not found",
+        "User not found.",
+        "Gönderilen API anahtarına bağlı bir kullanıcı bulunamaz ya da bulunan kullanıcı "
+        "aktive edilmemişse bu hata alınır.",
+        error=AuthenticationError,
+    ),
+    ProviderCode(
+        90,
+        "API key must be 32 characters",
+        "API KEY must be 32 characters.",
+        "API anahtarınız yanlış formatta gönderildiğinde bu hata alınır.",
+        error=AuthenticationError,
+    ),
+    ProviderCode(
+        91,
+        "unsupported response type",
+        "Unsupported response type.",
+        "Gönderdiğiniz response_type değişkeninde geçersiz değer olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        92,
+        "unsupported request type",
+        "Unsupported request type.",
+        "Gönderdiğiniz request_response_type değişkeninde geçersiz değer olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        93,
+        "too many requests",
+        "Too much request.",
+        "API'ye aynı anda izin verilenden çok talep olduğunda bu hata alınır.",
+        error=RateLimitError,
+        retryable=True,
+    ),
+    ProviderCode(
+        94,
+        "server temporarily unavailable",
+        "Server temporary unavailable.",
+        "İstek yaptığınız sırada sunucudan yanıt gelmezse bu hata alınır.",
+        retryable=True,
+    ),
+    ProviderCode(
+        95,
+        "server fault",
+        "Server fault.",
+        "Sunucu hatası oluştuğunda bu hata alınır.",
+        retryable=True,
+    ),
+    ProviderCode(
+        96,
+        "invalid request parameters",
+        "Invalid request parameters.",
+        "API'ye gönderdiğiniz istek gövdesi değişkenlerinde bir veya daha fazlasında geçersiz "
+        "değer olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        97,
+        "invalid request body format",
+        "Invalid request body format.",
+        "API'ye gönderdiğiniz istek gövdesi istenilen biçimden farklı olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        98,
+        "unauthorised IP address",
+        "Unauthorize IP address.",
+        "Panelden IP kısıtlaması yapılıp, izin verilen IP'lerden başka bir IP ile giriş "
+        "yapıldığında bu hata alınır.",
+        error=AuthenticationError,
+    ),
+    ProviderCode(
+        99,
+        "authorisation error (invalid key)",
+        "Authorization error.",
+        "Geçersiz API anahtarı gönderildiğinde alınır.",
+        error=AuthenticationError,
+    ),
+)
+"""Every API-wide error code the provider documents for reports, by code.
+
+Source: the provider's ``HATA KODLARI/ERROR_CODES.md``. The ``sendsms`` codes
+(101-112) never answer a report request and are left out: an unknown code is
+an :class:`APIError` with its integer kept.
+"""
+
+API_ERROR_CODES: Mapping[int, str] = MappingProxyType(
+    {code: entry.english for code, entry in PROVIDER_CODES.items()}
+)
+"""``error.code`` → its English description (a view of :data:`PROVIDER_CODES`)."""

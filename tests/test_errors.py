@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -31,6 +31,7 @@ from organik_async import (
     ResponseTooLargeError,
     TimeoutError,
     TransportError,
+    instant_retries,
 )
 
 pytestmark = pytest.mark.anyio
@@ -97,14 +98,9 @@ async def fail(
 
 
 @pytest.fixture(autouse=True)
-def instant_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    delays: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        delays.append(delay)
-
-    monkeypatch.setattr("organik_async._retry.sleep", sleep)
-    return delays
+def instant_sleep() -> Iterator[list[float]]:
+    with instant_retries() as waits:
+        yield waits
 
 
 # --- the tree ----------------------------------------------------------------------------

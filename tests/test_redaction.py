@@ -28,6 +28,7 @@ from organik_async import (
     RateLimitError,
     TimeoutError,
     TransportError,
+    instant_retries,
 )
 
 pytestmark = pytest.mark.anyio
@@ -176,11 +177,9 @@ ECHOES: dict[str, tuple[Answer, type[OrganikError], str]] = {
 
 
 @pytest.fixture(autouse=True)
-def instant_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def sleep(delay: float) -> None:
-        pass
-
-    monkeypatch.setattr("organik_async._retry.sleep", sleep)
+def instant_sleep() -> Iterator[list[float]]:
+    with instant_retries() as waits:
+        yield waits
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ from organik_async import (
     RetryPolicy,
     TimeoutError,
     TransportError,
-    _retry,
+    instant_retries,
 )
 from organik_async._retry import parse_retry_after
 
@@ -79,14 +79,10 @@ class Script:
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    delays: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        delays.append(delay)
-
-    monkeypatch.setattr(_retry, "sleep", sleep)
-    return delays
+def sleeps() -> Iterator[list[float]]:
+    """The retry waits the client asked for, skipped by the public test switch."""
+    with instant_retries() as waits:
+        yield waits
 
 
 async def run(script: Script, **kwargs: Any) -> list[Any]:

@@ -17,7 +17,8 @@ from xml.parsers.expat import ExpatError
 import msgspec
 import xmltodict
 
-from .._models import API_ERROR_CODES, Format
+from .._exceptions import API_ERROR_CODES
+from .._models import Format
 from ._data import IdKey, normalize_id
 
 __all__ = [
