@@ -7,6 +7,7 @@ Every test runs on asyncio and trio. Waits between retries are zero
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from typing import Any
 
 import anyio
@@ -100,7 +101,7 @@ async def test_result_matches_the_simulator_oracle_in_documented_order() -> None
 
 async def test_duplicate_ids_are_sent_once_and_int_and_str_forms_are_one_id() -> None:
     fake = FakeOrganikAPI(DATASET)
-    ids = [TX[0], TX[1], TX[0], str(TX[1]), TX[2]]
+    ids: list[int | str] = [TX[0], TX[1], TX[0], str(TX[1]), TX[2]]
     async with fast(fake) as client:
         rows = await client.detailed_report(transaction_ids=ids)
     assert sent_ids(fake) == 3
@@ -141,7 +142,7 @@ async def test_a_bad_id_in_a_list_fails_before_anything_is_sent() -> None:
     fake = FakeOrganikAPI(DATASET)
     async with fast(fake) as client:
         with pytest.raises(TypeError, match="gsm_track_ids"):
-            await client.detailed_report(gsm_track_ids=[*GSM[:600], 1.5])
+            await client.detailed_report(gsm_track_ids=[*GSM[:600], 1.5])  # type: ignore[list-item]
     assert fake.stats.requests == 0
 
 
@@ -149,7 +150,7 @@ async def test_a_bad_id_in_a_lazy_input_raises_type_error_naming_the_field() -> 
     fake = FakeOrganikAPI(DATASET)
     async with fast(fake) as client:
         with pytest.raises(TypeError, match="transaction_ids"):
-            await client.detailed_report(transaction_ids=(x for x in [TX[0], None]))
+            await client.detailed_report(transaction_ids=(x for x in [TX[0], None]))  # type: ignore[misc]
 
 
 # --- concurrency and rate ------------------------------------------------------------------
@@ -168,7 +169,7 @@ async def test_max_connections_bounds_every_call_on_the_client_together() -> Non
     async with fast(fake, batch_sizes=2, max_concurrency=4, max_connections=6) as client:
         async with anyio.create_task_group() as tg:
             for part in range(4):
-                tg.start_soon(lambda p=part: client.detailed_report(transaction_ids=TX[p::4][:20]))
+                tg.start_soon(partial(client.detailed_report, transaction_ids=TX[part::4][:20]))
     assert fake.stats.peak_in_flight == 6
 
 
@@ -178,9 +179,7 @@ async def test_rate_limit_is_one_budget_shared_by_concurrent_calls() -> None:
         started = anyio.current_time()
         async with anyio.create_task_group() as tg:
             for part in range(3):
-                tg.start_soon(
-                    lambda p=part: client.detailed_report(transaction_ids=TX[p * 10 :][:10])
-                )
+                tg.start_soon(partial(client.detailed_report, transaction_ids=TX[part * 10 :][:10]))
         elapsed = anyio.current_time() - started
     # 30 requests at 50/s: the first goes at once, the 30th no sooner than 29/50 s.
     assert fake.stats.requests == 30

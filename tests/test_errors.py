@@ -87,9 +87,7 @@ def client(handler: Handler, **kwargs: Any) -> OrganikClient:
     return OrganikClient(KEY, transport=httpx.MockTransport(handler), **kwargs)
 
 
-async def fail(
-    handler: Handler, ids: dict[str, list[Any]] | None = None, **kwargs: Any
-) -> OrganikError:
+async def fail(handler: Handler, ids: dict[str, Any] | None = None, **kwargs: Any) -> OrganikError:
     """Run one call that must fail; return its error."""
     async with client(handler, **kwargs) as c:
         with pytest.raises(OrganikError) as info, anyio.fail_after(5):

@@ -22,6 +22,7 @@ from organik_async import (
     APIError,
     AuthenticationError,
     DecodeError,
+    Format,
     HTTPStatusError,
     OrganikClient,
     OrganikError,
@@ -125,7 +126,7 @@ def raise_with_url(exc: type[httpx.TransportError]) -> Answer:
 
 
 # Servers that echo the key (or the whole URL) back, in every place an error looks.
-ECHOES: dict[str, tuple[Answer, type[OrganikError], str]] = {
+ECHOES: dict[str, tuple[Answer, type[OrganikError], Format]] = {
     "auth-envelope": (
         lambda r: httpx.Response(200, content=json_envelope(99, f"bad key {r.url}", KEY)),
         AuthenticationError,
@@ -188,7 +189,7 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
-async def failing_call(answer: Answer, fmt: str = "json", **kwargs: Any) -> OrganikError:
+async def failing_call(answer: Answer, fmt: Format = "json", **kwargs: Any) -> OrganikError:
     kwargs.setdefault("max_retries", 1)
     async with OrganikClient(
         KEY, transport=httpx.MockTransport(answer), request_format=fmt, **kwargs
