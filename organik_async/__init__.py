@@ -3,7 +3,7 @@
 Runs on asyncio and trio (through anyio). Start with :class:`OrganikClient`.
 """
 
-from types import FunctionType
+from types import FunctionType as _FunctionType
 
 from ._bulk import ReportStream
 from ._client import DEFAULT_BASE_URL, OrganikClient, api_key_from_credentials
@@ -93,6 +93,6 @@ __all__ = [
 # (``Format``, ``IdKind``, ...) have no module of their own to set.
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type | FunctionType):
+    if isinstance(_obj, type | _FunctionType):
         _obj.__module__ = __name__
 del _name, _obj
