@@ -72,6 +72,7 @@ API_KEY_ENV: Final = "ORGANIK_API_KEY"
 BASE_URL_ENV: Final = "ORGANIK_BASE_URL"
 _KEY_SHAPE: Final = re.compile(r"[0-9a-fA-F]{32}")
 _V2_SEGMENT: Final = re.compile(r"(^|/)v2(/|$)", re.IGNORECASE)
+_HOST: Final = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
 
 
 def api_key_from_credentials(username: str, password: str) -> str:
@@ -110,6 +111,8 @@ def _check_base_url(value: object, redactor: Redactor) -> str:
         raise ValueError(f"base_url must start with http:// or https://: {shown!r}")
     if not url.host:
         raise ValueError(f"base_url has no host: {shown!r}")
+    if not _HOST.fullmatch(url.host) and ":" not in url.host:  # IPv6 literals have colons
+        raise ValueError(f"base_url is not a valid URL (bad host name): {shown!r}")
     if url.query or url.fragment or "?" in value or "#" in value:
         raise ValueError(f"base_url must have no query or fragment: {shown!r}")
     if shown != value:
