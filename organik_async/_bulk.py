@@ -33,18 +33,23 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Final, Generic, Protocol, Self, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from msgspec.structs import replace
 
 from ._exceptions import (
     AuthenticationError,
     BatchFailure,
     BatchOutcome,
     BulkReportError,
+    ClientClosedError,
+    ClosedDuringCallError,
+    EndpointUnreachableError,
     OrganikError,
+    TimeoutError,
 )
 from ._models import (
     ID_KINDS,
@@ -60,15 +65,19 @@ from ._models import (
 )
 
 __all__ = [
+    "Batches",
     "BulkOptions",
     "BulkRun",
     "Fetch",
     "ReportStream",
-    "batches_as_they_are",
+    "Results",
+    "Rows",
     "check_sources",
     "collect",
-    "dedupe_rows",
 ]
+
+_CLOSE_WAIT: Final = 5.0
+"""How long a lazy input's ``aclose()`` may take when a call ends early."""
 
 T = TypeVar("T")
 
@@ -96,6 +105,7 @@ class BulkOptions:
     fail_fast: bool = False
     dedupe: bool = True
     on_progress: Callable[[Progress], object] | None = None
+    timeout: float | None = None
 
 
 class _Batch:
@@ -214,6 +224,19 @@ class _Batcher:
             seen.add(key)
         ids.append(valid)
 
+    async def aclose(self) -> None:
+        """Close the async iterator being read, if the call ends before its end.
+
+        An async generator left half-read would be finalised by the event loop
+        later, in a task of its own; closing it here keeps "nothing runs after
+        the call" true.
+        """
+        current, self._current = self._current, None
+        if current is not None:
+            closer = getattr(current[1], "aclose", None)
+            if closer is not None:
+                await closer()
+
 
 def _iterate(source: IdSource) -> Iterator[Id] | AsyncIterator[Id]:
     if isinstance(source, AsyncIterable):
@@ -249,6 +272,7 @@ class BulkRun:
         self.fatal: BaseException | None = None
         self._scope: anyio.CancelScope | None = None
         self._reported_total: int | None = None
+        self._stop_reason: OrganikError | None = None
 
     @property
     def batch_count(self) -> int:
@@ -256,15 +280,28 @@ class BulkRun:
 
     async def run(self, send: MemoryObjectSendStream[BatchResult]) -> None:
         """Fetch every batch; send results; record failures. Never raises."""
-        async with send:
-            async with anyio.create_task_group() as tg:
-                self._scope = tg.cancel_scope
-                for _ in range(self._options.max_concurrency):
-                    tg.start_soon(self._worker, send.clone())
-            if self._stopping and self.fatal is None:
-                await self._drain()
-            if self.fatal is None and self._reported_total != self._batcher.batches_made:
-                self._report_progress()  # the total became exact after the last batch
+        try:
+            async with send:
+                async with anyio.create_task_group() as tg:
+                    self._scope = tg.cancel_scope
+                    if self._options.timeout is not None:
+                        tg.start_soon(self._expire, self._options.timeout)
+                    async with anyio.create_task_group() as workers:
+                        for _ in range(self._options.max_concurrency):
+                            workers.start_soon(self._worker, send.clone())
+                    tg.cancel_scope.cancel()  # the deadline's watch, if any
+                if self._stopping and self.fatal is None:
+                    await self._drain()
+                if self.fatal is None and self._reported_total != self._batcher.batches_made:
+                    self._report_progress()  # the total became exact after the last batch
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):
+                await self._batcher.aclose()
+
+    async def _expire(self, seconds: float) -> None:
+        """The call's ``timeout``: when it passes, stop as ``fail_fast`` would."""
+        await anyio.sleep(seconds)
+        self._stop(TimeoutError(f"the call's timeout of {seconds:g} s expired"))
 
     async def _worker(self, send: MemoryObjectSendStream[BatchResult]) -> None:
         async with send:
@@ -300,6 +337,14 @@ class BulkRun:
             except AuthenticationError as exc:
                 self._abort(exc)  # every other batch would fail the same way
                 return None
+            except ClientClosedError as exc:  # aclose() during the call
+                self._fail(batch, "cancelled", exc, exc.attempts)
+                self._stop(exc)
+                return None
+            except EndpointUnreachableError as exc:  # every other batch would wait to fail
+                self._fail(batch, "failed", exc, exc.attempts)
+                self._stop(exc)
+                return None
             except OrganikError as exc:
                 error, attempts = exc, exc.attempts
             except Exception as exc:
@@ -308,7 +353,7 @@ class BulkRun:
             finally:
                 del self._in_flight[batch.index]
         if scope.cancelled_caught:
-            self._fail(batch, "cancelled", None, attempts)
+            self._fail(batch, "cancelled", self._stop_reason, attempts)
             return None
         if error is not None:
             self._fail(batch, "failed", error, attempts)
@@ -336,6 +381,12 @@ class BulkRun:
         self._stopping = True
         for scope in self._in_flight.values():
             scope.cancel()
+
+    def _stop(self, reason: OrganikError) -> None:
+        """Stop the call for ``reason`` (the first one wins), as ``fail_fast`` does."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stop_fast()
 
     def _abort(self, exc: BaseException) -> None:
         """A fatal error: stop everything; the call raises ``exc`` as is."""
@@ -388,12 +439,13 @@ class BulkRun:
         if self.batch_count == 1 and failures[0].error is not None:
             return failures[0].error
         failed_ids = sum(len(f.ids) for f in failures)
-        return BulkReportError(
-            f"{len(failures)} of {self.batch_count} requests failed ({failed_ids} IDs); "
-            f"first error: {failures[0].error or failures[0].outcome}",
-            rows=rows,
-            failures=failures,
-        )
+        summary = f"{len(failures)} of {self.batch_count} requests failed ({failed_ids} IDs)"
+        reason = self._stop_reason
+        if reason is None:
+            first = failures[0].error or failures[0].outcome
+            return BulkReportError(f"{summary}; first error: {first}", rows=rows, failures=failures)
+        cls = ClosedDuringCallError if isinstance(reason, ClientClosedError) else BulkReportError
+        return cls(f"the call stopped: {reason.message}; {summary}", rows=rows, failures=failures)
 
 
 # --- The streaming context managers -----------------------------------------------------
@@ -410,22 +462,23 @@ class ReportStream(Generic[T]):
     def __init__(
         self,
         start: Callable[[], BulkRun],
-        adapt: Callable[[AsyncIterator[BatchResult]], AsyncIterator[T]],
+        adapt: Callable[[Results], AsyncIterator[T]],
     ) -> None:
         self._start = start
         self._adapt = adapt
         self._task_group: TaskGroup | None = None
-        self._run: BulkRun | None = None
+        self._results: Results | None = None
 
     async def __aenter__(self) -> AsyncIterator[T]:
         if self._task_group is not None:
             raise RuntimeError("a ReportStream can be entered only once")
-        self._run = self._start()
+        run = self._start()
         send, receive = anyio.create_memory_object_stream[BatchResult](0)
+        self._results = Results(run, receive)
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        self._task_group.start_soon(self._run.run, send)
-        return self._adapt(_results(self._run, receive))
+        self._task_group.start_soon(run.run, send)
+        return self._adapt(self._results)
 
     async def __aexit__(
         self,
@@ -434,13 +487,17 @@ class ReportStream(Generic[T]):
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._task_group is not None
+        assert self._results is not None
         self._task_group.cancel_scope.cancel()  # no-op if the run has finished
-        if exc is not None and isinstance(exc, anyio.get_cancelled_exc_class()):
-            return await self._task_group.__aexit__(exc_type, exc, tb)
-        # The run never raises, so exiting cleanly cannot add an ExceptionGroup;
-        # the block's own exception, if any, then propagates unwrapped.
-        await self._task_group.__aexit__(None, None, None)
-        return None
+        try:
+            if exc is not None and isinstance(exc, anyio.get_cancelled_exc_class()):
+                return await self._task_group.__aexit__(exc_type, exc, tb)
+            # The run never raises, so exiting cleanly cannot add an ExceptionGroup;
+            # the block's own exception, if any, then propagates unwrapped.
+            await self._task_group.__aexit__(None, None, None)
+            return None
+        finally:
+            self._results.close()  # after the run: a worker never sends to a closed stream
 
     def __aiter__(self) -> Self:
         raise TypeError(
@@ -449,15 +506,39 @@ class ReportStream(Generic[T]):
         )
 
 
-async def _results(
-    run: BulkRun, receive: MemoryObjectReceiveStream[BatchResult]
-) -> AsyncIterator[BatchResult]:
-    async with receive:
-        async for result in receive:
-            yield result
-    error = run.outcome_error([])
-    if error is not None:
-        raise error
+# The iterators below are classes, not async generators: an async generator left
+# unfinished is finalised by the event loop later, in a task of its own, and
+# "nothing runs after the block is left" would not be literally true.
+
+
+class Results:
+    """Batch results as they complete; then the call's error, if it has one."""
+
+    __slots__ = ("_done", "_receive", "_run")
+
+    def __init__(self, run: BulkRun, receive: MemoryObjectReceiveStream[BatchResult]) -> None:
+        self._run = run
+        self._receive = receive
+        self._done = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> BatchResult:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            self.close()
+        error = self._run.outcome_error([])
+        if error is not None:
+            raise error
+        raise StopAsyncIteration
+
+    def close(self) -> None:
+        self._done = True
+        self._receive.close()
 
 
 def _unseen(rows: list[DetailedReport], seen: set[Id]) -> Iterator[DetailedReport]:
@@ -469,19 +550,45 @@ def _unseen(rows: list[DetailedReport], seen: set[Id]) -> Iterator[DetailedRepor
             yield row
 
 
-async def dedupe_rows(
-    results: AsyncIterator[BatchResult], dedupe: bool
-) -> AsyncIterator[DetailedReport]:
-    """Rows as batches complete; with ``dedupe``, each ``gsm_track_id`` once."""
-    seen: set[Id] = set()
-    async for result in results:
-        for row in _unseen(result.rows, seen) if dedupe else result.rows:
-            yield row
+class Rows:
+    """``iter_detailed_report``'s rows; with ``dedupe``, each ``gsm_track_id`` once."""
+
+    __slots__ = ("_current", "_results", "_seen")
+
+    def __init__(self, results: Results, dedupe: bool) -> None:
+        self._results = results
+        self._seen: set[Id] | None = set() if dedupe else None
+        self._current: Iterator[DetailedReport] = iter(())
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> DetailedReport:
+        while True:
+            for row in self._current:
+                return row
+            rows = (await self._results.__anext__()).rows
+            self._current = iter(rows) if self._seen is None else _unseen(rows, self._seen)
 
 
-def batches_as_they_are(results: AsyncIterator[BatchResult]) -> AsyncIterator[BatchResult]:
-    """``iter_batches`` hands the results on unchanged."""
-    return results
+class Batches:
+    """``iter_batches``' results; with ``dedupe``, rows unique across batches and kinds."""
+
+    __slots__ = ("_results", "_seen")
+
+    def __init__(self, results: Results, dedupe: bool) -> None:
+        self._results = results
+        self._seen: set[Id] | None = set() if dedupe else None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> BatchResult:
+        result = await self._results.__anext__()
+        if self._seen is None:
+            return result
+        rows = list(_unseen(result.rows, self._seen))
+        return result if len(rows) == len(result.rows) else replace(result, rows=rows)
 
 
 async def collect(run: BulkRun) -> list[DetailedReport]:

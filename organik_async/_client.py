@@ -24,15 +24,7 @@ from typing import Any, Final, Self, Unpack
 
 import httpx
 
-from ._bulk import (
-    BulkOptions,
-    BulkRun,
-    ReportStream,
-    batches_as_they_are,
-    check_sources,
-    collect,
-    dedupe_rows,
-)
+from ._bulk import Batches, BulkOptions, BulkRun, ReportStream, Rows, check_sources, collect
 from ._exceptions import AuthenticationError
 from ._models import (
     ID_KINDS,
@@ -52,11 +44,12 @@ from ._options import (
     SettingChanges,
     Settings,
     check_positive_int,
+    check_positive_number,
 )
 from ._pool import PoolSet
 from ._ratelimit import RateLimiter
 from ._redact import Redactor, Secret, install_log_filter
-from ._requester import Requester
+from ._requester import Reachability, Requester
 from ._retry import RetryPolicy
 
 __all__ = [
@@ -381,7 +374,7 @@ class OrganikClient:
         """
         dedupe = options.get("dedupe", True)
         start = self._prepare((transaction_ids, delivery_track_ids, gsm_track_ids), options)
-        return ReportStream(start, lambda results: dedupe_rows(results, dedupe))
+        return ReportStream(start, lambda results: Rows(results, dedupe))
 
     def iter_batches(
         self,
@@ -394,10 +387,13 @@ class OrganikClient:
         """One :class:`BatchResult` per successful request, as they complete.
 
         For checkpointing: each result names the IDs it answered. Failed
-        batches are raised at the end in a :class:`BulkReportError`.
+        batches are raised at the end in a :class:`BulkReportError`. With
+        ``dedupe`` (the default) a row already yielded in an earlier batch,
+        through any ID kind, is left out of later ones.
         """
+        dedupe = options.get("dedupe", True)
         start = self._prepare((transaction_ids, delivery_track_ids, gsm_track_ids), options)
-        return ReportStream(start, batches_as_they_are)
+        return ReportStream(start, lambda results: Batches(results, dedupe))
 
     def _prepare(
         self, sources: tuple[object, object, object], options: Mapping[str, Any]
@@ -417,18 +413,33 @@ class OrganikClient:
         settings = self._settings.evolve(overrides) if overrides else self._settings
         rate_limit = options.get("rate_limit")
         limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+        timeout = options.get("timeout")
+        if timeout is not None:
+            check_positive_number("timeout", timeout)
         engine = BulkOptions(
             batch_sizes=settings.batch_sizes,
             max_concurrency=settings.max_concurrency,
             fail_fast=bool(options.get("fail_fast", False)),
             dedupe=bool(options.get("dedupe", True)),
             on_progress=options.get("on_progress"),
+            timeout=timeout,
         )
         requester = self._requester
 
-        async def fetch(
-            ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int], object]
-        ) -> tuple[list[DetailedReport], int]:
-            return await requester.fetch(ids, settings, rate_limiter=limiter, on_attempt=on_attempt)
+        def start() -> BulkRun:
+            reachability = Reachability()  # one per call: connection failures in a row
 
-        return lambda: BulkRun(fetch, checked, engine)
+            async def fetch(
+                ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int], object]
+            ) -> tuple[list[DetailedReport], int]:
+                return await requester.fetch(
+                    ids,
+                    settings,
+                    rate_limiter=limiter,
+                    on_attempt=on_attempt,
+                    reachability=reachability,
+                )
+
+            return BulkRun(fetch, checked, engine)
+
+        return start

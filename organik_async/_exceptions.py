@@ -3,17 +3,22 @@
 ::
 
     OrganikError                    base of everything raised here
-    ├── ClientClosedError           the client was used after aclose()
+    ├── ClientClosedError           the client was used after aclose(), or closed
+    │                               during the call
     ├── APIError                    the provider answered ``result: false``
     │   ├── AuthenticationError     codes 89, 90, 98, 99; missing or malformed key
     │   └── RateLimitError          code 93, or HTTP 429 however it was sent
     ├── HTTPStatusError             any other non-2xx answer
     ├── TransportError              the request did not complete (connection)
-    │   └── TimeoutError            ... because a timeout expired
+    │   ├── TimeoutError            ... because a timeout expired
+    │   └── EndpointUnreachableError  ... and connecting failed so often in a row
+    │                                 that the call stopped
     ├── DecodeError                 a body that is not valid JSON/XML or not the
     │                               expected shape
     ├── ResponseTooLargeError       a body over ``max_response_bytes``
     └── BulkReportError             some batches of a multi-request call failed
+        └── ClosedDuringCallError   (also a ClientClosedError) the client was
+                                    closed while a multi-request call ran
 
 Each error carries the :class:`RequestInfo` of the request it belongs to (with
 the API key replaced by ``***``) and the number of attempts made, and says both
@@ -45,7 +50,9 @@ __all__ = [
     "BatchOutcome",
     "BulkReportError",
     "ClientClosedError",
+    "ClosedDuringCallError",
     "DecodeError",
+    "EndpointUnreachableError",
     "HTTPStatusError",
     "OrganikError",
     "ProviderCode",
@@ -205,10 +212,17 @@ class TransportError(OrganikError):
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):
-    """A connect, read, write or pool timeout expired.
+    """A timeout expired: httpx's connect, read, write or pool timeout, the
+    ``attempt_timeout`` of one attempt, or a call's ``timeout``.
 
     Also a subclass of the builtin :class:`TimeoutError`.
     """
+
+
+class EndpointUnreachableError(TransportError):
+    """Connecting failed ``unreachable_after`` times in a row (connection refused,
+    name not resolved, connect timeout): the endpoint is down or wrong, so the call
+    stopped instead of retrying every batch. ``cause`` is the last failure."""
 
 
 class DecodeError(OrganikError):
@@ -311,6 +325,16 @@ class BulkReportError(OrganikError):
         for failure in self.failures:
             merged.setdefault(failure.kind, []).extend(failure.ids)
         return merged
+
+
+class ClosedDuringCallError(ClientClosedError, BulkReportError):
+    """The client was closed while a call of several requests was running.
+
+    It is a :class:`ClientClosedError` (one rule: a call cut short by
+    ``aclose()`` raises that) and a :class:`BulkReportError`, so ``rows`` and
+    ``failures`` still account for every ID: batches in flight are
+    ``"cancelled"``, batches not yet sent ``"not_attempted"``.
+    """
 
 
 # --- What each provider code means ------------------------------------------------------

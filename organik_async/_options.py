@@ -19,17 +19,22 @@ from ._models import BatchSizes, Format, Progress
 from ._retry import RetryPolicy
 
 __all__ = [
+    "DEFAULT_ATTEMPT_TIMEOUT",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
     "CallOptions",
     "SettingChanges",
     "Settings",
     "check_positive_int",
+    "check_positive_number",
 ]
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=180.0, write=30.0, pool=60.0)
 """Connect fails fast; read waits as long as the provider's own PHP sample (180 s)."""
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_ATTEMPT_TIMEOUT: Final = 300.0
+"""httpx's timeouts are per operation: a server trickling a byte every few seconds
+never trips them. This bounds one attempt from start to last byte."""
 _FORMATS: Final = ("json", "xml")
 _RETRY_FIELDS: Final = frozenset(RetryPolicy.__struct_fields__)
 
@@ -39,6 +44,13 @@ def check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an int >= 1: {value!r}")
     return value
+
+
+def check_positive_number(name: str, value: object) -> float:
+    """``value`` if it is a real number > 0 (not a bool, not NaN), else a ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a positive number: {value!r}")
+    return float(value)
 
 
 def _check_format(name: str, value: object) -> None:
@@ -59,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     batch_sizes: BatchSizes = BatchSizes()
     max_concurrency: int = 8
+    attempt_timeout: float | None = DEFAULT_ATTEMPT_TIMEOUT
+    unreachable_after: int = 5
 
     def __post_init__(self) -> None:
         _check_format("request_format", self.request_format)
@@ -68,6 +82,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"timeout must be a number or an httpx.Timeout: {self.timeout!r}")
         check_positive_int("max_response_bytes", self.max_response_bytes)
         check_positive_int("max_concurrency", self.max_concurrency)
+        check_positive_int("unreachable_after", self.unreachable_after)
+        if self.attempt_timeout is not None:
+            check_positive_number("attempt_timeout", self.attempt_timeout)
 
     @property
     def answer_format(self) -> Format:
@@ -84,10 +101,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if retry_changes:
             base = fields.get("retry", self.retry)
             fields["retry"] = msgspec.structs.replace(base, **retry_changes)
-        if "timeout" in fields and isinstance(fields["timeout"], int | float):
-            if isinstance(fields["timeout"], bool) or not fields["timeout"] > 0:
-                raise ValueError(f"timeout must be a positive number: {fields['timeout']!r}")
-            fields["timeout"] = httpx.Timeout(fields["timeout"])
+        if "timeout" in fields and not isinstance(fields["timeout"], httpx.Timeout):
+            given = fields["timeout"]  # None: no per-operation limit (attempt_timeout remains)
+            seconds = None if given is None else check_positive_number("timeout", given)
+            fields["timeout"] = httpx.Timeout(seconds)
         if "batch_sizes" in fields and not isinstance(fields["batch_sizes"], BatchSizes):
             fields["batch_sizes"] = BatchSizes.coerce(
                 check_positive_int("batch_sizes", fields["batch_sizes"])
@@ -102,7 +119,7 @@ class SettingChanges(TypedDict, total=False):
 
     request_format: Format
     response_format: Format | None
-    timeout: float | httpx.Timeout
+    timeout: float | httpx.Timeout | None
     max_retries: int
     backoff_base: float
     backoff_max: float
@@ -111,6 +128,8 @@ class SettingChanges(TypedDict, total=False):
     max_response_bytes: int
     batch_sizes: BatchSizes | int
     max_concurrency: int
+    attempt_timeout: float | None
+    unreachable_after: int
 
 
 _CHANGEABLE: Final = frozenset(SettingChanges.__annotations__)
@@ -124,7 +143,10 @@ class CallOptions(TypedDict, total=False):
     ``rate_limit`` adds a requests-per-second budget of this call's own, on
     top of the client's shared one; ``fail_fast`` stops the call at the first
     failed batch; ``dedupe`` sends each ID once and yields each row once;
-    ``on_progress`` hears a :class:`Progress` after every batch.
+    ``on_progress`` hears a :class:`Progress` after every batch; ``timeout``
+    bounds the whole call, retries included, in seconds (what a web request
+    needs): when it expires, requests in flight are cancelled and the call
+    raises :class:`TimeoutError` (one request) or :class:`BulkReportError`.
     """
 
     batch_sizes: BatchSizes | int | None
@@ -134,6 +156,7 @@ class CallOptions(TypedDict, total=False):
     fail_fast: bool
     dedupe: bool
     on_progress: Callable[[Progress], object] | None
+    timeout: float | None
 
 
 CALL_OPTIONS: Final = frozenset(CallOptions.__annotations__)

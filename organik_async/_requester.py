@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Final
 
+import anyio
 import httpx
 
 from . import _retry
@@ -31,6 +33,7 @@ from ._exceptions import (
     APIError,
     ClientClosedError,
     DecodeError,
+    EndpointUnreachableError,
     HTTPStatusError,
     OrganikError,
     RateLimitError,
@@ -46,7 +49,7 @@ from ._ratelimit import RateLimiter
 from ._redact import Redactor, Secret
 from ._version import __version__
 
-__all__ = ["Requester", "error_for"]
+__all__ = ["Reachability", "Requester", "error_for"]
 
 logger = logging.getLogger("organik_async")
 
@@ -106,6 +109,7 @@ class Requester:
         self.rate_limiter = rate_limiter
         self._routes: dict[tuple[Format, Format], _Route] = {}
         self._state = _State.UNOPENED
+        self._active: set[anyio.CancelScope] = set()
 
     def __repr__(self) -> str:
         return f"<Requester {self.redactor.text(self._base_url)} {self._state.value}>"
@@ -133,10 +137,16 @@ class Requester:
             raise ClientClosedError("this OrganikClient is closed; create a new one")
 
     async def aclose(self) -> None:
-        """Close the pools we opened (never a caller's own client). Idempotent."""
+        """End every request in flight, then close the pools we opened. Idempotent.
+
+        Requests in flight (and retry waits) end at once with
+        :class:`ClientClosedError`; a caller's own ``http_client`` is never closed.
+        """
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        for scope in list(self._active):
+            scope.cancel()
         await self.pools.aclose(close_pools=self._owns_pools)
 
     # --- where requests go --------------------------------------------------------------
@@ -162,13 +172,16 @@ class Requester:
         *,
         rate_limiter: RateLimiter | None = None,
         on_attempt: Callable[[int], object] | None = None,
+        reachability: Reachability | None = None,
     ) -> tuple[list[DetailedReport], int]:
         """One request for ``ids`` (kind → IDs), retried as ``settings.retry`` says.
 
         Returns the rows and the attempts made; raises the last attempt's
         error, with ``attempts`` set, when retrying is over. ``on_attempt``
         hears each attempt's number as it starts, so a caller that cancels
-        this knows how many were sent.
+        this knows how many were sent. ``reachability`` counts connection
+        failures across a call. :meth:`aclose` ends a fetch at once, waits
+        included, with :class:`ClientClosedError`.
         """
         self.check_open()
         answer = settings.answer_format
@@ -178,57 +191,84 @@ class Requester:
         body = encode_request(settings.request_format, ids)
         retry = settings.retry
         attempt = 0
-        while True:
-            attempt += 1
-            for limiter in (self.rate_limiter, rate_limiter):
-                if limiter is not None:
-                    await limiter.acquire()
-            self.check_open()
-            if on_attempt is not None:
-                on_attempt(attempt)
-            outcome = await self._attempt(route, body, info, settings, attempt)
-            if isinstance(outcome, list):
-                return outcome, attempt
-            delay = retry.delay_for(outcome, attempt)
-            if delay is None:
-                outcome.attempts = attempt
-                raise outcome
-            logger.info(
-                "retrying %s in %.2fs after %s (attempt %d of %d)",
-                info.describe(),
-                delay,
-                type(outcome).__name__,
-                attempt + 1,
-                retry.max_retries + 1,
-            )
-            await _retry.wait(delay)
+        with anyio.CancelScope() as closing:
+            self._active.add(closing)
+            try:
+                while True:
+                    attempt += 1
+                    for limiter in (self.rate_limiter, rate_limiter):
+                        if limiter is not None:
+                            await limiter.acquire()
+                    if on_attempt is not None:
+                        on_attempt(attempt)
+                    outcome = await self._attempt(route, body, info, settings, attempt)
+                    if isinstance(outcome, list):
+                        if reachability is not None:
+                            reachability.reached()
+                        return outcome, attempt
+                    if reachability is not None:
+                        outcome = reachability.record(outcome, settings.unreachable_after)
+                    if isinstance(outcome, _CouldNotConnect):
+                        outcome = outcome.public()
+                    delay = (
+                        None
+                        if isinstance(outcome, EndpointUnreachableError)
+                        else retry.delay_for(outcome, attempt)
+                    )
+                    if delay is None:
+                        outcome.attempts = attempt
+                        raise outcome
+                    logger.info(
+                        "retrying %s in %.2fs after %s (attempt %d of %d)",
+                        info.describe(),
+                        delay,
+                        type(outcome).__name__,
+                        attempt + 1,
+                        retry.max_retries + 1,
+                    )
+                    await _retry.wait(delay)
+            finally:
+                self._active.discard(closing)
+        raise ClientClosedError(
+            "the client was closed during this request", request=info, attempts=attempt
+        )
 
     async def _attempt(
         self, route: _Route, body: bytes, info: RequestInfo, settings: Settings, attempt: int
     ) -> list[DetailedReport] | OrganikError:
         """One try: the rows, or the typed error (returned, so the caller decides)."""
         started = time.perf_counter()
-        status: int | str = "-"
-        try:
-            status, headers, raw = await self._send(route, body, info, settings)
-        except OrganikError as exc:
-            return exc
-        finally:
-            logger.debug(
-                "POST %s ids=%d status=%s duration=%.3fs attempt=%d",
-                info.url,
-                info.id_count,
-                status,
-                time.perf_counter() - started,
-                attempt,
+        limit = settings.attempt_timeout
+        sent: tuple[int, httpx.Headers, bytes] | OrganikError | None = None
+        with anyio.CancelScope(
+            deadline=math.inf if limit is None else anyio.current_time() + limit
+        ):
+            sent = await self._send(route, body, info, settings)
+        if sent is None:
+            sent = TimeoutError(
+                f"no complete answer within attempt_timeout={limit:g} s", request=info
             )
-        return self._interpret(int(status), headers, raw, info, settings.answer_format)
+        logger.debug(
+            "POST %s ids=%d status=%s duration=%.3fs attempt=%d",
+            info.url,
+            info.id_count,
+            sent[0] if isinstance(sent, tuple) else "-",
+            time.perf_counter() - started,
+            attempt,
+        )
+        if isinstance(sent, OrganikError):
+            return sent
+        status, headers, raw = sent
+        return self._interpret(status, headers, raw, info, settings.answer_format)
 
     async def _send(
         self, route: _Route, body: bytes, info: RequestInfo, settings: Settings
-    ) -> tuple[int, httpx.Headers, bytes]:
-        """POST and read the answer, with transport failures mapped (never chained)."""
-        failure: OrganikError
+    ) -> tuple[int, httpx.Headers, bytes] | OrganikError:
+        """POST and read the answer; a failure is returned as our error, never chained.
+
+        The httpx exception is dropped before anything is raised (it carries the
+        URL, and so the key); only its type name and redacted text survive.
+        """
         try:
             async with (
                 self.pools.acquire() as pool,
@@ -242,15 +282,26 @@ class Requester:
             ):
                 raw = await _read_capped(response, info, settings.max_response_bytes)
                 return response.status_code, response.headers, raw
+        except ResponseTooLargeError as exc:
+            return exc
+        except httpx.ConnectError as exc:  # refused, name not resolved
+            return _CouldNotConnect(
+                f"could not connect ({type(exc).__name__})", cause=self._cause(exc), request=info
+            )
         except httpx.TimeoutException as exc:
-            failure = TimeoutError(
+            return TimeoutError(
                 f"timed out ({type(exc).__name__})", cause=self._cause(exc), request=info
             )
+        except httpx.DecodingError as exc:
+            return DecodeError(
+                "the answer's Content-Encoding could not be decoded "
+                f"({self._cause(exc)}); the server sent a body that is not what it declared",
+                request=info,
+            )
         except httpx.TransportError as exc:
-            failure = TransportError(
+            return TransportError(
                 f"request failed ({type(exc).__name__})", cause=self._cause(exc), request=info
             )
-        raise failure
 
     def _cause(self, exc: Exception) -> str:
         return self.redactor.text(f"{type(exc).__name__}: {exc}")
@@ -291,6 +342,49 @@ class Requester:
             number=None if error.number is None else text(error.number),
             time=None if error.time is None else text(error.time),
             code=error.code,
+        )
+
+
+class _CouldNotConnect(TransportError):
+    """A :class:`TransportError` seen by :class:`Reachability` as "could not connect".
+
+    Internal only: :meth:`Requester.fetch` turns it into a plain
+    :class:`TransportError` before anything is raised.
+    """
+
+    def public(self) -> TransportError:
+        return TransportError(self.message, cause=self.cause, request=self.request)
+
+
+class Reachability:
+    """Counts failures to connect in a row across one call's attempts.
+
+    A wrong or dead endpoint fails every attempt of every batch the same way;
+    after ``unreachable_after`` such failures in a row, with no answer between
+    them, the call stops with :class:`EndpointUnreachableError`.
+    """
+
+    __slots__ = ("in_a_row",)
+
+    def __init__(self) -> None:
+        self.in_a_row = 0
+
+    def reached(self) -> None:
+        self.in_a_row = 0
+
+    def record(self, error: OrganikError, limit: int) -> OrganikError:
+        """The error to act on: ``error``, or the call-stopping one past ``limit``."""
+        if not isinstance(error, _CouldNotConnect):
+            self.in_a_row = 0
+            return error
+        self.in_a_row += 1
+        if self.in_a_row < limit:
+            return error
+        return EndpointUnreachableError(
+            f"the endpoint is unreachable: {self.in_a_row} connection attempts in a row "
+            f"failed (last: {error.cause}); check base_url and the network",
+            cause=error.cause,
+            request=error.request,
         )
 
 

@@ -48,14 +48,13 @@ async def test_batches_and_concurrency_are_bounded_over_tcp(fake: FakeOrganikAPI
 
 
 async def test_small_pools_are_opened_as_concurrency_needs(fake: FakeOrganikAPI) -> None:
-    fake.faults.append(Fault.latency(0.02))
+    fake.faults.append(Fault.latency(0.2))  # long enough for all 20 to be in flight at once
     async with serve(fake) as base_url:
         async with tcp_client(base_url, batch_sizes=1, max_concurrency=20, pool_size=8) as client:
             with anyio.fail_after(30):
                 await client.detailed_report(transaction_ids=TX[:60])
-            assert (
-                len(client._requester.pools.pools) == 3
-            )  # ceil(20 / 8): all workers start at once
+            pools = client._requester.pools.pools
+            assert len(pools) == 3  # ceil(20 / 8): all workers start at once
         assert fake.stats.peak_in_flight <= 20
 
 
