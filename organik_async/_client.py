@@ -38,6 +38,7 @@ from ._models import (
 )
 from ._options import (
     CALL_OPTIONS,
+    DEFAULT_ATTEMPT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
     CallOptions,
@@ -167,6 +168,8 @@ class OrganikClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         batch_sizes: BatchSizes | int = DEFAULT_BATCH_SIZES,
         max_concurrency: int = 8,
+        attempt_timeout: float | None = DEFAULT_ATTEMPT_TIMEOUT,
+        unreachable_after: int = 5,
         rate_limit: float | None = None,
         max_connections: int = 128,
         pool_size: int = 4,
@@ -192,6 +195,8 @@ class OrganikClient:
                 "max_response_bytes": max_response_bytes,
                 "batch_sizes": batch_sizes,
                 "max_concurrency": max_concurrency,
+                "attempt_timeout": attempt_timeout,
+                "unreachable_after": unreachable_after,
             }
         )
         rate_limiter = RateLimiter(rate_limit) if rate_limit is not None else None
@@ -285,6 +290,14 @@ class OrganikClient:
     @property
     def max_concurrency(self) -> int:
         return self._settings.max_concurrency
+
+    @property
+    def attempt_timeout(self) -> float | None:
+        return self._settings.attempt_timeout
+
+    @property
+    def unreachable_after(self) -> int:
+        return self._settings.unreachable_after
 
     @property
     def rate_limit(self) -> float | None:

@@ -434,7 +434,7 @@ async def test_a_proxy_prefix_in_the_base_url_is_kept() -> None:
 
 
 def test_a_failed_constructor_leaves_a_safe_repr_and_a_traceback_with_locals() -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="base_url") as info:
         OrganikClient(KEY, base_url="https://host/v2")
     text = "".join(
         traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
