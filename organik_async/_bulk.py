@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections import deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -63,6 +64,8 @@ from ._models import (
     canonical_id,
     validate_id,
 )
+from ._ratelimit import AdaptiveLimit, SizeLimit
+from ._requester import is_too_large
 
 __all__ = [
     "Batches",
@@ -106,6 +109,10 @@ class BulkOptions:
     dedupe: bool = True
     on_progress: Callable[[Progress], object] | None = None
     timeout: float | None = None
+    concurrency: AdaptiveLimit | None = None
+    """The client's adaptive limit, shown in :class:`Progress`."""
+    sizes: SizeLimit | None = None
+    """The client's learned request size: batches refused as too large are split."""
 
 
 class _Batch:
@@ -238,6 +245,13 @@ class _Batcher:
                 await closer()
 
 
+def _cut(ids: tuple[Id, ...], size: int | None) -> list[tuple[Id, ...]]:
+    """``ids`` in consecutive pieces of at most ``size`` (whole when ``None``)."""
+    if size is None or len(ids) <= size:
+        return [ids]
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
 def _iterate(source: IdSource) -> Iterator[Id] | AsyncIterator[Id]:
     if isinstance(source, AsyncIterable):
         return aiter(source)
@@ -321,58 +335,127 @@ class BulkRun:
                     await send.send(result)
 
     async def _fetch(self, batch: _Batch) -> BatchResult | None:
+        """Fetch one batch; one refused for its size is split, and fetched in parts.
+
+        Returns the result for the IDs answered (all of them, normally); IDs
+        left over by a failure or a stop are recorded as a :class:`BatchFailure`.
+        """
         started = time.perf_counter()
-        attempts = 0
-        error: OrganikError | None = None
+        sizes = self._options.sizes
+        pending = deque(_cut(batch.ids, None if sizes is None else sizes.cap))
         rows: list[DetailedReport] = []
+        done: list[Id] = []
+        attempts = retries = current = 0
+        part: tuple[Id, ...] = ()
 
         def count(attempt: int) -> None:
-            nonlocal attempts
-            attempts = attempt  # known even if this fetch is cancelled
+            nonlocal current
+            current = attempt  # known even if this fetch is cancelled
 
+        def leftover() -> tuple[Id, ...]:
+            return (*part, *(i for p in pending for i in p))
+
+        failure: tuple[BatchOutcome, OrganikError | None] | None = None
         with anyio.CancelScope() as scope:
             self._in_flight[batch.index] = scope
             try:
-                rows, attempts = await self._fetch_ids({batch.kind: batch.ids}, count)
+                while pending:
+                    part, current = pending.popleft(), 0
+                    cap = None if sizes is None else sizes.cap
+                    if cap is not None and len(part) > cap:  # learned since the cut
+                        pending.extendleft(reversed(_cut(part, cap)))
+                        continue
+                    try:
+                        got, sent = await self._fetch_part(batch.kind, part, sizes, count)
+                    except OrganikError as exc:
+                        if sizes is None or len(part) == 1 or not is_too_large(exc):
+                            raise
+                        attempts += exc.attempts
+                        sizes.refused(len(part))
+                        pending.extendleft(reversed(_cut(part, (len(part) + 1) // 2)))
+                        continue
+                    if got is None:  # the size learned while waiting to probe
+                        pending.appendleft(part)
+                        continue
+                    attempts, retries = attempts + sent, retries + sent - 1
+                    rows.extend(got)
+                    done.extend(part)
+                    part = ()
             except AuthenticationError as exc:
                 self._abort(exc)  # every other batch would fail the same way
                 return None
             except ClientClosedError as exc:  # aclose() during the call
-                self._fail(batch, "cancelled", exc, exc.attempts)
+                attempts, retries = attempts + exc.attempts, retries + max(0, exc.attempts - 1)
+                failure = ("cancelled", exc)
                 self._stop(exc)
-                return None
             except EndpointUnreachableError as exc:  # every other batch would wait to fail
-                self._fail(batch, "failed", exc, exc.attempts)
+                attempts, retries = attempts + exc.attempts, retries + max(0, exc.attempts - 1)
+                failure = ("failed", exc)
                 self._stop(exc)
-                return None
             except OrganikError as exc:
-                error, attempts = exc, exc.attempts
+                attempts, retries = attempts + exc.attempts, retries + max(0, exc.attempts - 1)
+                failure = ("failed", exc)
+                if self._options.fail_fast:
+                    self._stop_fast()
             except Exception as exc:
                 self._abort(exc)
                 return None
             finally:
                 del self._in_flight[batch.index]
         if scope.cancelled_caught:
-            self._fail(batch, "cancelled", self._stop_reason, attempts)
-            return None
-        if error is not None:
-            self._fail(batch, "failed", error, attempts)
-            if self._options.fail_fast:
-                self._stop_fast()
+            attempts, retries = attempts + current, retries + max(0, current - 1)
+            # Stopped while waiting its turn (a limiter, a probe): nothing was sent.
+            failure = ("cancelled" if attempts else "not_attempted", self._stop_reason)
+        self._tally.retries += retries
+        if failure is not None:
+            self._fail(batch, failure[0], failure[1], attempts, leftover())
+        if not done:
             return None
         self._tally.rows += len(rows)
-        self._tally.retries += attempts - 1
-        self._tally.batches_done += 1
-        self._report_progress()
+        if failure is None:
+            self._tally.batches_done += 1
+            self._report_progress()
         elapsed = time.perf_counter() - started
-        return BatchResult(batch.index, batch.kind, batch.ids, rows, attempts, elapsed)
+        return BatchResult(batch.index, batch.kind, tuple(done), rows, attempts, elapsed)
+
+    async def _fetch_part(
+        self,
+        kind: IdKind,
+        ids: tuple[Id, ...],
+        sizes: SizeLimit | None,
+        count: Callable[[int], object],
+    ) -> tuple[list[DetailedReport] | None, int]:
+        """One request; one of a size not yet seen to work goes alone (a probe).
+
+        Returns ``(None, 0)`` when, while waiting to probe, a smaller size was
+        learned: the caller cuts the IDs again before sending anything.
+        """
+        if sizes is None:
+            return await self._fetch_ids({kind: ids}, count)
+        if not sizes.proven(len(ids)):
+            async with sizes.probe:
+                cap = sizes.cap
+                if cap is not None and len(ids) > cap:
+                    return None, 0
+                if not sizes.proven(len(ids)):  # still unknown: this request is the probe
+                    rows, sent = await self._fetch_ids({kind: ids}, count)
+                    sizes.worked(len(ids))
+                    return rows, sent
+        rows, sent = await self._fetch_ids({kind: ids}, count)
+        sizes.worked(len(ids))
+        return rows, sent
 
     def _fail(
-        self, batch: _Batch, outcome: BatchOutcome, error: OrganikError | None, attempts: int
+        self,
+        batch: _Batch,
+        outcome: BatchOutcome,
+        error: OrganikError | None,
+        attempts: int,
+        ids: tuple[Id, ...] | None = None,
     ) -> None:
-        failure = BatchFailure(batch.index, batch.kind, batch.ids, outcome, error, attempts)
+        ids = batch.ids if ids is None else ids
+        failure = BatchFailure(batch.index, batch.kind, ids, outcome, error, attempts)
         self._tally.failures.append(failure)
-        self._tally.retries += max(0, attempts - 1)
         self._tally.batches_done += 1
         self._report_progress()
 

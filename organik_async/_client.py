@@ -48,7 +48,7 @@ from ._options import (
     check_positive_number,
 )
 from ._pool import PoolSet
-from ._ratelimit import RateLimiter
+from ._ratelimit import AdaptiveLimit, RateLimiter
 from ._redact import Redactor, Secret, install_log_filter
 from ._requester import Reachability, Requester
 from ._retry import RetryPolicy
@@ -173,6 +173,7 @@ class OrganikClient:
         rate_limit: float | None = None,
         max_connections: int = 128,
         pool_size: int = 4,
+        adaptive_concurrency: bool = True,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -230,6 +231,7 @@ class OrganikClient:
             pools=pools,
             owns_pools=http_client is None,
             rate_limiter=rate_limiter,
+            concurrency=AdaptiveLimit(max_connections) if adaptive_concurrency else None,
         )
 
     def _new_pool(self, size: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
@@ -436,6 +438,8 @@ class OrganikClient:
             dedupe=bool(options.get("dedupe", True)),
             on_progress=options.get("on_progress"),
             timeout=timeout,
+            concurrency=self._requester.concurrency,
+            sizes=self._requester.sizes,
         )
         requester = self._requester
 

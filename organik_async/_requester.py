@@ -45,11 +45,11 @@ from ._exceptions import (
 from ._models import DetailedReport, Format, Id, IdKind
 from ._options import Settings
 from ._pool import PoolSet
-from ._ratelimit import RateLimiter
+from ._ratelimit import AdaptiveLimit, RateLimiter, SizeLimit
 from ._redact import Redactor, Secret
 from ._version import __version__
 
-__all__ = ["Reachability", "Requester", "error_for"]
+__all__ = ["Reachability", "Requester", "error_for", "is_pushback", "is_too_large"]
 
 logger = logging.getLogger("organik_async")
 
@@ -57,9 +57,6 @@ USER_AGENT: Final = f"organik_async/{__version__} httpx/{httpx.__version__}"
 _BODY_CAP: Final = 2048
 _MEDIA_TYPES: Final = {"json": "application/json", "xml": "application/xml"}
 _BAD_PARAMETERS_CODE: Final = 96
-_BATCH_HINT: Final = (
-    " (if the provider refuses requests this large, lower the client's batch_sizes setting)"
-)
 
 
 class _State(enum.Enum):
@@ -100,6 +97,7 @@ class Requester:
         pools: PoolSet,
         owns_pools: bool,
         rate_limiter: RateLimiter | None,
+        concurrency: AdaptiveLimit | None,
     ) -> None:
         self._key = api_key
         self._base_url = base_url
@@ -107,6 +105,8 @@ class Requester:
         self.pools = pools
         self._owns_pools = owns_pools
         self.rate_limiter = rate_limiter
+        self.concurrency = concurrency
+        self.sizes = SizeLimit()
         self._routes: dict[tuple[Format, Format], _Route] = {}
         self._state = _State.UNOPENED
         self._active: set[anyio.CancelScope] = set()
@@ -201,7 +201,7 @@ class Requester:
                             await limiter.acquire()
                     if on_attempt is not None:
                         on_attempt(attempt)
-                    outcome = await self._attempt(route, body, info, settings, attempt)
+                    outcome = await self._throttled(route, body, info, settings, attempt)
                     if isinstance(outcome, list):
                         if reachability is not None:
                             reachability.reached()
@@ -232,6 +232,25 @@ class Requester:
         raise ClientClosedError(
             "the client was closed during this request", request=info, attempts=attempt
         )
+
+    async def _throttled(
+        self, route: _Route, body: bytes, info: RequestInfo, settings: Settings, attempt: int
+    ) -> list[DetailedReport] | OrganikError:
+        """One try within the client's adaptive concurrency limit, which hears the result."""
+        limit = self.concurrency
+        if limit is None:
+            return await self._attempt(route, body, info, settings, attempt)
+        token = object()
+        sent_in = await limit.acquire(token)
+        try:
+            outcome = await self._attempt(route, body, info, settings, attempt)
+        finally:
+            limit.release(token)
+        if isinstance(outcome, list):
+            limit.succeeded()
+        elif is_pushback(outcome):
+            limit.pushed_back(sent_in)
+        return outcome
 
     async def _attempt(
         self, route: _Route, body: bytes, info: RequestInfo, settings: Settings, attempt: int
@@ -388,6 +407,25 @@ class Reachability:
         )
 
 
+def is_pushback(error: OrganikError) -> bool:
+    """Whether ``error`` is the provider saying "too many at once, slow down":
+    code 93 or HTTP 429 (a :class:`RateLimitError`), or a 503 with ``Retry-After``."""
+    if isinstance(error, RateLimitError):
+        return True
+    return (
+        isinstance(error, APIError | HTTPStatusError)
+        and error.status_code == 503
+        and error.retry_after is not None
+    )
+
+
+def is_too_large(error: OrganikError) -> bool:
+    """Whether ``error`` refuses a request for its size: code 96, HTTP 413 or 414."""
+    if isinstance(error, APIError) and error.code == _BAD_PARAMETERS_CODE:
+        return True
+    return isinstance(error, APIError | HTTPStatusError) and error.status_code in (413, 414)
+
+
 def _is_no_records(error: ProviderError) -> bool:
     entry = None if error.code is None else PROVIDER_CODES.get(error.code)
     return entry is not None and entry.no_records
@@ -430,9 +468,8 @@ def error_for(
     if status == 429 and cls is APIError:
         cls = RateLimitError
     known = f" ({entry.english})" if entry is not None else ""
-    hint = _BATCH_HINT if error.code == _BAD_PARAMETERS_CODE and request.id_count > 1 else ""
     return cls(
-        f"provider error {error.code}{known}: {error.message or 'no message'}{hint}",
+        f"provider error {error.code}{known}: {error.message or 'no message'}",
         code=error.code,
         number=error.number,
         error_message=error.message,

@@ -6,6 +6,7 @@ Every test runs on asyncio and trio. Waits between retries are zero
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from typing import Any
@@ -384,7 +385,7 @@ def assert_every_id_accounted_for(
 
 
 async def test_streaming_failure_is_raised_at_the_end_with_no_rows() -> None:
-    fake = FakeOrganikAPI(DATASET, faults=[Fault.provider_error(96, on_requests={2})])
+    fake = FakeOrganikAPI(DATASET, faults=[Fault.provider_error(97, on_requests={2})])
     async with fast(fake, batch_sizes=5, max_concurrency=1) as client:
         got: list[DetailedReport] = []
         with pytest.raises(BulkReportError) as caught:
@@ -397,13 +398,34 @@ async def test_streaming_failure_is_raised_at_the_end_with_no_rows() -> None:
     assert len(got) == len(DATASET.expected(transaction_ids=TX[:5] + TX[10:15]))
 
 
-async def test_oversized_request_refusal_names_the_batch_size_setting() -> None:
+async def test_a_request_refused_as_too_large_is_split_and_the_size_remembered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="organik_async")
     fake = FakeOrganikAPI(DATASET, max_ids_per_request=10)
-    async with fast(fake, batch_sizes=20) as client:
-        with pytest.raises(APIError, match="batch_sizes") as caught:
-            await client.detailed_report(transaction_ids=TX[:20])
-        assert caught.value.code == 96
-        assert len(await client.detailed_report(transaction_ids=TX[:20], batch_sizes=10)) > 0
+    async with fast(fake, batch_sizes=20, max_concurrency=4) as client:
+        rows = await client.detailed_report(transaction_ids=TX[:20])
+        assert rows == DATASET.expected(transaction_ids=TX[:20])
+        assert fake.stats.ids_per_request == {20: 1, 10: 2}  # one refusal, then halves
+        assert await client.detailed_report(transaction_ids=TX[20:40]) == DATASET.expected(
+            transaction_ids=TX[20:40]
+        )
+    assert fake.stats.ids_per_request == {20: 1, 10: 4}  # the next call cut at 10 at once
+    assert "batch_sizes" in caplog.text  # the log names the setting that avoids refusals
+
+
+async def test_a_single_id_refused_with_code_96_is_a_real_error() -> None:
+    fake = FakeOrganikAPI(DATASET, faults=[Fault.provider_error(96)])
+    async with fast(fake, batch_sizes=4, max_retries=0) as client:
+        with pytest.raises(BulkReportError) as caught:
+            await client.detailed_report(transaction_ids=TX[:8])
+    failures = caught.value.failures
+    assert sorted(i for f in failures for i in f.ids) == sorted(TX[:8])
+    assert all(isinstance(f.error, APIError) for f in failures)
+    assert {f.error.code for f in failures if isinstance(f.error, APIError)} == {96}
+    # each batch ends at one ID, refused: a real error, split no further
+    assert fake.stats.ids_per_request[1] == 2
+    assert max(fake.stats.ids_per_request) == 4
 
 
 async def test_response_over_max_response_bytes_is_refused() -> None:

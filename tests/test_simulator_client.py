@@ -11,7 +11,6 @@ import anyio
 import pytest
 
 from organik_async import (
-    APIError,
     AuthenticationError,
     DecodeError,
     DetailedReport,
@@ -104,12 +103,12 @@ async def test_unknown_key_is_an_authentication_error() -> None:
     assert "e" * 32 not in str(caught.value)
 
 
-async def test_over_the_id_limit_is_an_api_error_96() -> None:
+async def test_over_the_id_limit_is_refused_with_96_and_the_client_splits() -> None:
     fake = FakeOrganikAPI(DATASET, max_ids_per_request=1)
     async with fake.client(batch_sizes=2) as client:
-        with pytest.raises(APIError) as caught:
-            await client.detailed_report(transaction_ids=IDS[:2])
-    assert caught.value.code == 96
+        rows = await client.detailed_report(transaction_ids=IDS[:2])
+    assert rows == DATASET.expected(transaction_ids=IDS[:2])
+    assert fake.stats.ids_per_request == {2: 1, 1: 2}
 
 
 # -- faults as the client sees them ----------------------------------------------------
