@@ -19,6 +19,7 @@ from ._exceptions import (
     TimeoutError,
     TransportError,
 )
+from ._frames import rows_to_columns
 from ._models import (
     API_ERROR_CODES,
     DELIVERY_ERROR_CODES,
@@ -28,6 +29,7 @@ from ._models import (
     Format,
 )
 from ._retry import RetryPolicy
+from ._web import HTTPErrorAnswer, http_error_answer
 
 __version__ = "0.1.0"
 
@@ -48,6 +50,7 @@ __all__ = [
     "DeliveryStatus",
     "DetailedReport",
     "Format",
+    "HTTPErrorAnswer",
     "HTTPStatusError",
     "OrganikClient",
     "OrganikError",
@@ -60,4 +63,6 @@ __all__ = [
     "TimeoutError",
     "TransportError",
     "api_key_from_credentials",
+    "http_error_answer",
+    "rows_to_columns",
 ]
