@@ -14,8 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,6 @@ from organik_async.testing import Dataset, FakeOrganikAPI, Fault, Outcome, serve
 EXAMPLES = Path(__file__).parent.parent / "examples"
 sys.path.insert(0, str(EXAMPLES))
 import web_service  # noqa: E402
-
-pytestmark = pytest.mark.anyio
 
 WRONG_KEY = "0123456789abcdef0123456789abcdef"
 
@@ -93,14 +91,14 @@ async def serve_with_lifespan(app: ASGIApp) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def service(
+async def served(
     fake: FakeOrganikAPI,
     *,
     budget: float = 10.0,
     api_key: str | None = None,
     provider_url: str | None = None,
     **settings: Any,
-) -> AsyncIterator[tuple[Callers, InFlight]]:
+) -> AsyncIterator[tuple[str, InFlight]]:
     """The example app over TCP, its client pointed at ``fake`` served over TCP."""
     async with serve(fake, shutdown_timeout=1) as served_url:
 
@@ -113,8 +111,30 @@ async def service(
             )
 
         app = InFlight(web_service.create_app(client, request_budget=budget))
-        async with serve_with_lifespan(app) as url, Callers(url) as http:
-            yield http, app
+        async with serve_with_lifespan(app) as url:
+            yield url, app
+
+
+@asynccontextmanager
+async def service(fake: FakeOrganikAPI, **options: Any) -> AsyncIterator[tuple[Callers, InFlight]]:
+    """:func:`served`, with concurrent callers from the test's own event loop."""
+    async with served(fake, **options) as (url, app), Callers(url) as http:
+        yield http, app
+
+
+@contextmanager
+def running(fake: FakeOrganikAPI, **options: Any) -> Iterator[httpx.Client]:
+    """:func:`served`, for tests that ask one question at a time.
+
+    The service and the simulator run on uvicorn's asyncio loops whatever the
+    test's backend, so these tests run once, with a plain httpx client.
+    """
+    with (
+        anyio.from_thread.start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(served(fake, **options)) as (url, _),
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        yield http
 
 
 class Callers:
@@ -161,6 +181,7 @@ def detail_of(response: httpx.Response) -> str:
     return msgspec.json.decode(response.content, type=Detail).detail
 
 
+@pytest.mark.anyio
 async def test_200_concurrent_requests_share_one_client_one_rate_budget_and_its_limit() -> None:
     rate, limit = 250.0, 8
     fake = FakeOrganikAPI(
@@ -173,10 +194,12 @@ async def test_200_concurrent_requests_share_one_client_one_rate_budget_and_its_
     track_ids = list(data.gsm_track_ids())
     small = [tid for tid in data.transaction_ids if data.transaction_size(tid) <= 100]
     gets = [small[i % len(small)] for i in range(150)]
+    small_rows = data.expected(transaction_ids=small)
+    small_tracks = sorted({row.delivery_track_id for row in small_rows if row.delivery_track_id})
     posts: list[dict[str, list[int | str]]] = [
         {
             "gsm_track_ids": pick.sample(track_ids, 30),
-            "delivery_track_ids": [pick.choice(data.delivery_track_ids)],
+            "delivery_track_ids": [pick.choice(small_tracks)],
         }
         for _ in range(50)
     ]
@@ -220,64 +243,82 @@ async def test_200_concurrent_requests_share_one_client_one_rate_budget_and_its_
     assert elapsed >= (fake.stats.requests - 1) / rate
 
 
-async def test_a_request_over_its_time_budget_is_a_504_and_the_client_stays_usable() -> None:
+@pytest.mark.anyio
+async def test_concurrent_requests_draw_on_one_rate_budget() -> None:
+    rate = 20.0
+    fake = FakeOrganikAPI(Dataset.generate(500, seed=3))
+    transaction_ids = fake.dataset.transaction_ids * 2  # ten calls, five transactions
+    assert len(transaction_ids) == 10
+    async with service(fake, rate_limit=rate) as (http, _):
+        started = time.monotonic()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                for transaction_id in transaction_ids:
+                    group.start_soon(http.get, f"/reports/{transaction_id}")
+        elapsed = time.monotonic() - started
+    assert fake.stats.requests == 10
+    # Ten requests at once, each of one provider request: a budget per request would
+    # send them all at once; the client's one budget spaces them 1/20 s apart.
+    assert elapsed >= 9 / rate
+
+
+def test_a_request_over_its_time_budget_is_a_504_and_the_client_stays_usable() -> None:
     fake = FakeOrganikAPI(Dataset.generate(500, seed=3), faults=[Fault.latency(5.0)])
     transaction_id = fake.dataset.transaction_ids[0]
-    async with service(fake, budget=0.3) as (http, _):
+    with running(fake, budget=0.3) as http:
         started = time.monotonic()
-        slow = await http.get(f"/reports/{transaction_id}")
+        slow = http.get(f"/reports/{transaction_id}")
         waited = time.monotonic() - started
         assert slow.status_code == 504
         assert detail_of(slow) == "the SMS provider did not answer in time"
         assert waited < 3.0  # the budget (0.3 s) cut it short, not the provider's 5 s
-        with anyio.fail_after(5):  # the abandoned request was dropped at the provider
-            while fake.stats.outcomes[Outcome.CLIENT_GONE] < 1:  # noqa: ASYNC110 - stats only
-                await anyio.sleep(0.01)
+        deadline = time.monotonic() + 5  # the abandoned request was dropped at the provider
+        while fake.stats.outcomes[Outcome.CLIENT_GONE] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fake.stats.outcomes[Outcome.CLIENT_GONE] == 1
         fake.faults.clear()
-        fine = await http.get(f"/reports/{transaction_id}")
+        fine = http.get(f"/reports/{transaction_id}")
         assert rows_of(fine) == fake.dataset.expected(transaction_ids=[transaction_id])
 
 
-async def test_provider_trouble_maps_to_503_502_and_504_with_nothing_of_the_providers() -> None:
+def test_provider_trouble_maps_to_503_502_and_504_with_nothing_of_the_providers() -> None:
     fake = FakeOrganikAPI(Dataset.generate(500, seed=3))
     transaction_id = fake.dataset.transaction_ids[0]
     path = f"/reports/{transaction_id}"
-    async with service(fake, max_retries=0, timeout=0.5) as (http, _):
+    with running(fake, max_retries=0, timeout=0.5) as http:
         fake.faults[:] = [Fault.rate_limited(retry_after=7)]
-        limited = await http.get(path)
+        limited = http.get(path)
         assert (limited.status_code, limited.headers["retry-after"]) == (503, "7")
         assert detail_of(limited) == "the SMS provider is rate limiting this service; retry later"
 
         fake.faults[:] = [Fault.provider_error(95)]
-        refused = await http.get(path)
+        refused = http.get(path)
         assert refused.status_code == 502
         assert detail_of(refused) == "the SMS provider refused the request (code 95: server fault)"
 
         fake.faults[:] = [Fault.status(500)]
-        failing = await http.get(path)
+        failing = http.get(path)
         assert (failing.status_code, detail_of(failing)) == (
             502,
             "the SMS provider answered HTTP 500",
         )
 
         fake.faults[:] = [Fault.latency(3.0)]
-        slow = await http.get(path)  # the client's own read timeout, 0.5 s
+        slow = http.get(path)  # the client's own read timeout, 0.5 s
         assert (slow.status_code, detail_of(slow)) == (
             504,
             "the SMS provider did not answer in time",
         )
 
         fake.faults.clear()
-        assert rows_of(await http.get(path)) == fake.dataset.expected(
-            transaction_ids=[transaction_id]
-        )
+        assert rows_of(http.get(path)) == fake.dataset.expected(transaction_ids=[transaction_id])
         assert "retry-after" not in refused.headers
 
 
-async def test_a_bad_key_is_a_502_that_shows_neither_key_nor_provider_answer() -> None:
+def test_a_bad_key_is_a_502_that_shows_neither_key_nor_provider_answer() -> None:
     fake = FakeOrganikAPI(Dataset.generate(500, seed=3))
-    async with service(fake, api_key=WRONG_KEY) as (http, _):
-        answer = await http.post("/reports", msgspec.json.encode({"transaction_ids": [1, 2]}))
+    with running(fake, api_key=WRONG_KEY) as http:
+        answer = http.post("/reports", content=msgspec.json.encode({"transaction_ids": [1, 2]}))
     assert answer.status_code == 502
     assert answer.json() == {"detail": "the SMS provider refused this service's credentials"}
     assert WRONG_KEY not in answer.text
@@ -285,17 +326,15 @@ async def test_a_bad_key_is_a_502_that_shows_neither_key_nor_provider_answer() -
     assert fake.stats.api_error_codes[99] == 1  # the provider did refuse it
 
 
-async def test_an_unreachable_provider_is_a_502() -> None:
+def test_an_unreachable_provider_is_a_502() -> None:
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()  # nothing listens there now: connection refused
     fake = FakeOrganikAPI(Dataset.generate(100, seed=3))
-    async with service(fake, provider_url=f"http://127.0.0.1:{port}", max_retries=0) as (
-        http,
-        _,
-    ):
-        answer = await http.get("/reports/1")
+    unreachable = f"http://127.0.0.1:{port}"
+    with running(fake, provider_url=unreachable, max_retries=0) as http:
+        answer = http.get("/reports/1")
     assert (answer.status_code, detail_of(answer)) == (502, "the SMS provider could not be reached")
 
 
@@ -310,13 +349,13 @@ BAD_BODIES = [
 ]
 
 
-async def test_the_callers_bad_input_is_a_422_naming_the_problem() -> None:
+def test_the_callers_bad_input_is_a_422_naming_the_problem() -> None:
     fake = FakeOrganikAPI(Dataset.generate(100, seed=3))
-    async with service(fake) as (http, _):
+    with running(fake) as http:
         for body, detail in BAD_BODIES:
-            answer = await http.post("/reports", body)
+            answer = http.post("/reports", content=body)
             assert (answer.status_code, detail_of(answer)) == (422, detail)
-        not_an_id = await http.get("/reports/abc")
+        not_an_id = http.get("/reports/abc")
     assert not_an_id.status_code == 422
     assert fake.stats.requests == 0  # nothing reached the provider
 
