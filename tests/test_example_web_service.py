@@ -1,8 +1,10 @@
 """examples/web_service.py under uvicorn over real TCP, the simulator behind its one client.
 
-Three event loops, as in production: the test's (asyncio or trio) sends the
-requests; the service runs in uvicorn on its own loop and thread, with its
-lifespan; the simulator is served by uvicorn on a third.
+Three event loops, as in production: the callers'; the service's, in uvicorn
+on its own thread, with its lifespan; the simulator's, in uvicorn on a third.
+The service and the simulator run on uvicorn's asyncio loops whatever the
+test's backend, so these tests run once, with their callers on an anyio
+blocking portal (concurrent requests) or a plain httpx client.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import Any
 import anyio
 import httpx
 import msgspec
-import pytest
 import uvicorn
+from anyio.from_thread import BlockingPortal
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from organik_async import DetailedReport, OrganikClient
@@ -115,11 +117,22 @@ async def served(
             yield url, app
 
 
-@asynccontextmanager
-async def service(fake: FakeOrganikAPI, **options: Any) -> AsyncIterator[tuple[Callers, InFlight]]:
-    """:func:`served`, with concurrent callers from the test's own event loop."""
-    async with served(fake, **options) as (url, app), Callers(url) as http:
-        yield http, app
+@contextmanager
+def service(
+    fake: FakeOrganikAPI, **options: Any
+) -> Iterator[tuple[BlockingPortal, Callers, InFlight]]:
+    """:func:`served`, with concurrent callers on a portal's event loop."""
+
+    @asynccontextmanager
+    async def with_callers() -> AsyncIterator[tuple[Callers, InFlight]]:
+        async with served(fake, **options) as (url, app), Callers(url) as http:
+            yield http, app
+
+    with (
+        anyio.from_thread.start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(with_callers()) as (http, app),
+    ):
+        yield portal, http, app
 
 
 @contextmanager
@@ -181,8 +194,7 @@ def detail_of(response: httpx.Response) -> str:
     return msgspec.json.decode(response.content, type=Detail).detail
 
 
-@pytest.mark.anyio
-async def test_200_concurrent_requests_share_one_client_one_rate_budget_and_its_limit() -> None:
+def test_200_concurrent_requests_share_one_client_one_rate_budget_and_its_limit() -> None:
     rate, limit = 250.0, 8
     fake = FakeOrganikAPI(
         Dataset.generate(5_000, seed=12),
@@ -211,14 +223,17 @@ async def test_200_concurrent_requests_share_one_client_one_rate_budget_and_its_
     async def post(n: int, body: dict[str, list[int | str]]) -> None:
         answers[n] = await http.post("/reports", msgspec.json.encode(body))
 
-    async with service(fake, rate_limit=rate, max_connections=limit) as (http, app):
-        started = time.monotonic()
+    async def burst() -> None:
         with anyio.fail_after(60):
             async with anyio.create_task_group() as group:
                 for n, transaction_id in enumerate(gets):
                     group.start_soon(get, n, transaction_id)
                 for n, body in enumerate(posts, start=len(gets)):
                     group.start_soon(post, n, body)
+
+    with service(fake, rate_limit=rate, max_connections=limit) as (portal, http, app):
+        started = time.monotonic()
+        portal.call(burst)
         elapsed = time.monotonic() - started
 
     assert len(answers) == 200
@@ -243,18 +258,21 @@ async def test_200_concurrent_requests_share_one_client_one_rate_budget_and_its_
     assert elapsed >= (fake.stats.requests - 1) / rate
 
 
-@pytest.mark.anyio
-async def test_concurrent_requests_draw_on_one_rate_budget() -> None:
+def test_concurrent_requests_draw_on_one_rate_budget() -> None:
     rate = 20.0
     fake = FakeOrganikAPI(Dataset.generate(500, seed=3))
     transaction_ids = fake.dataset.transaction_ids * 2  # ten calls, five transactions
     assert len(transaction_ids) == 10
-    async with service(fake, rate_limit=rate) as (http, _):
-        started = time.monotonic()
+
+    async def burst() -> None:
         with anyio.fail_after(10):
             async with anyio.create_task_group() as group:
                 for transaction_id in transaction_ids:
                     group.start_soon(http.get, f"/reports/{transaction_id}")
+
+    with service(fake, rate_limit=rate) as (portal, http, _):
+        started = time.monotonic()
+        portal.call(burst)
         elapsed = time.monotonic() - started
     assert fake.stats.requests == 10
     # Ten requests at once, each of one provider request: a budget per request would

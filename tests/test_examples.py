@@ -37,11 +37,11 @@ def test_stream_to_jsonl_writes_every_row(tmp_path: Path) -> None:
 
 
 def test_the_trio_program_reports_every_row_by_status() -> None:
-    done = run("trio_report.py")
-    data = list(Dataset.generate(20_000, seed=1))
+    done = run("trio_report.py", "--rows", "10000")
+    data = list(Dataset.generate(10_000, seed=1))
     transactions = len({row.transaction_id for row in data})
     lines = done.stdout.splitlines()
-    assert re.fullmatch(rf"20000 rows for {transactions} transactions in \d+ requests", lines[0])
+    assert re.fullmatch(rf"10000 rows for {transactions} transactions in \d+ requests", lines[0])
     counts = Counter(DeliveryStatus(row.status).name for row in data)
     assert lines[1:] == [f"{name}: {count}" for name, count in sorted(counts.items())]
 
@@ -50,7 +50,7 @@ def test_the_sqlite_worker_demo_writes_rows_once_and_records_which_jobs_failed(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "reports.db"
-    done = run("sqlite_worker.py", str(db), "--latency", "0.01", check=False)
+    done = run("sqlite_worker.py", str(db), "--rows", "5000", "--latency", "0.01", check=False)
     summary = done.stdout.splitlines()[-1]
     found = re.fullmatch(
         r"(\d+) jobs done, (\d+) failed, 0 already done; (\d+) rows written", summary
@@ -67,4 +67,4 @@ def test_the_sqlite_worker_demo_writes_rows_once_and_records_which_jobs_failed(
     expected = {"done": jobs_done, "failed": jobs_failed}
     assert recorded == {outcome: n for outcome, n in expected.items() if n}
     assert all(ids.startswith('{"transaction_ids":[') for ids in failed_ids)
-    assert rows <= 20_000
+    assert rows <= 5_000

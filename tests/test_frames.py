@@ -124,7 +124,7 @@ reports = st.builds(
 )
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(reports, max_size=20))
 def test_columns_hold_every_field_of_every_row(rows: list[DetailedReport]) -> None:
     columns = rows_to_columns(rows)
