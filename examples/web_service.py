@@ -39,7 +39,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from organik_async import DetailedReport, OrganikClient, OrganikError, http_error_answer
-from organik_async.testing import Dataset, FakeOrganikAPI
 
 logger = logging.getLogger("web_service")
 
@@ -162,6 +161,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--rows", type=int, default=10_000, help="rows the simulator holds")
     args = parser.parse_args()
+    from organik_async.testing import Dataset, FakeOrganikAPI  # the demo's provider only
+
     fake = FakeOrganikAPI(Dataset.generate(args.rows, seed=1))
     demo = create_app(lambda: fake.client(rate_limit=50, max_connections=8))
     server = uvicorn.Server(uvicorn.Config(demo, log_level="warning"))
