@@ -28,6 +28,7 @@ from ._exceptions import (
     TimeoutError,
     TransportError,
 )
+from ._frames import rows_to_columns
 from ._models import (
     DELIVERY_ERROR_CODES,
     BatchResult,
@@ -45,6 +46,7 @@ from ._models import (
 from ._options import DEFAULT_TIMEOUT, CallOptions, SettingChanges
 from ._retry import RetryPolicy, instant_retries, is_testing, set_testing
 from ._version import __version__
+from ._web import HTTPErrorAnswer, http_error_answer
 
 __all__ = [
     "API_ERROR_CODES",
@@ -68,6 +70,7 @@ __all__ = [
     "DetailedReport",
     "EndpointUnreachableError",
     "Format",
+    "HTTPErrorAnswer",
     "HTTPStatusError",
     "Id",
     "IdArguments",
@@ -87,8 +90,10 @@ __all__ = [
     "TransportError",
     "__version__",
     "api_key_from_credentials",
+    "http_error_answer",
     "instant_retries",
     "is_testing",
+    "rows_to_columns",
     "set_testing",
 ]
 

@@ -332,7 +332,12 @@ class BulkRun:
                     return
                 result = await self._fetch(batch)
                 if result is not None:
-                    await send.send(result)
+                    try:
+                        await send.send(result)
+                    except anyio.BrokenResourceError:
+                        # The consumer left (asyncio's own task.cancel() closes its end
+                        # before our task group is cancelled): no one to hand it to.
+                        return
 
     async def _fetch(self, batch: _Batch) -> BatchResult | None:
         """Fetch one batch; one refused for its size is split, and fetched in parts.
