@@ -99,7 +99,7 @@ def http_error_answer(
     Call it on what a client call (and the validation of the caller's input)
     raised, not as a catch-all: a ``TypeError`` from a bug would become a 422.
     """
-    if isinstance(exc, BulkReportError):
+    if isinstance(exc, BulkReportError) and not isinstance(exc, ClientClosedError):
         return _bulk_answer(exc, default_retry_after)
     if isinstance(exc, OrganikError):
         return _single_answer(exc, default_retry_after)
