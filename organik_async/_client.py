@@ -539,15 +539,30 @@ class OrganikClient:
     async def _read_capped(self, response: httpx.Response, info: RequestInfo) -> bytes:
         limit = self.max_response_bytes
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise ResponseTooLargeError(_too_large(int(declared), limit), request=info)
+        # isascii: "²".isdigit() is true; [:20]: int() refuses over 4 300 digits.
+        if declared.isascii() and declared.isdigit() and int(declared[:20]) > limit:
+            raise ResponseTooLargeError(_too_large(int(declared[:20]), limit), request=info)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise ResponseTooLargeError(_too_large(size, limit), request=info)
-            chunks.append(chunk)
+        undecodable: DecodeError | None = None
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise ResponseTooLargeError(_too_large(size, limit), request=info)
+                chunks.append(chunk)
+        except httpx.DecodingError as exc:
+            # Content-Encoding lied. httpx's error holds the request (the key is in
+            # its URL), so ours is raised after this block, never chained to it.
+            undecodable = DecodeError(
+                f"answer does not decompress as its Content-Encoding says ({self._cause(exc)})",
+                position="Content-Encoding header",
+                request=info,
+            )
+        if undecodable is not None and response.is_success:
+            raise undecodable
+        # Not a 2xx: the status says what happened (a 503 is retried); the body
+        # was only decoration, and what did decompress of it is kept.
         return b"".join(chunks)
 
     def _interpret(
