@@ -11,8 +11,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from organik_async import DetailedReport, _codec
+from organik_async import DetailedReport, Format, _codec
 from organik_async._codec import (
     BodyError,
     ProviderError,
@@ -723,6 +725,39 @@ def test_xml_with_a_dtd_is_refused_never_expanded(doctype: str, declaration: byt
 def test_xml_reference_to_an_undeclared_entity_is_a_body_error() -> None:
     with pytest.raises(BodyError, match="undefined entity"):
         decode_xml(xml_item(gsm="&lol;").encode())
+
+
+# Pieces of real answers, so that generated bodies get past the first byte.
+_PIECES = [
+    fixture("seed000_response.json"),
+    fixture("seed001_response.xml"),
+    b'{"response": {"result": false, "error": {"code": 87}}}',
+    b"<response><result>0</result><error><code>93</code></error></response>",
+    b'<?xml version="1.0" encoding="ISO-8859-9"?>',
+    b"<!DOCTYPE x [<!ENTITY a 'b'>]>",
+    b"[[[[{{{{",
+    b"\xf0\xfd\xc0\x80\xed\xa0\x80",
+    b"9" * 5_000,
+]
+_BODIES = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.one_of(st.sampled_from(_PIECES), st.binary(max_size=20)), max_size=6).map(b"".join),
+    st.tuples(st.sampled_from(_PIECES), st.integers(0, 3_000), st.binary(max_size=8)).map(
+        lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :]
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(fmt=st.sampled_from(["json", "xml"]), body=_BODIES)
+def test_any_bytes_decode_to_rows_or_an_error_or_a_body_error(fmt: Format, body: bytes) -> None:
+    try:
+        decoded = decode(fmt, body)
+    except BodyError as exc:
+        assert exc.message
+        assert exc.position
+    else:
+        assert decoded.error is None or decoded.rows == []
 
 
 def test_messages_never_quote_the_body_only_excerpts_do() -> None:
