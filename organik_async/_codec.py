@@ -273,6 +273,9 @@ _VERBATIM: Final = frozenset({"delivery_track_id"})
 
 
 _ENCODING = re.compile(rb"""\sencoding\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+# XML's EncName, at most as long as the longest IANA charset name (40). Only such a
+# name is looked up: Python caches every name it was asked for, found or not.
+_ENC_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9._-]{0,39}")
 # Encodings whose declaration is not written in ASCII bytes, told by how the
 # document starts (XML 1.0, appendix F). UTF-32's little-endian mark starts
 # like UTF-16's, so it is tried first.
@@ -307,10 +310,10 @@ def _as_utf8(body: bytes) -> bytes:
     found = _ENCODING.search(match.group()) if match else None
     if match is None or found is None:
         return body
-    name = found.group(1) if found.group(1) is not None else found.group(2)
+    name = (found.group(1) if found.group(1) is not None else found.group(2)).strip()
     try:
-        codec = codecs.lookup(name.decode("latin-1")).name
-    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        codec = codecs.lookup(name.decode()).name if _ENC_NAME.fullmatch(name) else ""
+    except LookupError:
         codec = ""
     if codec == "utf-8" or codec.startswith(("utf-16", "utf-32")):
         return body
@@ -329,7 +332,7 @@ def _transcode(body: bytes, start: int, codec: str) -> bytes:
             f"byte {offset}",
             _excerpt(body, offset),
         ) from None
-    except (LookupError, UnicodeError):  # "base64": a codec, not a text encoding
+    except (LookupError, UnicodeError):  # not a text encoding (base64), or no position
         raise _unknown_encoding(body, 0) from None
 
 

@@ -643,6 +643,7 @@ def test_json_gsm_track_id_over_the_int_limit_is_a_body_error_as_a_number_kept_a
         ("ISO-8859-1", "latin-1"),
         ("UTF-8", "utf-8"),
         ("utf8", "utf-8"),
+        (" ISO-8859-9 ", "iso-8859-9"),
     ],
 )
 @pytest.mark.parametrize("quote", ['"', "'"])
@@ -670,7 +671,11 @@ def test_xml_declaring_utf16_in_single_bytes_is_read_as_the_utf8_it_is() -> None
 
 
 @pytest.mark.parametrize(
-    "name", ["bogus-9", "", "base64", "rot13", "zlib", "punycode", "idna", "undefined", "x\x00y"]
+    "name",
+    [
+        *["bogus-9", "", "base64", "rot13", "zlib", "punycode", "idna", "undefined"],
+        *["x\x00y", "..os", "9" * 41, "latin-1" + "x" * 40, "utf 8"],
+    ],
 )
 def test_xml_declaring_an_encoding_that_is_no_character_set_is_a_body_error(name: str) -> None:
     body = f'<?xml version="1.0" encoding="{name}"?>\n{xml_item()}'.encode()
