@@ -78,15 +78,20 @@ def canonical_id(value: Id) -> Id:
     The provider takes IDs as numbers or strings, and XML has no types: its
     ``gsm_track_id`` is an int in report examples and a string elsewhere. A
     string is an int only when writing that int back gives the same text, so
-    no information is lost either way. Used to type XML values and to tell
-    duplicate IDs apart.
+    no information is lost either way; one too long for Python to convert
+    (over 4 300 digits) stays a string, as JSON's ``int | str`` decoding
+    does. Used to type XML values and to tell duplicate IDs apart.
     """
     if isinstance(value, int):
         return value
     digits = value.removeprefix("-")
-    if digits.isascii() and digits.isdigit() and str(int(value)) == value:
-        return int(value)
-    return value
+    if not (digits.isascii() and digits.isdigit()):
+        return value
+    try:
+        number = int(value)
+    except ValueError:  # over Python's int-string limit (4 300 digits): kept as text
+        return value
+    return number if str(number) == value else value
 
 
 class DeliveryStatus(enum.IntEnum):

@@ -20,6 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import aclosing
 from http import HTTPStatus
 from typing import Final
 
@@ -482,16 +483,35 @@ def error_for(
 
 
 async def _read_capped(response: httpx.Response, info: RequestInfo, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes, decompressed as ``Content-Encoding`` says.
+
+    A body that does not decompress is a :class:`DecodeError` on a 2xx answer;
+    on any other status the status decides (a 503 is still retried).
+    """
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ResponseTooLargeError(_too_large(int(declared), limit), request=info)
+    # isascii: "²".isdigit() is true; [:20]: int() refuses over 4 300 digits.
+    if declared.isascii() and declared.isdigit() and int(declared[:20]) > limit:
+        raise ResponseTooLargeError(_too_large(int(declared[:20]), limit), request=info)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise ResponseTooLargeError(_too_large(size, limit), request=info)
-        chunks.append(chunk)
+    undecodable = False
+    try:
+        # aclosing: httpx's chunk iterator is an async generator; closed here, it is
+        # never left for the event loop to finalise after a cancellation.
+        async with aclosing(response.aiter_bytes()) as body:
+            async for chunk in body:
+                size += len(chunk)
+                if size > limit:
+                    raise ResponseTooLargeError(_too_large(size, limit), request=info)
+                chunks.append(chunk)
+    except httpx.DecodingError:
+        undecodable = True  # never chained: httpx's error holds the URL, and the key
+    if undecodable and response.is_success:
+        raise DecodeError(
+            "the answer does not decompress as its Content-Encoding says",
+            position="Content-Encoding header",
+            request=info,
+        )
     return b"".join(chunks)
 
 

@@ -123,7 +123,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # Overflow: a year of 20 digits
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
