@@ -19,10 +19,10 @@ import enum
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from http import HTTPStatus
-from typing import Final
+from typing import Final, cast
 
 import anyio
 import httpx
@@ -498,7 +498,8 @@ async def _read_capped(response: httpx.Response, info: RequestInfo, limit: int) 
     try:
         # aclosing: httpx's chunk iterator is an async generator; closed here, it is
         # never left for the event loop to finalise after a cancellation.
-        async with aclosing(response.aiter_bytes()) as body:
+        chunks_of = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+        async with aclosing(chunks_of) as body:
             async for chunk in body:
                 size += len(chunk)
                 if size > limit:
