@@ -99,6 +99,7 @@ async def test_reset_zeroes_counters() -> None:
         "requests": 0,
         "in_flight": 0,
         "peak_in_flight": 0,
+        "refused": 0,
         "outcomes": {},
         "api_error_codes": {},
         "http_statuses": {},
