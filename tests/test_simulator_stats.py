@@ -100,6 +100,8 @@ async def test_reset_zeroes_counters() -> None:
         "in_flight": 0,
         "peak_in_flight": 0,
         "refused": 0,
+        "admitted": 0,
+        "peak_admitted": 0,
         "outcomes": {},
         "api_error_codes": {},
         "http_statuses": {},

@@ -145,7 +145,6 @@ class FakeOrganikAPI:
             if finalize_after is None
             else Timeline(check_delay(finalize_after, "finalize_after"), seed, _local(clock()))
         )
-        self._handling = 0
 
     def __repr__(self) -> str:
         return (
@@ -253,7 +252,7 @@ class FakeOrganikAPI:
         cap = self.max_concurrent_requests
         if (
             cap is not None
-            and self._handling >= cap
+            and self.stats.admitted >= cap
             and route is not None
             and scope["method"] == "POST"
         ):
@@ -263,7 +262,10 @@ class FakeOrganikAPI:
             outcome = await exchange.send_whole(replace(refusal, outcome=Outcome.REFUSED))
             self.stats.outcomes[outcome] += 1
             return
-        self._handling += 1
+        self.stats.admit()
+        # Left as it is only if the request ends early: in-process, that is the
+        # client's task being cancelled while the simulator still works on it.
+        outcome = Outcome.CLIENT_GONE
         try:
             plan = plan_faults(self.faults, number, self.seed)
             for name in plan.applied:
@@ -276,9 +278,9 @@ class FakeOrganikAPI:
                 outcome = await _send(answer, fault, exchange)
             else:
                 outcome = await _send_slowly(receive, answer, plan, exchange, self.stats)
-            self.stats.outcomes[outcome] += 1
         finally:
-            self._handling -= 1
+            self.stats.outcomes[outcome] += 1
+            self.stats.release()
 
     def _answer(
         self, route: Route | None, method: str, body: bytes, exchange: Exchange, now: datetime

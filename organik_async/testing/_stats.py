@@ -38,7 +38,8 @@ class Outcome(enum.StrEnum):
     DROPPED = "dropped"
     """The connection was dropped part-way through the body."""
     CLIENT_GONE = "client_gone"
-    """The client went away before the (delayed or trickled) answer was sent."""
+    """The client went away before the (delayed or trickled) answer was sent
+    (in-process: the client's task was cancelled)."""
 
 
 class Stats:
@@ -52,6 +53,10 @@ class Stats:
     """The most requests handled at one moment (refused ones included: they arrived)."""
     refused: int
     """Requests refused with code 93 because ``max_concurrent_requests`` were being handled."""
+    admitted: int
+    """Requests being worked on right now: :attr:`in_flight` less those being refused."""
+    peak_admitted: int
+    """The most requests worked on at one moment: never above ``max_concurrent_requests``."""
     outcomes: Counter[Outcome]
     """How requests ended (one outcome each)."""
     api_error_codes: Counter[int]
@@ -75,13 +80,14 @@ class Stats:
 
     def __init__(self) -> None:
         self.in_flight = 0
+        self.admitted = 0
         self.reset()
 
     def reset(self) -> None:
         """Zero every counter and restart request numbering at 1.
 
-        Requests in flight stay counted in :attr:`in_flight`, and the peak
-        restarts from them.
+        Requests in flight stay counted in :attr:`in_flight` (and
+        :attr:`admitted`), and the peaks restart from them.
         """
         self.requests = 0
         self.refused = 0
@@ -95,6 +101,7 @@ class Stats:
         self.bytes_served = 0
         self.latency_added = 0.0
         self.peak_in_flight = self.in_flight
+        self.peak_admitted = self.admitted
 
     @property
     def max_ids_per_request(self) -> int:
@@ -108,6 +115,8 @@ class Stats:
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
             "refused": self.refused,
+            "admitted": self.admitted,
+            "peak_admitted": self.peak_admitted,
             "outcomes": {str(k): v for k, v in sorted(self.outcomes.items())},
             "api_error_codes": {str(k): v for k, v in sorted(self.api_error_codes.items())},
             "http_statuses": {str(k): v for k, v in sorted(self.http_statuses.items())},
@@ -140,3 +149,12 @@ class Stats:
     def end(self) -> None:
         """A request is done (whatever happened to it)."""
         self.in_flight -= 1
+
+    def admit(self) -> None:
+        """A request got past the concurrency cap: it is being worked on."""
+        self.admitted += 1
+        self.peak_admitted = max(self.peak_admitted, self.admitted)
+
+    def release(self) -> None:
+        """An admitted request is done."""
+        self.admitted -= 1
