@@ -53,10 +53,10 @@ def _plain(status: int, *headers: tuple[bytes, bytes]) -> Answer:
 
 
 def _local(now: datetime) -> datetime:
-    """A clock's reading as a naive provider-local time, to the second."""
+    """A clock's reading as a naive provider-local time."""
     if now.tzinfo is not None:
         now = now.astimezone(PROVIDER_TZ).replace(tzinfo=None)
-    return now.replace(microsecond=0)
+    return now
 
 
 def _formats(value: Collection[str], name: str) -> frozenset[Format]:
@@ -328,8 +328,9 @@ class FakeOrganikAPI:
         detail: str = "",
     ) -> Answer:
         """The provider's error envelope, worded as the provider words it."""
+        time = str(now.replace(microsecond=0))  # YYYY-MM-DD HH:MM:SS
         body = error_body(
-            fmt, code=code, message=error_message(code), number=str(number), time=str(now)
+            fmt, code=code, message=error_message(code), number=str(number), time=time
         )
         if status != 200:
             outcome = Outcome.HTTP_ERROR

@@ -41,6 +41,9 @@ from ._wire import SEPARATOR, Block, RowStyle, WireRow, encode_block
 
 __all__ = ["Dataset", "IdKey", "Span", "normalize_id"]
 
+_TIMELINES_KEPT = 8
+"""Simulators sharing one dataset whose schedules are kept (the latest ones)."""
+
 IdKey = int | str
 """A looked-up ID: an ``int`` when it is all digits, else the stripped string."""
 
@@ -399,7 +402,11 @@ class Dataset:
         return stored
 
     def _schedule(self, timeline: Timeline, group: int) -> Schedule | None:
-        schedules = self._schedules.setdefault(timeline, {})
+        schedules = self._schedules.get(timeline)
+        if schedules is None:
+            if len(self._schedules) >= _TIMELINES_KEPT:  # simulators come and go
+                del self._schedules[next(iter(self._schedules))]
+            schedules = self._schedules[timeline] = {}
         if group not in schedules:
             schedules[group] = timeline.schedule(self._source.rows(group))
         return schedules[group]
