@@ -360,10 +360,22 @@ class Dataset:
         if not isinstance(style, RowStyle):
             style = RowStyle.default(style)
         separator_length = len(SEPARATOR[style.fmt])
+        blocks = self._blocks.get(style)
+        if blocks is None:
+            blocks = self._blocks[style] = [None] * len(self._groups)
+        rows_of = self._source.rows
+        may_be_pending = self._source.may_be_pending
         pieces: list[memoryview] = []
         count = 0
         for span in spans:
-            block = self._block(span.group, style, moment)
+            group = span.group
+            block = None
+            if moment is not None and may_be_pending(group):
+                block = self._evolved_block(group, style, moment)
+            if block is None:
+                block = blocks[group]
+                if block is None:
+                    block = blocks[group] = encode_block(rows_of(group), style)
             pieces.append(block.span(span.start, span.stop, separator_length))
             count += span.stop - span.start
         return pieces, count
@@ -380,26 +392,18 @@ class Dataset:
             self.encoded(whole, style)
         self._track_index()
 
-    def _block(self, group: int, style: RowStyle, moment: Moment | None) -> Block:
-        """One group's encoded rows: as stored, or as evolved at ``moment``."""
-        if moment is not None and self._source.may_be_pending(group):
-            schedule = self._schedule(moment.timeline, group)
-            version = 0 if schedule is None else schedule.version(moment.elapsed)
-            if schedule is not None and version:
-                cached = self._evolved.get((style, group))
-                if cached is not None and cached[0] == moment.timeline and cached[1] == version:
-                    return cached[2]
-                rows = schedule.rows_at(self._source.rows(group), moment.elapsed)
-                block = encode_block(rows, style)
-                self._evolved[style, group] = (moment.timeline, version, block)
-                return block
-        blocks = self._blocks.get(style)
-        if blocks is None:
-            blocks = self._blocks[style] = [None] * len(self._groups)
-        stored = blocks[group]
-        if stored is None:
-            stored = blocks[group] = encode_block(self._source.rows(group), style)
-        return stored
+    def _evolved_block(self, group: int, style: RowStyle, moment: Moment) -> Block | None:
+        """The group's rows as evolved at ``moment``; ``None`` while they are as stored."""
+        schedule = self._schedule(moment.timeline, group)
+        version = 0 if schedule is None else schedule.version(moment.elapsed)
+        if schedule is None or not version:
+            return None
+        cached = self._evolved.get((style, group))
+        if cached is not None and cached[0] == moment.timeline and cached[1] == version:
+            return cached[2]
+        block = encode_block(schedule.rows_at(self._source.rows(group), moment.elapsed), style)
+        self._evolved[style, group] = (moment.timeline, version, block)
+        return block
 
     def _schedule(self, timeline: Timeline, group: int) -> Schedule | None:
         schedules = self._schedules.get(timeline)
