@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import anyio
 import httpx
@@ -267,3 +269,10 @@ def test_command_line_sets_finalize_after() -> None:
     assert build(parse_args(["serve", "--rows", "100"])).finalize_after is None
     with pytest.raises(SystemExit):
         parse_args(["serve", "--finalize-after", "9:3"])
+
+
+def test_the_readme_example_of_time_passing_runs_as_written() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    (example,) = [block for block in blocks if "ManualClock()" in block]
+    exec(compile(example, "README.md", "exec"), {})  # its asserts are the test
