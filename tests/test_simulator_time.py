@@ -152,6 +152,19 @@ def test_a_row_only_moves_forward_and_a_final_row_never_changes(
             previous[row.gsm_track_id] = row
 
 
+def test_simulators_sharing_a_dataset_each_keep_their_own_time() -> None:
+    ids = TX[:40]
+    fakes = [simulator(seed=seed) for seed in range(12)]  # more than the dataset keeps
+    for steps, (_, clock) in enumerate(fakes):
+        clock.advance(60 * steps)
+    first = [fake.expected(transaction_ids=ids) for fake, _ in fakes]
+    again = [fake.expected(transaction_ids=ids) for fake, _ in reversed(fakes)]
+    assert first == list(reversed(again))
+    assert first[0] == DATASET.expected(transaction_ids=ids)
+    assert not pending(first[-1])
+    assert len({str(rows) for rows in first}) == len(fakes)
+
+
 # -- what a client sees ----------------------------------------------------------------------
 
 

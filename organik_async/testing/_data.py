@@ -283,16 +283,6 @@ class Dataset:
         )
         return self.reports(spans)
 
-    def reports(self, spans: Sequence[Span], moment: Moment | None = None) -> list[DetailedReport]:
-        """The rows of ``spans`` as models, as they stand at ``moment`` (default: as stored)."""
-        drawn: dict[int, list[WireRow]] = {}  # a group's rows, drawn once per call
-        reports: list[DetailedReport] = []
-        for span in spans:
-            if span.group not in drawn:
-                drawn[span.group] = self._rows_at(span.group, moment)
-            reports.extend(_to_report(row) for row in drawn[span.group][span.start : span.stop])
-        return reports
-
     # -- lookup and encoding (used by the app) --------------------------------------
 
     def select(
@@ -347,6 +337,16 @@ class Dataset:
             base = self._groups[run_group].base
             runs.append(Span(run_group, run_first - base, run_last + 1 - base))
         return runs
+
+    def reports(self, spans: Sequence[Span], moment: Moment | None = None) -> list[DetailedReport]:
+        """The rows of ``spans`` as models, as they stand at ``moment`` (default: as stored)."""
+        drawn: dict[int, list[WireRow]] = {}  # a group's rows, drawn once per call
+        reports: list[DetailedReport] = []
+        for span in spans:
+            if span.group not in drawn:
+                drawn[span.group] = self._rows_at(span.group, moment)
+            reports.extend(_to_report(row) for row in drawn[span.group][span.start : span.stop])
+        return reports
 
     def encoded(
         self, spans: Sequence[Span], style: Format | RowStyle, moment: Moment | None = None
@@ -409,7 +409,9 @@ class Dataset:
         schedules = self._schedules.get(timeline)
         if schedules is None:
             if len(self._schedules) >= _TIMELINES_KEPT:  # simulators come and go
-                del self._schedules[next(iter(self._schedules))]
+                # Over a snapshot of the keys: a served app may add one from its thread.
+                oldest, *_ = tuple(self._schedules)
+                self._schedules.pop(oldest, None)
             schedules = self._schedules[timeline] = {}
         if group not in schedules:
             schedules[group] = timeline.schedule(self._source.rows(group))
