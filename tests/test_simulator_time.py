@@ -266,10 +266,14 @@ async def test_answers_follow_every_change_and_are_reused_while_nothing_changes(
 # -- settings ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [-1.0, (10.0, 5.0), (-1.0, 5.0)])
-def test_finalize_after_is_validated(bad: float | tuple[float, float]) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [-1.0, (10.0, 5.0), (-1.0, 5.0), float("nan"), True, "60", ("1", 2), (1, 2, 3)],
+    ids=["negative", "backwards", "negative low", "nan", "bool", "str", "str low", "triple"],
+)
+def test_finalize_after_is_validated(bad: object) -> None:
     with pytest.raises(ValueError, match="finalize_after"):
-        FakeOrganikAPI(DATASET, finalize_after=bad)
+        FakeOrganikAPI(DATASET, finalize_after=bad)  # type: ignore[arg-type]
 
 
 def test_command_line_sets_finalize_after() -> None:

@@ -24,11 +24,11 @@ import anyio
 from .._models import Format
 from ._app import FakeOrganikAPI
 from ._bench import run_bench
+from ._clock import Delay, check_delay
 from ._data import Dataset
 from ._faults import Fault
 from ._keys import DEMO_API_KEY, redact_key
 from ._server import serve
-from ._timeline import Delay, check_delay
 
 
 def _seconds(text: str) -> Delay:

@@ -25,13 +25,13 @@ import msgspec
 from .._models import DetailedReport, Format
 from ._answer import Answer, Exchange
 from ._asgi import Receive, Scope, Send
-from ._clock import PROVIDER_TZ, Clock, provider_now
+from ._clock import PROVIDER_TZ, Clock, Delay, check_delay, provider_now
 from ._data import Dataset, normalize_id
 from ._faults import Fault, FaultPlan, plan_faults
 from ._keys import DEMO_API_KEY, KEY_LENGTH, KeyRing, redact_key
 from ._request import ProviderRefusal, Route, check_route, parse_body, parse_route
 from ._stats import Outcome, Stats
-from ._timeline import Delay, Moment, Timeline, check_delay
+from ._timeline import Moment, Timeline
 from ._transport import FakeTransport
 from ._wire import RowStyle, content_type, error_body, error_message, rows_body
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["PROVIDER_TZ", "Clock", "ManualClock", "provider_now"]
+__all__ = ["PROVIDER_TZ", "Clock", "Delay", "ManualClock", "check_delay", "provider_now"]
 
 
 def _provider_zone() -> tzinfo:
@@ -32,6 +32,28 @@ no zone data is installed, which is exact for every date since 2016)."""
 
 Clock = Callable[[], datetime]
 """A clock: returns "now" as a naive ``datetime`` in the provider's local time."""
+
+Delay = float | tuple[float, float]
+"""Seconds: fixed, or uniform in ``(low, high)``."""
+
+
+def check_delay(delay: Delay, name: str) -> Delay:
+    """A validated delay (``ValueError`` naming ``name`` otherwise)."""
+    if isinstance(delay, tuple):
+        if len(delay) != 2 or not all(_is_seconds(value) for value in delay):
+            raise ValueError(f"{name} as a range is (low, high) in seconds, got {delay!r}")
+        low, high = delay
+        if not 0.0 <= low <= high:
+            raise ValueError(f"{name} as a range must be 0 <= low <= high, got {delay!r}")
+        return (float(low), float(high))
+    if not _is_seconds(delay) or delay < 0:
+        raise ValueError(f"{name} must be seconds >= 0 or a (low, high) range, got {delay!r}")
+    return float(delay)
+
+
+def _is_seconds(value: object) -> bool:
+    # A number of seconds, not a bool, not NaN (the one value unequal to itself).
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
 
 
 def provider_now() -> datetime:

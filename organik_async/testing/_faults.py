@@ -29,9 +29,9 @@ from typing import ClassVar, Literal
 import anyio
 
 from ._answer import Answer, Exchange
+from ._clock import Delay
+from ._clock import check_delay as _checked
 from ._stats import Outcome
-from ._timeline import Delay
-from ._timeline import check_delay as _checked
 from ._wire import XML_DECLARATION
 
 __all__ = [

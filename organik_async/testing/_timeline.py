@@ -25,25 +25,11 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from ._clock import Delay
 from ._generate import final_outcome
 from ._wire import WireRow
 
-__all__ = ["Delay", "Moment", "Schedule", "Timeline", "check_delay"]
-
-Delay = float | tuple[float, float]
-"""Seconds: fixed, or uniform in ``(low, high)``."""
-
-
-def check_delay(delay: Delay, name: str) -> Delay:
-    """A validated delay (``ValueError`` naming ``name`` otherwise)."""
-    if isinstance(delay, tuple):
-        low, high = delay
-        if not 0.0 <= low <= high:
-            raise ValueError(f"{name} as a range must be 0 <= low <= high, got {delay!r}")
-        return (float(low), float(high))
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
-        raise ValueError(f"{name} must be seconds >= 0 or a (low, high) range, got {delay!r}")
-    return float(delay)
+__all__ = ["Moment", "Schedule", "Timeline"]
 
 
 @dataclass(frozen=True, slots=True)
