@@ -401,7 +401,7 @@ class Dataset:
         cached = self._evolved.get((style, group))
         if cached is not None and cached[0] == moment.timeline and cached[1] == version:
             return cached[2]
-        block = encode_block(schedule.rows_at(self._source.rows(group), moment.elapsed), style)
+        block = encode_block(schedule.rows_at(moment.elapsed), style)
         self._evolved[style, group] = (moment.timeline, version, block)
         return block
 
@@ -418,13 +418,11 @@ class Dataset:
         return schedules[group]
 
     def _rows_at(self, group: int, moment: Moment | None) -> list[WireRow]:
-        rows = self._source.rows(group)
-        if moment is None or not self._source.may_be_pending(group):
-            return rows
-        schedule = self._schedule(moment.timeline, group)
-        if schedule is None or not schedule.version(moment.elapsed):
-            return rows
-        return schedule.rows_at(rows, moment.elapsed)
+        if moment is not None and self._source.may_be_pending(group):
+            schedule = self._schedule(moment.timeline, group)
+            if schedule is not None and schedule.version(moment.elapsed):
+                return schedule.rows_at(moment.elapsed)
+        return self._source.rows(group)
 
     def _track_index(self) -> dict[IdKey, int]:
         """gsm_track_id → global row number, built on first use.

@@ -71,7 +71,7 @@ class Timeline:
         changes = sorted(
             at for fate in fates for at in (fate.handover_at, fate.final_at) if at is not None
         )
-        return Schedule(self, fates, changes, sms_count)
+        return Schedule(self, rows, fates, changes, sms_count)
 
     def _draw(self, rng: random.Random) -> float:
         if isinstance(self.after, tuple):
@@ -98,14 +98,24 @@ class _Fate:
 
 
 class Schedule:
-    """The changes of one group's pending rows over time."""
+    """The changes of one group's pending rows over time.
 
-    __slots__ = ("_changes", "_fates", "_sms_count", "_timeline")
+    It keeps the group's rows as stored, so that evolving them again as time
+    passes does not draw them again.
+    """
+
+    __slots__ = ("_changes", "_fates", "_rows", "_sms_count", "_timeline")
 
     def __init__(
-        self, timeline: Timeline, fates: list[_Fate], changes: list[float], sms_count: int
+        self,
+        timeline: Timeline,
+        rows: Sequence[WireRow],
+        fates: list[_Fate],
+        changes: list[float],
+        sms_count: int,
     ) -> None:
         self._timeline = timeline
+        self._rows = rows
         self._fates = fates
         self._changes = changes
         self._sms_count = sms_count
@@ -114,8 +124,9 @@ class Schedule:
         """How many changes happened by ``elapsed``: 0 means the rows are as stored."""
         return bisect.bisect_right(self._changes, elapsed)
 
-    def rows_at(self, rows: Sequence[WireRow], elapsed: float) -> list[WireRow]:
+    def rows_at(self, elapsed: float) -> list[WireRow]:
         """The group's rows as they stand ``elapsed`` seconds into the timeline."""
+        rows = self._rows
         evolved = list(rows)
         started = self._timeline.started
         for fate in self._fates:
