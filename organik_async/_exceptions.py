@@ -399,7 +399,7 @@ PROVIDER_CODES: Mapping[int, ProviderCode] = _code_table(
     ProviderCode(
         88,
         "unsupported request name",
-        "Unsupported request_name.",
+        "Unsupported request_name",
         "İstek prosedürü değişkenine geçersiz bir değer verildiğinde bu hata alınır.",
     ),
     ProviderCode(
@@ -479,12 +479,86 @@ PROVIDER_CODES: Mapping[int, ProviderCode] = _code_table(
         "Geçersiz API anahtarı gönderildiğinde alınır.",
         error=AuthenticationError,
     ),
+    ProviderCode(
+        101,
+        "the SMS title (sender name) is incorrect",
+        "The SMS title is incorrect.",
+        "Gönderimde belirttiğiniz başlık sistemde bulunamazsa bu hata alınır.",
+    ),
+    ProviderCode(
+        102,
+        "no valid GSM number",
+        "Couldn't found any valid GSM number",
+        "Gönderimde GSM numarası veya grup ID'si belirtilmediği veya belirtilen GSM "
+        "numaralarının geçersiz olduğu durumlarda bu hata alınır.",
+    ),
+    ProviderCode(
+        103,
+        "insufficient balance",
+        "Insufficient balance",
+        "Gönderim için gerekli kontör yoksa bu hata alınır.",
+    ),
+    ProviderCode(
+        104,
+        "no customer contract for sending SMS",
+        "There is no customer contract for sending SMS.",
+        "SMS gönderimi için gerekli sözleşme yoksa bu hata alınır.",
+    ),
+    ProviderCode(
+        105,
+        "message text not found",
+        "Message text was not found.",
+        "Gönderim isteğinde mesaj metni bulunmazsa bu hata alınır.",
+    ),
+    ProviderCode(
+        106,
+        "message text too long",
+        "Message text is too long.",
+        "SMS mesaj metni olması gerekenden uzun ise bu hata alınır.",
+    ),
+    ProviderCode(
+        107,
+        "SMS title disabled",
+        "This SMS title is disabled.",
+        "Gönderim yapılmak istenen başlık kullanıma kapalı ise bu hata alınır.",
+    ),
+    ProviderCode(
+        108,
+        "insufficient TL balance",
+        "Insufficient TL balance",
+        "Gönderim için gerekli tutarı kadar TL bakiyesi yoksa bu hata alınır.",
+    ),
+    ProviderCode(
+        109,
+        "GSM number on the black list",
+        "The GSM number is on the black list.",
+        "Gönderim yapılan GSM numarası kara listede ise bu hata alınır.",
+    ),
+    ProviderCode(
+        110,
+        "incorrect number",
+        "The number is incorrect.",
+        "Gönderim yapılan GSM numarası yanlış ise bu hata alınır.",
+    ),
+    ProviderCode(
+        111,
+        "GSM number too short or too long",
+        "The GSM number is too short or too long.",
+        "Gönderilen GSM numarası olması gerekenden uzun ya da kısa olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        112,
+        "message text not in BASE64",
+        "Message text is not in BASE64 format.",
+        "Gönderilen mesaj metni base64 formatında değilse bu hata alınır.",
+    ),
 )
-"""Every API-wide error code the provider documents for reports, by code.
+"""Every API-wide error code in the provider's error list, by code.
 
-Source: the provider's ``HATA KODLARI/ERROR_CODES.md``. The ``sendsms`` codes
-(101-112) never answer a report request and are left out: an unknown code is
-an :class:`APIError` with its integer kept.
+Source: the provider's ``HATA KODLARI/ERROR_CODES.md`` (``message`` word for word,
+typos included). Codes 101-112 belong to ``sendsms`` and should never answer a
+report request; they are here so that one that does is still described. An
+unknown code is an :class:`APIError` with its integer kept.
 """
 
 API_ERROR_CODES: Mapping[int, str] = MappingProxyType(

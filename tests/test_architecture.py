@@ -156,7 +156,7 @@ async def test_with_options_changes_settings_and_shares_pools_and_lifecycle() ->
         assert (client.request_format, client.retry.max_retries) == ("json", 3)
         assert view._requester is client._requester  # one set of pools and one state
         rows = await view.detailed_report(transaction_ids=TX[:3])
-        assert rows == fake.dataset.expected(transaction_ids=TX[:3])
+        assert rows == fake.expected(transaction_ids=TX[:3], response_format="xml")
     assert view.is_closed  # closing the client closed its view
 
 

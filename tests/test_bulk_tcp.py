@@ -101,6 +101,7 @@ async def test_every_format_pair_gives_the_same_rows_over_tcp(
     fake: FakeOrganikAPI, request_format: str, response_format: str, xml_wrapped: bool
 ) -> None:
     fake.xml_wrapped = xml_wrapped
+    fake.errorcode_in = frozenset({"json", "xml"})  # every field, in every format
     async with serve(fake) as base_url:
         async with tcp_client(
             base_url,
