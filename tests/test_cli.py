@@ -564,6 +564,28 @@ def test_resume_refetches_a_batch_written_but_not_journaled(
     assert f"{len(DATASET.expected(transaction_ids=TX[:10])):,} in {out}" in err
 
 
+def test_resume_refetches_batches_whose_rows_the_output_lost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A power loss can leave the journal ahead of the output's data: the journal
+    is believed only as far as the output bears it out."""
+    out = tmp_path / "report.jsonl"
+    fake = FakeOrganikAPI(DATASET)
+    with served(fake) as url:
+        command: list[str | Path] = ["fetch", "--base-url", url, "--transaction-ids",
+                                     ids_file(tmp_path, TX[:10]), "-o", out,
+                                     "--batch-size", "1", "--concurrency", "1"]  # fmt: skip
+        assert run(capsys, *command)[0] == 0
+        complete = out.read_bytes()
+        lines = complete.splitlines(keepends=True)
+        out.write_bytes(b"".join(lines[: len(lines) // 2]) + b"\0" * 100)
+        fake.stats.reset()
+        code, err = run(capsys, *command, "--resume")
+    assert code == 0, err
+    assert sorted(out.read_bytes().splitlines()) == sorted(complete.splitlines())
+    assert 0 < fake.stats.requests < 10
+
+
 def test_resume_of_a_complete_job_fetches_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -193,6 +193,7 @@ def _client_options(*, base_url: bool) -> Callable[[F], F]:
             click.option(
                 "--base-url",
                 envvar=BASE_URL_ENV,
+                metavar="URL",
                 show_envvar=True,
                 callback=_check_base_url,
                 help="The API's base URL [default: https://organikapi.com].",

@@ -219,7 +219,7 @@ def render(summary: Summary, console: Console) -> None:
     facts.add_column()
     rows_text = f"{_n(summary.rows_in_output)} in {where} ({summary.format})"
     if summary.rows_in_output != summary.rows_this_run:
-        rows_text += f", {_n(summary.rows_this_run)} of them written by this run"
+        rows_text += f", {_n(summary.rows_this_run)} of them new"
     facts.add_row("rows", Text(rows_text))
     if summary.duplicate_rows_skipped:
         facts.add_row(
