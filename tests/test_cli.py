@@ -234,6 +234,20 @@ def test_a_run_of_one_request_that_fails_still_writes_its_failed_file(
     assert not (tmp_path / "r.jsonl").exists()  # no answer proved the URL good
 
 
+def test_failed_ids_go_where_failed_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    custom = tmp_path / "custom.csv"
+    with served(FakeOrganikAPI(DATASET, faults=[Fault.status(400)])) as url:
+        code, err = run(capsys, "fetch", "--base-url", url, "--transaction-ids",
+                        ids_file(tmp_path, TX[:1]), "-o", tmp_path / "r.jsonl",
+                        "--failed", custom)  # fmt: skip
+    assert code == 1
+    assert custom.read_text().splitlines()[1].startswith(f"transaction_id,{TX[0]},failed")
+    assert not (tmp_path / "r.jsonl.failed.csv").exists()
+    assert f"failed IDs, with their reasons: {custom}" in err
+
+
 def test_a_wrong_key_leaves_an_existing_output_untouched(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -350,6 +364,37 @@ def test_a_csv_column_is_read_as_ids(tmp_path: Path, capsys: pytest.CaptureFixtu
                         "--column", "sent_id", "-o", out)  # fmt: skip
     assert code == 0, err
     assert tracks(rows_of(out)) == tracks(DATASET.expected(transaction_ids=TX[:5]))
+
+
+def test_input_format_lines_reads_a_csv_named_file_as_one_id_a_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = ids_file(tmp_path, TX[:3], "ids.csv")
+    out = tmp_path / "r.jsonl"
+    with served(FakeOrganikAPI(DATASET)) as url:
+        code, err = run(capsys, "fetch", "--base-url", url, "--transaction-ids", ids,
+                        "--input-format", "lines", "-o", out)  # fmt: skip
+        assert code == 0, err
+        code, err = run(capsys, "fetch", "--base-url", url, "--transaction-ids", ids)
+    assert tracks(rows_of(out)) == tracks(DATASET.expected(transaction_ids=TX[:3]))
+    assert code == 2  # read as CSV, its first ID is the header
+    assert "no column 'transaction_id'" in err
+
+
+def test_the_demo_takes_the_options_of_fetch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ORGANIK_API_KEY")
+    out = tmp_path / "demo.csv"
+    code, err = run(capsys, "demo", "--rows", "1500", "--seed", "4", "-o", out,
+                    "--batch-size", "50", "--concurrency", "3", "--retries", "5",
+                    "--summary-json", tmp_path / "s.json")  # fmt: skip
+    assert code == 0, err
+    with out.open(newline="") as stream:
+        written = [r["gsm_track_id"] for r in csv.DictReader(stream)]
+    assert sorted(written) == tracks(list(Dataset.generate(1500, seed=4)))
+    summary = msgspec.json.decode((tmp_path / "s.json").read_bytes(), type=Summary)
+    assert (summary.command, summary.rows_in_output, summary.retries) == ("demo", 1500, 4)
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import shlex
 import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -460,12 +461,14 @@ def _read_json_document(path: Path) -> Tally:
 
 
 def _ui(options: dict[str, Any]) -> Ui:
+    """Messages on stderr; the bar only on a terminal that the rows are not going to."""
     console = Console(stderr=True)
     summary_json = options.get("summary_json")
+    rows_on_terminal = options["output"] == "-" and sys.stdout is not None and sys.stdout.isatty()
     return Ui(
         console,
         quiet=options["quiet"],
-        progress=console.is_terminal and not console.is_dumb_terminal,
+        progress=console.is_terminal and not console.is_dumb_terminal and not rows_on_terminal,
         lang="tr" if options["lang"] == "tr" else "en",
         summary_json=Path(summary_json) if summary_json else None,
     )

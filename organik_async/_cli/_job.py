@@ -263,9 +263,12 @@ async def run_job(
         await _with_signals(fetch, ending, handle_signals)
     finally:
         bar.stop()
-        if total == 0:
-            sink.open()  # nothing to fetch: still leave a whole (maybe empty) report
-        sink.close(pipe_closed=ending.pipe_closed)
+        try:
+            if total == 0:
+                sink.open()  # nothing to fetch: still leave a whole (maybe empty) report
+            sink.close(pipe_closed=ending.pipe_closed)
+        except OSError as exc:  # a full disk, say: the journal still says what is whole
+            ending.unexpected = ending.unexpected or exc
     if ending.pipe_closed:
         return EXIT_PIPE
     for failure in ending.failures:
@@ -279,7 +282,10 @@ async def run_job(
     _report_ending(job, ui, ending, sink)
     summary = _summary(job, ui, state, sink, counts, ending, code, outcome, failed_ids, started)
     if ui.summary_json is not None:
-        write_json(summary, ui.summary_json)
+        try:
+            write_json(summary, ui.summary_json)
+        except OSError as exc:
+            ui.say(f"cannot write the summary to {ui.summary_json}: {exc.strerror or exc}")
     if not ui.quiet:
         render(summary, ui.console)
     if code in (EXIT_SIGINT, EXIT_SIGTERM) or (code == EXIT_AUTH and sink.rows_written):
@@ -295,7 +301,7 @@ async def _with_signals(
     The watcher is in place before ``body`` starts, and stays until it is over,
     so a second Ctrl-C during the clean-up does not break it.
     """
-    if not handle_signals:
+    if not handle_signals or sys.platform == "win32":
         await body()
         return
     scope = anyio.CancelScope()

@@ -65,6 +65,8 @@ class Bar:
                 TimeRemainingColumn(),
                 console=console,
                 refresh_per_second=8,
+                redirect_stdout=False,  # rows may be going to stdout
+                redirect_stderr=False,
             )
             self._task = self._progress.add_task(
                 "fetch", total=total, rows="0", rate="0", flight=0, retries=0, failed=0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -164,6 +165,17 @@ def _chain(
     yield from rest
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not complain."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+
+
 class Sink:
     """Writes each successful batch: unique rows to the output, then its record."""
 
@@ -259,12 +271,11 @@ class Sink:
                 out = self._stdout()
                 out.write(data)
                 out.flush()
-            except BrokenPipeError:
-                raise PipeClosed from None
             except OSError as exc:
-                if exc.errno == errno.EPIPE:
-                    raise PipeClosed from None
-                raise
+                if exc.errno != errno.EPIPE:
+                    raise
+                _silence_stdout()
+                raise PipeClosed from None
         self.size += len(data)
 
     def sync(self) -> None:
