@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -176,9 +176,15 @@ async def fetch_batches(
     failed). IDs are already deduplicated, so the client is asked not to
     remember them again.
     """
-    feeds = {kind: column.feed() for kind, column in sources.items()}
+
+    def feed(kind: str) -> Iterator[Id] | tuple[()]:
+        column = sources.get(kind)
+        return column.feed() if column is not None else ()
+
     async with client.iter_batches(
-        **feeds,  # type: ignore[arg-type]
+        transaction_ids=feed("transaction_ids"),
+        delivery_track_ids=feed("delivery_track_ids"),
+        gsm_track_ids=feed("gsm_track_ids"),
         dedupe=False,
         on_progress=on_progress,
     ) as results:
