@@ -300,6 +300,8 @@ def test_a_missing_or_malformed_key_is_refused_before_sending(
         (["--input-format", "tsv"], "'--input-format'"),
         (["-o", "report.txt"], "'-o' / '--output'"),
         (["-o", "no/such/dir/r.jsonl"], "no such directory"),
+        (["-o", ".", "--format", "csv"], "'.' is a directory"),
+        (["-o", "r.jsonl", "--failed", "no/such/f.csv"], "'--failed'"),
         (["--base-url", "ftp://example.com"], "'--base-url'"),
         (["--resume"], "'--resume'"),
         (["--column", "x"], "--column applies to CSV inputs"),

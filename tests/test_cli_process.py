@@ -113,6 +113,10 @@ def test_a_run_killed_at_60_percent_is_finished_by_resume(
             time.sleep(0.01)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
+        time.sleep(0.2)  # requests the kernel had already sent reach the server
+        while slow_fake.stats.in_flight:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         sent_before = slow_fake.stats.requests
         journal = (tmp_path / "report.jsonl.journal").read_bytes()
         journaled = journal.count(b"\n") - 1  # whole batch records, less the start record

@@ -498,6 +498,8 @@ def _resolve_output(options: dict[str, Any]) -> tuple[Path | None, OutputFormat,
     output = Path(name)
     for path, hint in ((output, "'-o' / '--output'"), (Path(failed_name or name), "'--failed'")):
         folder = path.parent
+        if path.is_dir():
+            raise click.BadParameter(f"{str(path)!r} is a directory", param_hint=hint)
         if not folder.is_dir():
             raise click.BadParameter(f"no such directory: {str(folder)!r}", param_hint=hint)
         if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
