@@ -775,7 +775,9 @@ def test_key_is_never_written(
 ) -> None:
     monkeypatch.setenv("ORGANIK_API_KEY", OTHER_KEY)
     fake = FakeOrganikAPI(
-        DATASET, api_keys=[OTHER_KEY], faults=[Fault.status(500, on_requests={2, 3, 4, 5})]
+        DATASET,
+        api_keys=[OTHER_KEY],
+        faults=[Fault.status(500, retry_after=0, on_requests={2, 3, 4, 5})],
     )
     with served(fake) as url:
         code, err = run(capsys, "fetch", "--base-url", url, "-vv", "--retries", "1",

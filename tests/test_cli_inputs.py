@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from organik_async import DetailedReport
@@ -209,6 +209,7 @@ def test_an_unreadable_file_is_an_input_error(tmp_path: Path) -> None:
         read_inputs([Source("transaction_ids", str(tmp_path))])  # a directory
 
 
+@settings(max_examples=40, deadline=None)
 @given(
     values=st.lists(
         st.one_of(
