@@ -39,6 +39,7 @@ from organik_async import (
     AuthenticationError,
     BulkReportError,
     DetailedReport,
+    IdArguments,
     OrganikClient,
     OrganikError,
 )
@@ -139,7 +140,7 @@ class ReportStore:
         job_id: str,
         rows: Iterable[DetailedReport],
         *,
-        failed_ids: dict[str, list[int | str]] | None = None,
+        failed_ids: IdArguments | None = None,
         reason: str | None = None,
     ) -> int:
         """Write the job's rows and outcome, all or nothing; returns the rows written."""
@@ -202,7 +203,7 @@ async def run_job(client: OrganikClient, store: ReportStore, job: Job) -> tuple[
         )
         return "failed", written
     except OrganikError as exc:  # the job's one request failed
-        failed_ids: dict[str, list[int | str]] = {"transaction_ids": list(job.transaction_ids)}
+        failed_ids: IdArguments = {"transaction_ids": list(job.transaction_ids)}
         return "failed", store.record(job.job_id, [], failed_ids=failed_ids, reason=str(exc))
     return "done", store.record(job.job_id, rows)
 

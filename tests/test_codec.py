@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from organik_async import DetailedReport, Format, _codec
+from organik_async import DetailedReport, Format, IdKind, _codec
 from organik_async._codec import (
     BodyError,
     ProviderError,
@@ -25,6 +25,7 @@ from organik_async._codec import (
     encode_rows_json,
     encode_rows_xml,
 )
+from organik_async._models import canonical_id
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -618,8 +619,8 @@ def test_xml_gsm_track_id_over_the_int_string_limit_stays_a_string() -> None:
     huge = "9" * 5_000  # Python refuses int() of more than 4 300 digits
     [row] = decode_xml(xml_item(gsm_track_id=huge).encode()).rows
     assert row.gsm_track_id == huge
-    assert _codec.canonical_id(huge) == huge
-    assert _codec.canonical_id("9" * 4_300) == int("9" * 4_300)
+    assert canonical_id(huge) == huge
+    assert canonical_id("9" * 4_300) == int("9" * 4_300)
 
 
 def test_json_gsm_track_id_over_the_int_limit_is_a_body_error_as_a_number_kept_as_a_string() -> (
@@ -784,7 +785,7 @@ def test_messages_never_quote_the_body_only_excerpts_do() -> None:
 
 # --- request bodies ----------------------------------------------------------------------
 
-IDS: dict[str, list[int | str]] = {
+IDS: dict[IdKind, list[int | str]] = {
     "transaction_ids": [14094857, 16334701],
     "delivery_track_ids": ["b627ffe79fc148e8ea7425222c4ed8"],
     "gsm_track_ids": [410471976, "16502030-4730-63032793"],

@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, get_args
 
 import anyio
 from anyio.abc import TaskStatus
@@ -34,6 +34,7 @@ from organik_async import (
     BatchFailure,
     BatchResult,
     BulkReportError,
+    IdKind,
     OrganikClient,
     OrganikError,
 )
@@ -350,7 +351,8 @@ def _ids_without_rows(result: BatchResult) -> int:
 
 
 def _whole_batch_failed(columns: Mapping[str, IdColumn], error: OrganikError) -> BatchFailure:
-    ((kind, ids),) = columns.items()
+    ((name, ids),) = columns.items()
+    kind = next(k for k in get_args(IdKind) if k == name)  # the column names are the kinds
     return BatchFailure(0, kind, tuple(ids), "failed", error, error.attempts)
 
 
