@@ -511,11 +511,17 @@ class BulkRun:
             retries=self._tally.retries,
             failures=len(self._tally.failures),
             elapsed=time.perf_counter() - self._started,
+            concurrency=self._concurrency(),
         )
         try:
             callback(progress)
         except Exception as exc:  # the caller's bug: stop, and raise it as is
             self._abort(exc)
+
+    def _concurrency(self) -> int:
+        limit = self._options.concurrency
+        workers = self._options.max_concurrency
+        return workers if limit is None else min(workers, limit.limit)
 
     def outcome_error(self, rows: list[DetailedReport]) -> BaseException | None:
         """The one error a caller sees, if any (see the README's rule)."""

@@ -60,15 +60,33 @@ class IdArguments(TypedDict, total=False):
 
 
 def validate_id(value: object, kind: str) -> Id:
-    """Return ``value`` if it is an ID (int or str), else raise ``TypeError``.
+    """Return ``value`` if it is one ID, else raise ``TypeError`` or ``ValueError``.
 
-    ``bool`` is an ``int`` to Python but never an ID, so it is refused by name.
+    An ID is an ``int`` or a ``str`` (``bool`` is an ``int`` to Python but never
+    an ID, so it is refused by name). A string that cannot be one ID is refused
+    before anything is sent: empty, or holding a comma, whitespace or a control
+    character. The provider's own ASP sample comma-joins IDs into one string;
+    sent as is, that is "no records" and a call silently returns zero rows.
     """
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    if isinstance(value, str):
+        if value and value.isprintable() and " " not in value and "," not in value:
+            return value
+        raise ValueError(f"{kind}: {value!r} is not one ID ({_why_not_one_id(value)})")
+    if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(
             f"{kind} must contain only int or str IDs, got {type(value).__name__}: {value!r}"
         )
     return value
+
+
+def _why_not_one_id(value: str) -> str:
+    if not value:
+        return "it is empty"
+    if "," in value:
+        return "it holds a comma: give each ID as its own item"
+    if any(c.isspace() for c in value):
+        return "it holds whitespace: strip it, or split it into separate IDs"
+    return "it holds a control or other unprintable character"
 
 
 def canonical_id(value: Id) -> Id:
@@ -102,6 +120,10 @@ class DeliveryStatus(enum.IntEnum):
     DELIVERED = 2
     INVALID_NUMBER = 3
     TIMED_OUT = 4
+
+    def __str__(self) -> str:
+        """The name (``DELIVERED``), not the bare number an ``IntEnum`` prints."""
+        return self.name
 
     @property
     def is_final(self) -> bool:
@@ -292,3 +314,6 @@ class Progress(msgspec.Struct, frozen=True):
     retries: int
     failures: int
     elapsed: float
+    concurrency: int = 0
+    """Requests this call may have in flight now: its ``max_concurrency``, or
+    less while the client's adaptive limit is lower (after pushback)."""
