@@ -25,9 +25,11 @@ from ._exceptions import (
     RateLimitError,
     RequestInfo,
     ResponseTooLargeError,
+    StillPendingError,
     TimeoutError,
     TransportError,
 )
+from ._follow import FollowStream
 from ._frames import rows_to_columns
 from ._models import (
     DELIVERY_ERROR_CODES,
@@ -69,6 +71,7 @@ __all__ = [
     "DeliveryStatus",
     "DetailedReport",
     "EndpointUnreachableError",
+    "FollowStream",
     "Format",
     "HTTPErrorAnswer",
     "HTTPStatusError",
@@ -86,6 +89,7 @@ __all__ = [
     "ResponseTooLargeError",
     "RetryPolicy",
     "SettingChanges",
+    "StillPendingError",
     "TimeoutError",
     "TransportError",
     "__version__",

@@ -26,6 +26,7 @@ import httpx
 
 from ._bulk import Batches, BulkOptions, BulkRun, ReportStream, Rows, check_sources, collect
 from ._exceptions import AuthenticationError
+from ._follow import FollowStream
 from ._models import (
     ID_KINDS,
     BatchResult,
@@ -409,6 +410,53 @@ class OrganikClient:
         dedupe = options.get("dedupe", True)
         start = self._prepare((transaction_ids, delivery_track_ids, gsm_track_ids), options)
         return ReportStream(start, lambda results: Batches(results, dedupe))
+
+    def follow_until_final(
+        self,
+        *,
+        transaction_ids: IdSource = (),
+        delivery_track_ids: IdSource = (),
+        gsm_track_ids: IdSource = (),
+        poll_interval: float = 60.0,
+        max_poll_interval: float = 900.0,
+        deadline: float = 24 * 3600.0,
+        **options: Unpack[CallOptions],
+    ) -> FollowStream:
+        """Each row once, when it becomes final, until every row is final::
+
+            async with client.follow_until_final(transaction_ids=ids) as rows:
+                async for row in rows:
+                    ...  # delivered, invalid number or timed out
+
+        The first round asks for the given IDs; later rounds only for the rows
+        still pending, by ``gsm_track_id``, after ``poll_interval`` seconds,
+        doubling up to ``max_poll_interval``. When ``deadline`` seconds have
+        passed with rows still pending, the stream raises
+        :class:`StillPendingError` carrying them. ``options`` apply to every
+        round (a round is a :meth:`detailed_report` call).
+        """
+        check_positive_number("poll_interval", poll_interval)
+        check_positive_number("max_poll_interval", max_poll_interval)
+        check_positive_number("deadline", deadline)
+        sources = (transaction_ids, delivery_track_ids, gsm_track_ids)
+        self._prepare(sources, options)  # refuse bad arguments now, at the call
+        first = dict(zip(ID_KINDS, sources, strict=True))
+
+        async def one_round(ids: Mapping[IdKind, IdSource]) -> list[DetailedReport]:
+            return await self.detailed_report(
+                transaction_ids=ids.get("transaction_ids", ()),
+                delivery_track_ids=ids.get("delivery_track_ids", ()),
+                gsm_track_ids=ids.get("gsm_track_ids", ()),
+                **options,
+            )
+
+        return FollowStream(
+            one_round,
+            first,
+            poll_interval=poll_interval,
+            max_poll_interval=max(max_poll_interval, poll_interval),
+            deadline=deadline,
+        )
 
     def _prepare(
         self, sources: tuple[object, object, object], options: Mapping[str, Any]

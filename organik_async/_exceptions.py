@@ -16,6 +16,8 @@
     ├── DecodeError                 a body that is not valid JSON/XML or not the
     │                               expected shape
     ├── ResponseTooLargeError       a body over ``max_response_bytes``
+    ├── StillPendingError           follow_until_final's deadline passed with
+    │                               rows not final yet
     └── BulkReportError             some batches of a multi-request call failed
         └── ClosedDuringCallError   (also a ClientClosedError) the client was
                                     closed while a multi-request call ran
@@ -59,6 +61,7 @@ __all__ = [
     "RateLimitError",
     "RequestInfo",
     "ResponseTooLargeError",
+    "StillPendingError",
     "TimeoutError",
     "TransportError",
 ]
@@ -260,6 +263,25 @@ class ResponseTooLargeError(OrganikError):
 
     Lower the batch size (fewer IDs per request) or raise the limit.
     """
+
+
+class StillPendingError(OrganikError):
+    """``follow_until_final`` reached its deadline with rows not final yet.
+
+    ``pending`` holds those rows as last seen (status 0 or 1); follow them
+    again later with ``client.follow_until_final(**err.pending_id_arguments)``.
+    """
+
+    pending: list[DetailedReport]
+
+    def __init__(self, message: str, *, pending: Sequence[DetailedReport] = ()) -> None:
+        super().__init__(message)
+        self.pending = list(pending)
+
+    @property
+    def pending_id_arguments(self) -> IdArguments:
+        """The pending rows' ``gsm_track_id``s, as keyword arguments."""
+        return {"gsm_track_ids": [row.gsm_track_id for row in self.pending]}
 
 
 BatchOutcome = Literal["failed", "cancelled", "not_attempted"]
