@@ -116,12 +116,25 @@ class BulkOptions:
 
 
 class _Batch:
-    __slots__ = ("ids", "index", "kind")
+    """Consecutive IDs of one kind; or, for a small call, every ID of every kind."""
 
-    def __init__(self, index: int, kind: IdKind, ids: tuple[Id, ...]) -> None:
+    __slots__ = ("ids", "index", "kind", "mixed")
+
+    def __init__(
+        self,
+        index: int,
+        kind: IdKind,
+        ids: tuple[Id, ...],
+        mixed: dict[IdKind, tuple[Id, ...]] | None = None,
+    ) -> None:
         self.index = index
         self.kind = kind
         self.ids = ids
+        self.mixed = mixed
+
+    @property
+    def parts(self) -> dict[IdKind, tuple[Id, ...]]:
+        return {self.kind: self.ids} if self.mixed is None else self.mixed
 
 
 # --- Reading the input ------------------------------------------------------------------
@@ -186,6 +199,10 @@ class _Batcher:
     async def next_batch(self) -> _Batch | None:
         """The next batch, or ``None`` when every input is exhausted."""
         async with self._lock:
+            if self._index == 0 and (mixed := self._mixed()) is not None:
+                self._sources, self.exhausted, self._index = [], True, 1
+                first = next(iter(mixed))
+                return _Batch(0, first, mixed[first], mixed)
             while True:
                 if self._current is None:
                     if not self._sources:
@@ -202,6 +219,30 @@ class _Batcher:
                 if ids:
                     self._index += 1
                     return _Batch(self._index - 1, kind, tuple(ids))
+
+    def _mixed(self) -> dict[IdKind, tuple[Id, ...]] | None:
+        """Every ID in one request, when the inputs are lists of several kinds that fit.
+
+        A request's size is counted per kind as a share of that kind's batch
+        size: 10 transaction IDs (of 20) and 125 GSM track IDs (of 250) are
+        half a request each, so one full request together.
+        """
+        sized = [(k, s) for k, s in self._sources if isinstance(s, Collection)]
+        if len(sized) < len(self._sources):
+            return None  # a lazy input: its length is unknown
+        sized = [(k, s) for k, s in sized if len(s)]
+        if len(sized) < 2:
+            return None
+        if sum(len(s) / self._sizes.for_kind(k) for k, s in sized) > 1:
+            return None
+        mixed: dict[IdKind, tuple[Id, ...]] = {}
+        for kind, source in sized:
+            ids: list[Id] = []
+            for value in source:
+                self._accept(kind, value, ids)
+            if ids:
+                mixed[kind] = tuple(ids)
+        return mixed if len(mixed) > 1 else None
 
     async def _take(
         self, kind: IdKind, iterator: Iterator[Id] | AsyncIterator[Id], size: int
@@ -243,6 +284,21 @@ class _Batcher:
             closer = getattr(current[1], "aclose", None)
             if closer is not None:
                 await closer()
+
+
+def _kind_of(row: DetailedReport, wanted: Mapping[IdKind, set[Id]]) -> IdKind:
+    """The first kind whose IDs name ``row`` (the first kind asked, if none does)."""
+    for kind, ids in wanted.items():
+        value: Id | None
+        if kind == "transaction_ids":
+            value = row.transaction_id
+        elif kind == "delivery_track_ids":
+            value = row.delivery_track_id
+        else:
+            value = canonical_id(row.gsm_track_id)
+        if value is not None and canonical_id(value) in ids:
+            return kind
+    return next(iter(wanted))
 
 
 def _cut(ids: tuple[Id, ...], size: int | None) -> list[tuple[Id, ...]]:
@@ -330,8 +386,12 @@ class BulkRun:
                 if self._stopping:
                     self._unsent.append(batch)
                     return
-                result = await self._fetch(batch)
-                if result is not None:
+                if batch.mixed is None:
+                    result = await self._fetch(batch)
+                    results = [] if result is None else [result]
+                else:
+                    results = await self._fetch_mixed(batch, batch.mixed)
+                for result in results:
                     try:
                         await send.send(result)
                     except anyio.BrokenResourceError:
@@ -423,6 +483,60 @@ class BulkRun:
         elapsed = time.perf_counter() - started
         return BatchResult(batch.index, batch.kind, tuple(done), rows, attempts, elapsed)
 
+    async def _fetch_mixed(
+        self, batch: _Batch, mixed: dict[IdKind, tuple[Id, ...]]
+    ) -> list[BatchResult]:
+        """A small call's one request with IDs of several kinds: one result per kind.
+
+        Each row goes to the first kind whose IDs name it (a row reached through
+        two kinds is yielded once, as :meth:`_unseen` would leave it anyway).
+        """
+        started = time.perf_counter()
+        attempts = 0
+
+        def count(attempt: int) -> None:
+            nonlocal attempts
+            attempts = attempt
+
+        failure: tuple[BatchOutcome, OrganikError | None] | None = None
+        rows: list[DetailedReport] = []
+        with anyio.CancelScope() as scope:
+            self._in_flight[batch.index] = scope
+            try:
+                rows, attempts = await self._fetch_ids(mixed, count)
+            except AuthenticationError as exc:
+                self._abort(exc)
+                return []
+            except ClientClosedError as exc:
+                failure = ("cancelled", exc)
+                self._stop(exc)
+            except OrganikError as exc:
+                attempts, failure = exc.attempts, ("failed", exc)
+            except Exception as exc:
+                self._abort(exc)
+                return []
+            finally:
+                del self._in_flight[batch.index]
+        if scope.cancelled_caught:
+            failure = ("cancelled" if attempts else "not_attempted", self._stop_reason)
+        self._tally.retries += max(0, attempts - 1)
+        if failure is not None:
+            for kind, ids in mixed.items():
+                self._fail(batch, failure[0], failure[1], attempts, ids, kind)
+            return []
+        by_kind: dict[IdKind, list[DetailedReport]] = {kind: [] for kind in mixed}
+        wanted = {kind: {canonical_id(i) for i in ids} for kind, ids in mixed.items()}
+        for row in rows:
+            by_kind[_kind_of(row, wanted)].append(row)
+        self._tally.rows += len(rows)
+        self._tally.batches_done += 1
+        self._report_progress()
+        elapsed = time.perf_counter() - started
+        return [
+            BatchResult(batch.index, kind, ids, by_kind[kind], attempts, elapsed)
+            for kind, ids in mixed.items()
+        ]
+
     async def _fetch_part(
         self,
         kind: IdKind,
@@ -457,9 +571,11 @@ class BulkRun:
         error: OrganikError | None,
         attempts: int,
         ids: tuple[Id, ...] | None = None,
+        kind: IdKind | None = None,
     ) -> None:
         ids = batch.ids if ids is None else ids
-        failure = BatchFailure(batch.index, batch.kind, ids, outcome, error, attempts)
+        kind = batch.kind if kind is None else kind
+        failure = BatchFailure(batch.index, kind, ids, outcome, error, attempts)
         self._tally.failures.append(failure)
         self._tally.batches_done += 1
         self._report_progress()
@@ -494,9 +610,8 @@ class BulkRun:
             self._abort(exc)
             return
         for batch in sorted(pending, key=lambda b: b.index):
-            self._tally.failures.append(
-                BatchFailure(batch.index, batch.kind, batch.ids, "not_attempted")
-            )
+            for kind, ids in batch.parts.items():
+                self._tally.failures.append(BatchFailure(batch.index, kind, ids, "not_attempted"))
 
     def _report_progress(self) -> None:
         callback = self._options.on_progress

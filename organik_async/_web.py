@@ -38,6 +38,7 @@ from ._exceptions import (
     OrganikError,
     RateLimitError,
     ResponseTooLargeError,
+    StillPendingError,
     TransportError,
 )
 
@@ -124,6 +125,8 @@ def _single_answer(exc: OrganikError, default_retry_after: int) -> HTTPErrorAnsw
         )
     if isinstance(exc, ClientClosedError):
         return HTTPErrorAnswer(status_code=503, detail="the service is shutting down")
+    if isinstance(exc, StillPendingError):
+        return HTTPErrorAnswer(status_code=504, detail="the report was not final in time")
     if isinstance(exc, builtins.TimeoutError):
         return HTTPErrorAnswer(status_code=504, detail=_TIMED_OUT)
     if isinstance(exc, AuthenticationError):

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import anyio
 import pytest
 
-from organik_async import BulkReportError, DeliveryStatus, Progress, instant_retries
+from organik_async import APIError, BulkReportError, DeliveryStatus, Progress, instant_retries
 from organik_async._ratelimit import AdaptiveLimit
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault
 
@@ -156,3 +156,42 @@ def test_a_delivery_status_prints_as_its_name() -> None:
     assert str(DeliveryStatus.DELIVERED) == "DELIVERED"
     assert f"{DeliveryStatus(3)}" == "INVALID_NUMBER"
     assert int(DeliveryStatus.DELIVERED) == 2  # still the provider's integer
+
+
+# --- small calls of several kinds -------------------------------------------------------
+
+
+async def test_a_small_call_of_several_kinds_is_one_request() -> None:
+    fake = FakeOrganikAPI(DATASET)
+    tx, gsm = TX[:2], GSM[-5:]
+    async with fake.client() as client:  # 2/20 + 5/250 of a request: one request
+        rows = await client.detailed_report(transaction_ids=tx, gsm_track_ids=gsm)
+        assert fake.stats.requests == 1
+        assert fake.stats.ids_per_request == {7: 1}
+        expected = DATASET.expected(transaction_ids=tx) + DATASET.expected(gsm_track_ids=gsm)
+        assert sorted(rows, key=str) == sorted(expected, key=str)
+        async with client.iter_batches(transaction_ids=tx, gsm_track_ids=gsm) as batches:
+            results = [result async for result in batches]
+    assert [(r.kind, r.ids) for r in results] == [
+        ("transaction_ids", tuple(tx)),
+        ("gsm_track_ids", tuple(gsm)),
+    ]
+    assert {row.transaction_id for row in results[0].rows} <= set(tx)
+    assert [row.gsm_track_id for row in results[1].rows] == gsm
+
+
+async def test_a_mixed_call_too_big_for_one_request_goes_kind_by_kind() -> None:
+    fake = FakeOrganikAPI(DATASET)
+    async with fake.client() as client:  # 15/20 + 100/250 > one request
+        await client.detailed_report(transaction_ids=TX[:15], gsm_track_ids=GSM[:100])
+    assert fake.stats.ids_per_request == {15: 1, 100: 1}
+
+
+async def test_a_small_mixed_calls_error_is_raised_as_is() -> None:
+    fake = FakeOrganikAPI(DATASET, faults=[Fault.provider_error(97)])
+    async with fake.client() as client:
+        with pytest.raises(APIError) as info:
+            await client.detailed_report(transaction_ids=TX[:1], gsm_track_ids=GSM[:1])
+    assert info.value.code == 97
+    assert info.value.request is not None
+    assert info.value.request.id_count == 2

@@ -28,6 +28,7 @@ from organik_async import (
     RateLimitError,
     RequestInfo,
     ResponseTooLargeError,
+    StillPendingError,
     TimeoutError,
     TransportError,
     http_error_answer,
@@ -68,6 +69,8 @@ def example(cls: type[OrganikError]) -> OrganikError:
     if issubclass(cls, BulkReportError):
         failure = BatchFailure(0, "transaction_ids", (1, 2), "failed", example(APIError))
         return cls(SECRET_TEXT, failures=[failure])
+    if issubclass(cls, StillPendingError):
+        return cls(SECRET_TEXT)
     return cls(SECRET_TEXT, request=INFO)
 
 
@@ -85,6 +88,7 @@ EXPECTED_STATUS: dict[type[OrganikError], int] = {
     BulkReportError: 502,
     ClosedDuringCallError: 503,  # the service is shutting down: try again elsewhere
     EndpointUnreachableError: 502,
+    StillPendingError: 504,
 }
 
 
