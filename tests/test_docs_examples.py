@@ -45,7 +45,9 @@ from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, serve
 
 ROOT = Path(__file__).parent.parent
 SOURCES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
+)
 SNIPPET = re.compile(r'^--8<-- "(?P<path>[^"]+)"$')
 BLOCK_SECONDS = 20
 
