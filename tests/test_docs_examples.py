@@ -227,3 +227,13 @@ def test_every_included_example_is_a_program_the_suite_runs() -> None:
 def test_the_readme_and_the_docs_have_python_blocks_to_run() -> None:
     assert {b.path.name for b in RUNNABLE} >= {"README.md", "settings.md", "concurrency.md"}
     assert len(RUNNABLE) >= 20
+
+
+def test_the_api_reference_documents_every_public_name() -> None:
+    import organik_async.testing
+
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs" / "api").glob("*.md"))
+    shown = set(re.findall(r"^::: ([\w.]+)$", pages, flags=re.M))
+    public = {f"organik_async.{name}" for name in organik_async.__all__}
+    public |= {f"organik_async.testing.{name}" for name in organik_async.testing.__all__}
+    assert public <= shown
