@@ -1,4 +1,4 @@
-"""Sessions: tests (every installed Python 3.11-3.13), lint, typecheck, bench."""
+"""Sessions: tests (every installed Python 3.11-3.13), lint, typecheck, docs, bench."""
 
 from __future__ import annotations
 
@@ -64,6 +64,13 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package, its tests, examples and benchmarks."""
     session.install("-e", ".[test,dev]")
     session.run("mypy", "--strict", *LINTED)
+
+
+@nox.session(python=PYTHONS[0])
+def docs(session: nox.Session) -> None:
+    """The documentation site, built with warnings as errors (its code blocks run in tests)."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
 @nox.session(python=PYTHONS[0])
