@@ -55,13 +55,14 @@ class AdaptiveLimit:
     too many. This is TCP's congestion control for that: start at ``start``
     and grow by one per success (slow start, doubling per round) until the
     first pushback; then halve on pushback (multiplicative decrease, at most
-    once per round: the requests already in flight when the limit fell say
+    once per round: the requests already in flight when the limit fell, and
+    those answered before a full round of answers at the new limit, say
     nothing new) and grow by one per two rounds of successes (additive
     increase), never above ``ceiling``. One limit per client, shared by all
     its calls, as the rate budget is.
     """
 
-    __slots__ = ("_credit", "_limiter", "_round", "_slow_start", "ceiling", "changes")
+    __slots__ = ("_calm", "_credit", "_limiter", "_round", "_slow_start", "ceiling", "changes")
 
     def __init__(self, ceiling: int, *, start: int = 8) -> None:
         self.ceiling = ceiling
@@ -69,6 +70,7 @@ class AdaptiveLimit:
         self._round = 0
         self._slow_start = True
         self._credit = 0.0
+        self._calm = 0
         self.changes = 0
 
     @property
@@ -90,6 +92,7 @@ class AdaptiveLimit:
 
     def succeeded(self) -> None:
         """A request was answered: grow (fast while no pushback was ever seen)."""
+        self._calm = max(0, self._calm - 1)
         limit = self.limit
         if limit >= self.ceiling:
             return
@@ -100,12 +103,15 @@ class AdaptiveLimit:
 
     def pushed_back(self, sent_in_round: int) -> None:
         """The provider said "slow down" to a request sent in ``sent_in_round``."""
-        if sent_in_round != self._round:
-            return  # the limit already fell after this request was sent
+        if sent_in_round != self._round or self._calm:
+            # The limit already fell after this request was sent, or has not yet
+            # seen a full round of answers since it fell: this says nothing new.
+            return
         self._round += 1
         self._slow_start = False
         self._credit = 0.0
         self._set(max(1, self.limit // 2), "the provider asked to slow down")
+        self._calm = self.limit
 
     def _set(self, limit: int, why: str) -> None:
         if limit == self.limit:

@@ -216,6 +216,8 @@ class Requester:
                         if isinstance(outcome, EndpointUnreachableError)
                         else retry.delay_for(outcome, attempt)
                     )
+                    if delay and self._limit_is_the_wait(outcome):
+                        delay = 0.0
                     if delay is None:
                         outcome.attempts = attempt
                         raise outcome
@@ -232,6 +234,21 @@ class Requester:
                 self._active.discard(closing)
         raise ClientClosedError(
             "the client was closed during this request", request=info, attempts=attempt
+        )
+
+    def _limit_is_the_wait(self, error: OrganikError) -> bool:
+        """Whether a refusal is retried as soon as the lowered limit has room.
+
+        A "slow down" that names no ``Retry-After`` has just lowered the
+        adaptive limit: waiting for a slot under it is the backoff. At a limit
+        of one, the retry waits as usual (exponential backoff).
+        """
+        limit = self.concurrency
+        return (
+            limit is not None
+            and limit.limit > 1
+            and is_pushback(error)
+            and getattr(error, "retry_after", None) is None
         )
 
     async def _throttled(

@@ -42,16 +42,20 @@ def test_the_limit_climbs_fast_until_pushback_then_halves_and_climbs_slowly() ->
     assert limit.limit == 16  # slow start: one more per success
     limit.pushed_back(sent_in_round=0)
     assert limit.limit == 8
-    limit.pushed_back(sent_in_round=0)  # sent before the fall: already counted
+    limit.pushed_back(sent_in_round=1)  # no full round of answers at 8 yet: no news
     assert limit.limit == 8
     for _ in range(16):
         limit.succeeded()
     assert limit.limit == 9  # one more per two rounds of successes
+    limit.pushed_back(sent_in_round=0)  # sent before the fall: already counted
+    assert limit.limit == 9
     for _ in range(10_000):
         limit.succeeded()
     assert limit.limit == 64  # never above the ceiling
-    for round_ in range(1, 10):
+    for round_ in range(1, 12):
         limit.pushed_back(sent_in_round=round_)
+        for _ in range(limit.limit):  # a full round of answers at each new limit
+            limit.succeeded()
     assert limit.limit == 1  # never below one
 
 
