@@ -34,7 +34,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Final, Generic, Protocol, Self, TypeVar
+from typing import Final, Generic, Protocol, Self, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskGroup
@@ -178,6 +178,11 @@ class _Batcher:
         self._seen: dict[IdKind, set[Id]] | None = (
             {kind: set() for kind in ID_KINDS} if options.dedupe else None
         )
+        self._validated = frozenset(
+            kind
+            for kind, source in self._sources
+            if isinstance(source, Collection) and not isinstance(source, Iterator)
+        )
         self._lock = anyio.Lock()
         self._current: tuple[IdKind, Iterator[Id] | AsyncIterator[Id]] | None = None
         self._index = 0
@@ -263,9 +268,10 @@ class _Batcher:
         return ids
 
     def _accept(self, kind: IdKind, value: object, ids: list[Id]) -> None:
-        valid = validate_id(value, kind)
+        # Lists were validated whole by check_sources: each ID is checked once.
+        valid = cast(Id, value) if kind in self._validated else validate_id(value, kind)
         if self._seen is not None:
-            key = canonical_id(valid)
+            key = valid if type(valid) is int else canonical_id(valid)
             seen = self._seen[kind]
             if key in seen:
                 return
@@ -357,7 +363,7 @@ class BulkRun:
                     if self._options.timeout is not None:
                         tg.start_soon(self._expire, self._options.timeout)
                     async with anyio.create_task_group() as workers:
-                        for _ in range(self._options.max_concurrency):
+                        for _ in range(self._workers()):
                             workers.start_soon(self._worker, send.clone())
                     tg.cancel_scope.cancel()  # the deadline's watch, if any
                 if self._stopping and self.fatal is None:
@@ -367,6 +373,12 @@ class BulkRun:
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):
                 await self._batcher.aclose()
+
+    def _workers(self) -> int:
+        """``max_concurrency`` workers, or fewer when the input has fewer batches."""
+        estimate = self._batcher.estimate
+        workers = self._options.max_concurrency
+        return workers if estimate is None else max(1, min(workers, estimate))
 
     async def _expire(self, seconds: float) -> None:
         """The call's ``timeout``: when it passes, stop as ``fail_fast`` would."""
@@ -753,7 +765,9 @@ class Results:
 def _unseen(rows: list[DetailedReport], seen: set[Id]) -> Iterator[DetailedReport]:
     """The rows whose ``gsm_track_id`` is not in ``seen``, adding theirs to it."""
     for row in rows:
-        key = canonical_id(row.gsm_track_id)
+        key = row.gsm_track_id
+        if type(key) is not int:
+            key = canonical_id(key)
         if key not in seen:
             seen.add(key)
             yield row
