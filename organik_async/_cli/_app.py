@@ -267,7 +267,7 @@ _until_final_options = _options(
         "--deadline",
         type=click.FloatRange(min=0, min_open=True),
         metavar="SECONDS",
-        help="With --until-final: stop following this long after the first batch phase "
+        help="With --until-final: stop following this long after the batches are done "
         "[default: 3600].",
     ),
 )
