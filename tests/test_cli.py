@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -28,7 +29,14 @@ from organik_async._cli import main
 from organik_async._cli._inputs import InputSet
 from organik_async._cli._job import ClientOptions, Job, Ui, run_job
 from organik_async._cli._summary import Summary
-from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, Fault, serve
+from organik_async.testing import (
+    DEMO_API_KEY,
+    Dataset,
+    FakeOrganikAPI,
+    Fault,
+    ManualClock,
+    serve,
+)
 
 DATASET = Dataset.generate(3_000, seed=5, max_transaction_rows=60)
 TX = DATASET.transaction_ids
@@ -307,6 +315,12 @@ def test_a_missing_or_malformed_key_is_refused_before_sending(
         (["--column", "x"], "--column applies to CSV inputs"),
         (["--transaction-ids", "missing.txt"], "'--transaction-ids'"),
         (["--api-key", "x"], "No such option '--api-key'"),
+        (["--poll-interval", "1"], "'--poll-interval': applies only with --until-final"),
+        (["--deadline", "1"], "'--deadline': applies only with --until-final"),
+        (["--until-final", "--poll-interval", "0"], "'--poll-interval'"),
+        (["--until-final", "--deadline", "-1"], "'--deadline'"),
+        (["--until-final", "--deadline", "x"], "'--deadline'"),
+        (["--until-final", "-o", "r.jsonl", "--resume"], "cannot be resumed"),
     ],
 )
 def test_a_bad_value_is_a_usage_error_naming_its_flag(
@@ -792,3 +806,85 @@ def test_key_is_never_written(
         assert OTHER_KEY.encode() not in data
         assert OTHER_KEY.upper().encode() not in data
     assert os.environ["ORGANIK_API_KEY"] == OTHER_KEY
+
+
+@contextmanager
+def time_passing(clock: ManualClock, *, speed: float) -> Iterator[None]:
+    """The simulator's clock runs ``speed`` times as fast as the real one, from a thread."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.01):
+            clock.advance(0.01 * speed)
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
+
+
+def test_until_final_writes_every_row_once_when_final(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = ManualClock()
+    # Pending rows become final 0.5 to 1 simulated seconds in: 0.25 to 0.5 s of real time.
+    fake = FakeOrganikAPI(DATASET, finalize_after=(0.5, 1.0), clock=clock)
+    expected = DATASET.expected(transaction_ids=TX[:30])
+    pending = [row for row in expected if not row.is_final]
+    assert pending  # the dataset has pending rows to follow
+    out = tmp_path / "report.jsonl"
+    with served(fake) as url, time_passing(clock, speed=2):
+        code, err = run(
+            capsys, "fetch", "--base-url", url, "--transaction-ids", ids_file(tmp_path, TX[:30]),
+            "-o", out, "--until-final", "--poll-interval", "0.05", "--deadline", "30",
+        )  # fmt: skip
+    assert code == 0, err
+    rows = rows_of(out)
+    assert tracks(rows) == tracks(expected)  # each row once
+    assert all(row.is_final for row in rows)
+    assert "pending rows until final" in err
+    assert "organik-report fetch: complete" in err
+    delivered = sum(row.status == DeliveryStatus.DELIVERED for row in rows)
+    assert delivered > sum(row.status == DeliveryStatus.DELIVERED for row in expected)
+    assert f"{delivered:,}" in err  # the summary counts the followed rows by status
+    assert not (tmp_path / "report.jsonl.journal").exists()  # not resumable, so no journal
+    assert not (tmp_path / "report.jsonl.failed.csv").exists()
+
+
+def test_rows_still_pending_at_the_deadline_go_to_the_failed_file_and_finish_from_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = ManualClock()
+    fake = FakeOrganikAPI(DATASET, finalize_after=3600, clock=clock)
+    expected = DATASET.expected(transaction_ids=TX[:30])
+    pending = [row for row in expected if not row.is_final]
+    out = tmp_path / "report.csv"
+    failed = tmp_path / "report.csv.failed.csv"
+    with served(fake) as url:
+        code, err = run(
+            capsys, "fetch", "--base-url", url, "--transaction-ids", ids_file(tmp_path, TX[:30]),
+            "-o", out, "--until-final", "--poll-interval", "0.05", "--deadline", "0.3",
+        )  # fmt: skip
+        assert code == 1, err
+        with out.open(newline="", encoding="utf-8") as stream:
+            written = [r["gsm_track_id"] for r in csv.DictReader(stream)]
+        assert sorted(written) == tracks([row for row in expected if row.is_final])
+        records = list(csv.DictReader(io.StringIO(failed.read_text(encoding="utf-8"))))
+        assert sorted(r["id"] for r in records) == tracks(pending)
+        assert {(r["kind"], r["outcome"], r["reason"]) for r in records} == {
+            ("gsm_track_id", "still_pending", "not final at the deadline")
+        }
+        assert f"{len(pending):,} rows still pending (not final at the deadline)" in err
+        assert "finished with rows still pending" in err
+        # Later, the failed file fed back finishes them.
+        clock.advance(3600)
+        retry = tmp_path / "retry.jsonl"
+        code, err = run(capsys, "fetch", "--base-url", url, "--ids", failed, "-o", retry,
+                        "--until-final", "--failed", tmp_path / "f2.csv")  # fmt: skip
+    assert code == 0, err
+    rows = rows_of(retry)
+    assert tracks(rows) == tracks(pending)
+    assert all(row.is_final for row in rows)

@@ -40,6 +40,7 @@ from ._job import (
     ClientOptions,
     Job,
     Ui,
+    UntilFinal,
     run_job,
 )
 from ._sink import Tally
@@ -247,6 +248,30 @@ def _client_options(*, base_url: bool) -> Callable[[F], F]:
     return _options(*options)
 
 
+_until_final_options = _options(
+    click.option(
+        "--until-final",
+        is_flag=True,
+        help="Write only final rows (delivered, invalid number, timed out); follow the "
+        "pending ones by gsm_track_id and write each when it becomes final. Rows still "
+        "pending at the deadline go to the failed file (exit 1). Cannot be resumed.",
+    ),
+    click.option(
+        "--poll-interval",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="With --until-final: the first wait between rounds, doubling up to 15 minutes "
+        "[default: 60].",
+    ),
+    click.option(
+        "--deadline",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="With --until-final: stop following this long after the batches are done "
+        "[default: 3600].",
+    ),
+)
+
 _ui_options = _options(
     click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary."),
     click.option(
@@ -291,6 +316,7 @@ def cli() -> None:
 @cli.command()
 @_input_options
 @_output_options("-")
+@_until_final_options
 @_client_options(base_url=True)
 @_ui_options
 @click.pass_context
@@ -308,6 +334,7 @@ def fetch(ctx: click.Context, /, **options: Any) -> int:
             "give IDs with --transaction-ids, --delivery-track-ids, --gsm-track-ids or --ids",
             ctx,
         )
+    until = _until_final(options)
     output, fmt, failed = _resolve_output(options)
     if options["column"] and not any(_is_csv(s, options["input_format"]) for s in sources):
         raise click.UsageError("--column applies to CSV inputs (*.csv or --input-format csv)", ctx)
@@ -334,6 +361,7 @@ def fetch(ctx: click.Context, /, **options: Any) -> int:
             api_key=key,
             client=_client(options, options["base_url"]),
             rerun=_rerun(ctx),
+            until_final=until,
         )
         with _client_logging(options["verbose"], ui):
             return anyio.run(run_job, job, ui)
@@ -506,6 +534,27 @@ def _resolve_output(options: dict[str, Any]) -> tuple[Path | None, OutputFormat,
             raise click.BadParameter(f"cannot write {str(path)!r}", param_hint=hint)
     failed = Path(failed_name) if failed_name else output.with_name(output.name + ".failed.csv")
     return output, fmt, failed
+
+
+def _until_final(options: dict[str, Any]) -> UntilFinal | None:
+    """``--until-final`` and its timings, checked: the timings alone are usage errors."""
+    poll, deadline = options["poll_interval"], options["deadline"]
+    if not options["until_final"]:
+        for value, hint in ((poll, "'--poll-interval'"), (deadline, "'--deadline'")):
+            if value is not None:
+                raise click.BadParameter("applies only with --until-final", param_hint=hint)
+        return None
+    if options["resume"]:
+        raise click.BadParameter(
+            "an --until-final run cannot be resumed (its pending rows are kept in memory): "
+            "run it again without --resume, or fetch the failed file with --ids",
+            param_hint="'--resume'",
+        )
+    chosen = UntilFinal()
+    return UntilFinal(
+        poll_interval=chosen.poll_interval if poll is None else poll,
+        deadline=chosen.deadline if deadline is None else deadline,
+    )
 
 
 def _client(options: dict[str, Any], base_url: str | None) -> ClientOptions:

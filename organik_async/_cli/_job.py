@@ -7,8 +7,10 @@ SIGTERM, the output left whole and resumable; 141 (as if killed by SIGPIPE)
 when the reader of standard output goes away, quietly.
 
 Fetching is one function, :func:`fetch_batches`, the only place that talks
-to the client: a future "follow until final" mode replaces it and nothing
-else.
+to the client in batches. With ``--until-final`` (:class:`UntilFinal`) only
+final rows are written from the batches; the pending ones are then followed
+with the client's follow mode (:func:`follow_pending`) and written as they
+become final; those still pending at the deadline go to the failed file.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from organik_async import (
     BatchFailure,
     BatchResult,
     BulkReportError,
+    DetailedReport,
     IdKind,
     OrganikClient,
     OrganikError,
+    StillPendingError,
 )
 from organik_async import Progress as ClientProgress
 
@@ -66,7 +70,9 @@ __all__ = [
     "ClientOptions",
     "Job",
     "Ui",
+    "UntilFinal",
     "fetch_batches",
+    "follow_pending",
     "run_job",
 ]
 
@@ -78,6 +84,18 @@ EXIT_SIGINT: Final = 130
 EXIT_PIPE: Final = 141
 EXIT_SIGTERM: Final = 143
 FAILED_FIELDS: Final = ("kind", "id", "outcome", "attempts", "http_status", "api_code", "reason")
+MAX_POLL_INTERVAL: Final = 900.0
+"""The longest wait between two rounds of ``--until-final`` (the waits double up to it)."""
+AT_DEADLINE: Final = "not final at the deadline"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UntilFinal:
+    """``--until-final``: follow pending rows, asking every ``poll_interval`` seconds
+    (doubling up to :data:`MAX_POLL_INTERVAL`) for at most ``deadline`` seconds."""
+
+    poll_interval: float = 60.0
+    deadline: float = 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +162,7 @@ class Job:
     client: ClientOptions
     rerun: str
     """The command line that resumes this job (shown when it is interrupted)."""
+    until_final: UntilFinal | None = None
 
 
 @dataclass
@@ -155,6 +174,9 @@ class _Ending:
     auth: AuthenticationError | None = None
     pipe_closed: bool = False
     unexpected: BaseException | None = None
+    still_pending: list[DetailedReport] = field(default_factory=list)
+    """``--until-final``: rows not final when following ended."""
+    pending_reason: str = AT_DEADLINE
 
 
 @dataclass
@@ -193,6 +215,38 @@ async def fetch_batches(
             on_result(result)
 
 
+async def follow_pending(
+    client: OrganikClient,
+    pending: dict[Id, DetailedReport],
+    until: UntilFinal,
+    on_final: Callable[[DetailedReport], None],
+) -> str | None:
+    """Follow the ``pending`` rows (by ``gsm_track_id``) until final or the deadline.
+
+    Each row that becomes final goes to ``on_final`` and leaves ``pending``.
+    Returns ``None`` when every row became final, else why the rest did not:
+    the deadline, or the error that stopped the following (authentication
+    refused and a closed pipe are raised as they are).
+    """
+    try:
+        async with client.follow_until_final(
+            gsm_track_ids=[row.gsm_track_id for row in pending.values()],
+            poll_interval=until.poll_interval,
+            max_poll_interval=max(MAX_POLL_INTERVAL, until.poll_interval),
+            deadline=until.deadline,
+        ) as rows:
+            async for row in rows:
+                pending.pop(track_key(row.gsm_track_id), None)
+                on_final(row)
+    except StillPendingError:
+        return AT_DEADLINE
+    except AuthenticationError:
+        raise
+    except OrganikError as exc:
+        return f"not final: following stopped by {type(exc).__name__}: {exc}"
+    return AT_DEADLINE if pending else None
+
+
 async def run_job(
     job: Job,
     ui: Ui,
@@ -204,6 +258,9 @@ async def run_job(
     (:class:`~._inputs.InputError`) before anything is sent or written."""
     started = time.perf_counter()
     state: ResumeState | None = None
+    until = job.until_final
+    if job.resume and until is not None:  # the command line refuses it; callers may not
+        raise ValueError("an --until-final job cannot be resumed")
     if job.resume:
         assert job.output is not None
         present = [kind for kind, ids in job.inputs.columns.items() if len(ids)]
@@ -213,7 +270,7 @@ async def run_job(
     if state is not None:
         kinds |= state.kinds
     keys: set[Id] | None = None
-    if len(kinds) > 1:
+    if len(kinds) > 1 or until is not None:  # until-final: a row may be seen pending, then final
         keys = state.track_keys if state and state.track_keys is not None else set()
     if state is not None and state.cut:
         ui.say(
@@ -227,7 +284,16 @@ async def run_job(
         return EXIT_AUTH
     sizes = {kind: client.batch_sizes.for_kind(kind) for kind in KINDS}
     total = sum(math.ceil(len(ids) / sizes[kind]) for kind, ids in columns.items())
-    sink = Sink(output=job.output, fmt=job.fmt, stdout=stdout, resume=state, track_keys=keys)
+    sink = Sink(
+        output=job.output,
+        fmt=job.fmt,
+        stdout=stdout,
+        resume=state,
+        track_keys=keys,
+        journal=until is None,
+    )
+    pending: dict[Id, DetailedReport] = {}
+    """``--until-final``: the rows seen pending, by ``gsm_track_id``, not written yet."""
     counts = _Counts()
     ending = _Ending()
     bar = Bar(
@@ -239,19 +305,33 @@ async def run_job(
     )
 
     def on_result(result: BatchResult) -> None:
-        sink.accept(result)
+        if until is None:
+            sink.accept(result)
+        else:
+            sink.accept(result, _split_pending(result.rows, pending, keys))
         counts.batches += 1
         counts.retries += result.attempts - 1
         counts.ids_fetched += len(result.ids)
         counts.ids_without_rows += _ids_without_rows(result)
 
+    def on_final(row: DetailedReport) -> None:
+        sink.write_rows([row])
+
     async def fetch() -> None:
         try:
             async with client:
-                if total:
-                    await fetch_batches(client, columns, on_result, bar.update)
-        except BulkReportError as exc:
-            ending.failures = list(exc.failures)
+                try:
+                    if total:
+                        await fetch_batches(client, columns, on_result, bar.update)
+                except BulkReportError as exc:
+                    ending.failures = list(exc.failures)
+                if until is not None and pending:
+                    if not ui.quiet:
+                        ui.say(f"following {len(pending):,} pending rows until final")
+                    reason = await follow_pending(client, pending, until, on_final)
+                    if reason is not None:
+                        ending.pending_reason = reason
+                        ending.still_pending = list(pending.values())
         except AuthenticationError as exc:
             ending.auth = exc
         except PipeClosed:
@@ -282,8 +362,8 @@ async def run_job(
         counts.retries += max(0, failure.attempts - 1)
     code, outcome = _outcome(ending, total)
     failed_ids = sum(len(f.ids) for f in ending.failures)
-    if code == EXIT_FAILURES and ending.failures:
-        _write_failed(job.failed_path, ending.failures, ui)
+    if code == EXIT_FAILURES and (ending.failures or ending.still_pending):
+        _write_failed(job.failed_path, ending, ui)
     elif code == EXIT_OK:
         job.failed_path.unlink(missing_ok=True)
     _report_ending(job, ui, ending, sink)
@@ -366,15 +446,36 @@ def _outcome(ending: _Ending, total: int) -> tuple[int, str]:
         return EXIT_FAILURES, "error"
     if ending.failures:
         return EXIT_FAILURES, "failures"
+    if ending.still_pending:
+        return EXIT_FAILURES, "still_pending"
     return EXIT_OK, "complete" if total else "nothing_to_do"
 
 
-def _write_failed(path: Path, failures: list[BatchFailure], ui: Ui) -> None:
-    """The failed IDs as ``kind,id,...`` CSV (what ``fetch --ids`` reads), written atomically."""
+def _split_pending(
+    rows: list[DetailedReport], pending: dict[Id, DetailedReport], written: set[Id] | None
+) -> list[DetailedReport]:
+    """``--until-final``: the final ``rows`` (to write now); the others go to ``pending``."""
+    final: list[DetailedReport] = []
+    for row in rows:
+        key = track_key(row.gsm_track_id)
+        if row.is_final:
+            final.append(row)
+            pending.pop(key, None)
+        elif written is None or key not in written:
+            pending[key] = row
+    return final
+
+
+def _write_failed(path: Path, ending: _Ending, ui: Ui) -> None:
+    """The failed IDs as ``kind,id,...`` CSV (what ``fetch --ids`` reads), written atomically.
+
+    Rows still pending with ``--until-final`` are listed by ``gsm_track_id``,
+    outcome ``still_pending``: ``fetch --ids FILE --until-final`` finishes them.
+    """
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(FAILED_FIELDS)
-    for failure in sorted(failures, key=lambda f: f.index):
+    for failure in sorted(ending.failures, key=lambda f: f.index):
         _, status, code, reason = failure_fields(failure)
         for value in failure.ids:
             writer.writerow(
@@ -388,6 +489,18 @@ def _write_failed(path: Path, failures: list[BatchFailure], ui: Ui) -> None:
                     ui.scrub(reason),
                 ]
             )
+    for row in ending.still_pending:
+        writer.writerow(
+            [
+                COLUMNS["gsm_track_ids"],
+                row.gsm_track_id,
+                "still_pending",
+                "",
+                "",
+                "",
+                ui.scrub(ending.pending_reason),
+            ]
+        )
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text.getvalue(), encoding="utf-8")
     os.replace(partial, path)
@@ -403,13 +516,19 @@ def _report_ending(job: Job, ui: Ui, ending: _Ending, sink: Sink) -> None:
     elif ending.unexpected is not None:
         error = ending.unexpected
         ui.say(f"stopped by an unexpected error: {type(error).__name__}: {error}")
-        if job.output is not None:
+        if job.output is not None and job.until_final is None:
             ui.say("the output is whole; re-run with --resume to finish the job")
 
 
 def _resume_hint(job: Job, ui: Ui) -> None:
     if job.output is None:
         ui.say("the rows went to standard output, which cannot be resumed: use -o FILE next time")
+        return
+    if job.until_final is not None:
+        ui.say(
+            "an --until-final run cannot be resumed (the pending rows were only in memory): "
+            "run the same command again, without --resume, to fetch and follow everything"
+        )
         return
     stdin = any(source.path == "-" for source in job.inputs.sources)
     more = " (with the same standard input)" if stdin else ""
@@ -457,7 +576,13 @@ def _summary(
         error_codes=error_codes,
         ids=ids,
         failures=group_failures(ending.failures),
-        failed_file=str(job.failed_path) if code == EXIT_FAILURES and ending.failures else None,
+        failed_file=(
+            str(job.failed_path)
+            if code == EXIT_FAILURES and (ending.failures or ending.still_pending)
+            else None
+        ),
+        still_pending=len(ending.still_pending),
+        pending_reason=ending.pending_reason if ending.still_pending else None,
         bad_lines=[ui.scrub(line) for line in inputs.bad_lines],
         requests=counts.batches + counts.retries + sum(1 for f in ending.failures if f.attempts),
         retries=counts.retries,

@@ -187,9 +187,11 @@ class Sink:
         stdout: Callable[[], BinaryIO],
         resume: ResumeState | None,
         track_keys: set[Id] | None,
+        journal: bool = True,
     ) -> None:
         """``track_keys``: the ``gsm_track_id``s already written, when kinds are mixed
-        (``None``: one kind, rows cannot repeat)."""
+        (``None``: one kind, rows cannot repeat). ``journal=False`` (``--until-final``)
+        keeps no journal: the output cannot be resumed, and says so."""
         self.output = output
         self.fmt = fmt
         self._stdout = stdout
@@ -205,6 +207,7 @@ class Sink:
         self.size = 0
         self.tally = Tally()
         self._keys = track_keys
+        self._journaled = journal
 
     # --- opening ------------------------------------------------------------------------
 
@@ -216,7 +219,11 @@ class Sink:
             return
         resume = self._resume
         journal = journal_path(self.output)
-        if resume is None or resume.restart:
+        if not self._journaled:
+            self._file = self.output.open("wb")
+            self._write(self._encoder.header)
+            journal.unlink(missing_ok=True)  # it described an output that is now gone
+        elif resume is None or resume.restart:
             self._file = self.output.open("wb")
             self._write(self._encoder.header)
             self._journal = JournalWriter(journal, fmt=self.fmt, fresh=True)
@@ -231,20 +238,29 @@ class Sink:
 
     # --- writing ------------------------------------------------------------------------
 
-    def accept(self, result: BatchResult) -> None:
-        """One batch: its new rows to the output, flushed, then its journal record."""
+    def accept(self, result: BatchResult, rows: list[DetailedReport] | None = None) -> None:
+        """One batch: its new rows to the output, flushed, then its journal record.
+
+        ``rows`` (default: the batch's) are the ones to write: ``--until-final``
+        writes only the final ones."""
+        written = self.write_rows(result.rows if rows is None else rows)
+        if self._journal is not None:
+            record = BatchRecord(result.kind, list(result.ids), written, self.size)
+            self._journal.append(record)
+            if self._journal.due():
+                self.sync()
+
+    def write_rows(self, rows: list[DetailedReport]) -> int:
+        """Rows not written before to the output, flushed, with no journal record
+        (rows followed until final); how many were new."""
         if not self.opened:
             self.open()
-        rows = self._unique(result.rows)
+        rows = self._unique(rows)
         self._write(self._encoder.encode(rows, self.rows_before + self.rows_written))
         self.rows_written += len(rows)
         for row in rows:
             self.tally.count(row.status, row.errorcode)
-        if self._journal is not None:
-            record = BatchRecord(result.kind, list(result.ids), len(rows), self.size)
-            self._journal.append(record)
-            if self._journal.due():
-                self.sync()
+        return len(rows)
 
     def _unique(self, rows: list[DetailedReport]) -> list[DetailedReport]:
         keys = self._keys

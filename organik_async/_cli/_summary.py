@@ -112,6 +112,10 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     ids: IdCounts | None = None
     failures: list[FailureGroup] = []
     failed_file: str | None = None
+    still_pending: int = 0
+    """``--until-final``: rows not final when following ended (in the failed file, not the
+    output)."""
+    pending_reason: str | None = None
     bad_lines: list[str] = []
     requests: int = 0
     retries: int = 0
@@ -196,6 +200,7 @@ _HEADLINES: Final = {
     "complete": "complete",
     "nothing_to_do": "nothing to fetch: every ID is already in the output",
     "failures": "finished with failures",
+    "still_pending": "finished with rows still pending",
     "interrupted": "interrupted",
     "authentication_refused": "authentication refused",
     "error": "stopped by an error",
@@ -278,10 +283,22 @@ def render(summary: Summary, console: Console) -> None:
         for group in summary.failures:
             failed.add_row(Text(group.cause), _n(group.ids), _n(group.requests))
         console.print(failed)
-    if summary.failed_file:
+    if summary.still_pending:
         console.print(
-            f"failed IDs, with their reasons: {summary.failed_file} "
-            "(re-run with --resume, or fetch them with --ids FILE)",
+            f"{_n(summary.still_pending)} rows still pending ({summary.pending_reason}): "
+            "not in the output; their gsm_track_ids are in the failed file",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    if summary.failed_file:
+        how = (
+            "fetch them with --ids FILE --until-final"
+            if summary.still_pending
+            else "re-run with --resume, or fetch them with --ids FILE"
+        )
+        console.print(
+            f"failed IDs, with their reasons: {summary.failed_file} ({how})",
             highlight=False,
             markup=False,
             soft_wrap=True,
