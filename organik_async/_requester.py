@@ -302,6 +302,13 @@ class Requester:
             return TransportError(
                 f"request failed ({type(exc).__name__})", cause=self._cause(exc), request=info
             )
+        except RuntimeError:
+            # aclose() ran while this request sat in the pool limiter's
+            # cancel-shielded checkpoint: it resumes past the cancellation and
+            # reaches the closed httpx pool, which refuses with a bare RuntimeError.
+            if not self.is_closed:
+                raise
+            return ClientClosedError("the client was closed during this request", request=info)
 
     def _cause(self, exc: Exception) -> str:
         return self.redactor.text(f"{type(exc).__name__}: {exc}")
