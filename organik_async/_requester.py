@@ -283,7 +283,9 @@ class Requester:
                 raw = await _read_capped(response, info, settings.max_response_bytes)
                 return response.status_code, response.headers, raw
         except ResponseTooLargeError as exc:
-            return exc
+            # Without the reading frames: their locals hold the answer's bytes,
+            # which a traceback formatted with its locals would show.
+            return exc.with_traceback(None)
         except httpx.ConnectError as exc:  # refused, name not resolved
             return _CouldNotConnect(
                 f"could not connect ({type(exc).__name__})", cause=self._cause(exc), request=info
