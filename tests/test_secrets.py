@@ -399,6 +399,11 @@ def logged(records: list[logging.LogRecord]) -> Iterator[tuple[str, str]]:
         yield f"{where} attributes", repr(vars(record))
 
 
+def clients(client: OrganikClient) -> list[str]:
+    """What a client shows of itself (its private state holds the key, necessarily)."""
+    return [repr(client), str(client), client.url, client.base_url, repr(vars(client))]
+
+
 def classes(errors: list[BaseException]) -> set[type[BaseException]]:
     found = {type(e) for e in errors}
     for error in errors:
@@ -409,7 +414,10 @@ def classes(errors: list[BaseException]) -> set[type[BaseException]]:
 
 @pytest.mark.parametrize("echo_form", list(ECHOES))
 async def test_the_key_is_shown_nowhere_on_any_error_path(
-    echo_form: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    echo_form: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    recwarn: pytest.WarningsRecorder,
 ) -> None:
     echo = ECHOES[echo_form]
     caplog.set_level(logging.DEBUG)  # the root logger: ours, httpx's, httpcore's, all
@@ -427,7 +435,15 @@ async def test_the_key_is_shown_nowhere_on_any_error_path(
         for where, text in shown_by(error):
             if key_runs(text):
                 found.append(f"{type(error).__name__} {where}: {text!r}")
-    for where, text in [*logged(caplog.records), ("caplog.text", caplog.text)]:
+    client = OrganikClient(KEY, base_url="https://proxy.local/organik")
+    view = client.with_options(request_format="xml", response_format="json")
+    shown = [
+        *[(f"client {n}", text) for n, c in enumerate((client, view)) for text in clients(c)],
+        *logged(caplog.records),
+        ("caplog.text", caplog.text),
+        *[(f"warning {w.category.__name__}", str(w.message)) for w in recwarn],
+    ]
+    for where, text in shown:
         if key_runs(text):
             found.append(f"{where}: {text!r}")
     assert not found, "the key is shown:\n" + "\n".join(found[:10])
