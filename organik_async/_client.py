@@ -76,7 +76,9 @@ def api_key_from_credentials(username: str, password: str) -> str:
 
 
 def _resolve_key(api_key: object) -> Secret:
-    key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+    # Read from the environment straight into a Secret: a plain local would show
+    # the key (a malformed one, say with a trailing newline) in a traceback's locals.
+    key = api_key if api_key is not None else Secret(os.environ.get(API_KEY_ENV) or "")
     if not key:
         raise AuthenticationError(
             f"no API key: pass api_key= or set the {API_KEY_ENV} environment variable"
@@ -98,6 +100,11 @@ def _check_base_url(value: object, redactor: Redactor) -> str:
     if not isinstance(value, str):
         raise ValueError(f"base_url must be a str: {type(value).__name__}")
     shown = redactor.text(value)
+    if shown != value:
+        del value  # it holds the key: no local of this frame may show it
+        raise ValueError(
+            "base_url must not contain the API key: the client puts the key in the path itself"
+        )
     try:
         url = httpx.URL(value)
     except httpx.InvalidURL as exc:
@@ -110,10 +117,6 @@ def _check_base_url(value: object, redactor: Redactor) -> str:
         raise ValueError(f"base_url is not a valid URL (bad host name): {shown!r}")
     if url.query or url.fragment or "?" in value or "#" in value:
         raise ValueError(f"base_url must have no query or fragment: {shown!r}")
-    if shown != value:
-        raise ValueError(
-            "base_url must not contain the API key: the client puts the key in the path itself"
-        )
     if _V2_SEGMENT.search(url.path):
         raise ValueError(
             f"base_url must not contain /v2: the client adds /v2/<key>/detailedreport/ "
@@ -184,6 +187,8 @@ class OrganikClient:
         key = _resolve_key(secret)
         redactor = Redactor(key)
         install_log_filter(redactor)
+        if isinstance(base_url, str) and redactor.text(base_url) != base_url:
+            base_url = Secret(base_url)  # it holds the key (refused below): masked in locals
         url = _check_base_url(base_url, redactor)
         settings = Settings().evolve(
             {

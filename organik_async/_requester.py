@@ -320,7 +320,9 @@ class Requester:
                 raw = await _read_capped(response, info, settings.max_response_bytes)
                 return response.status_code, response.headers, raw
         except ResponseTooLargeError as exc:
-            return exc
+            # Without the reading frames: their locals hold the answer's bytes,
+            # which a traceback formatted with its locals would show.
+            return exc.with_traceback(None)
         except httpx.ConnectError as exc:  # refused, name not resolved
             return _CouldNotConnect(
                 f"could not connect ({type(exc).__name__})", cause=self._cause(exc), request=info
@@ -339,6 +341,13 @@ class Requester:
             return TransportError(
                 f"request failed ({type(exc).__name__})", cause=self._cause(exc), request=info
             )
+        except RuntimeError:
+            # aclose() ran while this request sat in the pool limiter's
+            # cancel-shielded checkpoint: it resumes past the cancellation and
+            # reaches the closed httpx pool, which refuses with a bare RuntimeError.
+            if not self.is_closed:
+                raise
+            return ClientClosedError("the client was closed during this request", request=info)
 
     def _cause(self, exc: Exception) -> str:
         return self.redactor.text(f"{type(exc).__name__}: {exc}")
