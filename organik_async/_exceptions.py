@@ -224,8 +224,9 @@ class TimeoutError(TransportError, builtins.TimeoutError):
 
 class EndpointUnreachableError(TransportError):
     """Connecting failed ``unreachable_after`` times in a row (connection refused,
-    name not resolved, connect timeout): the endpoint is down or wrong, so the call
-    stopped instead of retrying every batch. ``cause`` is the last failure."""
+    name not resolved), with no answer between: the endpoint is down or wrong, so
+    the call stopped instead of retrying every batch. ``cause`` is the last failure.
+    (A connect *timeout* is a :class:`TimeoutError`, retried as usual.)"""
 
 
 class DecodeError(OrganikError):
