@@ -1,5 +1,5 @@
 """What every benchmark shares: CPU pinning, the simulator's server process,
-CPU and memory readings, and Markdown tables.
+CPU and memory readings, Markdown tables, and the results files.
 
 The server always runs in its own process (``python -m organik_async.testing
 serve``) pinned to one CPU, and the client being measured on the other, so
@@ -12,6 +12,7 @@ from a disturbed one.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import platform
@@ -22,11 +23,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final, Self
+
+import msgspec
 
 CLIENT_CPU: Final = 0
 SERVER_CPU: Final = 1
@@ -81,7 +85,12 @@ class CpuUsage:
 
 
 class CpuMeter:
-    """Measures an interval's wall time and who used the CPUs during it."""
+    """Measures an interval's wall time and who used the CPUs during it.
+
+    This process's CPU time comes from ``time.process_time`` (nanosecond
+    resolution); the server's from ``/proc`` (10 ms ticks, enough for the
+    shares of a core that the tables show).
+    """
 
     def __init__(self, server_pid: int) -> None:
         self._server_pid = server_pid
@@ -90,7 +99,7 @@ class CpuMeter:
     def _sample(self) -> tuple[float, float, float, float]:
         return (
             time.perf_counter(),
-            process_cpu_seconds(os.getpid()),
+            time.process_time(),
             process_cpu_seconds(self._server_pid),
             machine_busy_seconds(),
         )
@@ -299,6 +308,68 @@ def machine_lines(pinned: bool) -> list[str]:
         f"- Python {platform.python_version()} ({platform.python_implementation()}); {packages}",
         f"- server: `python -m organik_async.testing serve` in its own process; {pinning}",
     ]
+
+
+def machine_facts(pinned: bool) -> dict[str, Any]:
+    """What a results file records about where and with what it was measured."""
+    packages = (
+        "organik_async", "httpx", "httpcore", "anyio", "msgspec", "xmltodict", "uvicorn", "h11",
+        "aiohttp", "httpx-aiohttp", "orjson", "pydantic", "matplotlib",
+    )  # fmt: skip
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": command_line(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": round(_memory_gib(), 1),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_version()} ({platform.python_implementation()})",
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        "pinned": pinned,
+        "versions": {name: _version(name) for name in packages},
+    }
+
+
+def command_line() -> str:
+    """The command that is running, as a reader would type it."""
+    return "python -m benchmarks" + "".join(f" {a}" for a in sys.argv[1:])
+
+
+RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
+
+
+def write_results(
+    part: str, figures: Any, *, markdown: str, pinned: bool, facts: Mapping[str, Any] | None = None
+) -> Path:
+    """``benchmarks/results/<part>.json``: the machine, the command, the figures and
+    the Markdown made of them (``RESULTS.md`` is assembled from these files)."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    document = {
+        "part": part,
+        "machine": dict(facts) if facts is not None else machine_facts(pinned),
+        "figures": msgspec.to_builtins(figures),
+        "markdown": markdown,
+    }
+    path = RESULTS_DIR / f"{part}.json"
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(document), indent=1) + b"\n")
+    return path
+
+
+def read_results(part: str) -> dict[str, Any] | None:
+    """A part's last results file, or ``None`` if it has not been run."""
+    path = RESULTS_DIR / f"{part}.json"
+    if not path.exists():
+        return None
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+def spread(values: Sequence[float]) -> float:
+    """Half the range of ``values``, relative to their median (0 for fewer than two)."""
+    if len(values) < 2:
+        return 0.0
+    middle = median(values)
+    return (max(values) - min(values)) / 2 / middle if middle else 0.0
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
