@@ -13,6 +13,8 @@ time per request.
 * **httpx post + msgspec decode**: the same, and the row decoded into a
   ``DetailedReport`` (what a minimal typed client must do);
 * **organik_async**: ``await client.detailed_report(gsm_track_ids=[one_id])``;
+  also with ``max_concurrency=1``, which shows what starting the default 8
+  worker tasks for a one-batch call costs;
 * **organik_async + aiohttp transport**; and **aiohttp post** (bytes read), the
   floor of that transport.
 """
@@ -112,6 +114,16 @@ async def organik(url: str) -> AsyncIterator[Send]:
 
 
 @asynccontextmanager
+async def organik_one_worker(url: str) -> AsyncIterator[Send]:
+    async with OrganikClient(DEMO_API_KEY, base_url=url, max_concurrency=1) as client:
+
+        async def send(track_id: int | str) -> int:
+            return len(await client.detailed_report(gsm_track_ids=[track_id]))
+
+        yield send
+
+
+@asynccontextmanager
 async def organik_aiohttp(url: str) -> AsyncIterator[Send]:
     async with OrganikClient(DEMO_API_KEY, base_url=url, transport=AiohttpTransport()) as client:
 
@@ -146,6 +158,11 @@ METHODS: Final = (
     Method("httpx_post", "bare httpx.AsyncClient.post (bytes read)", httpx_post),
     Method("httpx_post_decode", "bare httpx post + msgspec decode", httpx_post_decode),
     Method("organik", "organik_async detailed_report, defaults", organik),
+    Method(
+        "organik_one_worker",
+        "organik_async, max_concurrency=1 (one worker task, not 8)",
+        organik_one_worker,
+    ),
     Method("organik_aiohttp", "organik_async + its aiohttp transport", organik_aiohttp),
     Method("aiohttp_post", "bare aiohttp ClientSession.post (bytes read)", aiohttp_post),
 )

@@ -86,6 +86,19 @@ def _component(filename: str, function: str) -> str:
     return "other Python"
 
 
+async def _fetch_singly(url: str, ids: Sequence[int | str], transport: str) -> int:
+    """The per-request overhead workload: one call per ID, one after the other."""
+    async with OrganikClient(
+        DEMO_API_KEY,
+        base_url=url,
+        transport=AiohttpTransport() if transport == "aiohttp" else None,
+    ) as client:
+        rows = 0
+        for track_id in ids:
+            rows += len(await client.detailed_report(gsm_track_ids=[track_id]))
+    return rows
+
+
 async def _fetch(url: str, ids: Sequence[int | str], concurrency: int, transport: str) -> int:
     async with OrganikClient(
         DEMO_API_KEY,
@@ -108,15 +121,29 @@ def _timed(url: str, ids: Sequence[int | str], c: int, transport: str) -> tuple[
 
 def profile(args: argparse.Namespace, log: Log) -> str:
     ids = list(Dataset.generate(args.rows).gsm_track_ids())
-    requests = -(-len(ids) // 500)
-    warm_requests = min(requests, args.concurrency)
+    if args.singly:
+        ids = ids[: args.singly]
+        requests, warm_requests, batch = len(ids), 0, 1
+    else:
+        requests = -(-len(ids) // 500)
+        warm_requests, batch = min(requests, args.concurrency), 500
+
+    def workload() -> int:
+        if args.singly:
+            return asyncio.run(_fetch_singly(server.url, ids, args.transport))
+        return asyncio.run(_fetch(server.url, ids, args.concurrency, args.transport))
+
     with SimulatorServer(args.rows, pin=args.pin) as server:
         log(f"server up at {server.url}")
-        plain = [_timed(server.url, ids, args.concurrency, args.transport) for _ in range(3)]
-        cpu = sorted(seconds for seconds, _ in plain)[1]
+        plain = []
+        for _ in range(3):
+            started = time.process_time()
+            workload()
+            plain.append(time.process_time() - started)
+        cpu = sorted(plain)[1]
         profiler = cProfile.Profile()
         profiler.enable()
-        rows = asyncio.run(_fetch(server.url, ids, args.concurrency, args.transport))
+        rows = workload()
         profiler.disable()
     if rows != len(ids):
         raise RuntimeError(f"{rows} rows for {len(ids)} IDs")
@@ -126,7 +153,7 @@ def profile(args: argparse.Namespace, log: Log) -> str:
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in raw.values())
     # The profiled run includes the warm-up call (C requests); so does `cpu`.
-    all_rows = len(ids) + warm_requests * 500
+    all_rows = len(ids) + warm_requests * batch
     all_ids = all_rows
     all_requests = requests + warm_requests
     scale = cpu / total
@@ -134,8 +161,13 @@ def profile(args: argparse.Namespace, log: Log) -> str:
     for (filename, _line, function), (_cc, _nc, tottime, _ct, _callers) in raw.items():
         by_component[_component(filename, function)] += tottime
     lines = [
-        f"## Profile: organik_async `detailed_report`, {args.transport} transport, "
-        f"C={args.concurrency}, {len(ids):,} rows by GSM track ID, 500 per request",
+        (
+            f"## Profile: organik_async `detailed_report`, {args.transport} transport, "
+            f"one call per ID, {len(ids):,} calls in sequence"
+            if args.singly
+            else f"## Profile: organik_async `detailed_report`, {args.transport} transport, "
+            f"C={args.concurrency}, {len(ids):,} rows by GSM track ID, 500 per request"
+        ),
         "",
         *machine_lines(args.pin),
         "",
@@ -198,6 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="httpx")
     parser.add_argument("--output", type=Path, help="also write the raw profile here")
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument(
+        "--singly",
+        type=int,
+        metavar="N",
+        help="profile the per-request overhead instead: N calls of one ID each, in sequence",
+    )
     parser.add_argument(
         "--plain",
         type=int,
