@@ -136,7 +136,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="first wait up to this long for other processes to leave the CPUs idle",
+        help="before each part, and each round of e2e and overhead, wait up to this long "
+        "for other processes to leave the CPUs idle",
     )
     args = parser.parse_args(argv)
     args.report_only = args.parts == ["report"]
@@ -181,6 +182,7 @@ def run_e2e_part(args: argparse.Namespace, report: Report, log: Log) -> None:
         methods=args.method_list,
         pin=args.pin,
         log=log,
+        before_round=args.before_round,
     )
     report.add(endtoend.e2e_markdown(points, rows=args.rows, batch=args.batch, rounds=rounds))
     report.figures = {
@@ -194,7 +196,12 @@ def run_e2e_part(args: argparse.Namespace, report: Report, log: Log) -> None:
 def run_overhead_part(args: argparse.Namespace, report: Report, log: Log) -> None:
     rounds = args.rounds or (1 if args.quick else 5)
     points = overhead.run_overhead(
-        requests=args.requests, rounds=rounds, methods=overhead.METHODS, pin=args.pin, log=log
+        requests=args.requests,
+        rounds=rounds,
+        methods=overhead.METHODS,
+        pin=args.pin,
+        log=log,
+        before_round=args.before_round,
     )
     report.add(overhead.overhead_markdown(points, requests=args.requests, rounds=rounds))
     report.figures = {"requests": args.requests, "points": [p.summary() for p in points]}
@@ -427,8 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pin:
         pin_to(CLIENT_CPU)  # the servers are started pinned to the other CPU
     print("\n".join(["## Machine", "", *machine_lines(args.pin)]), flush=True)
-    wait_until_quiet(args.wait_quiet, log)
+    args.before_round = lambda: wait_until_quiet(args.wait_quiet, log) if args.wait_quiet else 0
     for part in args.parts:
+        args.before_round()
         started = time.perf_counter()
         report = Report()
         RUNNERS[part](args, report, log)

@@ -62,11 +62,17 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def machine_busy_seconds() -> float:
-    """CPU time the whole machine spent not idle, all CPUs added (``/proc/stat``)."""
+    """user + nice + system CPU time of the whole machine, all CPUs added (``/proc/stat``).
+
+    irq/softirq time is left out: loopback traffic is processed in softirq
+    context and, with IRQ time accounting, charged to nobody's process, so
+    counting it would flag our own network load as "other processes". Steal
+    (the host running someone else) is left out too: it is noise, but not
+    another process of this machine.
+    """
     with open("/proc/stat", encoding="ascii") as stat:
         values = [int(v) for v in stat.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / _CLOCK_TICKS
+    return (values[0] + values[1] + values[2]) / _CLOCK_TICKS
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,38 @@ class CpuMeter:
         end = self._sample()
         wall, client, server, busy = (b - a for a, b in zip(self._start, end, strict=True))
         return CpuUsage(wall, client, server, max(0.0, busy - client - server))
+
+
+# --- answers ---------------------------------------------------------------------------
+
+
+async def _fetch_answer(fake: Any, ids: list[int | str], fmt: str) -> bytes:
+    import httpx
+    import xmltodict
+
+    from organik_async.testing import DEMO_API_KEY
+
+    body: bytes
+    if fmt == "json":
+        body = msgspec.json.encode({"data": {"gsm_track_ids": ids}})
+    else:
+        body = xmltodict.unparse({"document": {"data": {"gsm_track_ids": ids}}}).encode()
+    async with httpx.AsyncClient(transport=fake.transport(), base_url="http://sim") as http:
+        response = await http.post(f"/v2/{DEMO_API_KEY}/detailedreport/{fmt}/", content=body)
+        response.raise_for_status()
+        return response.content
+
+
+def answer_bodies(rows: int) -> dict[str, bytes]:
+    """The simulator's JSON and XML answers for the first ``rows`` GSM track IDs of
+    ``Dataset.generate(rows)``: the exact bytes it serves, fetched in-process."""
+    import anyio
+
+    from organik_async.testing import Dataset, FakeOrganikAPI
+
+    fake = FakeOrganikAPI(Dataset.generate(rows))
+    ids = list(fake.dataset.gsm_track_ids())
+    return {fmt: anyio.run(_fetch_answer, fake, ids, fmt) for fmt in ("json", "xml")}
 
 
 # --- memory -----------------------------------------------------------------------------

@@ -57,11 +57,13 @@ def _bars(
         for x, height in zip(xs, heights, strict=True):
             axis.annotate(
                 f"{height:,.0f}" if height >= 10 else f"{height:.1f}",
-                (x, height),
+                (x, 0),
                 textcoords="offset points",
-                xytext=(0, 3),
+                xytext=(0, 4),
                 ha="center",
                 fontsize=7,
+                color="white",
+                fontweight="bold",
             )
     axis.set_xticks(range(len(methods)), [SHORT_NAMES.get(m, m) for m in methods], fontsize=8)
     axis.set_title(title, fontsize=10)

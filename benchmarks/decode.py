@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-import anyio
-import httpx
 import msgspec
 import orjson
 import pydantic
@@ -40,9 +38,8 @@ import xmltodict
 
 from organik_async import DetailedReport, Format
 from organik_async._codec import decode_json, decode_xml
-from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI
 
-from ._common import Log, markdown_table, median, spread
+from ._common import Log, answer_bodies, markdown_table, median, spread
 
 DEFAULT_SIZES: Final = (500, 100_000)
 MIN_ROUND_SECONDS: Final = 0.02
@@ -149,19 +146,6 @@ BARE_XML: Final = DECODERS[6].name
 # --- the bodies ---------------------------------------------------------------------------
 
 
-async def _fetch_body(fake: FakeOrganikAPI, ids: list[int | str], fmt: Format) -> bytes:
-    """One answer of the simulator, in-process (no sockets): the exact bytes it serves."""
-    body: bytes
-    if fmt == "json":
-        body = msgspec.json.encode({"data": {"gsm_track_ids": ids}})
-    else:
-        body = xmltodict.unparse({"document": {"data": {"gsm_track_ids": ids}}}).encode()
-    async with httpx.AsyncClient(transport=fake.transport(), base_url="http://sim") as http:
-        response = await http.post(f"/v2/{DEMO_API_KEY}/detailedreport/{fmt}/", content=body)
-        response.raise_for_status()
-        return response.content
-
-
 def _rooted(xml: bytes) -> bytes:
     """The XML body inside a root element, its declaration dropped."""
     if xml.startswith(b"<?xml"):
@@ -171,9 +155,8 @@ def _rooted(xml: bytes) -> bytes:
 
 def bodies(rows: int) -> dict[Format, bytes]:
     """The JSON and the XML answer for the first ``rows`` GSM track IDs."""
-    fake = FakeOrganikAPI(Dataset.generate(rows))
-    ids = list(fake.dataset.gsm_track_ids())
-    return {fmt: anyio.run(_fetch_body, fake, ids, fmt) for fmt in ("json", "xml")}
+    answers = answer_bodies(rows)
+    return {"json": answers["json"], "xml": answers["xml"]}
 
 
 # --- measuring --------------------------------------------------------------------------

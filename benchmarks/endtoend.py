@@ -337,7 +337,10 @@ def run_e2e(
     methods: Sequence[Method],
     pin: bool,
     log: Log,
+    before_round: Callable[[], object] = lambda: None,
 ) -> list[Point]:
+    """Every method at every level, ``rounds`` times, taking turns; ``before_round`` runs
+    before each round (the suite's ``--wait-quiet`` waits there for an idle machine)."""
     dataset_ids = list(Dataset.generate(rows).gsm_track_ids())
     expected = frozenset(str(i) for i in dataset_ids)
     cases = [(m, c) for c in levels for m in methods]
@@ -345,6 +348,7 @@ def run_e2e(
     with SimulatorServer(rows, pin=pin) as server:
         log(f"e2e: {rows:,}-row server up in {server.startup_seconds:.1f}s at {server.url}")
         for round_ in range(rounds):
+            before_round()
             for method, c in cases if round_ % 2 == 0 else cases[::-1]:
                 point = points[(method.key, c)]
                 if point.failure:

@@ -230,13 +230,20 @@ async def _measure(
 
 
 def run_overhead(
-    *, requests: int, rounds: int, methods: Sequence[Method], pin: bool, log: Log
+    *,
+    requests: int,
+    rounds: int,
+    methods: Sequence[Method],
+    pin: bool,
+    log: Log,
+    before_round: Callable[[], object] = lambda: None,
 ) -> list[Point]:
     ids = list(Dataset.generate(DATASET_ROWS).gsm_track_ids())[:requests]
     points = {m.key: Point(m.key, m.name) for m in methods}
     with SimulatorServer(DATASET_ROWS, pin=pin) as server:
         log(f"overhead: server up in {server.startup_seconds:.1f}s at {server.url}")
         for round_ in range(rounds):
+            before_round()
             for method in methods if round_ % 2 == 0 else methods[::-1]:
                 point = points[method.key]
                 if point.failure:
