@@ -15,7 +15,8 @@ being refactored; the proposals are sketches, not the library's code.
 ``scopes``     the price of one anyio cancel scope, and of the async context
                managers around one request
 ``read``       reading a 500-row body: ``aiter_bytes`` chunk loop (today) against
-               ``aread()`` and ``aiter_raw()`` (over TCP, the simulator)
+               ``aread()`` and ``aiter_raw()`` (over TCP, the simulator), on httpx's
+               transport and on the aiohttp one
 ``xml``        xmltodict against the standard library's ElementTree, same body
 """
 
@@ -36,6 +37,7 @@ import anyio
 import httpx
 import msgspec
 import xmltodict
+from httpx_aiohttp import AiohttpTransport
 
 from organik_async import DetailedReport
 from organik_async.testing import DEMO_API_KEY, Dataset
@@ -48,16 +50,20 @@ Result = tuple[str, list[tuple[str, float, str]]]
 """An experiment's title and its lines: (variant, figure, unit)."""
 
 
-def _cpu(function: Callable[[], object], rounds: int = 7) -> float:
-    """Median CPU seconds of ``function()`` over ``rounds`` calls (after one warm call)."""
-    function()
-    times = []
-    for _ in range(rounds):
-        gc.collect()
-        started = time.process_time()
+def _cpu(variants: dict[str, Callable[[], object]], rounds: int = 7) -> dict[str, float]:
+    """Median CPU seconds of each variant's call, the variants taking turns round after
+    round (one warm call each first), so a busy phase of the machine hits them all."""
+    for function in variants.values():
         function()
-        times.append(time.process_time() - started)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    order = list(variants)
+    for round_ in range(rounds):
+        for name in order if round_ % 2 == 0 else order[::-1]:
+            gc.collect()
+            started = time.process_time()
+            variants[name]()
+            times[name].append(time.process_time() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 # --- per-ID bookkeeping -----------------------------------------------------------------
@@ -139,8 +145,8 @@ def _islice(iterator: Iterator[Id], n: int) -> Iterator[Id]:
 
 def experiment_ids(n: int = 200_000) -> Result:
     ids: list[Id] = list(Dataset.generate(n).gsm_track_ids())
-    today = _cpu(lambda: _today_ids(ids, 500))
-    proposed = _cpu(lambda: _one_pass_ids(ids, 500))
+    t = _cpu({"today": lambda: _today_ids(ids, 500), "one": lambda: _one_pass_ids(ids, 500)})
+    today, proposed = t["today"], t["one"]
     return (
         f"Per-ID bookkeeping, {n:,} GSM track IDs (a tenth as strings), batches of 500, dedupe on",
         [
@@ -205,9 +211,14 @@ def _fast_rows_typed(batches: Iterable[list[DetailedReport]]) -> int:
 def experiment_rows(n: int = 200_000) -> Result:
     dataset = list(Dataset.generate(n))
     batches = [dataset[i : i + 500] for i in range(0, n, 500)]
-    today = _cpu(lambda: _today_rows(batches))
-    typed = _cpu(lambda: _fast_rows_typed(batches))
-    bulk = _cpu(lambda: _fast_rows(batches))
+    t = _cpu(
+        {
+            "today": lambda: _today_rows(batches),
+            "typed": lambda: _fast_rows_typed(batches),
+            "bulk": lambda: _fast_rows(batches),
+        }
+    )
+    today, typed, bulk = t["today"], t["typed"], t["bulk"]
     return (
         f"Row dedupe by gsm_track_id, {n:,} rows in batches of 500",
         [
@@ -241,7 +252,8 @@ def experiment_url(n: int = 20_000) -> Result:
         for _ in range(n):
             httpx.URL(url_text)
 
-    t_today, t_pre, t_parse = _cpu(today), _cpu(prebuilt), _cpu(parse_only)
+    t = _cpu({"today": today, "prebuilt": prebuilt, "parse": parse_only})
+    t_today, t_pre, t_parse = t["today"], t["prebuilt"], t["parse"]
     return (
         "Building one request (client.build_request), no network",
         [
@@ -313,7 +325,9 @@ def experiment_scopes(n: int = 50_000) -> Result:
 # --- reading the body ----------------------------------------------------------------------
 
 
-async def _reads(url: str, ids: Sequence[Id], requests: int, rounds: int) -> dict[str, float]:
+async def _reads(
+    url: str, ids: Sequence[Id], requests: int, rounds: int, transport: str
+) -> dict[str, float]:
     path = f"/v2/{DEMO_API_KEY}/detailedreport/json/"
     bodies_ = [
         msgspec.json.encode({"data": {"gsm_track_ids": list(ids[i * 500 : (i + 1) * 500])}})
@@ -321,7 +335,11 @@ async def _reads(url: str, ids: Sequence[Id], requests: int, rounds: int) -> dic
     ]
     headers = {"Content-Type": "application/json"}
     cpu: dict[str, list[float]] = {"aiter_bytes": [], "aread": [], "aiter_raw": []}
-    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+    async with httpx.AsyncClient(
+        base_url=url,
+        timeout=60,
+        transport=AiohttpTransport() if transport == "aiohttp" else None,
+    ) as http:
 
         async def chunks(body: bytes) -> int:
             async with http.stream("POST", path, content=body, headers=headers) as response:
@@ -353,15 +371,19 @@ async def _reads(url: str, ids: Sequence[Id], requests: int, rounds: int) -> dic
 def experiment_read(pin: bool, requests: int = 200, rounds: int = 5) -> Result:
     rows = requests * 500
     ids: list[Id] = list(Dataset.generate(rows).gsm_track_ids())
+    lines = []
     with SimulatorServer(rows, pin=pin) as server:
-        cpu = asyncio.run(_reads(server.url, ids, requests, rounds))
+        for transport in ("httpx", "aiohttp"):
+            cpu = asyncio.run(_reads(server.url, ids, requests, rounds, transport))
+            lines += [
+                (f"{transport}: today, aiter_bytes() chunk loop + join", cpu["aiter_bytes"]),
+                (f"{transport}: aread()", cpu["aread"]),
+                (f"{transport}: aiter_raw() + join (no decoder layer)", cpu["aiter_raw"]),
+            ]
     return (
-        "Reading a 500-row answer (~150 KB) with httpx over TCP, one connection, whole request CPU",
-        [
-            ("today: aiter_bytes() chunk loop + join", cpu["aiter_bytes"] * 1e6, "µs/request"),
-            ("aread()", cpu["aread"] * 1e6, "µs/request"),
-            ("aiter_raw() + join (no decoder layer)", cpu["aiter_raw"] * 1e6, "µs/request"),
-        ],
+        "Reading a 500-row answer (~150 KB) through httpx over TCP, one connection: "
+        "CPU of the whole request",
+        [(label, seconds * 1e6, "µs/request") for label, seconds in lines],
     )
 
 
@@ -404,12 +426,15 @@ def experiment_xml(rows: int = 10_000) -> Result:
     def parse_etree() -> None:
         _etree_items(rooted)
 
-    t = {
-        "xmltodict": _cpu(parse_xmltodict, 3),
-        "etree": _cpu(parse_etree, 3),
-        "xmltodict+convert": _cpu(with_xmltodict, 3),
-        "etree+convert": _cpu(with_etree, 3),
-    }
+    t = _cpu(
+        {
+            "xmltodict": parse_xmltodict,
+            "etree": parse_etree,
+            "xmltodict+convert": with_xmltodict,
+            "etree+convert": with_etree,
+        },
+        rounds=3,
+    )
     return (
         f"XML answer of {rows:,} rows: parse to dicts, then type with msgspec.convert",
         [
