@@ -17,7 +17,8 @@ being refactored; the proposals are sketches, not the library's code.
 ``read``       reading a 500-row body: ``aiter_bytes`` chunk loop (today) against
                ``aread()`` and ``aiter_raw()`` (over TCP, the simulator), on httpx's
                transport and on the aiohttp one
-``xml``        xmltodict against the standard library's ElementTree, same body
+``xml``        xmltodict against the standard library's ElementTree (and lxml, when
+               it is installed), same body
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import importlib
 import statistics
 import sys
 import time
@@ -402,6 +404,14 @@ def _etree_items(body: bytes) -> list[dict[str, Any]]:
     return items
 
 
+def _lxml() -> Any:
+    """lxml's etree if installed (not a dependency of anything here), else None."""
+    try:
+        return importlib.import_module("lxml.etree")
+    except ImportError:
+        return None
+
+
 def experiment_xml(rows: int = 10_000) -> Result:
     payload = bodies(rows)["xml"]
     if payload.startswith(b"<?xml"):
@@ -426,15 +436,22 @@ def experiment_xml(rows: int = 10_000) -> Result:
     def parse_etree() -> None:
         _etree_items(rooted)
 
-    t = _cpu(
-        {
-            "xmltodict": parse_xmltodict,
-            "etree": parse_etree,
-            "xmltodict+convert": with_xmltodict,
-            "etree+convert": with_etree,
-        },
-        rounds=3,
-    )
+    variants: dict[str, Callable[[], object]] = {
+        "xmltodict": parse_xmltodict,
+        "etree": parse_etree,
+        "xmltodict+convert": with_xmltodict,
+        "etree+convert": with_etree,
+    }
+    lxml = _lxml()
+    if lxml is not None:
+
+        def with_lxml() -> None:
+            root = lxml.fromstring(rooted)
+            items = [{child.tag: child.text for child in item} for item in root.iter("item")]
+            convert(items, list[DetailedReport], strict=False)
+
+        variants["lxml+convert"] = with_lxml
+    t = _cpu(variants, rounds=3)
     return (
         f"XML answer of {rows:,} rows: parse to dicts, then type with msgspec.convert",
         [
@@ -442,7 +459,12 @@ def experiment_xml(rows: int = 10_000) -> Result:
             ("ElementTree.fromstring + dict per item", t["etree"] / rows * 1e6, "µs/row"),
             ("xmltodict + msgspec.convert", t["xmltodict+convert"] / rows * 1e6, "µs/row"),
             ("ElementTree + msgspec.convert", t["etree+convert"] / rows * 1e6, "µs/row"),
-        ],
+        ]
+        + (
+            [("lxml.etree + msgspec.convert", t["lxml+convert"] / rows * 1e6, "µs/row")]
+            if "lxml+convert" in t
+            else []
+        ),
     )
 
 
