@@ -43,6 +43,7 @@ from ._common import (
     RESULTS_DIR,
     Log,
     can_pin,
+    machine_facts,
     machine_lines,
     pin_to,
     read_results,
@@ -402,7 +403,7 @@ def assemble_results() -> str:
         versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v != "-")
         sections.append(
             f"## {part}\n\n"
-            f"Measured {machine['date']} with `{machine['command']}`: {machine['cpu_count']} "
+            f"Run on {machine['date']} with `{machine['command']}`: {machine['cpu_count']} "
             f"cores ({machine['cpu_model']}), {machine['memory_gib']} GiB RAM, "
             f"{machine['system']}, Python {machine['python']}; load average at start {load}; "
             f"{'client and server pinned to CPUs 0 and 1' if machine['pinned'] else 'unpinned'}."
@@ -437,6 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.before_round = lambda: wait_until_quiet(args.wait_quiet, log) if args.wait_quiet else 0
     for part in args.parts:
         args.before_round()
+        facts = machine_facts(args.pin)  # the date and load as the part starts
         started = time.perf_counter()
         report = Report()
         RUNNERS[part](args, report, log)
@@ -446,7 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(f"- {v}" for v in report.verdicts), flush=True)
         if not args.quick:
             report.figures["seconds"] = seconds
-            path = write_results(part, report.figures, markdown=report.markdown(), pinned=args.pin)
+            path = write_results(
+                part, report.figures, markdown=report.markdown(), pinned=args.pin, facts=facts
+            )
             log(f"wrote {path}")
     if not args.quick:
         write_report(log)
