@@ -100,10 +100,12 @@ def draw_e2e(document: dict[str, Any], path: Path) -> None:
         1.0,
         "client CPU µs per row (lower is better)",
     )
+    others = max((p["others_share"] for p in points), default=0.0)
     fig.suptitle(
         f"{figures['rows']:,} rows by GSM track ID, {figures['batch']} per request, over TCP; "
         f"median of {figures['rounds']} interleaved runs, bars: min–max; "
-        f"{machine['cpu_count']} cores, client and server on one each ({machine['date'][:10]})",
+        f"{machine['cpu_count']} cores, client and server on one each ({machine['date'][:10]})"
+        + (f"; other processes used up to {others:.0%} of a core" if others > 0.2 else ""),
         fontsize=9,
     )
     fig.tight_layout()
