@@ -1,4 +1,4 @@
-"""Sessions: tests (every installed Python 3.11-3.13), lint, typecheck, bench."""
+"""Sessions: tests (every installed Python 3.11-3.13), lint, typecheck, docs, bench."""
 
 from __future__ import annotations
 
@@ -52,17 +52,25 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check."""
-    session.install("ruff>=0.6")
+    """ruff check, ruff format --check, and the layers contract (import-linter)."""
+    session.install("-e", ".", "ruff>=0.6", "import-linter>=2.1")
     session.run("ruff", "check", *LINTED)
     session.run("ruff", "format", "--check", *LINTED)
+    session.run("lint-imports")
 
 
 @nox.session(python=PYTHONS[0])
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package, its tests, examples and benchmarks."""
     session.install("-e", ".[test,dev]")
-    session.run("mypy", "--strict", "organik_async")
+    session.run("mypy", "--strict", *LINTED)
+
+
+@nox.session(python=PYTHONS[0])
+def docs(session: nox.Session) -> None:
+    """The documentation site, built with warnings as errors (its code blocks run in tests)."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
 @nox.session(python=PYTHONS[0])

@@ -2,8 +2,8 @@
 
 ``python -m benchmarks decode``. The bodies are real answers of the simulator
 (fetched once, in-process, for 500 and 100 000 rows by GSM track ID), so they
-have the provider's shapes: dates with a space, a tenth of the track IDs as
-strings, ``null`` finish dates. Each decoder turns a whole body into rows:
+have the provider's shapes: dates with a space, ``null`` finish dates, the
+simulator's default track IDs. Each decoder turns a whole body into rows:
 
 * **organik_async JSON**: the client's own path (``_codec.decode_json``:
   envelope, error check, rows as frozen ``DetailedReport`` Structs);
@@ -112,10 +112,19 @@ def _ours_xml(body: bytes) -> int:
     return len(decode_xml(body).rows)
 
 
+def xml_items(tree: dict[str, Any]) -> Any:
+    """The ``<item>``s of a parsed answer, bare (the provider's example) or wrapped in
+    ``<response><result>1</result><data>`` (what the simulator answers by default)."""
+    root = tree["root"]
+    if "response" in root:
+        root = root["response"]["data"]
+    return root["item"]
+
+
 def _xmltodict_bare(body: bytes) -> int:
-    # The provider's XML has no root element (bare top-level <item>s), which no
-    # parser accepts: the body is given one, as the client does (see _rooted).
-    items = xmltodict.parse(body)["root"]["item"]
+    # The provider's XML may have no root element (bare top-level <item>s), which
+    # no parser accepts: the body is given one, as the client does (see _rooted).
+    items = xml_items(xmltodict.parse(body))
     return len(items) if isinstance(items, list) else 1
 
 

@@ -200,7 +200,7 @@ async def _measure_once(
             await _timed_repeat(client, wanted, point, server_pid)
         except OrganikError as exc:
             point.failure = f"{type(exc).__name__}: {exc}"
-        point.pools = max(point.pools, len(client._pools.pools))  # httpx pools really used
+        point.pools = max(point.pools, len(client._requester.pools.pools))  # httpx pools used
 
 
 async def _timed_repeat(

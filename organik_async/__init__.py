@@ -3,61 +3,109 @@
 Runs on asyncio and trio (through anyio). Start with :class:`OrganikClient`.
 """
 
-from ._bulk import BatchFailure, BatchResult, BatchSizes, Progress, ReportStream
-from ._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, OrganikClient, api_key_from_credentials
+from types import FunctionType as _FunctionType
+
+from ._bulk import ReportStream
+from ._client import DEFAULT_BASE_URL, OrganikClient, api_key_from_credentials
 from ._exceptions import (
+    API_ERROR_CODES,
+    PROVIDER_CODES,
     APIError,
     AuthenticationError,
+    BatchFailure,
+    BatchOutcome,
     BulkReportError,
     ClientClosedError,
+    ClosedDuringCallError,
     DecodeError,
+    EndpointUnreachableError,
     HTTPStatusError,
     OrganikError,
+    ProviderCode,
     RateLimitError,
     RequestInfo,
     ResponseTooLargeError,
+    StillPendingError,
     TimeoutError,
     TransportError,
 )
+from ._follow import FollowStream
+from ._frames import rows_to_columns
 from ._models import (
-    API_ERROR_CODES,
     DELIVERY_ERROR_CODES,
+    BatchResult,
+    BatchSizes,
     DeliveryErrorCode,
     DeliveryStatus,
     DetailedReport,
     Format,
+    Id,
+    IdArguments,
+    IdKind,
+    IdSource,
+    Progress,
 )
-from ._retry import RetryPolicy
-
-__version__ = "0.1.0"
+from ._options import DEFAULT_TIMEOUT, CallOptions, SettingChanges
+from ._retry import RetryPolicy, instant_retries, is_testing, set_testing
+from ._version import __version__
+from ._web import HTTPErrorAnswer, http_error_answer
 
 __all__ = [
     "API_ERROR_CODES",
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
     "DELIVERY_ERROR_CODES",
+    "PROVIDER_CODES",
     "APIError",
     "AuthenticationError",
     "BatchFailure",
+    "BatchOutcome",
     "BatchResult",
     "BatchSizes",
     "BulkReportError",
+    "CallOptions",
     "ClientClosedError",
+    "ClosedDuringCallError",
     "DecodeError",
     "DeliveryErrorCode",
     "DeliveryStatus",
     "DetailedReport",
+    "EndpointUnreachableError",
+    "FollowStream",
     "Format",
+    "HTTPErrorAnswer",
     "HTTPStatusError",
+    "Id",
+    "IdArguments",
+    "IdKind",
+    "IdSource",
     "OrganikClient",
     "OrganikError",
     "Progress",
+    "ProviderCode",
     "RateLimitError",
     "ReportStream",
     "RequestInfo",
     "ResponseTooLargeError",
     "RetryPolicy",
+    "SettingChanges",
+    "StillPendingError",
     "TimeoutError",
     "TransportError",
+    "__version__",
     "api_key_from_credentials",
+    "http_error_answer",
+    "instant_retries",
+    "is_testing",
+    "rows_to_columns",
+    "set_testing",
 ]
+
+# Public classes and functions say they live here (tracebacks show
+# ``organik_async.DecodeError``), as httpx does; aliases of typing constructs
+# (``Format``, ``IdKind``, ...) have no module of their own to set.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type | _FunctionType):
+        _obj.__module__ = __name__
+del _name, _obj

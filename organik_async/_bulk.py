@@ -20,161 +20,134 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Iterator
+from collections import deque
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Literal, Self, TypeVar
+from typing import Final, Generic, Protocol, Self, TypeVar, cast
 
 import anyio
-import msgspec
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from msgspec.structs import replace
 
-from ._codec import ID_KINDS, canonical_id, validate_id
-from ._exceptions import AuthenticationError, BulkReportError, OrganikError
-from ._models import DetailedReport
-from ._ratelimit import RateLimiter
-from ._retry import RetryPolicy
-
-if TYPE_CHECKING:
-    from ._client import OrganikClient
+from ._exceptions import (
+    AuthenticationError,
+    BatchFailure,
+    BatchOutcome,
+    BulkReportError,
+    ClientClosedError,
+    ClosedDuringCallError,
+    EndpointUnreachableError,
+    OrganikError,
+    TimeoutError,
+)
+from ._models import (
+    ID_KINDS,
+    BatchResult,
+    BatchSizes,
+    DetailedReport,
+    Id,
+    IdKind,
+    IdSource,
+    Progress,
+    canonical_id,
+    validate_id,
+)
+from ._ratelimit import AdaptiveLimit, SizeLimit
+from ._requester import is_too_large
 
 __all__ = [
-    "BatchFailure",
-    "BatchResult",
-    "BatchSizes",
-    "IdSource",
-    "Progress",
+    "Batches",
+    "BulkOptions",
+    "BulkRun",
+    "Fetch",
     "ReportStream",
+    "Results",
+    "Rows",
+    "check_sources",
+    "collect",
 ]
 
-Id = int | str
-IdSource = Iterable[Id] | AsyncIterable[Id]
-"""What each ID argument accepts: any iterable or async iterable of IDs."""
+_CLOSE_WAIT: Final = 5.0
+"""How long a lazy input's ``aclose()`` may take when a call ends early."""
 
 T = TypeVar("T")
 
 
-class BatchSizes(msgspec.Struct, frozen=True, kw_only=True):
-    """IDs per request, per ID kind.
+class Fetch(Protocol):
+    """What the engine calls for each batch: one request, with its retries.
 
-    Conservative, because the provider documents no limit: a transaction or a
-    delivery track ID can stand for thousands of recipient numbers (rows), so
-    those batches are small; a GSM track ID is one row.
+    Returns the rows and the attempts made, or raises the last attempt's
+    :class:`OrganikError` (``attempts`` set). ``on_attempt`` hears each
+    attempt's number as it starts, so a batch cancelled in flight knows how
+    many were sent.
     """
 
-    transaction_ids: int = 20
-    delivery_track_ids: int = 20
-    gsm_track_ids: int = 250
-
-    def __post_init__(self) -> None:
-        for kind in ID_KINDS:
-            if getattr(self, kind) < 1:
-                raise ValueError(f"batch size for {kind} must be >= 1")
-
-    @classmethod
-    def coerce(cls, value: BatchSizes | int) -> BatchSizes:
-        """An int means the same size for every kind."""
-        if isinstance(value, BatchSizes):
-            return value
-        return cls(transaction_ids=value, delivery_track_ids=value, gsm_track_ids=value)
-
-    def for_kind(self, kind: str) -> int:
-        size: int = getattr(self, kind)
-        return size
-
-
-class BatchResult(msgspec.Struct, frozen=True):
-    """One successful request: the IDs asked, the rows, attempts and timing."""
-
-    index: int
-    kind: str
-    ids: tuple[Id, ...]
-    rows: list[DetailedReport]
-    attempts: int
-    elapsed: float
-
-    @property
-    def id_arguments(self) -> dict[str, list[Id]]:
-        """The IDs as keyword arguments: ``client.detailed_report(**result.id_arguments)``."""
-        return {self.kind: list(self.ids)}
-
-
-BatchOutcome = Literal["failed", "cancelled", "not_attempted"]
-
-
-class BatchFailure(msgspec.Struct, frozen=True):
-    """One batch that did not succeed, with its IDs, so they can be retried.
-
-    ``outcome`` is ``"failed"`` (sent, failed after its retries: ``error`` says
-    why), ``"cancelled"`` (in flight when ``fail_fast`` stopped the call) or
-    ``"not_attempted"`` (never sent, after ``fail_fast``).
-    """
-
-    index: int
-    kind: str
-    ids: tuple[Id, ...]
-    outcome: BatchOutcome
-    error: OrganikError | None = None
-    attempts: int = 0
-
-    @property
-    def attempted(self) -> bool:
-        return self.outcome != "not_attempted"
-
-    @property
-    def id_arguments(self) -> dict[str, list[Id]]:
-        """``await client.detailed_report(**failure.id_arguments)`` retries just these."""
-        return {self.kind: list(self.ids)}
-
-
-class Progress(msgspec.Struct, frozen=True):
-    """A snapshot for progress bars and metrics, sent after every batch."""
-
-    batches_done: int
-    batches_total: int | None
-    """Exact once the input has been read to the end; before that an estimate
-    from ``len()`` of sized inputs (duplicates included), or ``None``."""
-    rows: int
-    retries: int
-    failures: int
-    elapsed: float
+    def __call__(
+        self, ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int], object]
+    ) -> Awaitable[tuple[list[DetailedReport], int]]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
 class BulkOptions:
-    """A call's settings, resolved from the client's defaults and its overrides."""
+    """A call's engine settings, already validated by the client's settings."""
 
     batch_sizes: BatchSizes
     max_concurrency: int
-    retry: RetryPolicy
-    rate_limiter: RateLimiter | None = None
     fail_fast: bool = False
     dedupe: bool = True
     on_progress: Callable[[Progress], object] | None = None
+    timeout: float | None = None
+    concurrency: AdaptiveLimit | None = None
+    """The client's adaptive limit, shown in :class:`Progress`."""
+    sizes: SizeLimit | None = None
+    """The client's learned request size: batches refused as too large are split."""
 
-    def __post_init__(self) -> None:
-        if self.max_concurrency < 1:
-            raise ValueError("max_concurrency must be >= 1")
 
+class _Batch:
+    """Consecutive IDs of one kind; or, for a small call, every ID of every kind."""
 
-class _Batch(msgspec.Struct, frozen=True):
-    index: int
-    kind: str
-    ids: tuple[Id, ...]
+    __slots__ = ("ids", "index", "kind", "mixed")
+
+    def __init__(
+        self,
+        index: int,
+        kind: IdKind,
+        ids: tuple[Id, ...],
+        mixed: dict[IdKind, tuple[Id, ...]] | None = None,
+    ) -> None:
+        self.index = index
+        self.kind = kind
+        self.ids = ids
+        self.mixed = mixed
+
+    @property
+    def parts(self) -> dict[IdKind, tuple[Id, ...]]:
+        return {self.kind: self.ids} if self.mixed is None else self.mixed
 
 
 # --- Reading the input ------------------------------------------------------------------
 
 
-def check_sources(sources: dict[str, object]) -> dict[str, IdSource]:
+def check_sources(sources: Mapping[IdKind, object]) -> dict[IdKind, IdSource]:
     """Refuse arguments that are not ID iterables, before anything is sent.
 
     Sized collections (lists, tuples, sets) are validated whole, up front, so
     a bad ID in a list fails the call before any request; lazy inputs are
     validated as they are read.
     """
-    checked: dict[str, IdSource] = {}
+    checked: dict[IdKind, IdSource] = {}
     for kind, source in sources.items():
         if isinstance(source, str | bytes | bytearray) or not isinstance(
             source, Iterable | AsyncIterable
@@ -197,16 +170,21 @@ class _Batcher:
     batch is always consecutive IDs of one kind.
     """
 
-    def __init__(self, sources: dict[str, IdSource], options: BulkOptions) -> None:
-        self._sources: list[tuple[str, IdSource]] = [
+    def __init__(self, sources: Mapping[IdKind, IdSource], options: BulkOptions) -> None:
+        self._sources: list[tuple[IdKind, IdSource]] = [
             (kind, sources[kind]) for kind in ID_KINDS if kind in sources
         ]
         self._sizes = options.batch_sizes
-        self._seen: dict[str, set[Id]] | None = (
+        self._seen: dict[IdKind, set[Id]] | None = (
             {kind: set() for kind in ID_KINDS} if options.dedupe else None
         )
+        self._validated = frozenset(
+            kind
+            for kind, source in self._sources
+            if isinstance(source, Collection) and not isinstance(source, Iterator)
+        )
         self._lock = anyio.Lock()
-        self._current: tuple[str, Iterator[Id] | AsyncIterator[Id]] | None = None
+        self._current: tuple[IdKind, Iterator[Id] | AsyncIterator[Id]] | None = None
         self._index = 0
         self.exhausted = False
         self.estimate = self._estimate()
@@ -226,6 +204,10 @@ class _Batcher:
     async def next_batch(self) -> _Batch | None:
         """The next batch, or ``None`` when every input is exhausted."""
         async with self._lock:
+            if self._index == 0 and (mixed := self._mixed()) is not None:
+                self._sources, self.exhausted, self._index = [], True, 1
+                first = next(iter(mixed))
+                return _Batch(0, first, mixed[first], mixed)
             while True:
                 if self._current is None:
                     if not self._sources:
@@ -243,8 +225,32 @@ class _Batcher:
                     self._index += 1
                     return _Batch(self._index - 1, kind, tuple(ids))
 
+    def _mixed(self) -> dict[IdKind, tuple[Id, ...]] | None:
+        """Every ID in one request, when the inputs are lists of several kinds that fit.
+
+        A request's size is counted per kind as a share of that kind's batch
+        size: 10 transaction IDs (of 20) and 125 GSM track IDs (of 250) are
+        half a request each, so one full request together.
+        """
+        sized = [(k, s) for k, s in self._sources if isinstance(s, Collection)]
+        if len(sized) < len(self._sources):
+            return None  # a lazy input: its length is unknown
+        sized = [(k, s) for k, s in sized if len(s)]
+        if len(sized) < 2:
+            return None
+        if sum(len(s) / self._sizes.for_kind(k) for k, s in sized) > 1:
+            return None
+        mixed: dict[IdKind, tuple[Id, ...]] = {}
+        for kind, source in sized:
+            ids: list[Id] = []
+            for value in source:
+                self._accept(kind, value, ids)
+            if ids:
+                mixed[kind] = tuple(ids)
+        return mixed if len(mixed) > 1 else None
+
     async def _take(
-        self, kind: str, iterator: Iterator[Id] | AsyncIterator[Id], size: int
+        self, kind: IdKind, iterator: Iterator[Id] | AsyncIterator[Id], size: int
     ) -> list[Id]:
         ids: list[Id] = []
         while len(ids) < size:
@@ -261,15 +267,51 @@ class _Batcher:
                 self._accept(kind, value, ids)
         return ids
 
-    def _accept(self, kind: str, value: object, ids: list[Id]) -> None:
-        valid = validate_id(value, kind)
+    def _accept(self, kind: IdKind, value: object, ids: list[Id]) -> None:
+        # Lists were validated whole by check_sources: each ID is checked once.
+        valid = cast(Id, value) if kind in self._validated else validate_id(value, kind)
         if self._seen is not None:
-            key = canonical_id(valid)
+            key = valid if type(valid) is int else canonical_id(valid)
             seen = self._seen[kind]
             if key in seen:
                 return
             seen.add(key)
         ids.append(valid)
+
+    async def aclose(self) -> None:
+        """Close the async iterator being read, if the call ends before its end.
+
+        An async generator left half-read would be finalised by the event loop
+        later, in a task of its own; closing it here keeps "nothing runs after
+        the call" true.
+        """
+        current, self._current = self._current, None
+        if current is not None:
+            closer = getattr(current[1], "aclose", None)
+            if closer is not None:
+                await closer()
+
+
+def _kind_of(row: DetailedReport, wanted: Mapping[IdKind, set[Id]]) -> IdKind:
+    """The first kind whose IDs name ``row`` (the first kind asked, if none does)."""
+    for kind, ids in wanted.items():
+        value: Id | None
+        if kind == "transaction_ids":
+            value = row.transaction_id
+        elif kind == "delivery_track_ids":
+            value = row.delivery_track_id
+        else:
+            value = canonical_id(row.gsm_track_id)
+        if value is not None and canonical_id(value) in ids:
+            return kind
+    return next(iter(wanted))
+
+
+def _cut(ids: tuple[Id, ...], size: int | None) -> list[tuple[Id, ...]]:
+    """``ids`` in consecutive pieces of at most ``size`` (whole when ``None``)."""
+    if size is None or len(ids) <= size:
+        return [ids]
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def _iterate(source: IdSource) -> Iterator[Id] | AsyncIterator[Id]:
@@ -293,9 +335,9 @@ class BulkRun:
     """One call's batches, workers and bookkeeping."""
 
     def __init__(
-        self, client: OrganikClient, sources: dict[str, IdSource], options: BulkOptions
+        self, fetch: Fetch, sources: Mapping[IdKind, IdSource], options: BulkOptions
     ) -> None:
-        self._client = client
+        self._fetch_ids = fetch
         self._options = options
         self._batcher = _Batcher(sources, options)
         self._tally = _Tally()
@@ -306,6 +348,7 @@ class BulkRun:
         self.fatal: BaseException | None = None
         self._scope: anyio.CancelScope | None = None
         self._reported_total: int | None = None
+        self._stop_reason: OrganikError | None = None
 
     @property
     def batch_count(self) -> int:
@@ -313,15 +356,34 @@ class BulkRun:
 
     async def run(self, send: MemoryObjectSendStream[BatchResult]) -> None:
         """Fetch every batch; send results; record failures. Never raises."""
-        async with send:
-            async with anyio.create_task_group() as tg:
-                self._scope = tg.cancel_scope
-                for _ in range(self._options.max_concurrency):
-                    tg.start_soon(self._worker, send.clone())
-            if self._stopping and self.fatal is None:
-                await self._drain()
-            if self.fatal is None and self._reported_total != self._batcher.batches_made:
-                self._report_progress()  # the total became exact after the last batch
+        try:
+            async with send:
+                async with anyio.create_task_group() as tg:
+                    self._scope = tg.cancel_scope
+                    if self._options.timeout is not None:
+                        tg.start_soon(self._expire, self._options.timeout)
+                    async with anyio.create_task_group() as workers:
+                        for _ in range(self._workers()):
+                            workers.start_soon(self._worker, send.clone())
+                    tg.cancel_scope.cancel()  # the deadline's watch, if any
+                if self._stopping and self.fatal is None:
+                    await self._drain()
+                if self.fatal is None and self._reported_total != self._batcher.batches_made:
+                    self._report_progress()  # the total became exact after the last batch
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):
+                await self._batcher.aclose()
+
+    def _workers(self) -> int:
+        """``max_concurrency`` workers, or fewer when the input has fewer batches."""
+        estimate = self._batcher.estimate
+        workers = self._options.max_concurrency
+        return workers if estimate is None else max(1, min(workers, estimate))
+
+    async def _expire(self, seconds: float) -> None:
+        """The call's ``timeout``: when it passes, stop as ``fail_fast`` would."""
+        await anyio.sleep(seconds)
+        self._stop(TimeoutError(f"the call's timeout of {seconds:g} s expired"))
 
     async def _worker(self, send: MemoryObjectSendStream[BatchResult]) -> None:
         async with send:
@@ -336,60 +398,197 @@ class BulkRun:
                 if self._stopping:
                     self._unsent.append(batch)
                     return
-                result = await self._fetch(batch)
-                if result is not None:
-                    await send.send(result)
+                if batch.mixed is None:
+                    result = await self._fetch(batch)
+                    results = [] if result is None else [result]
+                else:
+                    results = await self._fetch_mixed(batch, batch.mixed)
+                for result in results:
+                    try:
+                        await send.send(result)
+                    except anyio.BrokenResourceError:
+                        # The consumer left (asyncio's own task.cancel() closes its end
+                        # before our task group is cancelled): no one to hand it to.
+                        return
 
     async def _fetch(self, batch: _Batch) -> BatchResult | None:
+        """Fetch one batch; one refused for its size is split, and fetched in parts.
+
+        Returns the result for the IDs answered (all of them, normally); IDs
+        left over by a failure or a stop are recorded as a :class:`BatchFailure`.
+        """
         started = time.perf_counter()
-        attempts = 0
-        error: OrganikError | None = None
+        sizes = self._options.sizes
+        pending = deque(_cut(batch.ids, None if sizes is None else sizes.cap))
         rows: list[DetailedReport] = []
+        done: list[Id] = []
+        attempts = retries = current = 0
+        part: tuple[Id, ...] = ()
 
         def count(attempt: int) -> None:
-            nonlocal attempts
-            attempts = attempt  # known even if this fetch is cancelled
+            nonlocal current
+            current = attempt  # known even if this fetch is cancelled
 
+        def leftover() -> tuple[Id, ...]:
+            return (*part, *(i for p in pending for i in p))
+
+        failure: tuple[BatchOutcome, OrganikError | None] | None = None
         with anyio.CancelScope() as scope:
             self._in_flight[batch.index] = scope
             try:
-                rows, attempts = await self._client._fetch_batch(
-                    {batch.kind: list(batch.ids)},
-                    retry=self._options.retry,
-                    rate_limiter=self._options.rate_limiter,
-                    on_attempt=count,
-                )
+                while pending:
+                    part, current = pending.popleft(), 0
+                    cap = None if sizes is None else sizes.cap
+                    if cap is not None and len(part) > cap:  # learned since the cut
+                        pending.extendleft(reversed(_cut(part, cap)))
+                        continue
+                    try:
+                        got, sent = await self._fetch_part(batch.kind, part, sizes, count)
+                    except OrganikError as exc:
+                        if sizes is None or len(part) == 1 or not is_too_large(exc):
+                            raise
+                        attempts += exc.attempts
+                        sizes.refused(len(part))
+                        pending.extendleft(reversed(_cut(part, (len(part) + 1) // 2)))
+                        continue
+                    if got is None:  # the size learned while waiting to probe
+                        pending.appendleft(part)
+                        continue
+                    attempts, retries = attempts + sent, retries + sent - 1
+                    rows.extend(got)
+                    done.extend(part)
+                    part = ()
             except AuthenticationError as exc:
                 self._abort(exc)  # every other batch would fail the same way
                 return None
+            except ClientClosedError as exc:  # aclose() during the call
+                attempts, retries = attempts + exc.attempts, retries + max(0, exc.attempts - 1)
+                failure = ("cancelled", exc)
+                self._stop(exc)
+            except EndpointUnreachableError as exc:  # every other batch would wait to fail
+                attempts, retries = attempts + exc.attempts, retries + max(0, exc.attempts - 1)
+                failure = ("failed", exc)
+                self._stop(exc)
             except OrganikError as exc:
-                error, attempts = exc, exc.attempts
+                attempts, retries = attempts + exc.attempts, retries + max(0, exc.attempts - 1)
+                failure = ("failed", exc)
+                if self._options.fail_fast:
+                    self._stop_fast()
             except Exception as exc:
                 self._abort(exc)
                 return None
             finally:
                 del self._in_flight[batch.index]
         if scope.cancelled_caught:
-            self._fail(batch, "cancelled", None, attempts)
-            return None
-        if error is not None:
-            self._fail(batch, "failed", error, attempts)
-            if self._options.fail_fast:
-                self._stop_fast()
+            attempts, retries = attempts + current, retries + max(0, current - 1)
+            # Stopped while waiting its turn (a limiter, a probe): nothing was sent.
+            failure = ("cancelled" if attempts else "not_attempted", self._stop_reason)
+        self._tally.retries += retries
+        if failure is not None:
+            self._fail(batch, failure[0], failure[1], attempts, leftover())
+        if not done:
             return None
         self._tally.rows += len(rows)
-        self._tally.retries += attempts - 1
+        if failure is None:
+            self._tally.batches_done += 1
+            self._report_progress()
+        elapsed = time.perf_counter() - started
+        return BatchResult(batch.index, batch.kind, tuple(done), rows, attempts, elapsed)
+
+    async def _fetch_mixed(
+        self, batch: _Batch, mixed: dict[IdKind, tuple[Id, ...]]
+    ) -> list[BatchResult]:
+        """A small call's one request with IDs of several kinds: one result per kind.
+
+        Each row goes to the first kind whose IDs name it (a row reached through
+        two kinds is yielded once, as :meth:`_unseen` would leave it anyway).
+        """
+        started = time.perf_counter()
+        attempts = 0
+
+        def count(attempt: int) -> None:
+            nonlocal attempts
+            attempts = attempt
+
+        failure: tuple[BatchOutcome, OrganikError | None] | None = None
+        rows: list[DetailedReport] = []
+        with anyio.CancelScope() as scope:
+            self._in_flight[batch.index] = scope
+            try:
+                rows, attempts = await self._fetch_ids(mixed, count)
+            except AuthenticationError as exc:
+                self._abort(exc)
+                return []
+            except ClientClosedError as exc:
+                failure = ("cancelled", exc)
+                self._stop(exc)
+            except OrganikError as exc:
+                attempts, failure = exc.attempts, ("failed", exc)
+            except Exception as exc:
+                self._abort(exc)
+                return []
+            finally:
+                del self._in_flight[batch.index]
+        if scope.cancelled_caught:
+            failure = ("cancelled" if attempts else "not_attempted", self._stop_reason)
+        self._tally.retries += max(0, attempts - 1)
+        if failure is not None:
+            for kind, ids in mixed.items():
+                self._fail(batch, failure[0], failure[1], attempts, ids, kind)
+            return []
+        by_kind: dict[IdKind, list[DetailedReport]] = {kind: [] for kind in mixed}
+        wanted = {kind: {canonical_id(i) for i in ids} for kind, ids in mixed.items()}
+        for row in rows:
+            by_kind[_kind_of(row, wanted)].append(row)
+        self._tally.rows += len(rows)
         self._tally.batches_done += 1
         self._report_progress()
         elapsed = time.perf_counter() - started
-        return BatchResult(batch.index, batch.kind, batch.ids, rows, attempts, elapsed)
+        return [
+            BatchResult(batch.index, kind, ids, by_kind[kind], attempts, elapsed)
+            for kind, ids in mixed.items()
+        ]
+
+    async def _fetch_part(
+        self,
+        kind: IdKind,
+        ids: tuple[Id, ...],
+        sizes: SizeLimit | None,
+        count: Callable[[int], object],
+    ) -> tuple[list[DetailedReport] | None, int]:
+        """One request; one of a size not yet seen to work goes alone (a probe).
+
+        Returns ``(None, 0)`` when, while waiting to probe, a smaller size was
+        learned: the caller cuts the IDs again before sending anything.
+        """
+        if sizes is None:
+            return await self._fetch_ids({kind: ids}, count)
+        if not sizes.proven(len(ids)):
+            async with sizes.probe:
+                cap = sizes.cap
+                if cap is not None and len(ids) > cap:
+                    return None, 0
+                if not sizes.proven(len(ids)):  # still unknown: this request is the probe
+                    rows, sent = await self._fetch_ids({kind: ids}, count)
+                    sizes.worked(len(ids))
+                    return rows, sent
+        rows, sent = await self._fetch_ids({kind: ids}, count)
+        sizes.worked(len(ids))
+        return rows, sent
 
     def _fail(
-        self, batch: _Batch, outcome: BatchOutcome, error: OrganikError | None, attempts: int
+        self,
+        batch: _Batch,
+        outcome: BatchOutcome,
+        error: OrganikError | None,
+        attempts: int,
+        ids: tuple[Id, ...] | None = None,
+        kind: IdKind | None = None,
     ) -> None:
-        failure = BatchFailure(batch.index, batch.kind, batch.ids, outcome, error, attempts)
+        ids = batch.ids if ids is None else ids
+        kind = batch.kind if kind is None else kind
+        failure = BatchFailure(batch.index, kind, ids, outcome, error, attempts)
         self._tally.failures.append(failure)
-        self._tally.retries += max(0, attempts - 1)
         self._tally.batches_done += 1
         self._report_progress()
 
@@ -398,6 +597,12 @@ class BulkRun:
         self._stopping = True
         for scope in self._in_flight.values():
             scope.cancel()
+
+    def _stop(self, reason: OrganikError) -> None:
+        """Stop the call for ``reason`` (the first one wins), as ``fail_fast`` does."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stop_fast()
 
     def _abort(self, exc: BaseException) -> None:
         """A fatal error: stop everything; the call raises ``exc`` as is."""
@@ -417,9 +622,8 @@ class BulkRun:
             self._abort(exc)
             return
         for batch in sorted(pending, key=lambda b: b.index):
-            self._tally.failures.append(
-                BatchFailure(batch.index, batch.kind, batch.ids, "not_attempted")
-            )
+            for kind, ids in batch.parts.items():
+                self._tally.failures.append(BatchFailure(batch.index, kind, ids, "not_attempted"))
 
     def _report_progress(self) -> None:
         callback = self._options.on_progress
@@ -434,11 +638,17 @@ class BulkRun:
             retries=self._tally.retries,
             failures=len(self._tally.failures),
             elapsed=time.perf_counter() - self._started,
+            concurrency=self._concurrency(),
         )
         try:
             callback(progress)
         except Exception as exc:  # the caller's bug: stop, and raise it as is
             self._abort(exc)
+
+    def _concurrency(self) -> int:
+        limit = self._options.concurrency
+        workers = self._options.max_concurrency
+        return workers if limit is None else min(workers, limit.limit)
 
     def outcome_error(self, rows: list[DetailedReport]) -> BaseException | None:
         """The one error a caller sees, if any (see the README's rule)."""
@@ -450,12 +660,13 @@ class BulkRun:
         if self.batch_count == 1 and failures[0].error is not None:
             return failures[0].error
         failed_ids = sum(len(f.ids) for f in failures)
-        return BulkReportError(
-            f"{len(failures)} of {self.batch_count} requests failed ({failed_ids} IDs); "
-            f"first error: {failures[0].error or failures[0].outcome}",
-            rows=rows,
-            failures=failures,
-        )
+        summary = f"{len(failures)} of {self.batch_count} requests failed ({failed_ids} IDs)"
+        reason = self._stop_reason
+        if reason is None:
+            first = failures[0].error or failures[0].outcome
+            return BulkReportError(f"{summary}; first error: {first}", rows=rows, failures=failures)
+        cls = ClosedDuringCallError if isinstance(reason, ClientClosedError) else BulkReportError
+        return cls(f"the call stopped: {reason.message}; {summary}", rows=rows, failures=failures)
 
 
 # --- The streaming context managers -----------------------------------------------------
@@ -472,22 +683,23 @@ class ReportStream(Generic[T]):
     def __init__(
         self,
         start: Callable[[], BulkRun],
-        adapt: Callable[[AsyncIterator[BatchResult]], AsyncIterator[T]],
+        adapt: Callable[[Results], AsyncIterator[T]],
     ) -> None:
         self._start = start
         self._adapt = adapt
         self._task_group: TaskGroup | None = None
-        self._run: BulkRun | None = None
+        self._results: Results | None = None
 
     async def __aenter__(self) -> AsyncIterator[T]:
         if self._task_group is not None:
             raise RuntimeError("a ReportStream can be entered only once")
-        self._run = self._start()
+        run = self._start()
         send, receive = anyio.create_memory_object_stream[BatchResult](0)
+        self._results = Results(run, receive)
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        self._task_group.start_soon(self._run.run, send)
-        return self._adapt(_results(self._run, receive))
+        self._task_group.start_soon(run.run, send)
+        return self._adapt(self._results)
 
     async def __aexit__(
         self,
@@ -496,13 +708,17 @@ class ReportStream(Generic[T]):
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._task_group is not None
+        assert self._results is not None
         self._task_group.cancel_scope.cancel()  # no-op if the run has finished
-        if exc is not None and isinstance(exc, anyio.get_cancelled_exc_class()):
-            return await self._task_group.__aexit__(exc_type, exc, tb)
-        # The run never raises, so exiting cleanly cannot add an ExceptionGroup;
-        # the block's own exception, if any, then propagates unwrapped.
-        await self._task_group.__aexit__(None, None, None)
-        return None
+        try:
+            if exc is not None and isinstance(exc, anyio.get_cancelled_exc_class()):
+                return await self._task_group.__aexit__(exc_type, exc, tb)
+            # The run never raises, so exiting cleanly cannot add an ExceptionGroup;
+            # the block's own exception, if any, then propagates unwrapped.
+            await self._task_group.__aexit__(None, None, None)
+            return None
+        finally:
+            self._results.close()  # after the run: a worker never sends to a closed stream
 
     def __aiter__(self) -> Self:
         raise TypeError(
@@ -511,39 +727,91 @@ class ReportStream(Generic[T]):
         )
 
 
-async def _results(
-    run: BulkRun, receive: MemoryObjectReceiveStream[BatchResult]
-) -> AsyncIterator[BatchResult]:
-    async with receive:
-        async for result in receive:
-            yield result
-    error = run.outcome_error([])
-    if error is not None:
-        raise error
+# The iterators below are classes, not async generators: an async generator left
+# unfinished is finalised by the event loop later, in a task of its own, and
+# "nothing runs after the block is left" would not be literally true.
+
+
+class Results:
+    """Batch results as they complete; then the call's error, if it has one."""
+
+    __slots__ = ("_done", "_receive", "_run")
+
+    def __init__(self, run: BulkRun, receive: MemoryObjectReceiveStream[BatchResult]) -> None:
+        self._run = run
+        self._receive = receive
+        self._done = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> BatchResult:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            self.close()
+        error = self._run.outcome_error([])
+        if error is not None:
+            raise error
+        raise StopAsyncIteration
+
+    def close(self) -> None:
+        self._done = True
+        self._receive.close()
 
 
 def _unseen(rows: list[DetailedReport], seen: set[Id]) -> Iterator[DetailedReport]:
     """The rows whose ``gsm_track_id`` is not in ``seen``, adding theirs to it."""
     for row in rows:
-        key = canonical_id(row.gsm_track_id)
+        key = row.gsm_track_id
+        if type(key) is not int:
+            key = canonical_id(key)
         if key not in seen:
             seen.add(key)
             yield row
 
 
-async def dedupe_rows(
-    results: AsyncIterator[BatchResult], dedupe: bool
-) -> AsyncIterator[DetailedReport]:
-    """Rows as batches complete; with ``dedupe``, each ``gsm_track_id`` once."""
-    seen: set[Id] = set()
-    async for result in results:
-        for row in _unseen(result.rows, seen) if dedupe else result.rows:
-            yield row
+class Rows:
+    """``iter_detailed_report``'s rows; with ``dedupe``, each ``gsm_track_id`` once."""
+
+    __slots__ = ("_current", "_results", "_seen")
+
+    def __init__(self, results: Results, dedupe: bool) -> None:
+        self._results = results
+        self._seen: set[Id] | None = set() if dedupe else None
+        self._current: Iterator[DetailedReport] = iter(())
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> DetailedReport:
+        while True:
+            for row in self._current:
+                return row
+            rows = (await self._results.__anext__()).rows
+            self._current = iter(rows) if self._seen is None else _unseen(rows, self._seen)
 
 
-def batches_as_they_are(results: AsyncIterator[BatchResult]) -> AsyncIterator[BatchResult]:
-    """``iter_batches`` hands the results on unchanged."""
-    return results
+class Batches:
+    """``iter_batches``' results; with ``dedupe``, rows unique across batches and kinds."""
+
+    __slots__ = ("_results", "_seen")
+
+    def __init__(self, results: Results, dedupe: bool) -> None:
+        self._results = results
+        self._seen: set[Id] | None = set() if dedupe else None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> BatchResult:
+        result = await self._results.__anext__()
+        if self._seen is None:
+            return result
+        rows = list(_unseen(result.rows, self._seen))
+        return result if len(rows) == len(result.rows) else replace(result, rows=rows)
 
 
 async def collect(run: BulkRun) -> list[DetailedReport]:

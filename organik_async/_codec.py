@@ -12,8 +12,9 @@ excerpt; the client adds the request context and turns it into a public error.
 
 from __future__ import annotations
 
+import codecs
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 from xml.parsers.expat import ExpatError
@@ -21,25 +22,17 @@ from xml.parsers.expat import ExpatError
 import msgspec
 import xmltodict
 
-from ._models import DetailedReport, Format
+from ._models import ID_KINDS, DetailedReport, Format, Id, IdKind, canonical_id
 
 __all__ = [
-    "ID_KINDS",
     "BodyError",
     "Decoded",
     "ProviderError",
-    "canonical_id",
     "decode",
     "encode_request",
     "encode_rows_json",
     "encode_rows_xml",
-    "validate_id",
 ]
-
-ID_KINDS: Final = ("transaction_ids", "delivery_track_ids", "gsm_track_ids")
-"""The three ID kinds of a request, in the order the provider documents them."""
-
-Id = int | str
 
 EXCERPT_CHARS: Final = 80
 
@@ -94,19 +87,7 @@ class Decoded(msgspec.Struct, frozen=True):
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def validate_id(value: object, field: str) -> Id:
-    """Return ``value`` if it is an ID (int or str), else raise ``TypeError``.
-
-    ``bool`` is an ``int`` to Python but never an ID, so it is refused by name.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise TypeError(
-            f"{field} must contain only int or str IDs, got {type(value).__name__}: {value!r}"
-        )
-    return value
-
-
-def encode_request(fmt: Format, ids: Mapping[str, Sequence[Id]]) -> bytes:
+def encode_request(fmt: Format, ids: Mapping[IdKind, Sequence[Id]]) -> bytes:
     """The request body for ``ids``; kinds with no IDs are left out."""
     data = {kind: list(ids[kind]) for kind in ID_KINDS if ids.get(kind)}
     if fmt == "json":
@@ -155,6 +136,9 @@ def decode_json(body: bytes) -> Decoded:
 
     A leading UTF-8 byte order mark (what a PHP file saved "with BOM" prints
     before anything else) is skipped; positions are then counted after it.
+    Nesting deeper than Python's recursion limit allows (even inside a field
+    that is ignored) is a :class:`BodyError`, and so is text that is not
+    UTF-8, except in the provider's error (see :func:`_not_utf8`).
     """
     if body.startswith(_BOM):
         body = body[len(_BOM) :]
@@ -164,6 +148,10 @@ def decode_json(body: bytes) -> Decoded:
         raise _validation_error(exc, body, "JSON") from None
     except msgspec.DecodeError as exc:
         raise _syntax_error(exc, body) from None
+    except RecursionError:
+        raise _too_deep(body) from None
+    except UnicodeDecodeError:
+        return _not_utf8(body, _first_not_utf8(body), decode_json)
     response = envelope.response
     if not response.result:
         return Decoded(rows=[], error=(response.error or _WireError()).public())
@@ -194,6 +182,58 @@ def _syntax_error(exc: msgspec.DecodeError, body: bytes) -> BodyError:
     return BodyError(f"answer is not valid JSON: {text}", f"byte {offset}", _excerpt(body, offset))
 
 
+# Where a run of 32 openers starts: the excerpt of an answer nested too deeply.
+_DEEP_JSON = re.compile(rb'(?:[\[{]\s*(?:"[^"\\]*"\s*:\s*)?){32}')
+
+
+def _too_deep(body: bytes) -> BodyError:
+    """msgspec follows nesting on Python's stack, also to skip an unknown field;
+    past the recursion limit (about 1 000 levels) it cannot. No answer of the
+    documented shape nests more than four levels."""
+    match = _DEEP_JSON.search(body)
+    offset = match.start() if match else 0
+    return BodyError(
+        "JSON answer nests too deeply to decode (deeper than Python's recursion limit)",
+        f"byte {offset}",
+        _excerpt(body, offset),
+    )
+
+
+def _first_not_utf8(body: bytes) -> int:
+    """The offset where ``body`` stops being UTF-8; ``len(body)`` if it never does."""
+    try:
+        body.decode()
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return len(body)
+
+
+def _not_utf8(body: bytes, offset: int, decoder: Callable[[bytes], Decoded]) -> Decoded:
+    """An answer whose text is not UTF-8 (a Turkish ``ğ`` sent as ISO-8859-9, say).
+
+    Rows are never guessed at: a wrong guess would be silently wrong data, so
+    such an answer is a :class:`BodyError` naming the first byte that is not
+    UTF-8. The one exception is the provider's own error (``result: false``):
+    its code is ASCII and must not be hidden (87 is zero rows, 93 is "slow
+    down"), so the body is read once more as windows-1254 (Turkish, with
+    ISO-8859-9's letters at the same bytes) and a provider error found that
+    way is returned, its message in that reading.
+    """
+    try:
+        decoded: Decoded | None = decoder(body.decode("cp1254", "replace").encode())
+    except BodyError:
+        decoded = None
+    if decoded is not None and decoded.error is not None:
+        return decoded
+    raise BodyError(
+        f"answer is not UTF-8: the bytes from 0x{body[offset]:02X} on are not a UTF-8 "
+        "character (JSON is always UTF-8; XML is unless its declaration names another "
+        "encoding)",
+        f"byte {offset}",
+        _excerpt(body, offset),
+    )
+
+
 def _excerpt(body: bytes, offset: int) -> str:
     start = max(0, offset - EXCERPT_CHARS // 2)
     return body[start : start + EXCERPT_CHARS].decode("utf-8", "replace")
@@ -212,6 +252,78 @@ _ANSWER_NODES: Final = frozenset({"result", "data", "item", "error"})
 _VERBATIM: Final = frozenset({"delivery_track_id"})
 
 
+_ENCODING = re.compile(rb"""\sencoding\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+# XML's EncName, at most as long as the longest IANA charset name (40). Only such a
+# name is looked up: Python caches every name it was asked for, found or not.
+_ENC_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9._-]{0,39}")
+# Encodings whose declaration is not written in ASCII bytes, told by how the
+# document starts (XML 1.0, appendix F). UTF-32's little-endian mark starts
+# like UTF-16's, so it is tried first.
+_WIDE_STARTS: Final = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+    (b"<\x00?\x00", "utf-16-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+)
+# Python's text codecs that are not character sets; punycode also decodes in
+# quadratic time (160 kB: 14 s), so a declaration naming it must not be obeyed.
+_NOT_CHARSETS: Final = frozenset(
+    {"idna", "punycode", "raw-unicode-escape", "unicode-escape", "undefined"}
+)
+
+
+def _as_utf8(body: bytes) -> bytes:
+    """``body`` in UTF-8, decoded from the encoding its start or declaration names.
+
+    A UTF-8 answer (no declared encoding, or UTF-8) is returned as is. Any
+    character set Python knows is honoured: ISO-8859-9 and windows-1254, the
+    Turkish ones, say. A UTF-16 or UTF-32 declaration written in single bytes
+    contradicts itself; the bytes win and are read as UTF-8 (what .NET's
+    ``StringWriter`` produces).
+    """
+    for start, codec in _WIDE_STARTS:
+        if body.startswith(start):
+            return _transcode(body, 0, codec)
+    match = _DECLARATION.match(body)
+    found = _ENCODING.search(match.group()) if match else None
+    if match is None or found is None:
+        return body
+    name = (found.group(1) if found.group(1) is not None else found.group(2)).strip()
+    try:
+        codec = codecs.lookup(name.decode()).name if _ENC_NAME.fullmatch(name) else ""
+    except LookupError:
+        codec = ""
+    if codec == "utf-8" or codec.startswith(("utf-16", "utf-32")):
+        return body
+    if not codec or codec in _NOT_CHARSETS:
+        raise _unknown_encoding(body, match.start())
+    return body[: match.end()] + _transcode(body, match.end(), codec)
+
+
+def _transcode(body: bytes, start: int, codec: str) -> bytes:
+    try:
+        return body[start:].decode(codec).encode()
+    except UnicodeDecodeError as exc:
+        offset = start + exc.start
+        raise BodyError(
+            f"XML answer is not valid {codec}, the encoding it declares: {exc.reason}",
+            f"byte {offset}",
+            _excerpt(body, offset),
+        ) from None
+    except (LookupError, UnicodeError):  # not a text encoding (base64), or no position
+        raise _unknown_encoding(body, 0) from None
+
+
+def _unknown_encoding(body: bytes, offset: int) -> BodyError:
+    return BodyError(
+        "XML declaration names an encoding that is not a character set Python knows",
+        "XML declaration",
+        _excerpt(body, offset),
+    )
+
+
 def decode_xml(body: bytes) -> Decoded:
     """Decode an XML answer in any shape the provider is known to send.
 
@@ -221,24 +333,37 @@ def decode_xml(body: bytes) -> Decoded:
     under that root: bare ``<item>``s (one, many or none), or one wrapper
     (``<response>`` / ``<document>``) holding ``result``, ``data``/``item``s
     and ``error``.
+
+    The text is read in the encoding its declaration (or byte order mark)
+    names, UTF-8 if none (see :func:`_as_utf8`). A document type declaration
+    is refused, so no entity is ever expanded.
     """
+    body = _as_utf8(body)
     match = _DECLARATION.match(body)
     skipped = match.end() if match else 0
     wrapped = _ROOT_OPEN + body[skipped:] + _ROOT_CLOSE
     try:
         tree = xmltodict.parse(wrapped, force_list=("item",), strip_whitespace=False)
     except ExpatError as exc:
+        offset = _first_not_utf8(body)
+        if offset < len(body):
+            return _not_utf8(body, offset, decode_xml)
         raise _xml_syntax_error(exc, body, skipped) from None
-    node = _children(tree.get("organik-root"), "document root", body)
+    where = "document root"
+    node = _children(tree.get("organik-root"), where, body)
     for wrapper in _WRAPPERS:
         if set(node) == {wrapper}:
-            node = _children(node[wrapper], f"<{wrapper}>", body)
+            where = f"<{wrapper}>"
+            node = _children(node[wrapper], where, body)
             break
     if node and not _ANSWER_NODES & node.keys():
+        # The element's name goes in the excerpt only: a message never quotes
+        # the body, whose text may echo the key (the client redacts excerpts).
         name = next(iter(node))
         raise BodyError(
-            f"XML answer is not the expected shape: unexpected element <{name}>",
-            f"<{name}>",
+            "XML answer is not the expected shape: none of <result>, <data>, <item>, "
+            "<error> where the answer should be",
+            where,
             _excerpt(body, max(0, body.find(f"<{name}".encode()))),
         )
     if "result" in node and not _xml_bool(node["result"], body):
@@ -285,7 +410,7 @@ def _xml_bool(value: Any, body: bytes) -> bool:
     if text in {"0", "false"}:
         return False
     raise BodyError(
-        f"XML answer is not the expected shape: <result> is {value!r}",
+        "XML answer is not the expected shape: <result> is not 0, 1, true or false",
         "<result>",
         _excerpt(body, max(0, body.find(b"<result"))),
     )
@@ -316,24 +441,6 @@ def _clean_item(item: Any) -> Any:
     return cleaned
 
 
-def canonical_id(value: int | str) -> int | str:
-    """One form per ID: ``"410471976"`` → ``410471976``; ``"16502030-4730-63032793"``
-    and ``"007"`` unchanged.
-
-    The provider takes IDs as numbers or strings, and XML has no types: its
-    ``gsm_track_id`` is an int in report examples and a string elsewhere. A
-    string is an int only when writing that int back gives the same text, so
-    no information is lost either way. Used to type XML values and to tell
-    duplicate IDs apart.
-    """
-    if isinstance(value, int):
-        return value
-    digits = value.removeprefix("-")
-    if digits.isascii() and digits.isdigit() and str(int(value)) == value:
-        return int(value)
-    return value
-
-
 def _xml_syntax_error(exc: ExpatError, body: bytes, skipped: int) -> BodyError:
     line, column = exc.lineno, exc.offset
     if line == 1:
@@ -343,6 +450,14 @@ def _xml_syntax_error(exc: ExpatError, body: bytes, skipped: int) -> BodyError:
         offset = sum(len(x) + 1 for x in lines[: line - 1]) + column
     else:
         offset = len(body)
+    doctype = body.find(b"<!DOCTYPE")
+    if 0 <= doctype <= offset:  # invalid inside the synthetic root: never read or expanded
+        return BodyError(
+            "XML answer carries a document type declaration (<!DOCTYPE>); "
+            "DTDs and entities are refused, never expanded",
+            f"byte {doctype}",
+            _excerpt(body, doctype),
+        )
     return BodyError(
         f"answer is not valid XML: {exc.args[0] if exc.args else exc}",
         f"line {line}, column {column}",

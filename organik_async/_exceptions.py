@@ -1,53 +1,67 @@
-"""Every error organik_async raises, in one tree.
+"""Every error organik_async raises, in one tree, and what each provider code means.
 
 ::
 
     OrganikError                    base of everything raised here
-    ├── ClientClosedError           the client was used after aclose()
+    ├── ClientClosedError           the client was used after aclose(), or closed
+    │                               during the call
     ├── APIError                    the provider answered ``result: false``
     │   ├── AuthenticationError     codes 89, 90, 98, 99; missing or malformed key
     │   └── RateLimitError          code 93, or HTTP 429 however it was sent
     ├── HTTPStatusError             any other non-2xx answer
     ├── TransportError              the request did not complete (connection)
-    │   └── TimeoutError            ... because a timeout expired
+    │   ├── TimeoutError            ... because a timeout expired
+    │   └── EndpointUnreachableError  ... and connecting failed so often in a row
+    │                                 that the call stopped
     ├── DecodeError                 a body that is not valid JSON/XML or not the
     │                               expected shape
     ├── ResponseTooLargeError       a body over ``max_response_bytes``
+    ├── StillPendingError           follow_until_final's deadline passed with
+    │                               rows not final yet
     └── BulkReportError             some batches of a multi-request call failed
+        └── ClosedDuringCallError   (also a ClientClosedError) the client was
+                                    closed while a multi-request call ran
 
 Each error carries the :class:`RequestInfo` of the request it belongs to (with
 the API key replaced by ``***``) and the number of attempts made, and says both
-in its message. The API key never appears in a message, a ``repr``, a chained
-cause or a log line: errors are raised outside the ``except`` block of the
-underlying httpx exception, and anything taken from a response body is
-redacted first.
+in its message. Every field is given to the constructor, already redacted: the
+request path masks the key's value in everything it takes from an answer, and
+raises errors outside the ``except`` block of the underlying httpx exception so
+that nothing carrying the URL is chained.
+
+:data:`PROVIDER_CODES` is the one place that says what an API error code means:
+its English and Turkish text, the exception class it raises, whether it is
+retried, and whether it means "no records". Every consumer reads it.
 """
 
-from __future__ import annotations
-
 import builtins
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Literal
 
 import msgspec
 
-from ._models import API_ERROR_CODES, Format
-
-if TYPE_CHECKING:
-    from ._bulk import BatchFailure
-    from ._models import DetailedReport
+from ._models import DetailedReport, Format, Id, IdArguments, IdKind
 
 __all__ = [
+    "API_ERROR_CODES",
+    "PROVIDER_CODES",
     "APIError",
     "AuthenticationError",
+    "BatchFailure",
+    "BatchOutcome",
     "BulkReportError",
     "ClientClosedError",
+    "ClosedDuringCallError",
     "DecodeError",
+    "EndpointUnreachableError",
     "HTTPStatusError",
     "OrganikError",
+    "ProviderCode",
     "RateLimitError",
     "RequestInfo",
     "ResponseTooLargeError",
+    "StillPendingError",
     "TimeoutError",
     "TransportError",
 ]
@@ -72,6 +86,10 @@ class RequestInfo(msgspec.Struct, frozen=True):
 class OrganikError(Exception):
     """Base class of every error raised by organik_async."""
 
+    message: str
+    request: RequestInfo | None
+    attempts: int
+
     def __init__(
         self, message: str, *, request: RequestInfo | None = None, attempts: int = 0
     ) -> None:
@@ -93,20 +111,26 @@ class OrganikError(Exception):
 
 
 class ClientClosedError(OrganikError, RuntimeError):
-    """The client was used after :meth:`OrganikClient.aclose`."""
+    """The client was used after :meth:`OrganikClient.aclose`, or closed during a call."""
 
 
 class APIError(OrganikError):
     """The provider refused the request (``result: false``).
 
     ``code``, ``number``, ``error_message`` and ``time`` are what the provider
-    sent, or ``None`` where it sent nothing (a bare HTTP 429 has no envelope).
-    ``status_code`` is the HTTP status of the answer; ``body`` is the start of
-    the raw answer, redacted; ``retry_after`` is the server's ``Retry-After``
-    in seconds, when it sent one.
+    sent (key masked), or ``None`` where it sent nothing (a bare HTTP 429 has
+    no envelope). ``status_code`` is the HTTP status of the answer; ``body`` is
+    the start of the raw answer, redacted; ``retry_after`` is the server's
+    ``Retry-After`` in seconds, when it sent one.
     """
 
-    retry_after: float | None = None
+    code: int | None
+    number: str | None
+    error_message: str | None
+    time: str | None
+    status_code: int | None
+    body: bytes
+    retry_after: float | None
 
     def __init__(
         self,
@@ -118,6 +142,7 @@ class APIError(OrganikError):
         time: str | None = None,
         status_code: int | None = None,
         body: bytes = b"",
+        retry_after: float | None = None,
         request: RequestInfo | None = None,
         attempts: int = 0,
     ) -> None:
@@ -128,11 +153,13 @@ class APIError(OrganikError):
         self.time = time
         self.status_code = status_code
         self.body = body
+        self.retry_after = retry_after
 
     @property
     def description(self) -> str | None:
         """The documented meaning of :attr:`code`, if it is a known code."""
-        return None if self.code is None else API_ERROR_CODES.get(self.code)
+        entry = None if self.code is None else PROVIDER_CODES.get(self.code)
+        return None if entry is None else entry.english
 
 
 class AuthenticationError(APIError):
@@ -146,7 +173,9 @@ class RateLimitError(APIError):
 class HTTPStatusError(OrganikError):
     """A non-2xx answer that carried no provider error envelope."""
 
-    retry_after: float | None = None
+    status_code: int
+    body: bytes
+    retry_after: float | None
 
     def __init__(
         self,
@@ -154,12 +183,14 @@ class HTTPStatusError(OrganikError):
         *,
         status_code: int,
         body: bytes = b"",
+        retry_after: float | None = None,
         request: RequestInfo | None = None,
         attempts: int = 0,
     ) -> None:
         super().__init__(message, request=request, attempts=attempts)
         self.status_code = status_code
         self.body = body
+        self.retry_after = retry_after
 
 
 class TransportError(OrganikError):
@@ -168,6 +199,8 @@ class TransportError(OrganikError):
     ``cause`` names the underlying httpx exception (type and redacted text);
     the exception object itself is not chained, so that no URL can leak.
     """
+
+    cause: str
 
     def __init__(
         self,
@@ -182,10 +215,17 @@ class TransportError(OrganikError):
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):
-    """A connect, read, write or pool timeout expired.
+    """A timeout expired: httpx's connect, read, write or pool timeout, the
+    ``attempt_timeout`` of one attempt, or a call's ``timeout``.
 
     Also a subclass of the builtin :class:`TimeoutError`.
     """
+
+
+class EndpointUnreachableError(TransportError):
+    """Connecting failed ``unreachable_after`` times in a row (connection refused,
+    name not resolved, connect timeout): the endpoint is down or wrong, so the call
+    stopped instead of retrying every batch. ``cause`` is the last failure."""
 
 
 class DecodeError(OrganikError):
@@ -195,6 +235,9 @@ class DecodeError(OrganikError):
     ``$.response.data[3].gsm``); ``excerpt`` is a short, redacted slice of the
     body around it.
     """
+
+    position: str
+    excerpt: str
 
     def __init__(
         self,
@@ -222,16 +265,69 @@ class ResponseTooLargeError(OrganikError):
     """
 
 
+class StillPendingError(OrganikError):
+    """``follow_until_final`` reached its deadline with rows not final yet.
+
+    ``pending`` holds those rows as last seen (status 0 or 1); follow them
+    again later with ``client.follow_until_final(**err.pending_id_arguments)``.
+    """
+
+    pending: list[DetailedReport]
+
+    def __init__(self, message: str, *, pending: Sequence[DetailedReport] = ()) -> None:
+        super().__init__(message)
+        self.pending = list(pending)
+
+    @property
+    def pending_id_arguments(self) -> IdArguments:
+        """The pending rows' ``gsm_track_id``s, as keyword arguments."""
+        return {"gsm_track_ids": [row.gsm_track_id for row in self.pending]}
+
+
+BatchOutcome = Literal["failed", "cancelled", "not_attempted"]
+"""How a batch ended when it did not succeed (see :class:`BatchFailure`)."""
+
+
+class BatchFailure(msgspec.Struct, frozen=True):
+    """One batch that did not succeed, with its IDs, so they can be retried.
+
+    ``outcome`` is ``"failed"`` (sent, failed after its retries: ``error`` says
+    why), ``"cancelled"`` (in flight when the call was stopped: ``fail_fast``,
+    or the client closed) or ``"not_attempted"`` (never sent).
+    """
+
+    index: int
+    kind: IdKind
+    ids: tuple[Id, ...]
+    outcome: BatchOutcome
+    error: OrganikError | None = None
+    attempts: int = 0
+
+    @property
+    def attempted(self) -> bool:
+        return self.outcome != "not_attempted"
+
+    @property
+    def id_arguments(self) -> IdArguments:
+        """``await client.detailed_report(**failure.id_arguments)`` retries just these."""
+        arguments: IdArguments = {}
+        arguments[self.kind] = list(self.ids)
+        return arguments
+
+
 class BulkReportError(OrganikError):
     """Some requests of a multi-request call failed after their retries.
 
     ``rows`` holds the rows that did arrive (empty for the streaming APIs,
     which already yielded them). ``failures`` has one entry per failed batch,
-    with its IDs and its typed error; batches cancelled by ``fail_fast``
-    in flight are ``"cancelled"`` and those never sent ``"not_attempted"``.
+    with its IDs and its typed error; batches stopped in flight are
+    ``"cancelled"`` and those never sent ``"not_attempted"``.
     Retry just what failed with
     ``await client.detailed_report(**err.failed_id_arguments)``.
     """
+
+    rows: list[DetailedReport]
+    failures: list[BatchFailure]
 
     def __init__(
         self,
@@ -245,9 +341,249 @@ class BulkReportError(OrganikError):
         self.failures = list(failures)
 
     @property
-    def failed_id_arguments(self) -> dict[str, list[int | str]]:
+    def failed_id_arguments(self) -> IdArguments:
         """Every failed ID, by kind, as keyword arguments for a retry call."""
-        merged: dict[str, list[int | str]] = {}
+        merged: IdArguments = {}
         for failure in self.failures:
             merged.setdefault(failure.kind, []).extend(failure.ids)
         return merged
+
+
+class ClosedDuringCallError(ClientClosedError, BulkReportError):
+    """The client was closed while a call of several requests was running.
+
+    It is a :class:`ClientClosedError` (one rule: a call cut short by
+    ``aclose()`` raises that) and a :class:`BulkReportError`, so ``rows`` and
+    ``failures`` still account for every ID: batches in flight are
+    ``"cancelled"``, batches not yet sent ``"not_attempted"``.
+    """
+
+
+# --- What each provider code means ------------------------------------------------------
+
+
+class ProviderCode(msgspec.Struct, frozen=True):
+    """One API-wide ``error.code``: its meaning and how the client treats it.
+
+    ``message`` is the provider's own English wording (what its server sends
+    in ``error.message``); ``english`` our plain description; ``turkish`` the
+    provider's Turkish explanation. ``error`` is the class raised for it,
+    ``retryable`` whether another attempt could succeed, and ``no_records``
+    whether it means "nothing found" (a report of zero rows, not an error).
+    """
+
+    code: int
+    english: str
+    message: str
+    turkish: str
+    error: type[APIError] = APIError
+    retryable: bool = False
+    no_records: bool = False
+
+
+def _code_table(*entries: ProviderCode) -> Mapping[int, ProviderCode]:
+    return MappingProxyType({entry.code: entry for entry in entries})
+
+
+PROVIDER_CODES: Mapping[int, ProviderCode] = _code_table(
+    ProviderCode(
+        1,
+        "unknown error",
+        "An unknown error has occurred.",
+        "Bilinmeyen bir hata oluştuğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        84,
+        "database operation failed",
+        "Database operation failed.",
+        "Veritabanına erişim hatası oluştuğunda bu hata alınır.",
+        retryable=True,
+    ),
+    ProviderCode(
+        85,
+        "database could not be registered",
+        "The database could not be registered.",
+        "Kayıt işlemi başarısız olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        86,
+        "no valid registration data found",
+        "No valid registration data was found.",
+        "Arama yapılan kriterlere uygun kayıt bulunamadığında bu hata alınır.",
+    ),
+    ProviderCode(
+        87,
+        "no records were found",
+        "No records were found.",
+        "Herhangi bir veri bulunamadığında bu hata alınır.",
+        no_records=True,
+    ),
+    ProviderCode(
+        88,
+        "unsupported request name",
+        "Unsupported request_name",
+        "İstek prosedürü değişkenine geçersiz bir değer verildiğinde bu hata alınır.",
+    ),
+    ProviderCode(
+        89,
+        "user not found",
+        "User not found.",
+        "Gönderilen API anahtarına bağlı bir kullanıcı bulunamaz ya da bulunan kullanıcı "
+        "aktive edilmemişse bu hata alınır.",
+        error=AuthenticationError,
+    ),
+    ProviderCode(
+        90,
+        "API key must be 32 characters",
+        "API KEY must be 32 characters.",
+        "API anahtarınız yanlış formatta gönderildiğinde bu hata alınır.",
+        error=AuthenticationError,
+    ),
+    ProviderCode(
+        91,
+        "unsupported response type",
+        "Unsupported response type.",
+        "Gönderdiğiniz response_type değişkeninde geçersiz değer olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        92,
+        "unsupported request type",
+        "Unsupported request type.",
+        "Gönderdiğiniz request_response_type değişkeninde geçersiz değer olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        93,
+        "too many requests",
+        "Too much request.",
+        "API'ye aynı anda izin verilenden çok talep olduğunda bu hata alınır.",
+        error=RateLimitError,
+        retryable=True,
+    ),
+    ProviderCode(
+        94,
+        "server temporarily unavailable",
+        "Server temporary unavailable.",
+        "İstek yaptığınız sırada sunucudan yanıt gelmezse bu hata alınır.",
+        retryable=True,
+    ),
+    ProviderCode(
+        95,
+        "server fault",
+        "Server fault.",
+        "Sunucu hatası oluştuğunda bu hata alınır.",
+        retryable=True,
+    ),
+    ProviderCode(
+        96,
+        "invalid request parameters",
+        "Invalid request parameters.",
+        "API'ye gönderdiğiniz istek gövdesi değişkenlerinde bir veya daha fazlasında geçersiz "
+        "değer olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        97,
+        "invalid request body format",
+        "Invalid request body format.",
+        "API'ye gönderdiğiniz istek gövdesi istenilen biçimden farklı olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        98,
+        "unauthorised IP address",
+        "Unauthorize IP address.",
+        "Panelden IP kısıtlaması yapılıp, izin verilen IP'lerden başka bir IP ile giriş "
+        "yapıldığında bu hata alınır.",
+        error=AuthenticationError,
+    ),
+    ProviderCode(
+        99,
+        "authorisation error (invalid key)",
+        "Authorization error.",
+        "Geçersiz API anahtarı gönderildiğinde alınır.",
+        error=AuthenticationError,
+    ),
+    ProviderCode(
+        101,
+        "the SMS title (sender name) is incorrect",
+        "The SMS title is incorrect.",
+        "Gönderimde belirttiğiniz başlık sistemde bulunamazsa bu hata alınır.",
+    ),
+    ProviderCode(
+        102,
+        "no valid GSM number",
+        "Couldn't found any valid GSM number",
+        "Gönderimde GSM numarası veya grup ID'si belirtilmediği veya belirtilen GSM "
+        "numaralarının geçersiz olduğu durumlarda bu hata alınır.",
+    ),
+    ProviderCode(
+        103,
+        "insufficient balance",
+        "Insufficient balance",
+        "Gönderim için gerekli kontör yoksa bu hata alınır.",
+    ),
+    ProviderCode(
+        104,
+        "no customer contract for sending SMS",
+        "There is no customer contract for sending SMS.",
+        "SMS gönderimi için gerekli sözleşme yoksa bu hata alınır.",
+    ),
+    ProviderCode(
+        105,
+        "message text not found",
+        "Message text was not found.",
+        "Gönderim isteğinde mesaj metni bulunmazsa bu hata alınır.",
+    ),
+    ProviderCode(
+        106,
+        "message text too long",
+        "Message text is too long.",
+        "SMS mesaj metni olması gerekenden uzun ise bu hata alınır.",
+    ),
+    ProviderCode(
+        107,
+        "SMS title disabled",
+        "This SMS title is disabled.",
+        "Gönderim yapılmak istenen başlık kullanıma kapalı ise bu hata alınır.",
+    ),
+    ProviderCode(
+        108,
+        "insufficient TL balance",
+        "Insufficient TL balance",
+        "Gönderim için gerekli tutarı kadar TL bakiyesi yoksa bu hata alınır.",
+    ),
+    ProviderCode(
+        109,
+        "GSM number on the black list",
+        "The GSM number is on the black list.",
+        "Gönderim yapılan GSM numarası kara listede ise bu hata alınır.",
+    ),
+    ProviderCode(
+        110,
+        "incorrect number",
+        "The number is incorrect.",
+        "Gönderim yapılan GSM numarası yanlış ise bu hata alınır.",
+    ),
+    ProviderCode(
+        111,
+        "GSM number too short or too long",
+        "The GSM number is too short or too long.",
+        "Gönderilen GSM numarası olması gerekenden uzun ya da kısa olduğunda bu hata alınır.",
+    ),
+    ProviderCode(
+        112,
+        "message text not in BASE64",
+        "Message text is not in BASE64 format.",
+        "Gönderilen mesaj metni base64 formatında değilse bu hata alınır.",
+    ),
+)
+"""Every API-wide error code in the provider's error list, by code.
+
+Source: the provider's ``HATA KODLARI/ERROR_CODES.md`` (``message`` word for word,
+typos included). Codes 101-112 belong to ``sendsms`` and should never answer a
+report request; they are here so that one that does is still described. An
+unknown code is an :class:`APIError` with its integer kept.
+"""
+
+API_ERROR_CODES: Mapping[int, str] = MappingProxyType(
+    {code: entry.english for code, entry in PROVIDER_CODES.items()}
+)
+"""``error.code`` → its English description (a view of :data:`PROVIDER_CODES`)."""

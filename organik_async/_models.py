@@ -1,33 +1,115 @@
-"""The data: one delivery-report row, and the tables that give its codes meaning.
+"""The data: rows, IDs, batch records, and the tables that give codes meaning.
 
-Rows are frozen ``msgspec.Struct``s so that decoding goes straight from bytes to
-objects (no intermediate dicts on the JSON path) and rows are cheap, hashable
-and immutable. Codes are stored as plain ``int``s: the provider may add a status
-or an error code tomorrow, and a report must never crash on it. The enum and
-table lookups are *views* on top of those integers.
+This is the ground floor: it imports nothing else of the package, so every
+other module can use these types. Rows are frozen ``msgspec.Struct``s so that
+decoding goes straight from bytes to objects (no intermediate dicts on the JSON
+path) and rows are cheap, hashable and immutable. Codes are stored as plain
+``int``s: the provider may add a status or an error code tomorrow, and a report
+must never crash on it. The enum and table lookups are *views* on top of those
+integers.
 """
 
-from __future__ import annotations
-
 import enum
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Literal
+from typing import Final, Literal, TypedDict
 
 import msgspec
 
 __all__ = [
-    "API_ERROR_CODES",
     "DELIVERY_ERROR_CODES",
+    "ID_KINDS",
+    "BatchResult",
+    "BatchSizes",
     "DeliveryErrorCode",
     "DeliveryStatus",
     "DetailedReport",
     "Format",
+    "Id",
+    "IdArguments",
+    "IdKind",
+    "IdSource",
+    "Progress",
+    "canonical_id",
+    "validate_id",
 ]
 
 Format = Literal["json", "xml"]
 """A wire format: the two values the URL's type segments take."""
+
+IdKind = Literal["transaction_ids", "delivery_track_ids", "gsm_track_ids"]
+"""The three kinds of ID a request can carry, named as the request body names them."""
+
+ID_KINDS: Final[tuple[IdKind, ...]] = ("transaction_ids", "delivery_track_ids", "gsm_track_ids")
+"""The ID kinds in the order the provider documents them (and requests are made)."""
+
+Id = int | str
+"""One ID: the provider takes numbers or strings."""
+
+IdSource = Iterable[Id] | AsyncIterable[Id]
+"""What each ID argument accepts: any iterable or async iterable of IDs."""
+
+
+class IdArguments(TypedDict, total=False):
+    """IDs by kind, as keyword arguments: ``await client.detailed_report(**ids)``."""
+
+    transaction_ids: list[Id]
+    delivery_track_ids: list[Id]
+    gsm_track_ids: list[Id]
+
+
+def validate_id(value: object, kind: str) -> Id:
+    """Return ``value`` if it is one ID, else raise ``TypeError`` or ``ValueError``.
+
+    An ID is an ``int`` or a ``str`` (``bool`` is an ``int`` to Python but never
+    an ID, so it is refused by name). A string that cannot be one ID is refused
+    before anything is sent: empty, or holding a comma, whitespace or a control
+    character. The provider's own ASP sample comma-joins IDs into one string;
+    sent as is, that is "no records" and a call silently returns zero rows.
+    """
+    if isinstance(value, str):
+        if value and value.isprintable() and " " not in value and "," not in value:
+            return value
+        raise ValueError(f"{kind}: {value!r} is not one ID ({_why_not_one_id(value)})")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"{kind} must contain only int or str IDs, got {type(value).__name__}: {value!r}"
+        )
+    return value
+
+
+def _why_not_one_id(value: str) -> str:
+    if not value:
+        return "it is empty"
+    if "," in value:
+        return "it holds a comma: give each ID as its own item"
+    if any(c.isspace() for c in value):
+        return "it holds whitespace: strip it, or split it into separate IDs"
+    return "it holds a control or other unprintable character"
+
+
+def canonical_id(value: Id) -> Id:
+    """One form per ID: ``"410471976"`` → ``410471976``; ``"16502030-4730-63032793"``
+    and ``"007"`` unchanged.
+
+    The provider takes IDs as numbers or strings, and XML has no types: its
+    ``gsm_track_id`` is an int in report examples and a string elsewhere. A
+    string is an int only when writing that int back gives the same text, so
+    no information is lost either way; one too long for Python to convert
+    (over 4 300 digits) stays a string, as JSON's ``int | str`` decoding
+    does. Used to type XML values and to tell duplicate IDs apart.
+    """
+    if isinstance(value, int):
+        return value
+    digits = value.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        return value
+    try:
+        number = int(value)
+    except ValueError:  # over Python's int-string limit (4 300 digits): kept as text
+        return value
+    return number if str(number) == value else value
 
 
 class DeliveryStatus(enum.IntEnum):
@@ -38,6 +120,10 @@ class DeliveryStatus(enum.IntEnum):
     DELIVERED = 2
     INVALID_NUMBER = 3
     TIMED_OUT = 4
+
+    def __str__(self) -> str:
+        """The name (``DELIVERED``), not the bare number an ``IntEnum`` prints."""
+        return self.name
 
     @property
     def is_final(self) -> bool:
@@ -105,29 +191,6 @@ DELIVERY_ERROR_CODES: Mapping[int, DeliveryErrorCode] = _error_table(
 )
 """Every per-number ``errorcode`` the provider documents, by code."""
 
-API_ERROR_CODES: Mapping[int, str] = MappingProxyType(
-    {
-        1: "unknown error",
-        84: "database operation failed",
-        85: "database could not be registered",
-        86: "no valid registration data found",
-        87: "no records were found",
-        88: "unsupported request name",
-        89: "user not found",
-        90: "API key must be 32 characters",
-        91: "unsupported response type",
-        92: "unsupported request type",
-        93: "too many requests",
-        94: "server temporarily unavailable",
-        95: "server fault",
-        96: "invalid request parameters",
-        97: "invalid request body format",
-        98: "unauthorised IP address",
-        99: "authorisation error (invalid key)",
-    }
-)
-"""The API-wide ``error.code`` values (request-level failures), in English."""
-
 
 class DetailedReport(msgspec.Struct, frozen=True, kw_only=True):
     """What happened to one SMS for one recipient number.
@@ -190,3 +253,67 @@ class DetailedReport(msgspec.Struct, frozen=True, kw_only=True):
         if self.errorcode:
             return f"error code {self.errorcode}"
         return _STATUS_TEXT[DeliveryStatus(self.status)]
+
+
+class BatchSizes(msgspec.Struct, frozen=True, kw_only=True):
+    """IDs per request, per ID kind.
+
+    Conservative, because the provider documents no limit: a transaction or a
+    delivery track ID can stand for thousands of recipient numbers (rows), so
+    those batches are small; a GSM track ID is one row.
+    """
+
+    transaction_ids: int = 20
+    delivery_track_ids: int = 20
+    gsm_track_ids: int = 250
+
+    def __post_init__(self) -> None:
+        for kind in ID_KINDS:
+            size = getattr(self, kind)
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ValueError(f"batch_sizes: the size for {kind} must be an int >= 1: {size!r}")
+
+    @classmethod
+    def coerce(cls, value: "BatchSizes | int") -> "BatchSizes":
+        """An int means the same size for every kind."""
+        if isinstance(value, BatchSizes):
+            return value
+        return cls(transaction_ids=value, delivery_track_ids=value, gsm_track_ids=value)
+
+    def for_kind(self, kind: IdKind) -> int:
+        size: int = getattr(self, kind)
+        return size
+
+
+class BatchResult(msgspec.Struct, frozen=True):
+    """One successful request: the IDs asked, the rows, attempts and timing."""
+
+    index: int
+    kind: IdKind
+    ids: tuple[Id, ...]
+    rows: list[DetailedReport]
+    attempts: int
+    elapsed: float
+
+    @property
+    def id_arguments(self) -> IdArguments:
+        """The IDs as keyword arguments: ``client.detailed_report(**result.id_arguments)``."""
+        arguments: IdArguments = {}
+        arguments[self.kind] = list(self.ids)
+        return arguments
+
+
+class Progress(msgspec.Struct, frozen=True):
+    """A snapshot for progress bars and metrics, sent after every batch."""
+
+    batches_done: int
+    batches_total: int | None
+    """Exact once the input has been read to the end; before that an estimate
+    from ``len()`` of sized inputs (duplicates included), or ``None``."""
+    rows: int
+    retries: int
+    failures: int
+    elapsed: float
+    concurrency: int = 0
+    """Requests this call may have in flight now: its ``max_concurrency``, or
+    less while the client's adaptive limit is lower (after pushback)."""

@@ -1,27 +1,48 @@
-"""When to try a request again, and how long to wait first.
+"""When to try a request again, how long to wait first, and a switch for tests.
 
 The report request is a read, so repeating it is always safe. What is worth
 repeating is what a later attempt can fix: the network, an overloaded or
 restarting server, and the provider saying "slow down". Everything else
 (a bad key, a bad body) fails the same way every time and is raised at once.
-"""
 
-from __future__ import annotations
+:meth:`RetryPolicy.delay_for` is a pure decision (error and attempt in, a wait
+or "give up" out); :func:`wait` is the only place the client sleeps before a
+retry, and :func:`set_testing` makes those waits instant for a whole test
+suite (as ``stamina.set_testing`` does), with no patching of private code.
+"""
 
 import email.utils
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Final
 
 import anyio
+import anyio.lowlevel
 import msgspec
 
-from ._exceptions import APIError, HTTPStatusError, OrganikError, RateLimitError, TransportError
+from ._exceptions import (
+    PROVIDER_CODES,
+    APIError,
+    HTTPStatusError,
+    OrganikError,
+    RateLimitError,
+    TransportError,
+)
 
-__all__ = ["RETRYABLE_API_CODES", "RETRYABLE_STATUS_CODES", "RetryPolicy", "parse_retry_after"]
+__all__ = [
+    "RETRYABLE_STATUS_CODES",
+    "RetryPolicy",
+    "instant_retries",
+    "is_retryable",
+    "is_testing",
+    "parse_retry_after",
+    "set_testing",
+    "wait",
+]
 
 RETRYABLE_STATUS_CODES: Final = frozenset({408, 429, 500, 502, 503, 504})
-RETRYABLE_API_CODES: Final = frozenset({84, 93, 94, 95})
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,7 +53,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     that many clients retrying together do not stampede. A ``Retry-After``
     from the server replaces that wait, unless it is longer than
     ``max_retry_after``: then waiting is not worth it and the error is raised
-    at once. Set ``backoff_base=0`` to make every computed wait zero (tests).
+    at once. Set ``backoff_base=0`` to make every computed wait zero.
     """
 
     max_retries: int = 3
@@ -41,41 +62,52 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     max_retry_after: float = 120.0
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        if self.backoff_base < 0 or self.backoff_max < 0 or self.max_retry_after < 0:
-            raise ValueError("backoff_base, backoff_max and max_retry_after must be >= 0")
+        if isinstance(self.max_retries, bool) or self.max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0: {self.max_retries!r}")
+        for name in ("backoff_base", "backoff_max", "max_retry_after"):
+            value = getattr(self, name)
+            if not value >= 0:  # also refuses NaN
+                raise ValueError(f"{name} must be a number >= 0: {value!r}")
 
-    def backoff(self, retry: int) -> float:
-        """The computed wait, in seconds, before retry number ``retry`` (1-based)."""
+    def backoff(self, retry: int, *, draw: float | None = None) -> float:
+        """The computed wait, in seconds, before retry number ``retry`` (1-based).
+
+        ``draw`` is the jitter's random number in [0, 1) (drawn when omitted).
+        """
         # 2.0 ** 1024 overflows (OverflowError); past 2 ** 1023 the cap has long won.
         ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** min(retry - 1, 1023))
-        return ceiling * (0.5 + random.random() / 2)  # jitter: not a secret
+        if draw is None:
+            draw = random.random()  # jitter: not a secret
+        return ceiling * (0.5 + draw / 2)
 
-    def delay_for(self, error: OrganikError, retry: int) -> float | None:
-        """How long to wait before retrying after ``error``; ``None``: do not retry."""
+    def delay_for(
+        self, error: OrganikError, retry: int, *, draw: float | None = None
+    ) -> float | None:
+        """How long to wait before retry ``retry`` after ``error``; ``None``: give up."""
         if retry > self.max_retries or not is_retryable(error):
             return None
-        retry_after = getattr(error, "retry_after", None)
+        retry_after = error.retry_after if isinstance(error, APIError | HTTPStatusError) else None
         if retry_after is None:
-            return self.backoff(retry)
+            return self.backoff(retry, draw=draw)
         if retry_after > self.max_retry_after:
             return None
-        return float(retry_after)
+        return retry_after
 
 
 def is_retryable(error: OrganikError) -> bool:
     """Whether another attempt could succeed where this one failed.
 
-    When the provider's envelope names an error code, that code decides, whatever
-    the HTTP status it came with: a bad key (99) or a bad body (96, 97) sent
-    with a 500 or a 503 fails the same way every time.
+    When the provider's envelope names an error code, that code decides (see
+    :data:`PROVIDER_CODES`), whatever the HTTP status it came with: a bad key
+    (99) or a bad body (96, 97) sent with a 500 or a 503 fails the same way
+    every time.
     """
     if isinstance(error, TransportError | RateLimitError):
         return True
     if isinstance(error, APIError):
         if error.code is not None:
-            return error.code in RETRYABLE_API_CODES
+            entry = PROVIDER_CODES.get(error.code)
+            return entry is not None and entry.retryable
         return error.status_code in RETRYABLE_STATUS_CODES
     if isinstance(error, HTTPStatusError):
         return error.status_code in RETRYABLE_STATUS_CODES
@@ -91,13 +123,59 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # Overflow: a year of 20 digits
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-async def sleep(seconds: float) -> None:
-    """Wait before a retry. One indirection, so tests can record waits instead."""
-    await anyio.sleep(seconds)
+# --- Waiting, and the test switch -------------------------------------------------------
+
+_skipped: list[list[float]] = []
+"""While testing: one list per active :func:`instant_retries` block (plus the
+:func:`set_testing` one), each receiving the waits that were skipped."""
+_testing = False
+
+
+def set_testing(testing: bool) -> None:
+    """Make every retry wait instant (``True``) or real again (``False``).
+
+    For a user's test suite: retries still happen, with every decision and
+    ``Retry-After`` honoured, but nobody waits. Put it in a ``conftest.py``
+    (``organik_async.set_testing(True)``), or use :func:`instant_retries` for
+    one block.
+    """
+    global _testing
+    _testing = testing
+
+
+def is_testing() -> bool:
+    """Whether retry waits are instant (see :func:`set_testing`)."""
+    return _testing or bool(_skipped)
+
+
+@contextmanager
+def instant_retries() -> Iterator[list[float]]:
+    """Within the block, retry waits are instant; yields the list of waits skipped::
+
+    with organik_async.instant_retries() as waits:
+        await client.detailed_report(transaction_ids=ids)
+    assert waits == [2.0]  # the Retry-After the server asked for
+    """
+    waits: list[float] = []
+    _skipped.append(waits)
+    try:
+        yield waits
+    finally:
+        _skipped.remove(waits)
+
+
+async def wait(seconds: float) -> None:
+    """Wait before a retry: really, or (testing) not at all, but still yielding."""
+    if not is_testing():
+        await anyio.sleep(seconds)
+        return
+    for waits in _skipped:
+        waits.append(seconds)
+    await anyio.lowlevel.checkpoint()

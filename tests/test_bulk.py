@@ -6,7 +6,9 @@ Every test runs on asyncio and trio. Waits between retries are zero
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from typing import Any
 
 import anyio
@@ -100,7 +102,7 @@ async def test_result_matches_the_simulator_oracle_in_documented_order() -> None
 
 async def test_duplicate_ids_are_sent_once_and_int_and_str_forms_are_one_id() -> None:
     fake = FakeOrganikAPI(DATASET)
-    ids = [TX[0], TX[1], TX[0], str(TX[1]), TX[2]]
+    ids: list[int | str] = [TX[0], TX[1], TX[0], str(TX[1]), TX[2]]
     async with fast(fake) as client:
         rows = await client.detailed_report(transaction_ids=ids)
     assert sent_ids(fake) == 3
@@ -141,7 +143,7 @@ async def test_a_bad_id_in_a_list_fails_before_anything_is_sent() -> None:
     fake = FakeOrganikAPI(DATASET)
     async with fast(fake) as client:
         with pytest.raises(TypeError, match="gsm_track_ids"):
-            await client.detailed_report(gsm_track_ids=[*GSM[:600], 1.5])
+            await client.detailed_report(gsm_track_ids=[*GSM[:600], 1.5])  # type: ignore[list-item]
     assert fake.stats.requests == 0
 
 
@@ -149,7 +151,7 @@ async def test_a_bad_id_in_a_lazy_input_raises_type_error_naming_the_field() -> 
     fake = FakeOrganikAPI(DATASET)
     async with fast(fake) as client:
         with pytest.raises(TypeError, match="transaction_ids"):
-            await client.detailed_report(transaction_ids=(x for x in [TX[0], None]))
+            await client.detailed_report(transaction_ids=(x for x in [TX[0], None]))  # type: ignore[misc]
 
 
 # --- concurrency and rate ------------------------------------------------------------------
@@ -168,7 +170,7 @@ async def test_max_connections_bounds_every_call_on_the_client_together() -> Non
     async with fast(fake, batch_sizes=2, max_concurrency=4, max_connections=6) as client:
         async with anyio.create_task_group() as tg:
             for part in range(4):
-                tg.start_soon(lambda p=part: client.detailed_report(transaction_ids=TX[p::4][:20]))
+                tg.start_soon(partial(client.detailed_report, transaction_ids=TX[part::4][:20]))
     assert fake.stats.peak_in_flight == 6
 
 
@@ -178,9 +180,7 @@ async def test_rate_limit_is_one_budget_shared_by_concurrent_calls() -> None:
         started = anyio.current_time()
         async with anyio.create_task_group() as tg:
             for part in range(3):
-                tg.start_soon(
-                    lambda p=part: client.detailed_report(transaction_ids=TX[p * 10 :][:10])
-                )
+                tg.start_soon(partial(client.detailed_report, transaction_ids=TX[part * 10 :][:10]))
         elapsed = anyio.current_time() - started
     # 30 requests at 50/s: the first goes at once, the 30th no sooner than 29/50 s.
     assert fake.stats.requests == 30
@@ -276,7 +276,7 @@ async def test_leaving_a_stream_early_cancels_requests_and_keeps_the_client_usab
             async with client.iter_detailed_report(transaction_ids=TX[:200]) as rows:
                 async for _row in rows:
                     break
-        assert client._pools.in_flight == 0
+        assert client._requester.pools.in_flight == 0
         assert fake.stats.requests < 20
         fake.faults.clear()
         assert await client.detailed_report(transaction_ids=TX[:2]) == DATASET.expected(
@@ -385,7 +385,7 @@ def assert_every_id_accounted_for(
 
 
 async def test_streaming_failure_is_raised_at_the_end_with_no_rows() -> None:
-    fake = FakeOrganikAPI(DATASET, faults=[Fault.provider_error(96, on_requests={2})])
+    fake = FakeOrganikAPI(DATASET, faults=[Fault.provider_error(97, on_requests={2})])
     async with fast(fake, batch_sizes=5, max_concurrency=1) as client:
         got: list[DetailedReport] = []
         with pytest.raises(BulkReportError) as caught:
@@ -398,13 +398,34 @@ async def test_streaming_failure_is_raised_at_the_end_with_no_rows() -> None:
     assert len(got) == len(DATASET.expected(transaction_ids=TX[:5] + TX[10:15]))
 
 
-async def test_oversized_request_refusal_names_the_batch_size_setting() -> None:
+async def test_a_request_refused_as_too_large_is_split_and_the_size_remembered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="organik_async")
     fake = FakeOrganikAPI(DATASET, max_ids_per_request=10)
-    async with fast(fake, batch_sizes=20) as client:
-        with pytest.raises(APIError, match="batch_sizes") as caught:
-            await client.detailed_report(transaction_ids=TX[:20])
-        assert caught.value.code == 96
-        assert len(await client.detailed_report(transaction_ids=TX[:20], batch_sizes=10)) > 0
+    async with fast(fake, batch_sizes=20, max_concurrency=4) as client:
+        rows = await client.detailed_report(transaction_ids=TX[:20])
+        assert rows == DATASET.expected(transaction_ids=TX[:20])
+        assert fake.stats.ids_per_request == {20: 1, 10: 2}  # one refusal, then halves
+        assert await client.detailed_report(transaction_ids=TX[20:40]) == DATASET.expected(
+            transaction_ids=TX[20:40]
+        )
+    assert fake.stats.ids_per_request == {20: 1, 10: 4}  # the next call cut at 10 at once
+    assert "batch_sizes" in caplog.text  # the log names the setting that avoids refusals
+
+
+async def test_a_single_id_refused_with_code_96_is_a_real_error() -> None:
+    fake = FakeOrganikAPI(DATASET, faults=[Fault.provider_error(96)])
+    async with fast(fake, batch_sizes=4, max_retries=0) as client:
+        with pytest.raises(BulkReportError) as caught:
+            await client.detailed_report(transaction_ids=TX[:8])
+    failures = caught.value.failures
+    assert sorted(i for f in failures for i in f.ids) == sorted(TX[:8])
+    assert all(isinstance(f.error, APIError) for f in failures)
+    assert {f.error.code for f in failures if isinstance(f.error, APIError)} == {96}
+    # each batch ends at one ID, refused: a real error, split no further
+    assert fake.stats.ids_per_request[1] == 2
+    assert max(fake.stats.ids_per_request) == 4
 
 
 async def test_response_over_max_response_bytes_is_refused() -> None:
@@ -423,7 +444,7 @@ async def test_cancelling_the_caller_stops_every_request_promptly() -> None:
         with anyio.fail_after(5):
             with anyio.move_on_after(0.2):
                 await client.detailed_report(transaction_ids=TX[:50])
-            assert client._pools.in_flight == 0
+            assert client._requester.pools.in_flight == 0
             fake.faults.clear()
             rows = await client.detailed_report(transaction_ids=TX[:3])
     assert rows == DATASET.expected(transaction_ids=TX[:3])

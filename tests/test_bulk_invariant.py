@@ -32,7 +32,7 @@ FAULTS = {
     "503-retry-after": lambda on: Fault.status(503, retry_after=0, on_requests=on),
     "400": lambda on: Fault.status(400, on_requests=on),
     "code-94": lambda on: Fault.provider_error(94, on_requests=on),
-    "code-96": lambda on: Fault.provider_error(96, on_requests=on),
+    "code-97": lambda on: Fault.provider_error(97, on_requests=on),
     "malformed": lambda on: Fault.malformed(on_requests=on),
     "truncate": lambda on: Fault.truncate(on_requests=on),
     "disconnect": lambda on: Fault.disconnect(on_requests=on),

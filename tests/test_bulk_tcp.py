@@ -27,7 +27,7 @@ def tcp_client(base_url: str, **kwargs: object) -> OrganikClient:
 def busy_connections(client: OrganikClient) -> int:
     """Requests that httpcore still holds, across every pool of the client."""
     busy = 0
-    for pool in client._pools.pools:
+    for pool in client._requester.pools.pools:
         core = pool._transport._pool  # type: ignore[attr-defined]
         busy += len(core._requests)
         busy += sum(1 for c in core.connections if not (c.is_idle() or c.is_closed()))
@@ -48,12 +48,13 @@ async def test_batches_and_concurrency_are_bounded_over_tcp(fake: FakeOrganikAPI
 
 
 async def test_small_pools_are_opened_as_concurrency_needs(fake: FakeOrganikAPI) -> None:
-    fake.faults.append(Fault.latency(0.02))
+    fake.faults.append(Fault.latency(0.2))  # long enough for all 20 to be in flight at once
     async with serve(fake) as base_url:
         async with tcp_client(base_url, batch_sizes=1, max_concurrency=20, pool_size=8) as client:
             with anyio.fail_after(30):
                 await client.detailed_report(transaction_ids=TX[:60])
-            assert len(client._pools.pools) == 3  # ceil(20 / 8): all workers start at once
+            pools = client._requester.pools.pools
+            assert len(pools) == 3  # ceil(20 / 8): all workers start at once
         assert fake.stats.peak_in_flight <= 20
 
 
@@ -65,7 +66,7 @@ async def test_cancelling_mid_flight_leaks_no_connection(fake: FakeOrganikAPI) -
                 with anyio.move_on_after(0.5) as scope:
                     await client.detailed_report(transaction_ids=TX[:40])
                 assert scope.cancelled_caught
-                assert client._pools.in_flight == 0
+                assert client._requester.pools.in_flight == 0
                 assert busy_connections(client) == 0
                 fake.faults.clear()
                 rows = await client.detailed_report(transaction_ids=TX[:2])
@@ -100,6 +101,7 @@ async def test_every_format_pair_gives_the_same_rows_over_tcp(
     fake: FakeOrganikAPI, request_format: str, response_format: str, xml_wrapped: bool
 ) -> None:
     fake.xml_wrapped = xml_wrapped
+    fake.errorcode_in = frozenset({"json", "xml"})  # every field, in every format
     async with serve(fake) as base_url:
         async with tcp_client(
             base_url,
@@ -131,7 +133,7 @@ async def test_a_callers_own_http_client_is_used_and_left_open(fake: FakeOrganik
                 with anyio.fail_after(30):
                     rows = await client.detailed_report(transaction_ids=TX[:6])
             assert not own.is_closed
-            assert client._pools.pools == (own,)
+            assert client._requester.pools.pools == (own,)
     assert len(rows) == len(DATASET.expected(transaction_ids=TX[:6]))
 
 
@@ -143,7 +145,7 @@ async def test_pools_share_one_ssl_context_and_hold_four_connections_each(
         async with tcp_client(base_url, batch_sizes=1, max_concurrency=12) as client:
             with anyio.fail_after(30):
                 await client.detailed_report(transaction_ids=TX[:24])
-            pools = client._pools.pools
+            pools = client._requester.pools.pools
             assert len(pools) == 3  # the default pool_size is 4
             contexts = {id(p._transport._pool._ssl_context) for p in pools}  # type: ignore[attr-defined]
             assert len(contexts) == 1
@@ -157,5 +159,5 @@ async def test_idle_connections_are_dropped_before_common_server_timeouts(
         async with tcp_client(base_url) as client:
             with anyio.fail_after(30):
                 await client.detailed_report(transaction_ids=TX[:1])
-            (pool,) = client._pools.pools
+            (pool,) = client._requester.pools.pools
             assert pool._transport._pool._keepalive_expiry < 5  # type: ignore[attr-defined]

@@ -83,6 +83,11 @@ PROVIDER_ROWS: list[dict[str, Any]] = [
 MEDIA = {"json": "application/json", "xml": "application/xml"}
 
 
+def by_kind(kind: str, ids: object) -> dict[str, Any]:
+    """IDs as keyword arguments for a kind chosen at run time."""
+    return {kind: ids}
+
+
 def expected(row: dict[str, Any], *, xml: bool = False) -> DetailedReport:
     """The row a client should return for a provider row (XML carries no errorcode)."""
 
@@ -266,7 +271,8 @@ async def test_defaults_are_json_both_ways_at_the_provider(provider: Provider) -
 @pytest.mark.parametrize("value", ["JSON", "yaml", "form", "json "])
 def test_unknown_format_is_refused(field: str, value: str) -> None:
     with pytest.raises(ValueError, match=field):
-        OrganikClient(KEY, **{field: value})
+        options: dict[str, Any] = {field: value}
+        OrganikClient(KEY, **options)
 
 
 async def test_base_url_trailing_slash_is_ignored(provider: Provider) -> None:
@@ -292,7 +298,7 @@ async def test_body_holds_only_the_kinds_given(
 ) -> None:
     async with client_for(provider, request_format=fmt) as client:
         with anyio.fail_after(5):
-            rows = await client.detailed_report(**{kind: ids})
+            rows = await client.detailed_report(**by_kind(kind, ids))
     assert rows
     [request] = provider.requests
     if fmt == "json":
@@ -373,7 +379,7 @@ async def test_bad_id_is_a_type_error_naming_the_field(
 ) -> None:
     async with client_for(provider) as client:
         with pytest.raises(TypeError, match=kind), anyio.fail_after(5):
-            await client.detailed_report(**{kind: [123, bad]})
+            await client.detailed_report(**by_kind(kind, [123, bad]))
     assert provider.requests == []
 
 
@@ -387,7 +393,7 @@ async def test_bad_id_in_a_generator_is_a_type_error_before_any_request(
 
     async with client_for(provider) as client:
         with pytest.raises(TypeError, match=kind), anyio.fail_after(5):
-            await client.detailed_report(**{kind: generated()})
+            await client.detailed_report(**by_kind(kind, generated()))
     assert provider.requests == []
 
 
@@ -398,7 +404,7 @@ async def test_bare_id_instead_of_an_iterable_is_a_type_error(
 ) -> None:
     async with client_for(provider) as client:
         with pytest.raises(TypeError, match=kind), anyio.fail_after(5):
-            await client.detailed_report(**{kind: bare})
+            await client.detailed_report(**by_kind(kind, bare))
     assert provider.requests == []
 
 

@@ -47,7 +47,7 @@ async def test_retryable_provider_codes_are_retried_until_success(code: int) -> 
 
 
 @pytest.mark.parametrize(
-    ("code", "error"), [(1, APIError), (96, APIError), (98, AuthenticationError)]
+    ("code", "error"), [(1, APIError), (97, APIError), (98, AuthenticationError)]
 )
 async def test_other_provider_codes_fail_at_once(code: int, error: type[APIError]) -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.provider_error(code)])

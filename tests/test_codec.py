@@ -11,8 +11,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from organik_async import DetailedReport, _codec
+from organik_async import DetailedReport, Format, IdKind, _codec
 from organik_async._codec import (
     BodyError,
     ProviderError,
@@ -23,6 +25,7 @@ from organik_async._codec import (
     encode_rows_json,
     encode_rows_xml,
 )
+from organik_async._models import canonical_id
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -384,7 +387,8 @@ def test_xml_result_that_is_not_0_or_1_is_a_body_error() -> None:
     with pytest.raises(BodyError) as info:
         decode_xml(b"<response><result>maybe</result></response>")
     assert info.value.position == "<result>"
-    assert "maybe" in info.value.message
+    assert "maybe" in info.value.excerpt
+    assert "maybe" not in info.value.message  # the body is quoted in the excerpt only
 
 
 def test_xml_empty_finish_date_is_none() -> None:
@@ -457,7 +461,8 @@ def test_xml_html_error_page_is_a_body_error_not_zero_rows() -> None:
     body = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
     with pytest.raises(BodyError) as info:
         decode_xml(body)
-    assert info.value.position == "<html>"
+    assert info.value.position == "document root"
+    assert "<html>" not in info.value.message  # the body is quoted in the excerpt only
     assert "502 Bad Gateway" in info.value.excerpt
 
 
@@ -466,9 +471,321 @@ def test_xml_data_holding_text_is_a_body_error() -> None:
         decode_xml(b"<response><result>1</result><data>oops</data></response>")
 
 
+# --- hostile answers: every one is rows or a BodyError, never a builtin exception ------
+
+ISO_ROW_ERROR = "Kayıt bulunamadı: ğüşöçİ"  # "no records found", with every Turkish letter
+DEEP = 5_000  # far past Python's recursion limit (1 000)
+
+
+def json_row(**changes: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "gsm": 905445359675,
+        "transaction_id": 14094857,
+        "gsm_track_id": 410471976,
+        "delivery_track_id": "b627ffe79fc148e8ea7425222c4ed8",
+        "create_date": "2016-11-02 11:47:38",
+        "start_date": "2016-11-02 11:47:38",
+        "finish_date": "2016-11-02 12:47:42",
+        "status": 2,
+        "sms_count": 1,
+        "credit_amount": 1,
+        "is_foreign_gsm": False,
+    }
+    row.update(changes)
+    return row
+
+
+def json_answer(*rows: dict[str, object]) -> bytes:
+    return json.dumps({"response": {"result": True, "data": list(rows)}}).encode()
+
+
+@pytest.mark.parametrize(
+    "deep",
+    [b"[" * DEEP + b"]" * DEEP, b'{"a":' * DEEP + b"1" + b"}" * DEEP],
+    ids=["array", "object"],
+)
+@pytest.mark.parametrize("where", ["envelope", "row"])
+def test_json_nested_past_the_recursion_limit_is_a_body_error_even_when_ignored(
+    deep: bytes, where: str
+) -> None:
+    if where == "envelope":
+        body = b'{"response": {"result": true, "junk": ' + deep + b', "data": []}}'
+    else:
+        body = json_answer(json_row(junk="@")).replace(b'"@"', deep)
+    with pytest.raises(BodyError) as info:
+        decode_json(body)
+    assert "nests too deeply" in info.value.message
+    offset = body.index(deep[:40])
+    assert info.value.position == f"byte {offset}"
+    assert deep[:40].decode() in info.value.excerpt
+
+
+def test_json_nested_a_little_inside_an_ignored_field_still_decodes() -> None:
+    body = json_answer(json_row(junk="@")).replace(b'"@"', b"[" * 200 + b"]" * 200)
+    assert decode_json(body).rows == SEED_ROWS_NO_ERRORCODE[:1]
+
+
+@pytest.mark.parametrize(
+    ("element", "outcome"),
+    [
+        ("result", "body error"),
+        ("data", "zero rows"),
+        ("error", "provider error"),
+        ("message", "body error"),
+        ("status", "body error"),
+        ("operator", "one row"),
+        ("root", "body error"),
+    ],
+)
+def test_xml_nested_far_past_the_recursion_limit_is_read_without_recursion(
+    element: str, outcome: str
+) -> None:
+    deep = "<a>" * DEEP + "x" + "</a>" * DEEP
+    body = {
+        "result": f"<response><result>{deep}</result></response>",
+        "data": f"<response><result>1</result><data>{deep}</data></response>",
+        "error": f"<response><result>0</result><error>{deep}</error></response>",
+        "message": f"<response><result>0</result><error><message>{deep}</message></error>"
+        "</response>",
+        "status": xml_item(status=deep),
+        "operator": xml_item().replace("<item>", f"<item><operator>{deep}</operator>"),
+        "root": deep,
+    }[element].encode()
+    if outcome == "body error":
+        with pytest.raises(BodyError) as info:
+            decode_xml(body)
+        assert "<a>" not in info.value.message
+    elif outcome == "provider error":
+        assert decode_xml(body).error == ProviderError()
+    else:
+        rows = decode_xml(body).rows
+        assert rows == (SEED_ROWS_NO_ERRORCODE[:1] if outcome == "one row" else [])
+
+
+def test_json_string_that_is_not_utf8_is_a_body_error_naming_the_byte() -> None:
+    # A Turkish "ğ" sent as ISO-8859-9 (0xF0) where the row holds text.
+    body = json_answer(json_row(delivery_track_id="b627ff@")).replace(
+        b"@", "ğ".encode("iso-8859-9")
+    )
+    with pytest.raises(BodyError) as info:
+        decode_json(body)
+    assert "not UTF-8" in info.value.message
+    assert "0xF0" in info.value.message
+    offset = body.index(b"\xf0")
+    assert info.value.position == f"byte {offset}"
+    assert "b627ff\ufffd" in info.value.excerpt
+
+
+def test_json_provider_error_that_is_not_utf8_still_surfaces_as_the_provider_error() -> None:
+    # The code is what matters (87: zero rows; 93: slow down); the text is read
+    # as windows-1254, which has ISO-8859-9's Turkish letters at the same bytes.
+    for encoding in ("iso-8859-9", "windows-1254"):
+        error = {"message": ISO_ROW_ERROR, "number": "1", "time": "now", "code": 87}
+        text = json.dumps({"response": {"result": False, "error": error}}, ensure_ascii=False)
+        decoded = decode_json(text.encode(encoding))
+        assert decoded.rows == []
+        assert decoded.error == ProviderError(ISO_ROW_ERROR, "1", "now", 87)
+
+
+def test_json_not_utf8_in_a_result_true_answer_never_passes_as_an_error() -> None:
+    body = json_answer(json_row(delivery_track_id="@")).replace(b'"@"', b'"\xfd"')
+    with pytest.raises(BodyError, match="not UTF-8"):
+        decode_json(body)
+
+
+def test_json_not_utf8_inside_an_ignored_field_loses_no_row() -> None:
+    body = json_answer(json_row(operator="@")).replace(b"@", b"T\xfcrk Telekom")
+    assert decode_json(body).rows == SEED_ROWS_NO_ERRORCODE[:1]
+
+
+def test_xml_without_a_declared_encoding_that_is_not_utf8_is_a_body_error() -> None:
+    body = xml_item(delivery_track_id="b627ffğ").encode("iso-8859-9")
+    with pytest.raises(BodyError) as info:
+        decode_xml(body)
+    assert "not UTF-8" in info.value.message
+    offset = body.index(b"\xf0")
+    assert info.value.position == f"byte {offset}"
+
+
+def test_xml_provider_error_that_is_not_utf8_still_surfaces_as_the_provider_error() -> None:
+    body = (
+        f"<response><result>0</result><error><message>{ISO_ROW_ERROR}</message>"
+        "<code>87</code></error></response>"
+    ).encode("iso-8859-9")
+    assert decode_xml(body).error == ProviderError(message=ISO_ROW_ERROR, code=87)
+
+
+def test_xml_gsm_track_id_over_the_int_string_limit_stays_a_string() -> None:
+    huge = "9" * 5_000  # Python refuses int() of more than 4 300 digits
+    [row] = decode_xml(xml_item(gsm_track_id=huge).encode()).rows
+    assert row.gsm_track_id == huge
+    assert canonical_id(huge) == huge
+    assert canonical_id("9" * 4_300) == int("9" * 4_300)
+
+
+def test_json_gsm_track_id_over_the_int_limit_is_a_body_error_as_a_number_kept_as_a_string() -> (
+    None
+):
+    huge = "9" * 5_000
+    with pytest.raises(BodyError, match="out of range"):
+        decode_json(json_answer(json_row(gsm_track_id="@")).replace(b'"@"', huge.encode()))
+    [row] = decode_json(json_answer(json_row(gsm_track_id=huge))).rows
+    assert row.gsm_track_id == huge
+
+
+@pytest.mark.parametrize(
+    ("name", "python_codec"),
+    [
+        ("ISO-8859-9", "iso-8859-9"),
+        ("iso-8859-9", "iso-8859-9"),
+        ("windows-1254", "cp1254"),
+        ("Windows-1254", "cp1254"),
+        ("latin5", "iso-8859-9"),
+        ("ISO-8859-1", "latin-1"),
+        ("UTF-8", "utf-8"),
+        ("utf8", "utf-8"),
+        (" ISO-8859-9 ", "iso-8859-9"),
+    ],
+)
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_xml_declared_encoding_is_honoured(name: str, python_codec: str, quote: str) -> None:
+    decl = f"<?xml version={quote}1.0{quote} encoding={quote}{name}{quote} ?>\n"
+    text = ISO_ROW_ERROR if python_codec != "latin-1" else "Kayit bulunamadi: üöç"
+    answer = f"<response><result>0</result><error><message>{text}</message><code>1</code></error>"
+    body = (decl + answer + "</response>").encode(python_codec)
+    assert decode_xml(body).error == ProviderError(message=text, code=1)
+    rows_body = (decl + xml_item(delivery_track_id="ğ-İ-ş")).encode(python_codec, "replace")
+    [row] = decode_xml(rows_body).rows
+    assert row.delivery_track_id == "ğ-İ-ş".encode(python_codec, "replace").decode(python_codec)
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_xml_in_utf16_or_utf32_is_read_from_its_start(codec: str) -> None:
+    body = ('<?xml version="1.0" encoding="UTF-16"?>\n' + xml_item()).encode(codec)
+    assert decode_xml(body).rows == SEED_ROWS_NO_ERRORCODE[:1]
+
+
+def test_xml_declaring_utf16_in_single_bytes_is_read_as_the_utf8_it_is() -> None:
+    # What .NET's StringWriter sends: the declaration says UTF-16, the bytes are UTF-8.
+    body = b'<?xml version="1.0" encoding="utf-16"?>\n' + xml_item().encode()
+    assert decode_xml(body).rows == SEED_ROWS_NO_ERRORCODE[:1]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *["bogus-9", "", "base64", "rot13", "zlib", "punycode", "idna", "undefined"],
+        *["x\x00y", "..os", "9" * 41, "latin-1" + "x" * 40, "utf 8"],
+    ],
+)
+def test_xml_declaring_an_encoding_that_is_no_character_set_is_a_body_error(name: str) -> None:
+    body = f'<?xml version="1.0" encoding="{name}"?>\n{xml_item()}'.encode()
+    with pytest.raises(BodyError) as info:
+        decode_xml(body)
+    assert info.value.message == (
+        "XML declaration names an encoding that is not a character set Python knows"
+    )
+    assert info.value.position == "XML declaration"
+    assert f'encoding="{name}"' in info.value.excerpt
+
+
+def test_xml_bytes_invalid_in_the_declared_encoding_is_a_body_error_naming_the_byte() -> None:
+    decl = b'<?xml version="1.0" encoding="windows-1254"?>'
+    body = decl + xml_item(delivery_track_id="@").encode().replace(b"@", b"\x81")
+    with pytest.raises(BodyError) as info:
+        decode_xml(body)
+    assert "not valid cp1254" in info.value.message
+    offset = body.index(b"\x81")
+    assert info.value.position == f"byte {offset}"
+
+
+LAUGHS = (
+    '<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + "".join(
+        f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10 if n > 1 else "&lol;" * 10}">'
+        for n in range(1, 10)
+    )
+    + "]>"
+)
+
+
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        LAUGHS,
+        '<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>',
+        '<!DOCTYPE x [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]>',
+        '<!DOCTYPE x SYSTEM "http://127.0.0.1:9/x.dtd">',
+    ],
+    ids=["billion-laughs", "external-entity", "parameter-entity", "external-dtd"],
+)
+@pytest.mark.parametrize("declaration", [XML_DECL, b""], ids=["declared", "bare"])
+def test_xml_with_a_dtd_is_refused_never_expanded(doctype: str, declaration: bytes) -> None:
+    body = declaration + (doctype + xml_item(gsm="&lol9;&xxe;")).encode()
+    with pytest.raises(BodyError) as info:
+        decode_xml(body)
+    assert "<!DOCTYPE" in info.value.message
+    assert info.value.position == f"byte {len(declaration)}"
+
+
+def test_xml_reference_to_an_undeclared_entity_is_a_body_error() -> None:
+    with pytest.raises(BodyError, match="undefined entity"):
+        decode_xml(xml_item(gsm="&lol;").encode())
+
+
+# Pieces of real answers, so that generated bodies get past the first byte.
+_PIECES = [
+    fixture("seed000_response.json"),
+    fixture("seed001_response.xml"),
+    b'{"response": {"result": false, "error": {"code": 87}}}',
+    b"<response><result>0</result><error><code>93</code></error></response>",
+    b'<?xml version="1.0" encoding="ISO-8859-9"?>',
+    b"<!DOCTYPE x [<!ENTITY a 'b'>]>",
+    b"[[[[{{{{",
+    b"\xf0\xfd\xc0\x80\xed\xa0\x80",
+    b"9" * 5_000,
+]
+_BODIES = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.one_of(st.sampled_from(_PIECES), st.binary(max_size=20)), max_size=6).map(b"".join),
+    st.tuples(st.sampled_from(_PIECES), st.integers(0, 3_000), st.binary(max_size=8)).map(
+        lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :]
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(fmt=st.sampled_from(["json", "xml"]), body=_BODIES)
+def test_any_bytes_decode_to_rows_or_an_error_or_a_body_error(fmt: Format, body: bytes) -> None:
+    try:
+        decoded = decode(fmt, body)
+    except BodyError as exc:
+        assert exc.message
+        assert exc.position
+    else:
+        assert decoded.error is None or decoded.rows == []
+
+
+def test_messages_never_quote_the_body_only_excerpts_do() -> None:
+    """The client redacts excerpts; a message quoting the body could show the key."""
+    secret = "deadbeefcafef00ddeadbeefcafef00d"
+    bodies = [
+        f"<response><result>{secret}</result></response>",
+        f"<{secret}>x</{secret}>",
+        f"<response><{secret}/></response>",
+        f'<?xml version="1.0" encoding="{secret}"?><item/>',
+        xml_item(gsm=secret),
+    ]
+    for body in bodies:
+        with pytest.raises(BodyError) as info:
+            decode_xml(body.encode())
+        assert secret not in info.value.message + info.value.position, body
+        assert secret in info.value.excerpt, body
+
+
 # --- request bodies ----------------------------------------------------------------------
 
-IDS = {
+IDS: dict[IdKind, list[int | str]] = {
     "transaction_ids": [14094857, 16334701],
     "delivery_track_ids": ["b627ffe79fc148e8ea7425222c4ed8"],
     "gsm_track_ids": [410471976, "16502030-4730-63032793"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -31,6 +31,7 @@ from organik_async import (
     ResponseTooLargeError,
     TimeoutError,
     TransportError,
+    instant_retries,
 )
 
 pytestmark = pytest.mark.anyio
@@ -86,9 +87,7 @@ def client(handler: Handler, **kwargs: Any) -> OrganikClient:
     return OrganikClient(KEY, transport=httpx.MockTransport(handler), **kwargs)
 
 
-async def fail(
-    handler: Handler, ids: dict[str, list[Any]] | None = None, **kwargs: Any
-) -> OrganikError:
+async def fail(handler: Handler, ids: dict[str, Any] | None = None, **kwargs: Any) -> OrganikError:
     """Run one call that must fail; return its error."""
     async with client(handler, **kwargs) as c:
         with pytest.raises(OrganikError) as info, anyio.fail_after(5):
@@ -97,14 +96,9 @@ async def fail(
 
 
 @pytest.fixture(autouse=True)
-def instant_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    delays: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        delays.append(delay)
-
-    monkeypatch.setattr("organik_async._retry.sleep", sleep)
-    return delays
+def instant_sleep() -> Iterator[list[float]]:
+    with instant_retries() as waits:
+        yield waits
 
 
 # --- the tree ----------------------------------------------------------------------------
@@ -135,7 +129,7 @@ def test_every_error_is_an_organik_error() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-@pytest.mark.parametrize("code", [1, 85, 86, 88, 91, 92, 96, 97, 101, 112, 4242])
+@pytest.mark.parametrize("code", [1, 85, 86, 88, 91, 92, 97, 101, 112, 4242])
 async def test_result_false_is_an_api_error_with_the_providers_fields(fmt: str, code: int) -> None:
     handler = Recorder(
         lambda r: httpx.Response(200, content=envelope(fmt, code, "Bir hata oluştu"))
@@ -153,17 +147,17 @@ async def test_result_false_is_an_api_error_with_the_providers_fields(fmt: str, 
 
 
 async def test_api_error_description_is_the_documented_meaning() -> None:
-    error = await fail(lambda r: httpx.Response(200, content=envelope("json", 96)))
+    error = await fail(lambda r: httpx.Response(200, content=envelope("json", 97)))
     assert isinstance(error, APIError)
-    assert error.description == "invalid request parameters"
-    assert "invalid request parameters" in str(error)
+    assert error.description == "invalid request body format"
+    assert "invalid request body format" in str(error)
     unknown = await fail(lambda r: httpx.Response(200, content=envelope("json", 4242)))
     assert isinstance(unknown, APIError)
     assert unknown.description is None
 
 
 async def test_result_false_without_time_has_time_none() -> None:
-    error = await fail(lambda r: httpx.Response(200, content=envelope("json", 96, time=None)))
+    error = await fail(lambda r: httpx.Response(200, content=envelope("json", 97, time=None)))
     assert isinstance(error, APIError)
     assert error.time is None
 
@@ -225,7 +219,7 @@ async def test_http_429_with_envelope_keeps_the_envelope() -> None:
 @pytest.mark.parametrize(
     ("status", "code", "cls"),
     [
-        (400, 96, APIError),
+        (400, 97, APIError),
         (401, 99, AuthenticationError),
         (403, 98, AuthenticationError),
         (404, 88, APIError),
@@ -392,7 +386,7 @@ async def test_response_over_max_response_bytes_is_refused() -> None:
 # --- every error names its request and the attempts made -----------------------------------
 
 FAILURES: dict[str, Handler] = {
-    "api": lambda r: httpx.Response(200, content=envelope(fmt_of(r), 96)),
+    "api": lambda r: httpx.Response(200, content=envelope(fmt_of(r), 97)),
     "auth": lambda r: httpx.Response(200, content=envelope(fmt_of(r), 99)),
     "rate-limit": lambda r: httpx.Response(429),
     "http": lambda r: httpx.Response(404, text="not here"),

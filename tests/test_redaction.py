@@ -22,12 +22,14 @@ from organik_async import (
     APIError,
     AuthenticationError,
     DecodeError,
+    Format,
     HTTPStatusError,
     OrganikClient,
     OrganikError,
     RateLimitError,
     TimeoutError,
     TransportError,
+    instant_retries,
 )
 
 pytestmark = pytest.mark.anyio
@@ -124,7 +126,7 @@ def raise_with_url(exc: type[httpx.TransportError]) -> Answer:
 
 
 # Servers that echo the key (or the whole URL) back, in every place an error looks.
-ECHOES: dict[str, tuple[Answer, type[OrganikError], str]] = {
+ECHOES: dict[str, tuple[Answer, type[OrganikError], Format]] = {
     "auth-envelope": (
         lambda r: httpx.Response(200, content=json_envelope(99, f"bad key {r.url}", KEY)),
         AuthenticationError,
@@ -170,17 +172,43 @@ ECHOES: dict[str, tuple[Answer, type[OrganikError], str]] = {
         DecodeError,
         "xml",
     ),
+    "upper-case-key": (
+        lambda r: httpx.Response(200, content=json_envelope(99, KEY.upper(), KEY.upper())),
+        AuthenticationError,
+        "json",
+    ),
+    "half-key": (
+        lambda r: httpx.Response(503, text=f"bad {KEY[:16]} / {KEY[16:]}"),
+        HTTPStatusError,
+        "json",
+    ),
+    "key-in-time": (
+        lambda r: httpx.Response(
+            200,
+            json={"response": {"result": False, "error": {"time": KEY, "code": 96}}},
+        ),
+        APIError,
+        "json",
+    ),
+    "key-as-xml-element-name": (
+        lambda r: httpx.Response(200, text=f"<response><{KEY}>1</{KEY}></response>"),
+        DecodeError,
+        "xml",
+    ),
+    "key-in-xml-error-value": (
+        lambda r: httpx.Response(200, text=f"<response><result>0</result><{KEY}/>"),
+        DecodeError,
+        "xml",
+    ),
     "connect-error": (raise_with_url(httpx.ConnectError), TransportError, "json"),
     "read-timeout": (raise_with_url(httpx.ReadTimeout), TimeoutError, "json"),
 }
 
 
 @pytest.fixture(autouse=True)
-def instant_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def sleep(delay: float) -> None:
-        pass
-
-    monkeypatch.setattr("organik_async._retry.sleep", sleep)
+def instant_sleep() -> Iterator[list[float]]:
+    with instant_retries() as waits:
+        yield waits
 
 
 @pytest.fixture
@@ -189,7 +217,7 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
-async def failing_call(answer: Answer, fmt: str = "json", **kwargs: Any) -> OrganikError:
+async def failing_call(answer: Answer, fmt: Format = "json", **kwargs: Any) -> OrganikError:
     kwargs.setdefault("max_retries", 1)
     async with OrganikClient(
         KEY, transport=httpx.MockTransport(answer), request_format=fmt, **kwargs
@@ -273,8 +301,9 @@ async def test_successful_calls_log_nothing_secret_at_debug(
     assert any(line.startswith("HTTP Request: POST") for line in httpx_lines), httpx_lines
     assert any("/v2/***/detailedreport/json/" in line for line in httpx_lines)
     ours = [r.getMessage() for r in debug_logs.records if r.name == "organik_async"]
-    assert ours
-    assert all("/v2/***/" in line for line in ours)
+    requests = [line for line in ours if line.startswith("POST ")]
+    assert requests
+    assert all("/v2/***/" in line for line in requests)
     assert_logs_clean(debug_logs)
 
 
@@ -282,7 +311,9 @@ async def test_retry_log_lines_are_redacted(debug_logs: pytest.LogCaptureFixture
     answer, _, _ = ECHOES["http-429-bare"]
     await failing_call(answer, max_retries=2)
     retries = [
-        r for r in debug_logs.records if r.name == "organik_async" and r.levelno == logging.INFO
+        r
+        for r in debug_logs.records
+        if r.name == "organik_async" and r.getMessage().startswith("retrying")
     ]
     assert len(retries) == 2
     assert_logs_clean(debug_logs)
@@ -352,3 +383,90 @@ async def test_error_body_cap_never_cuts_an_echoed_key_in_half(
     body: bytes = getattr(error, "body", b"")
     assert body.count(b".") > 1000
     assert not key_fragments(body.decode()), body[-40:]
+
+
+# --- masking by value, and the base URL checked at construction ---------------------------
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://host/v2", "https://host/v2/", "https://host/proxy/V2/x", "http://h/v2/" + KEY],
+)
+def test_a_base_url_with_v2_is_refused_without_showing_the_key(base_url: str) -> None:
+    """With ``…/v2`` the old position-based masking hid a path segment, not the key."""
+    with pytest.raises(ValueError, match="base_url") as info:
+        OrganikClient(KEY, base_url=base_url)
+    assert not key_fragments(str(info.value))
+
+
+@pytest.mark.parametrize(
+    ("base_url", "reason"),
+    [
+        ("organikapi.com", "http"),
+        ("ftp://organikapi.com", "http"),
+        ("https://", "host"),
+        ("https://host/?a=1", "query"),
+        ("https://host/#frag", "fragment"),
+        (f"https://host/{KEY.upper()}", "key"),
+        (f"https://{KEY[:12]}.example.com", "key"),
+        ("https://exa mple.com", "valid"),
+    ],
+)
+def test_an_unusable_base_url_is_a_value_error_naming_the_setting(
+    base_url: str, reason: str
+) -> None:
+    with pytest.raises(ValueError, match="base_url") as info:
+        OrganikClient(KEY, base_url=base_url)
+    assert reason in str(info.value)
+    assert not key_fragments(str(info.value))
+
+
+async def test_a_proxy_prefix_in_the_base_url_is_kept() -> None:
+    seen: list[httpx.URL] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200, json={"response": {"result": True, "data": []}})
+
+    async with OrganikClient(
+        KEY, base_url="https://proxy.local/organik/", transport=httpx.MockTransport(answer)
+    ) as client:
+        await client.detailed_report(transaction_ids=[1])
+    assert str(seen[0]) == f"https://proxy.local/organik/v2/{KEY}/detailedreport/json/"
+    assert client.url == "https://proxy.local/organik/v2/***/detailedreport/json/"
+
+
+def test_a_failed_constructor_leaves_a_safe_repr_and_a_traceback_with_locals() -> None:
+    with pytest.raises(ValueError, match="base_url") as info:
+        OrganikClient(KEY, base_url="https://host/v2")
+    text = "".join(
+        traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
+    )
+    assert "OrganikClient" in text  # the frame and its locals were formatted
+    assert not key_fragments(text), text
+    half_built = OrganikClient.__new__(OrganikClient)
+    assert repr(half_built) == "<OrganikClient (not constructed)>"
+
+
+async def test_tracebacks_with_locals_of_request_errors_never_show_the_key() -> None:
+    for answer, _, fmt in ECHOES.values():
+        error = await failing_call(answer, fmt)
+        text = "".join(
+            traceback.TracebackException.from_exception(error, capture_locals=True).format()
+        )
+        assert not key_fragments(text), text
+
+
+async def test_httpcore_debug_logs_never_show_the_key(
+    debug_logs: pytest.LogCaptureFixture,
+) -> None:
+    """httpcore logs from child loggers (``httpcore.http11``...): each is filtered."""
+    from organik_async.testing import Dataset, FakeOrganikAPI, serve
+
+    fake = FakeOrganikAPI(Dataset.generate(50, seed=1), api_keys=[KEY])
+    async with serve(fake) as base_url, OrganikClient(KEY, base_url=base_url) as client:
+        with anyio.fail_after(10):
+            await client.detailed_report(transaction_ids=fake.dataset.transaction_ids[:2])
+    assert any(r.name.startswith("httpcore.") for r in debug_logs.records)
+    assert any(r.name == "httpx" for r in debug_logs.records)
+    assert_logs_clean(debug_logs)

@@ -11,10 +11,10 @@ import anyio
 import pytest
 
 from organik_async import (
-    APIError,
     AuthenticationError,
     DecodeError,
     DetailedReport,
+    Format,
     OrganikClient,
     RateLimitError,
     TransportError,
@@ -23,7 +23,8 @@ from organik_async.testing import Dataset, FakeOrganikAPI, Fault, Outcome, serve
 
 pytestmark = pytest.mark.anyio
 
-DATASET = Dataset.generate(3_000, seed=51)
+# A share of sendsms-form gsm_track_ids, to check that form's round trip too.
+DATASET = Dataset.generate(3_000, seed=51, string_track_id_share=0.1)
 IDS = DATASET.transaction_ids[:4]
 
 
@@ -58,22 +59,38 @@ async def test_delivered_numbers_survives_a_flaky_provider() -> None:
 
 
 @pytest.mark.parametrize(
-    ("request_format", "response_format", "wrapped"),
-    [("json", None, False), ("xml", None, False), ("json", "xml", False), ("xml", "xml", True)],
-    ids=["json", "xml", "json->xml", "xml wrapped"],
+    ("request_format", "response_format", "wrapped", "errorcode_in"),
+    [
+        ("json", None, True, ("json",)),
+        ("xml", None, True, ("json",)),
+        ("json", "xml", True, ("json",)),
+        ("xml", "xml", False, ("json",)),
+        ("xml", "xml", True, ("json", "xml")),
+    ],
+    ids=["json", "xml", "json->xml", "xml bare", "xml with errorcode"],
 )
 async def test_one_liner_client_gets_exactly_the_expected_rows(
-    request_format: str, response_format: str | None, wrapped: bool
+    request_format: Format,
+    response_format: Format | None,
+    wrapped: bool,
+    errorcode_in: tuple[Format, ...],
 ) -> None:
-    fake = FakeOrganikAPI(DATASET, xml_wrapped=wrapped)
+    fake = FakeOrganikAPI(DATASET, xml_wrapped=wrapped, errorcode_in=errorcode_in)
     tracks = list(DATASET.gsm_track_ids())[-7:]
     async with fake.client(
         request_format=request_format, response_format=response_format
     ) as client:
         rows = await client.detailed_report(transaction_ids=IDS, gsm_track_ids=tracks)
-    expected = DATASET.expected(transaction_ids=IDS, gsm_track_ids=tracks)
+    answer_format = response_format or request_format
+    expected = fake.expected(
+        transaction_ids=IDS, gsm_track_ids=tracks, response_format=answer_format
+    )
     assert by_track(rows) == by_track(expected)
     assert any(isinstance(row.gsm_track_id, str) for row in rows)
+    # Failed rows carry their errorcode only where the format writes it.
+    failed = [row for row in rows if row.status in (3, 4)]
+    assert failed
+    assert all((row.errorcode != 0) == (answer_format in errorcode_in) for row in failed)
 
 
 async def test_bulk_requests_respect_batch_size_and_concurrency() -> None:
@@ -104,12 +121,12 @@ async def test_unknown_key_is_an_authentication_error() -> None:
     assert "e" * 32 not in str(caught.value)
 
 
-async def test_over_the_id_limit_is_an_api_error_96() -> None:
+async def test_over_the_id_limit_is_refused_with_96_and_the_client_splits() -> None:
     fake = FakeOrganikAPI(DATASET, max_ids_per_request=1)
     async with fake.client(batch_sizes=2) as client:
-        with pytest.raises(APIError) as caught:
-            await client.detailed_report(transaction_ids=IDS[:2])
-    assert caught.value.code == 96
+        rows = await client.detailed_report(transaction_ids=IDS[:2])
+    assert rows == DATASET.expected(transaction_ids=IDS[:2])
+    assert fake.stats.ids_per_request == {2: 1, 1: 2}
 
 
 # -- faults as the client sees them ----------------------------------------------------

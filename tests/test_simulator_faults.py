@@ -77,7 +77,7 @@ async def test_status_fault_can_carry_the_providers_error_envelope() -> None:
     assert response.status_code == 429
     error = response.json()["response"]["error"]
     assert error["code"] == 93
-    assert error["message"] == "too many requests"
+    assert error["message"] == "Too much request."
     assert fake.stats.api_error_codes == {93: 1}
 
 

@@ -8,16 +8,18 @@ the seeds, not against what our client happens to send.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from organik_async import DetailedReport
+from organik_async import DetailedReport, Format
 from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI
 
 pytestmark = pytest.mark.anyio
@@ -49,12 +51,27 @@ def xml_body(**ids: list[str]) -> bytes:
     ).encode()
 
 
-def xml_items(body: bytes) -> list[dict[str, str | None]]:
-    """The provider's bare top-level <item>s, read by wrapping them in a root."""
+def bare_items(body: bytes) -> list[dict[str, str | None]]:
+    """The seed page's bare top-level <item>s, read by wrapping them in a root."""
     text = body.decode()
     assert text.startswith('<?xml version="1.0" encoding="UTF-8" ?>\n')
     root = ET.fromstring("<root>" + text.split("\n", 1)[1] + "</root>")
     assert all(child.tag == "item" for child in root)
+    return [{field.tag: field.text for field in item} for item in root]
+
+
+def xml_items(body: bytes) -> list[dict[str, str | None]]:
+    """The rows of a (default) wrapped XML answer: /response/data/item."""
+    root = ET.fromstring(body)
+    assert root.tag == "response"
+    assert root.findtext("result") == "1"
+    assert [child.tag for child in root] == ["result", "data"]
+    return [{field.tag: field.text for field in item} for item in root.findall("data/item")]
+
+
+def seed_xml_items() -> list[dict[str, str | None]]:
+    text = (FIXTURES / "seed000_response.xml").read_text(encoding="utf-8")
+    root = ET.fromstring("<root>" + text.split("?>", 1)[1] + "</root>")
     return [{field.tag: field.text for field in item} for item in root]
 
 
@@ -93,36 +110,92 @@ async def test_json_answer_is_the_seed_documents_answer(http: httpx.AsyncClient)
     assert response.json() == expected
 
 
-async def test_xml_answer_is_bare_top_level_items_like_the_seed(http: httpx.AsyncClient) -> None:
+async def test_xml_answer_is_wrapped_in_response_result_data_by_default(
+    http: httpx.AsyncClient,
+) -> None:
     response = await http.post(
         url(DEMO_API_KEY, "xml"), content=xml_body(transaction_ids=["14094857", "16334701"])
     )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/xml"
-    items = xml_items(response.content)
-    seed_text = (FIXTURES / "seed000_response.xml").read_text(encoding="utf-8")
-    seed_root = ET.fromstring("<root>" + seed_text.split("?>", 1)[1] + "</root>")
-    seed = [{field.tag: field.text for field in item} for item in seed_root]
-    # The seed's XML leaves out errorcode; the simulator always sends it.
-    assert [{k: v for k, v in item.items() if k != "errorcode"} for item in items] == seed
-    assert [item["errorcode"] for item in items] == ["0", "99", "0"]
-    assert items[2]["finish_date"] is None  # <finish_date />
+    assert response.content.startswith(
+        b'<?xml version="1.0" encoding="UTF-8" ?>\n<response><result>1</result><data>'
+    )
+    # The rows are the seed's, field for field: no errorcode in XML rows.
+    assert xml_items(response.content) == seed_xml_items()
     assert b"<finish_date />" in response.content
 
 
-async def test_xml_wrapped_switch_answers_response_result_data_items(
-    seed_fake: FakeOrganikAPI,
-) -> None:
-    seed_fake.xml_wrapped = True
-    async with httpx.AsyncClient(transport=seed_fake.transport()) as http:
+async def test_the_dotnet_samples_xpath_reads_result_1_and_the_rows() -> None:
+    # The official .NET sample: doc.SelectNodes("/response/result")[0].InnerText.
+    fake = FakeOrganikAPI(seed_rows())
+    async with httpx.AsyncClient(transport=fake.transport()) as http:
         response = await http.post(
-            url(DEMO_API_KEY, "json", "xml"), json={"data": {"transaction_ids": [16334701]}}
+            url(DEMO_API_KEY, "xml"), content=xml_body(transaction_ids=["16334701"])
         )
     root = ET.fromstring(response.content)
-    assert root.tag == "response"
-    assert root.findtext("result") == "1"
-    items = root.findall("data/item")
-    assert [item.findtext("gsm_track_id") for item in items] == ["474057742"]
+    assert [node.text for node in root.findall("./result")] == ["1"]
+    assert [node.text for node in root.findall("./data/item/gsm_track_id")] == ["474057742"]
+
+
+async def test_bare_xml_option_answers_top_level_items_exactly_like_the_seed() -> None:
+    fake = FakeOrganikAPI(seed_rows(), xml_wrapped=False)
+    async with httpx.AsyncClient(transport=fake.transport()) as http:
+        response = await http.post(
+            url(DEMO_API_KEY, "xml"), content=xml_body(transaction_ids=["14094857", "16334701"])
+        )
+    items = bare_items(response.content)
+    assert items == seed_xml_items()
+    assert items[2]["finish_date"] is None  # <finish_date />
+
+
+async def test_errorcode_is_in_json_rows_and_not_in_xml_rows_by_default(
+    http: httpx.AsyncClient,
+) -> None:
+    body = {"data": {"transaction_ids": [14094857]}}
+    as_json = await http.post(url(DEMO_API_KEY, "json"), json=body)
+    as_xml = await http.post(url(DEMO_API_KEY, "json", "xml"), json=body)
+    assert [row["errorcode"] for row in as_json.json()["response"]["data"]] == [0, 99]
+    assert all("errorcode" not in item for item in xml_items(as_xml.content))
+    assert b"errorcode" not in as_xml.content
+
+
+@pytest.mark.parametrize(
+    ("errorcode_in", "in_json", "in_xml"),
+    [(("json", "xml"), True, True), (("xml",), False, True), ((), False, False)],
+    ids=["both", "xml only", "neither"],
+)
+async def test_errorcode_in_switches_errorcode_per_format(
+    errorcode_in: tuple[Format, ...], in_json: bool, in_xml: bool
+) -> None:
+    fake = FakeOrganikAPI(seed_rows(), errorcode_in=errorcode_in)
+    body = {"data": {"transaction_ids": [14094857]}}
+    async with httpx.AsyncClient(transport=fake.transport()) as http:
+        as_json = await http.post(url(DEMO_API_KEY, "json"), json=body)
+        as_xml = await http.post(url(DEMO_API_KEY, "json", "xml"), json=body)
+    json_rows = as_json.json()["response"]["data"]
+    xml_rows = xml_items(as_xml.content)
+    assert [row.get("errorcode") for row in json_rows] == ([0, 99] if in_json else [None, None])
+    assert [row.get("errorcode") for row in xml_rows] == (["0", "99"] if in_xml else [None, None])
+    # Nothing else moves: the other fields are the same either way.
+    assert [{k: v for k, v in row.items() if k != "errorcode"} for row in json_rows] == [
+        {k: v for k, v in row.items() if k != "errorcode"} for row in seed_rows()[:2]
+    ]
+
+
+def test_errorcode_in_takes_only_json_and_xml() -> None:
+    with pytest.raises(ValueError, match="errorcode_in"):
+        FakeOrganikAPI(seed_rows(), errorcode_in=("yaml",))  # type: ignore[arg-type]
+
+
+async def test_report_gsm_track_ids_are_integers_by_default() -> None:
+    fake = FakeOrganikAPI(Dataset.generate(2_000, seed=3))
+    ids = fake.dataset.transaction_ids
+    async with httpx.AsyncClient(transport=fake.transport()) as http:
+        response = await http.post(url(), json={"data": {"transaction_ids": ids}})
+    rows = response.json()["response"]["data"]
+    assert len(rows) == 2_000
+    assert all(type(row["gsm_track_id"]) is int for row in rows)
 
 
 async def test_both_type_segments_are_optional_and_default_to_json(http: httpx.AsyncClient) -> None:
@@ -237,9 +310,60 @@ async def test_string_form_gsm_track_ids_are_found(seed_fake: FakeOrganikAPI) ->
 async def test_refusal_envelope_has_message_number_time_and_code(http: httpx.AsyncClient) -> None:
     error = error_of(await http.post(url(), json={"data": {"transaction_ids": [1]}}))
     assert error["code"] == 87
-    assert error["message"] == "no records were found"
+    assert error["message"] == "No records were found."
     assert error["time"] == "2024-05-01 12:00:00"
     assert isinstance(error["number"], str)
+
+
+@pytest.mark.parametrize(
+    ("key", "segments", "data", "code", "message"),
+    [
+        ("0" * 32, (), {"transaction_ids": [14094857]}, 99, "Authorization error."),
+        ("0" * 31, (), {"transaction_ids": [14094857]}, 90, "API KEY must be 32 characters."),
+        (DEMO_API_KEY, (), {"transaction_ids": [1]}, 87, "No records were found."),
+        (DEMO_API_KEY, (), {"transaction_ids": [True]}, 96, "Invalid request parameters."),
+        (DEMO_API_KEY, ("yaml",), {}, 92, "Unsupported request type."),
+        (DEMO_API_KEY, ("json", "csv"), {}, 91, "Unsupported response type."),
+    ],
+    ids=["99", "90", "87", "96", "92", "91"],
+)
+async def test_refusals_are_worded_as_the_providers_error_list(
+    http: httpx.AsyncClient,
+    key: str,
+    segments: tuple[str, ...],
+    data: dict[str, Any],
+    code: int,
+    message: str,
+) -> None:
+    error = error_of(await http.post(url(key, *segments), json={"data": data}))
+    assert (error["code"], error["message"]) == (code, message)
+
+
+async def test_unknown_request_name_and_bad_body_are_worded_as_the_provider_does(
+    http: httpx.AsyncClient,
+) -> None:
+    name = error_of(await http.post(url(name="basicreport"), json={}))
+    assert (name["code"], name["message"]) == (88, "Unsupported request_name")
+    body = error_of(await http.post(url(), content=b"{"))
+    assert (body["code"], body["message"]) == (97, "Invalid request body format.")
+
+
+async def test_error_time_is_the_clocks_provider_local_time_to_the_second() -> None:
+    aware = datetime(2024, 7, 1, 9, 30, 15, 999_999, tzinfo=UTC)
+    fake = FakeOrganikAPI(seed_rows(), clock=lambda: aware)
+    async with httpx.AsyncClient(transport=fake.transport()) as http:
+        error = error_of(await http.post(url(), json={"data": {"transaction_ids": [1]}}))
+    assert error["time"] == "2024-07-01 12:30:15"  # Europe/Istanbul is UTC+03:00
+
+
+async def test_error_time_defaults_to_now_in_istanbul() -> None:
+    fake = FakeOrganikAPI(seed_rows())
+    before = datetime.now(ZoneInfo("Europe/Istanbul")).replace(tzinfo=None, microsecond=0)
+    async with httpx.AsyncClient(transport=fake.transport()) as http:
+        error = error_of(await http.post(url(), json={"data": {"transaction_ids": [1]}}))
+    after = datetime.now(ZoneInfo("Europe/Istanbul")).replace(tzinfo=None)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", error["time"])
+    assert before <= datetime.fromisoformat(error["time"]) <= after
 
 
 async def test_refusal_in_xml_is_response_result_0_error(http: httpx.AsyncClient) -> None:
@@ -339,9 +463,12 @@ async def test_body_that_is_not_json_or_xml_is_refused_with_97(
 async def test_ids_of_the_wrong_type_are_refused_with_96(
     http: httpx.AsyncClient, data: dict[str, Any]
 ) -> None:
-    error = error_of(await http.post(url(), json={"data": data}))
+    response = await http.post(url(), json={"data": data})
+    error = error_of(response)
     assert error["code"] == 96
-    assert "must be a number or a string" in error["message"]
+    assert error["message"] == "Invalid request parameters."
+    # The simulator's own explanation is for humans, outside the provider's body.
+    assert "must be a number or a string" in response.headers["x-simulator-detail"]
 
 
 @pytest.mark.parametrize(
@@ -361,11 +488,13 @@ async def test_xml_id_element_with_children_is_refused_with_96(http: httpx.Async
 
 
 async def test_no_matching_rows_or_no_ids_is_87(http: httpx.AsyncClient) -> None:
+    data: dict[str, Any]
     for data in (
         {"transaction_ids": [999]},
         {"gsm_track_ids": ["nope"]},
         {},
         {"transaction_ids": []},
+        {"transaction_ids": [""], "delivery_track_ids": [""], "gsm_track_ids": [" "]},
     ):
         assert error_of(await http.post(url(), json={"data": data}))["code"] == 87
 
@@ -382,7 +511,8 @@ async def test_max_ids_per_request_refuses_larger_requests_with_96_naming_the_li
     assert ok.json()["response"]["result"] is True
     error = error_of(refused)
     assert error["code"] == 96
-    assert "3 > max_ids_per_request=2" in error["message"]
+    assert error["message"] == "Invalid request parameters."
+    assert "3 > max_ids_per_request=2" in refused.headers["x-simulator-detail"]
     assert fake.stats.max_ids_per_request == 3
     assert fake.stats.api_error_codes[96] == 1
 

@@ -217,9 +217,10 @@ def test_command_line_options_build_the_described_app() -> None:
     args = parse_args(
         [
             "serve", "--rows", "50", "--seed", "4", "--latency", "0.01:0.02",
-            "--fault", "provider:94%0.5", "--max-ids", "9", "--xml-wrapped",
+            "--fault", "provider:94%0.5", "--max-ids", "9", "--bare-xml",
             "--key", "a" * 32, "--key", "b" * 32, "--string-track-id-share", "1",
-            "--warm", "json,xml",
+            "--warm", "json,xml", "--max-concurrent", "3", "--errorcode-in", "xml,json",
+            "--finalize-after", "10:20",
         ]
     )  # fmt: skip
     fake = build(args)
@@ -227,11 +228,29 @@ def test_command_line_options_build_the_described_app() -> None:
     assert fake.seed == 4
     assert fake.faults == [Fault.latency((0.01, 0.02)), Fault.provider_error(94, probability=0.5)]
     assert fake.max_ids_per_request == 9
-    assert fake.xml_wrapped is True
+    assert fake.max_concurrent_requests == 3
+    assert fake.xml_wrapped is False
+    assert fake.errorcode_in == {"json", "xml"}
+    assert fake.finalize_after == (10.0, 20.0)
     assert fake.api_key == "a" * 32
     assert all(isinstance(track, str) for track in fake.dataset.gsm_track_ids())
     assert args.warm == ("json", "xml")
     assert parse_args(["serve", "--warm", "none"]).warm == ()
+
+
+def test_command_line_defaults_are_the_providers_documents() -> None:
+    fake = build(parse_args(["serve", "--rows", "50"]))
+    assert fake.xml_wrapped is True
+    assert build(parse_args(["serve", "--rows", "50", "--xml-wrapped"])).xml_wrapped is True
+    assert fake.errorcode_in == {"json"}
+    assert build(parse_args(["serve", "--errorcode-in", "none"])).errorcode_in == set()
+    assert all(isinstance(track, int) for track in fake.dataset.gsm_track_ids())
+    assert fake.max_concurrent_requests is None
+    assert fake.finalize_after is None
+    with pytest.raises(SystemExit):
+        parse_args(["serve", "--errorcode-in", "yaml"])
+    with pytest.raises(SystemExit):
+        parse_args(["serve", "--bare-xml", "--xml-wrapped"])
 
 
 def test_bench_command_fetches_every_row_once_and_reports_rows_per_second() -> None:

@@ -15,12 +15,14 @@ or over real TCP (needs ``organik_async[testing]``, i.e. uvicorn)::
 
 or as a separate process: ``python -m organik_async.testing serve --port 8080``.
 Faults (:class:`Fault`) are injected on demand; :attr:`FakeOrganikAPI.stats`
-records what was served.
+records what was served; with ``finalize_after`` and a :class:`ManualClock`,
+pending rows become final when a test moves the clock.
 """
 
 from __future__ import annotations
 
 from ._app import FakeOrganikAPI
+from ._clock import ManualClock
 from ._data import Dataset
 from ._faults import Fault, FaultKind
 from ._keys import DEMO_API_KEY, redact_key
@@ -35,6 +37,7 @@ __all__ = [
     "FakeTransport",
     "Fault",
     "FaultKind",
+    "ManualClock",
     "Outcome",
     "Stats",
     "redact_key",

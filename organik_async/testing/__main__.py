@@ -24,15 +24,45 @@ import anyio
 from .._models import Format
 from ._app import FakeOrganikAPI
 from ._bench import run_bench
+from ._clock import Delay, check_delay
 from ._data import Dataset
 from ._faults import Fault
 from ._keys import DEMO_API_KEY, redact_key
 from ._server import serve
 
 
+def _seconds(text: str) -> Delay:
+    try:
+        low, _, high = text.partition(":")
+        return check_delay((float(low), float(high)) if high else float(low), "seconds")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
 def _latency(text: str) -> Fault:
-    low, _, high = text.partition(":")
-    return Fault.latency((float(low), float(high)) if high else float(low))
+    return Fault.latency(_seconds(text))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _format_list(text: str) -> tuple[Format, ...]:
+    formats: list[Format] = []
+    for name in text.lower().split(","):
+        if name == "json":
+            formats.append("json")
+        elif name == "xml":
+            formats.append("xml")
+        elif name not in ("", "none"):
+            raise argparse.ArgumentTypeError(f"expected json, xml, json,xml or none: {text!r}")
+    return tuple(formats)
 
 
 def _fault(text: str) -> Fault:
@@ -40,18 +70,6 @@ def _fault(text: str) -> Fault:
         return Fault.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _warm(text: str) -> tuple[Format, ...]:
-    formats: list[Format] = []
-    for name in text.split(","):
-        if name == "json":
-            formats.append("json")
-        elif name == "xml":
-            formats.append("xml")
-        elif name != "none":
-            raise argparse.ArgumentTypeError(f"--warm takes json, xml, json,xml or none: {text!r}")
-    return tuple(formats)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -72,8 +90,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument(
         "--string-track-id-share",
         type=float,
-        default=0.1,
-        help="share of gsm_track_ids in string form (default 0.1)",
+        default=0.0,
+        help="share of gsm_track_ids in sendsms's string form (default 0: all integers)",
     )
     run.add_argument(
         "--key",
@@ -99,13 +117,43 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     run.add_argument("--max-ids", type=int, help="refuse requests with more IDs (code 96)")
     run.add_argument(
+        "--max-concurrent",
+        type=_positive,
+        metavar="N",
+        help="answer a request that arrives while N are being handled with code 93",
+    )
+    xml = run.add_mutually_exclusive_group()
+    xml.add_argument(
+        "--bare-xml",
+        dest="xml_wrapped",
+        action="store_false",
+        help="answer XML rows as bare top-level <item>s, as the seed page shows them "
+        "(default: <response><result>1</result><data><item>...)",
+    )
+    xml.add_argument(
         "--xml-wrapped",
+        dest="xml_wrapped",
         action="store_true",
-        help="answer XML as <response><result>1</result><data><item>... (not bare <item>s)",
+        help="answer XML wrapped in <response><result>1</result><data> (the default)",
+    )
+    run.set_defaults(xml_wrapped=True)
+    run.add_argument(
+        "--errorcode-in",
+        type=_format_list,
+        default=("json",),
+        metavar="FORMATS",
+        help="formats whose rows carry errorcode: json (default), xml, json,xml or none",
+    )
+    run.add_argument(
+        "--finalize-after",
+        type=_seconds,
+        metavar="SECONDS[:MAX]",
+        help="pending rows become final this long after the server starts "
+        "(fixed, or uniform in a range, per row; default: never)",
     )
     run.add_argument(
         "--warm",
-        type=_warm,
+        type=_format_list,
         default=("json",),
         metavar="FORMATS",
         help="encode every row before serving: json (default), xml, json,xml or none",
@@ -143,7 +191,10 @@ def build(args: argparse.Namespace) -> FakeOrganikAPI:
         faults=faults,
         seed=args.seed,
         max_ids_per_request=args.max_ids,
+        max_concurrent_requests=args.max_concurrent,
         xml_wrapped=args.xml_wrapped,
+        errorcode_in=args.errorcode_in,
+        finalize_after=args.finalize_after,
     )
 
 
@@ -166,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.warm:
-        fake.dataset.warm(args.warm)
+        fake.warm(args.warm)
     keys = ", ".join(redact_key(key) for key in (args.keys or (DEMO_API_KEY,)))
     print(
         f"organik fake: {fake.dataset!r}, seed {args.seed}, keys [{keys}], "

@@ -1,31 +1,39 @@
 """FakeOrganikAPI: the provider's ``detailedreport`` request as a plain ASGI app.
 
-One request goes through four steps: count it (stats, request number), decide
-its faults (from the seed and the number alone), work out the provider's real
-answer, then deliver that answer, or what a fault makes of it. The real answer
-is always worked out, even when a fault replaces it, so that the stats record
-the key and the number of IDs of every request the client sent.
+One request goes through these steps: count it (stats, request number);
+refuse it at once with code 93 if ``max_concurrent_requests`` are being
+handled; decide its faults (from the seed and the number alone); work out
+the provider's real answer at the clock's current time; then let the fault
+that hit it, if any, rewrite and send that answer (each fault's effect is in
+:mod:`._faults`, beside its definition). The real answer is always worked out,
+even when a fault replaces it, so that the stats record the key and the
+number of IDs of every request that was handled.
 """
 
 from __future__ import annotations
 
 import http
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 
 from .._models import DetailedReport, Format
+from ._answer import Answer, Exchange
 from ._asgi import Receive, Scope, Send
-from ._data import Dataset
+from ._clock import PROVIDER_TZ, Clock, Delay, check_delay, provider_now
+from ._data import Dataset, normalize_id
 from ._faults import Fault, FaultPlan, plan_faults
 from ._keys import DEMO_API_KEY, KEY_LENGTH, KeyRing, redact_key
-from ._request import ProviderRefusal, check_route, parse_body, parse_route
+from ._request import ProviderRefusal, Route, check_route, parse_body, parse_route
 from ._stats import Outcome, Stats
+from ._timeline import Moment, Timeline
 from ._transport import FakeTransport
-from ._wire import PROVIDER_TZ, XML_DECLARATION, content_type, error_body, rows_body
+from ._wire import RowStyle, content_type, error_body, error_message, rows_body
 
 if TYPE_CHECKING:
     from .._client import OrganikClient
@@ -33,48 +41,33 @@ if TYPE_CHECKING:
 __all__ = ["FakeOrganikAPI"]
 
 _IN_PROCESS_BASE_URL = "http://organik.test"
+_FORMATS: tuple[Format, ...] = ("json", "xml")
+_JSON_ONLY: tuple[Format, ...] = ("json",)
 
 
-def _provider_now() -> datetime:
-    return datetime.now(PROVIDER_TZ).replace(tzinfo=None)
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """A complete answer, before any fault touches its delivery."""
-
-    status: int
-    content_type: bytes
-    body: bytes
-    outcome: Outcome
-    rows: int = 0
-    api_code: int | None = None
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-
-
-def _plain(status: int, *headers: tuple[bytes, bytes]) -> _Answer:
+def _plain(status: int, *headers: tuple[bytes, bytes]) -> Answer:
     phrase = http.HTTPStatus(status).phrase
-    return _Answer(
+    return Answer(
         status, b"text/plain; charset=utf-8", phrase.encode(), Outcome.HTTP_ERROR, headers=headers
     )
 
 
-def _proxy_page(status: int) -> bytes:
-    title = f"{status} {http.HTTPStatus(status).phrase}"
-    return (
-        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
-        "</body>\r\n</html>\r\n"
-    ).encode()
+def _local(now: datetime) -> datetime:
+    """A clock's reading as a naive provider-local time."""
+    if now.tzinfo is not None:
+        now = now.astimezone(PROVIDER_TZ).replace(tzinfo=None)
+    return now
 
 
-def _corrupt(body: bytes) -> bytes:
-    """The same answer with a syntax error near its start."""
-    if body.startswith(b"{"):
-        return b"{," + body[1:]
-    if body.startswith(XML_DECLARATION):
-        return XML_DECLARATION + b"<oops></item>\n" + body[len(XML_DECLARATION) :]
-    return b"\x00<oops>" + body
+def _formats(value: Collection[str], name: str) -> frozenset[Format]:
+    if isinstance(value, str):
+        value = (value,)
+    chosen: set[Format] = set()
+    for fmt in value:
+        if fmt not in _FORMATS:
+            raise ValueError(f"{name} takes formats among 'json' and 'xml', got {fmt!r}")
+        chosen.add("xml" if fmt == "xml" else "json")
+    return frozenset(chosen)
 
 
 class FakeOrganikAPI:
@@ -82,20 +75,34 @@ class FakeOrganikAPI:
 
     It is a plain ASGI application serving
     ``POST /v2/{api_key}/detailedreport/{request_type}/{response_type}/``
-    (type segments optional, JSON by default). Use it in-process with
-    :meth:`client` or :meth:`transport`, or over TCP with
+    (type segments optional, JSON by default, any letter case). Use it
+    in-process with :meth:`client` or :meth:`transport`, or over TCP with
     :func:`organik_async.testing.serve`.
 
     ``dataset`` is a :class:`Dataset`, or your own rows (``DetailedReport``s
     or dicts), or ``None`` for ``Dataset.generate(1_000, seed=seed)``.
     ``api_keys`` are the accepted keys (32 characters; default
     :data:`DEMO_API_KEY`). ``faults`` is the initial :attr:`faults` list.
-    ``seed`` drives which requests probabilistic faults hit and random
-    latencies. ``max_ids_per_request`` makes larger requests fail with code
-    96, as an unknown provider limit might. ``xml_wrapped`` answers XML rows
-    as ``<response><result>1</result><data><item>...`` instead of the
-    provider's bare top-level ``<item>``s. ``clock`` gives the ``time`` of
-    error answers (default: now, in the provider's local time).
+    ``seed`` drives which requests probabilistic faults hit, random
+    latencies, and how pending rows finish.
+
+    ``max_ids_per_request`` makes larger requests fail with code 96, as an
+    unknown provider limit might. ``max_concurrent_requests`` answers a
+    request that arrives while that many are being handled at once with code
+    93 ("Too much request.", HTTP 200, as the provider sends every refusal);
+    :attr:`Stats.refused` counts them.
+
+    XML answers are ``<response><result>1</result><data><item>...``, as in
+    the provider's API README; ``xml_wrapped=False`` gives the seed page's
+    bare top-level ``<item>``s. ``errorcode_in`` are the formats whose rows
+    carry ``errorcode`` (the provider's documents: JSON only).
+
+    ``clock`` returns "now" in the provider's local time (default: the real
+    time); it gives the ``time`` of error answers and, with
+    ``finalize_after`` (seconds, or a ``(low, high)`` range drawn per row),
+    the moment each pending row (status 0 or 1) becomes final (2, 3 or 4),
+    counted from when this object was built. Without ``finalize_after`` rows
+    never change. A :class:`ManualClock` lets a test move time by hand.
     """
 
     def __init__(
@@ -106,8 +113,11 @@ class FakeOrganikAPI:
         faults: Iterable[Fault] = (),
         seed: int = 0,
         max_ids_per_request: int | None = None,
-        xml_wrapped: bool = False,
-        clock: Callable[[], datetime] = _provider_now,
+        max_concurrent_requests: int | None = None,
+        xml_wrapped: bool = True,
+        errorcode_in: Collection[Format] = _JSON_ONLY,
+        finalize_after: Delay | None = None,
+        clock: Clock = provider_now,
     ) -> None:
         if dataset is None:
             dataset = Dataset.generate(1_000, seed=seed)
@@ -115,6 +125,8 @@ class FakeOrganikAPI:
             dataset = Dataset.from_rows(dataset)
         if max_ids_per_request is not None and max_ids_per_request < 1:
             raise ValueError("max_ids_per_request must be >= 1 or None")
+        if max_concurrent_requests is not None and max_concurrent_requests < 1:
+            raise ValueError("max_concurrent_requests must be >= 1 or None")
         self.dataset: Dataset = dataset
         """The rows answered from."""
         self.faults: list[Fault] = list(faults)
@@ -123,20 +135,78 @@ class FakeOrganikAPI:
         """What was served; ``stats.reset()`` also restarts request numbering."""
         self.seed = seed
         self.max_ids_per_request = max_ids_per_request
+        self.max_concurrent_requests = max_concurrent_requests
         self.xml_wrapped = xml_wrapped
+        self.errorcode_in: frozenset[Format] = _formats(errorcode_in, "errorcode_in")
         self._keys = KeyRing(api_keys)
         self._clock = clock
+        self._timeline = (
+            None
+            if finalize_after is None
+            else Timeline(check_delay(finalize_after, "finalize_after"), seed, _local(clock()))
+        )
 
     def __repr__(self) -> str:
         return (
             f"FakeOrganikAPI({self.dataset!r}, keys={len(self._keys)}, faults={len(self.faults)}, "
-            f"seed={self.seed}, max_ids_per_request={self.max_ids_per_request})"
+            f"seed={self.seed}, max_ids_per_request={self.max_ids_per_request}, "
+            f"max_concurrent_requests={self.max_concurrent_requests})"
         )
 
     @property
     def api_key(self) -> str:
         """The first accepted key (the demo key unless you gave others)."""
         return self._keys.first
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this simulator reads "now" from."""
+        return self._clock
+
+    @property
+    def finalize_after(self) -> Delay | None:
+        """How long pending rows stay pending, in seconds (``None``: for ever)."""
+        return None if self._timeline is None else self._timeline.after
+
+    # -- what it answers -----------------------------------------------------------
+
+    def expected(
+        self,
+        *,
+        transaction_ids: Iterable[int | str] = (),
+        delivery_track_ids: Iterable[int | str] = (),
+        gsm_track_ids: Iterable[int | str] = (),
+        response_format: Format = "json",
+    ) -> list[DetailedReport]:
+        """The rows this simulator answers for these IDs now, as a client decodes them.
+
+        Like :meth:`Dataset.expected`, with the clock's current time applied
+        (rows that became final are final) and, for a format whose rows
+        carry no ``errorcode`` (XML by default), ``errorcode`` 0 as a client
+        reads its absence.
+        """
+        spans = self.dataset.select(
+            [normalize_id(v) for v in transaction_ids],
+            [str(v).strip() for v in delivery_track_ids],
+            [normalize_id(v) for v in gsm_track_ids],
+        )
+        rows = self.dataset.reports(spans, self._moment(_local(self._clock())))
+        if response_format in self.errorcode_in:
+            return rows
+        return [msgspec.structs.replace(row, errorcode=0) for row in rows]
+
+    def warm(self, formats: Iterable[Format] = ("json",)) -> None:
+        """Encode every row now in the way this simulator writes ``formats``.
+
+        As :meth:`Dataset.warm`, with this simulator's ``errorcode_in``.
+        """
+        self.dataset.warm([self._style(fmt) for fmt in formats])
+
+    def _style(self, fmt: Format) -> RowStyle:
+        return RowStyle(fmt, fmt in self.errorcode_in)
+
+    def _moment(self, now: datetime) -> Moment | None:
+        return None if self._timeline is None else self._timeline.moment(now)
 
     # -- wiring a client ----------------------------------------------------------
 
@@ -175,25 +245,52 @@ class FakeOrganikAPI:
 
     async def _handle(self, number: int, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive)
-        plan = plan_faults(self.faults, number, self.seed)
-        for name in plan.applied:
-            self.stats.faults[name] += 1
-        answer, fmt = self._answer(number, scope, body)
-        answer = self._replace(number, answer, fmt, plan.action)
-        if plan.latency <= 0 and (plan.action is None or plan.action.kind != "trickle"):
-            outcome = await self._deliver(send, answer, plan.action)
-        else:
-            outcome = await self._deliver_slowly(receive, send, answer, plan)
-        self.stats.outcomes[outcome] += 1
-
-    def _answer(self, number: int, scope: Scope, body: bytes) -> tuple[_Answer, Format]:
-        """The provider's answer to this request, and the format it is in."""
+        now = _local(self._clock())
         route = parse_route(scope["path"])
+        fmt = "json" if route is None else route.answer_format()
+        exchange = Exchange(number, fmt, send, self.stats, partial(self._refusal, number, fmt, now))
+        cap = self.max_concurrent_requests
+        if (
+            cap is not None
+            and self.stats.admitted >= cap
+            and route is not None
+            and scope["method"] == "POST"
+        ):
+            detail = f"max_concurrent_requests={cap} requests were being handled"
+            refusal = self._refusal(number, fmt, now, 93, detail=detail)
+            self.stats.refused += 1
+            outcome = await exchange.send_whole(replace(refusal, outcome=Outcome.REFUSED))
+            self.stats.outcomes[outcome] += 1
+            return
+        self.stats.admit()
+        # Left as it is only if the request ends early: in-process, that is the
+        # client's task being cancelled while the simulator still works on it.
+        outcome = Outcome.CLIENT_GONE
+        try:
+            plan = plan_faults(self.faults, number, self.seed)
+            for name in plan.applied:
+                self.stats.faults[name] += 1
+            answer = self._answer(route, scope["method"], body, exchange, now)
+            fault = plan.action
+            if fault is not None:
+                answer = fault.rewrite(answer, exchange)
+            if plan.latency <= 0 and (fault is None or not fault.sends_slowly):
+                outcome = await _send(answer, fault, exchange)
+            else:
+                outcome = await _send_slowly(receive, answer, plan, exchange, self.stats)
+        finally:
+            self.stats.outcomes[outcome] += 1
+            self.stats.release()
+
+    def _answer(
+        self, route: Route | None, method: str, body: bytes, exchange: Exchange, now: datetime
+    ) -> Answer:
+        """The provider's answer to this request."""
         if route is None:
-            return _plain(404), "json"
-        fmt = route.answer_format()
-        if scope["method"] != "POST":
-            return _plain(405, (b"allow", b"POST")), fmt
+            return _plain(404)
+        if method != "POST":
+            return _plain(405, (b"allow", b"POST"))
+        fmt = exchange.fmt
         self.stats.keys_seen[redact_key(route.api_key)] += 1
         try:
             if len(route.api_key) != KEY_LENGTH:
@@ -215,20 +312,25 @@ class FakeOrganikAPI:
             if not spans:
                 raise ProviderRefusal(87)
         except ProviderRefusal as refusal:
-            return self._refusal(number, fmt, refusal.code, refusal.message), fmt
-        pieces, count = self.dataset.encoded(spans, fmt)
+            return self._refusal(exchange.number, fmt, now, refusal.code, detail=refusal.detail)
+        pieces, count = self.dataset.encoded(spans, self._style(fmt), self._moment(now))
         payload = rows_body(pieces, fmt, xml_wrapped=self.xml_wrapped)
-        return _Answer(200, content_type(fmt), payload, Outcome.OK, rows=count), fmt
+        return Answer(200, content_type(fmt), payload, Outcome.OK, rows=count)
 
     def _refusal(
-        self, number: int, fmt: Format, code: int, message: str, status: int = 200
-    ) -> _Answer:
+        self,
+        number: int,
+        fmt: Format,
+        now: datetime,
+        code: int,
+        status: int = 200,
+        *,
+        detail: str = "",
+    ) -> Answer:
+        """The provider's error envelope, worded as the provider words it."""
+        time = str(now.replace(microsecond=0))  # YYYY-MM-DD HH:MM:SS
         body = error_body(
-            fmt,
-            code=code,
-            message=message,
-            number=str(number),
-            time=str(self._clock().replace(microsecond=0)),
+            fmt, code=code, message=error_message(code), number=str(number), time=time
         )
         if status != 200:
             outcome = Outcome.HTTP_ERROR
@@ -236,116 +338,48 @@ class FakeOrganikAPI:
             outcome = Outcome.NO_RECORDS
         else:
             outcome = Outcome.API_ERROR
-        return _Answer(status, content_type(fmt), body, outcome, api_code=code)
-
-    def _replace(self, number: int, answer: _Answer, fmt: Format, action: Fault | None) -> _Answer:
-        """The answer a status or provider-error fault sends instead."""
-        if action is None:
-            return answer
-        if action.kind == "provider_error":
-            code = 93 if action.code is None else action.code
-            return self._refusal(number, fmt, code, ProviderRefusal(code).message)
-        if action.kind != "status":
-            return answer
-        status = action.http_status
         headers: tuple[tuple[bytes, bytes], ...] = ()
-        if action.retry_after is not None:
-            headers = ((b"retry-after", _retry_after(action.retry_after)),)
-        if action.code is not None:
-            refusal = self._refusal(
-                number, fmt, action.code, ProviderRefusal(action.code).message, status
-            )
-            return _Answer(
-                status,
-                refusal.content_type,
-                refusal.body,
-                Outcome.HTTP_ERROR,
-                api_code=action.code,
-                headers=headers,
-            )
-        return _Answer(
-            status, b"text/html", _proxy_page(status), Outcome.HTTP_ERROR, headers=headers
-        )
-
-    async def _deliver_slowly(
-        self, receive: Receive, send: Send, answer: _Answer, plan: FaultPlan
-    ) -> Outcome:
-        """Deliver after a latency and/or in a trickle, stopping if the client leaves.
-
-        After the body is read, ``receive()`` returns only when the client
-        disconnects (or the answer is complete), so a watcher task turns a
-        client that gave up into a prompt end of the request.
-        """
-        finished = False
-        gone = False
-        outcome = Outcome.CLIENT_GONE
-        async with anyio.create_task_group() as group:
-
-            async def watch() -> None:
-                nonlocal gone
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                if not finished:
-                    gone = True
-                    group.cancel_scope.cancel()
-
-            group.start_soon(watch)
-            if plan.latency > 0:
-                self.stats.latency_added += plan.latency
-                await anyio.sleep(plan.latency)
-            outcome = await self._deliver(send, answer, plan.action)
-            finished = True
-            group.cancel_scope.cancel()
-        return Outcome.CLIENT_GONE if gone else outcome
-
-    async def _deliver(self, send: Send, answer: _Answer, action: Fault | None) -> Outcome:
-        """Send the answer, or what a delivery fault makes of it."""
-        kind = None if action is None else action.kind
-        body = answer.body
-        outcome = answer.outcome
-        if kind == "truncate" and action is not None:
-            body = body[: int(len(body) * action.fraction)]
-            outcome = Outcome.TRUNCATED
-        elif kind == "malformed":
-            body = _corrupt(body)
-            outcome = Outcome.MALFORMED
-        headers = [
-            (b"content-type", answer.content_type),
-            (b"content-length", str(len(body)).encode()),
-            *answer.headers,
-        ]
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        self.stats.http_statuses[answer.status] += 1
-        if answer.api_code is not None:
-            self.stats.api_error_codes[answer.api_code] += 1
-        self.stats.rows_served += answer.rows
-        if kind == "disconnect" and action is not None:
-            part = body[: int(len(body) * action.fraction)]
-            await send({"type": "http.response.body", "body": part, "more_body": True})
-            self.stats.bytes_served += len(part)
-            return Outcome.DROPPED  # returning unfinished: the server drops the connection
-        if kind == "trickle" and action is not None:
-            step = action.chunk_size
-            pause = action.delay if isinstance(action.delay, float) else action.delay[0]
-            for start in range(0, len(body), step):
-                if start:
-                    await anyio.sleep(pause)
-                chunk = body[start : start + step]
-                more = start + step < len(body)
-                await send({"type": "http.response.body", "body": chunk, "more_body": more})
-                self.stats.bytes_served += len(chunk)
-            if not body:
-                await send({"type": "http.response.body", "body": b""})
-            return outcome
-        await send({"type": "http.response.body", "body": body})
-        self.stats.bytes_served += len(body)
-        return outcome
+        if detail:
+            headers = ((b"x-simulator-detail", detail.encode("ascii", "backslashreplace")),)
+        return Answer(status, content_type(fmt), body, outcome, api_code=code, headers=headers)
 
 
-def _retry_after(value: float | str) -> bytes:
-    if isinstance(value, str):
-        return value.encode("latin-1")
-    return (str(int(value)) if float(value).is_integer() else str(value)).encode()
+async def _send(answer: Answer, fault: Fault | None, exchange: Exchange) -> Outcome:
+    if fault is None:
+        return await exchange.send_whole(answer)
+    return await fault.send(answer, exchange)
+
+
+async def _send_slowly(
+    receive: Receive, answer: Answer, plan: FaultPlan, exchange: Exchange, stats: Stats
+) -> Outcome:
+    """Send after a latency and/or slowly, stopping if the client leaves.
+
+    After the body is read, ``receive()`` returns only when the client
+    disconnects (or the answer is complete), so a watcher task turns a
+    client that gave up into a prompt end of the request.
+    """
+    finished = False
+    gone = False
+    outcome = Outcome.CLIENT_GONE
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not finished:
+                gone = True
+                group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        if plan.latency > 0:
+            stats.latency_added += plan.latency
+            await anyio.sleep(plan.latency)
+        outcome = await _send(answer, plan.action, exchange)
+        finished = True
+        group.cancel_scope.cancel()
+    return Outcome.CLIENT_GONE if gone else outcome
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -6,9 +6,13 @@ Every group has a global row offset, so a row is known by one integer. The
 lookups are dictionaries from each kind of ID to groups or rows, so finding
 rows costs O(1) per requested ID whatever the size of the dataset.
 
-Encoded rows are cached per group and per format, one byte string per group
-(see :class:`~._wire.Block`): a whole transaction is then a single slice and a
-response a single join.
+Encoded rows are cached per group and per row style (format, and whether
+``errorcode`` is written), one byte string per group (see
+:class:`~._wire.Block`): a whole transaction is then a single slice and a
+response a single join. When time passes (a :class:`~._timeline.Timeline`),
+a group with pending rows is encoded again only when one of its rows has
+changed since it was last encoded; every kind of ID reads the same evolved
+block.
 """
 
 from __future__ import annotations
@@ -22,17 +26,23 @@ from typing import Any, Protocol
 import msgspec
 
 from .._models import DetailedReport, Format
+from ._clock import PROVIDER_TZ
 from ._generate import (
     GeneratorSettings,
+    Progress,
     TransactionPlan,
     generate_rows,
     plan_transactions,
     regular_numbers,
     track_ids,
 )
-from ._wire import PROVIDER_TZ, SEPARATOR, Block, WireRow, encode_block
+from ._timeline import Moment, Schedule, Timeline
+from ._wire import SEPARATOR, Block, RowStyle, WireRow, encode_block
 
 __all__ = ["Dataset", "IdKey", "Span", "normalize_id"]
+
+_TIMELINES_KEPT = 8
+"""Simulators sharing one dataset whose schedules are kept (the latest ones)."""
 
 IdKey = int | str
 """A looked-up ID: an ``int`` when it is all digits, else the stripped string."""
@@ -62,6 +72,8 @@ class _RowSource(Protocol):
 
     def track_ids(self, group: int) -> list[int | str]: ...
 
+    def may_be_pending(self, group: int) -> bool: ...
+
 
 class _StoredRows:
     """Rows a user loaded: kept as encoded-ready wire rows."""
@@ -74,6 +86,9 @@ class _StoredRows:
 
     def track_ids(self, group: int) -> list[int | str]:
         return [row.gsm_track_id for row in self._groups[group]]
+
+    def may_be_pending(self, group: int) -> bool:
+        return any(row.status in (0, 1) for row in self._groups[group])
 
 
 class _GeneratedRows:
@@ -92,6 +107,10 @@ class _GeneratedRows:
 
     def track_ids(self, group: int) -> list[int | str]:
         return track_ids(self._settings, self._plans[group])
+
+    def may_be_pending(self, group: int) -> bool:
+        # Known from the plan: no need to draw the rows of a finished send.
+        return self._plans[group].progress is not Progress.DONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +146,11 @@ class Dataset:
                 self._by_delivery.setdefault(group.delivery_track_id, []).append(index)
         self._by_track: dict[IdKey, int] | None = None
         self._row_group = array("I")
-        self._blocks: dict[Format, list[Block | None]] = {
-            "json": [None] * len(groups),
-            "xml": [None] * len(groups),
-        }
+        self._blocks: dict[RowStyle, list[Block | None]] = {}
+        # Per timeline: each group's schedule (None: no pending rows), drawn once.
+        self._schedules: dict[Timeline, dict[int, Schedule | None]] = {}
+        # The latest evolved encoding of a group: its (timeline, version) and block.
+        self._evolved: dict[tuple[RowStyle, int], tuple[Timeline, int, Block]] = {}
         if eager_index:
             self._track_index()
 
@@ -142,7 +162,7 @@ class Dataset:
         rows: int = 1_000,
         *,
         seed: int = 0,
-        string_track_id_share: float = 0.1,
+        string_track_id_share: float = 0.0,
         foreign_share: float = 0.06,
         scheduled_share: float = 0.1,
         in_progress_share: float = 0.08,
@@ -157,9 +177,11 @@ class Dataset:
         pending (status 0/1, ``finish_date`` null), invalid and timed-out
         numbers (3/4 with error codes from the provider's table, and
         ``unknown_errorcode_share`` of them with codes it does not list),
-        foreign numbers (``credit_amount`` 0), scheduled sends (``start_date``
-        after ``create_date``), and ``string_track_id_share`` of the
-        gsm_track_ids in the ``"16502030-4730-63032793"`` string form.
+        foreign numbers (``credit_amount`` 0), and scheduled sends
+        (``start_date`` after ``create_date``). gsm_track_ids are integers,
+        as in every report the provider documents; ``string_track_id_share``
+        puts that share of them in the ``"16502030-4730-63032793"`` string
+        form of its ``sendsms`` answers instead.
 
         Only the transactions are drawn now; rows are drawn when first asked
         for and encoded once per format (see :meth:`warm`).
@@ -250,19 +272,16 @@ class Dataset:
         """The rows the simulator answers for these IDs, in its order, as models.
 
         This is the oracle for tests: a correct client returns exactly this.
+        It gives the rows as stored; :meth:`FakeOrganikAPI.expected
+        <organik_async.testing.FakeOrganikAPI.expected>` gives them as a
+        simulator answers at its clock's current time.
         """
         spans = self.select(
             [normalize_id(v) for v in transaction_ids],
             [str(v).strip() for v in delivery_track_ids],
             [normalize_id(v) for v in gsm_track_ids],
         )
-        drawn: dict[int, list[WireRow]] = {}  # a group's rows, drawn once per call
-        reports: list[DetailedReport] = []
-        for span in spans:
-            if span.group not in drawn:
-                drawn[span.group] = self._source.rows(span.group)
-            reports.extend(_to_report(row) for row in drawn[span.group][span.start : span.stop])
-        return reports
+        return self.reports(spans)
 
     # -- lookup and encoding (used by the app) --------------------------------------
 
@@ -319,22 +338,49 @@ class Dataset:
             runs.append(Span(run_group, run_first - base, run_last + 1 - base))
         return runs
 
-    def encoded(self, spans: Sequence[Span], fmt: Format) -> tuple[list[memoryview], int]:
-        """The encoded rows of ``spans`` (zero-copy slices) and how many rows."""
-        blocks = self._blocks[fmt]
-        separator_length = len(SEPARATOR[fmt])
+    def reports(self, spans: Sequence[Span], moment: Moment | None = None) -> list[DetailedReport]:
+        """The rows of ``spans`` as models, as they stand at ``moment`` (default: as stored)."""
+        drawn: dict[int, list[WireRow]] = {}  # a group's rows, drawn once per call
+        reports: list[DetailedReport] = []
+        for span in spans:
+            if span.group not in drawn:
+                drawn[span.group] = self._rows_at(span.group, moment)
+            reports.extend(_to_report(row) for row in drawn[span.group][span.start : span.stop])
+        return reports
+
+    def encoded(
+        self, spans: Sequence[Span], style: Format | RowStyle, moment: Moment | None = None
+    ) -> tuple[list[memoryview], int]:
+        """The encoded rows of ``spans`` (zero-copy slices) and how many rows.
+
+        ``style`` is a format (rows written as the provider's documents show
+        them in it) or a :class:`~._wire.RowStyle`; ``moment`` is the point
+        of a timeline to answer at (default: the rows as stored).
+        """
+        if not isinstance(style, RowStyle):
+            style = RowStyle.default(style)
+        separator_length = len(SEPARATOR[style.fmt])
+        blocks = self._blocks.get(style)
+        if blocks is None:
+            blocks = self._blocks[style] = [None] * len(self._groups)
+        rows_of = self._source.rows
+        may_be_pending = self._source.may_be_pending
         pieces: list[memoryview] = []
         count = 0
         for span in spans:
-            block = blocks[span.group]
+            group = span.group
+            block = None
+            if moment is not None and may_be_pending(group):
+                block = self._evolved_block(group, style, moment)
             if block is None:
-                block = encode_block(self._source.rows(span.group), fmt)
-                blocks[span.group] = block
+                block = blocks[group]
+                if block is None:
+                    block = blocks[group] = encode_block(rows_of(group), style)
             pieces.append(block.span(span.start, span.stop, separator_length))
             count += span.stop - span.start
         return pieces, count
 
-    def warm(self, formats: Iterable[Format] = ("json", "xml")) -> None:
+    def warm(self, formats: Iterable[Format | RowStyle] = ("json", "xml")) -> None:
         """Draw and encode every row now, so that no request pays for it.
 
         A benchmark calls this before it starts the clock. Encoded rows take
@@ -342,9 +388,41 @@ class Dataset:
         XML), so warm only the formats you will ask for.
         """
         whole = [Span(g, 0, group.size) for g, group in enumerate(self._groups)]
-        for fmt in formats:
-            self.encoded(whole, fmt)
+        for style in formats:
+            self.encoded(whole, style)
         self._track_index()
+
+    def _evolved_block(self, group: int, style: RowStyle, moment: Moment) -> Block | None:
+        """The group's rows as evolved at ``moment``; ``None`` while they are as stored."""
+        schedule = self._schedule(moment.timeline, group)
+        version = 0 if schedule is None else schedule.version(moment.elapsed)
+        if schedule is None or not version:
+            return None
+        cached = self._evolved.get((style, group))
+        if cached is not None and cached[0] == moment.timeline and cached[1] == version:
+            return cached[2]
+        block = encode_block(schedule.rows_at(moment.elapsed), style)
+        self._evolved[style, group] = (moment.timeline, version, block)
+        return block
+
+    def _schedule(self, timeline: Timeline, group: int) -> Schedule | None:
+        schedules = self._schedules.get(timeline)
+        if schedules is None:
+            if len(self._schedules) >= _TIMELINES_KEPT:  # simulators come and go
+                # Over a snapshot of the keys: a served app may add one from its thread.
+                oldest, *_ = tuple(self._schedules)
+                self._schedules.pop(oldest, None)
+            schedules = self._schedules[timeline] = {}
+        if group not in schedules:
+            schedules[group] = timeline.schedule(self._source.rows(group))
+        return schedules[group]
+
+    def _rows_at(self, group: int, moment: Moment | None) -> list[WireRow]:
+        if moment is not None and self._source.may_be_pending(group):
+            schedule = self._schedule(moment.timeline, group)
+            if schedule is not None and schedule.version(moment.elapsed):
+                return schedule.rows_at(moment.elapsed)
+        return self._source.rows(group)
 
     def _track_index(self) -> dict[IdKey, int]:
         """gsm_track_id → global row number, built on first use.

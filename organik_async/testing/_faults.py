@@ -11,21 +11,47 @@ request's number alone (requests are numbered from 1, in order of arrival,
 since the last ``stats.reset()``), so a seed replays the same faults however
 the requests interleave. Latencies add up; of the other faults, the first one
 in the list that hits a request decides what happens to it.
+
+Each kind of fault is a class that holds both its definition (its fields and
+their checks) and its effect on an answer: :meth:`Fault.rewrite` changes the
+answer before it is sent, :meth:`Fault.send` sends it in its own way. The app
+only asks the fault that hit a request to do its part.
 """
 
 from __future__ import annotations
 
+import http
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import ClassVar, Literal
 
-__all__ = ["Fault", "FaultKind", "FaultPlan", "plan_faults", "request_random"]
+import anyio
+
+from ._answer import Answer, Exchange
+from ._clock import Delay
+from ._clock import check_delay as _checked
+from ._stats import Outcome
+from ._wire import XML_DECLARATION
+
+__all__ = [
+    "Disconnect",
+    "Fault",
+    "FaultKind",
+    "FaultPlan",
+    "Latency",
+    "Malformed",
+    "ProviderError",
+    "Status",
+    "Trickle",
+    "Truncate",
+    "plan_faults",
+    "request_random",
+]
 
 FaultKind = Literal[
     "latency", "status", "provider_error", "truncate", "malformed", "trickle", "disconnect"
 ]
-Delay = float | tuple[float, float]
 RequestSet = frozenset[int] | range
 
 
@@ -47,14 +73,7 @@ def _check_probability(probability: float) -> float:
 
 
 def _check_delay(delay: Delay) -> Delay:
-    if isinstance(delay, tuple):
-        low, high = delay
-        if not 0.0 <= low <= high:
-            raise ValueError(f"a latency range must be 0 <= low <= high, got {delay!r}")
-        return (float(low), float(high))
-    if delay < 0:
-        raise ValueError(f"a latency must be >= 0, got {delay!r}")
-    return float(delay)
+    return _checked(delay, "a latency")
 
 
 def _check_fraction(fraction: float) -> float:
@@ -74,17 +93,25 @@ class Fault:
     ``on_requests`` (request numbers, from 1; a ``range`` works, also an
     open-ended one like ``range(10, 10**9)``) and ``probability`` (the chance
     that a request it could hit is hit); with neither it hits every request.
+
+    Each constructor returns the subclass of its kind (:class:`Status`,
+    :class:`Latency`...), which defines what the fault does to an answer.
     """
 
-    kind: FaultKind
+    kind: ClassVar[FaultKind]
+    adds_latency: ClassVar[bool] = False
+    """Latencies add up; of the other faults only the first that hits acts."""
+    sends_slowly: ClassVar[bool] = False
+    """Its delivery takes time, during which the client may leave."""
+
     on_requests: RequestSet | None = None
     probability: float = 1.0
-    delay: Delay = 0.0
-    http_status: int = 0
-    code: int | None = None
-    retry_after: float | str | None = None
-    fraction: float = 0.5
-    chunk_size: int = 0
+
+    def __post_init__(self) -> None:
+        if type(self) is Fault:
+            raise TypeError(
+                "build a fault with a constructor: Fault.status(503), Fault.latency(1)..."
+            )
 
     # -- constructors ---------------------------------------------------------
 
@@ -97,11 +124,8 @@ class Fault:
         probability: float = 1.0,
     ) -> Fault:
         """Wait before answering: a fixed time, or uniform in ``(low, high)``."""
-        return cls(
-            "latency",
-            _requests(on_requests),
-            _check_probability(probability),
-            delay=_check_delay(seconds),
+        return Latency(
+            _requests(on_requests), _check_probability(probability), delay=_check_delay(seconds)
         )
 
     @classmethod
@@ -123,8 +147,7 @@ class Fault:
         """
         if not 400 <= status <= 599:
             raise ValueError(f"an error status is 400-599, got {status!r}")
-        return cls(
-            "status",
+        return Status(
             _requests(on_requests),
             _check_probability(probability),
             http_status=status,
@@ -154,9 +177,7 @@ class Fault:
         probability: float = 1.0,
     ) -> Fault:
         """The provider refuses with an API error code (93, 94, 95...) and HTTP 200."""
-        return cls(
-            "provider_error", _requests(on_requests), _check_probability(probability), code=code
-        )
+        return ProviderError(_requests(on_requests), _check_probability(probability), code=code)
 
     @classmethod
     def truncate(
@@ -169,8 +190,7 @@ class Fault:
         """Send only the first ``fraction`` of the body, with a matching
         ``Content-Length``: the HTTP exchange is complete, the payload is not,
         so the client sees a decode error rather than a transport error."""
-        return cls(
-            "truncate",
+        return Truncate(
             _requests(on_requests),
             _check_probability(probability),
             fraction=_check_fraction(fraction),
@@ -184,7 +204,7 @@ class Fault:
         probability: float = 1.0,
     ) -> Fault:
         """Send the whole answer with a syntax error injected near its start."""
-        return cls("malformed", _requests(on_requests), _check_probability(probability))
+        return Malformed(_requests(on_requests), _check_probability(probability))
 
     @classmethod
     def trickle(
@@ -200,11 +220,12 @@ class Fault:
         buffers the body, so it only makes the answer slow)."""
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
-        return cls(
-            "trickle",
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+            raise ValueError(f"a trickle's delay must be seconds >= 0, got {delay!r}")
+        return Trickle(
             _requests(on_requests),
             _check_probability(probability),
-            delay=_check_delay(delay),
+            delay=float(delay),
             chunk_size=chunk_size,
         )
 
@@ -217,8 +238,7 @@ class Fault:
         probability: float = 1.0,
     ) -> Fault:
         """Start the answer, send ``fraction`` of its body, then drop the connection."""
-        return cls(
-            "disconnect",
+        return Disconnect(
             _requests(on_requests),
             _check_probability(probability),
             fraction=_check_fraction(fraction),
@@ -239,15 +259,11 @@ class Fault:
         except (ValueError, IndexError) as exc:
             raise ValueError(f"bad fault {spec!r}: {exc}") from None
 
-    # -- evaluation -------------------------------------------------------------
+    # -- which requests -----------------------------------------------------------
 
     @property
     def name(self) -> str:
         """How the fault is counted in ``stats.faults``."""
-        if self.kind == "status":
-            return f"status:{self.http_status}"
-        if self.kind == "provider_error":
-            return f"provider_error:{self.code}"
         return self.kind
 
     def hits(self, number: int, rng: random.Random) -> bool:
@@ -256,12 +272,164 @@ class Fault:
             return False
         return self.probability >= 1.0 or rng.random() < self.probability
 
+    # -- its effect ------------------------------------------------------------------
+
     def seconds(self, rng: random.Random) -> float:
-        """This fault's latency, drawn when it is a range."""
+        """The latency it adds to a request it hits (none but :class:`Latency`'s)."""
+        return 0.0
+
+    def rewrite(self, answer: Answer, exchange: Exchange) -> Answer:
+        """The answer to send instead of ``answer`` (the same one by default)."""
+        return answer
+
+    async def send(self, answer: Answer, exchange: Exchange) -> Outcome:
+        """Send the (rewritten) answer; how the request ended."""
+        return await exchange.send_whole(answer)
+
+
+@dataclass(frozen=True, slots=True)
+class Latency(Fault):
+    """The answer, later: ``delay`` seconds, or uniform in ``(low, high)``."""
+
+    kind: ClassVar[FaultKind] = "latency"
+    adds_latency: ClassVar[bool] = True
+
+    delay: Delay = 0.0
+
+    def seconds(self, rng: random.Random) -> float:
         if isinstance(self.delay, tuple):
             low, high = self.delay
             return low + rng.random() * (high - low)
         return self.delay
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Fault):
+    """An HTTP error status: a proxy's HTML page, or the provider's envelope with ``code``."""
+
+    kind: ClassVar[FaultKind] = "status"
+
+    http_status: int = 503
+    code: int | None = None
+    retry_after: float | str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"status:{self.http_status}"
+
+    def rewrite(self, answer: Answer, exchange: Exchange) -> Answer:
+        headers: tuple[tuple[bytes, bytes], ...] = ()
+        if self.retry_after is not None:
+            headers = ((b"retry-after", _retry_after(self.retry_after)),)
+        if self.code is not None:
+            refusal = exchange.refusal(self.code, self.http_status)
+            return replace(refusal, outcome=Outcome.HTTP_ERROR, headers=headers)
+        return Answer(
+            self.http_status,
+            b"text/html",
+            _proxy_page(self.http_status),
+            Outcome.HTTP_ERROR,
+            headers=headers,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderError(Fault):
+    """The provider's ``result: false`` envelope with API code ``code``, and HTTP 200."""
+
+    kind: ClassVar[FaultKind] = "provider_error"
+
+    code: int = 93
+
+    @property
+    def name(self) -> str:
+        return f"provider_error:{self.code}"
+
+    def rewrite(self, answer: Answer, exchange: Exchange) -> Answer:
+        return exchange.refusal(self.code)
+
+
+@dataclass(frozen=True, slots=True)
+class Truncate(Fault):
+    """The first ``fraction`` of the body, with a matching ``Content-Length``."""
+
+    kind: ClassVar[FaultKind] = "truncate"
+
+    fraction: float = 0.5
+
+    def rewrite(self, answer: Answer, exchange: Exchange) -> Answer:
+        body = answer.body[: int(len(answer.body) * self.fraction)]
+        return replace(answer, body=body, outcome=Outcome.TRUNCATED)
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed(Fault):
+    """The whole body with a syntax error near its start."""
+
+    kind: ClassVar[FaultKind] = "malformed"
+
+    def rewrite(self, answer: Answer, exchange: Exchange) -> Answer:
+        body = answer.body
+        if body.startswith(b"{"):
+            body = b"{," + body[1:]
+        elif body.startswith(XML_DECLARATION):
+            body = XML_DECLARATION + b"<oops></item>\n" + body[len(XML_DECLARATION) :]
+        else:
+            body = b"\x00<oops>" + body
+        return replace(answer, body=body, outcome=Outcome.MALFORMED)
+
+
+@dataclass(frozen=True, slots=True)
+class Trickle(Fault):
+    """The body ``chunk_size`` bytes at a time, ``delay`` seconds apart."""
+
+    kind: ClassVar[FaultKind] = "trickle"
+    sends_slowly: ClassVar[bool] = True
+
+    delay: float = 0.05
+    chunk_size: int = 64
+
+    async def send(self, answer: Answer, exchange: Exchange) -> Outcome:
+        body = answer.body
+        await exchange.start(answer, len(body))
+        if not body:
+            await exchange.body(b"")
+        for start in range(0, len(body), self.chunk_size):
+            if start:
+                await anyio.sleep(self.delay)
+            end = start + self.chunk_size
+            await exchange.body(body[start:end], more=end < len(body))
+        return answer.outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect(Fault):
+    """The start of the answer, ``fraction`` of its body, then a dropped connection."""
+
+    kind: ClassVar[FaultKind] = "disconnect"
+
+    fraction: float = 0.5
+
+    async def send(self, answer: Answer, exchange: Exchange) -> Outcome:
+        await exchange.start(answer, len(answer.body))
+        await exchange.body(answer.body[: int(len(answer.body) * self.fraction)], more=True)
+        # Returning with the body unfinished: the server drops the connection.
+        return Outcome.DROPPED
+
+
+def _proxy_page(status: int) -> bytes:
+    title = f"{status} {http.HTTPStatus(status).phrase}"
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    ).encode()
+
+
+def _retry_after(value: float | str) -> bytes:
+    if isinstance(value, str):
+        return value.encode("latin-1")
+    return (str(int(value)) if float(value).is_integer() else str(value)).encode()
 
 
 @dataclass(slots=True)
@@ -285,7 +453,7 @@ def plan_faults(faults: Sequence[Fault], number: int, seed: int) -> FaultPlan:
         return plan
     rng = request_random(seed, number)
     for fault in faults:
-        if fault.kind == "latency":
+        if fault.adds_latency:
             if fault.hits(number, rng):
                 plan.latency += fault.seconds(rng)
                 plan.applied.append(fault.name)

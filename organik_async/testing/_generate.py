@@ -25,9 +25,12 @@ from enum import Enum
 from ._wire import WireRow
 
 __all__ = [
+    "INVALID_NUMBER_CODES",
+    "TIMED_OUT_CODES",
     "GeneratorSettings",
     "Progress",
     "TransactionPlan",
+    "final_outcome",
     "generate_rows",
     "plan_transactions",
     "regular_numbers",
@@ -40,8 +43,8 @@ _FIRST_GSM_TRACK_ID = 410_471_976
 
 # Codes from the provider's errorcode table, by the status they go with, and a
 # few codes the table does not know (the client must keep them as integers).
-_INVALID_NUMBER_CODES = (1, 1, 1, 2, 4, 4, 5, 23, 99, 99)
-_TIMED_OUT_CODES = (3, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 3, 7, 3)
+INVALID_NUMBER_CODES = (1, 1, 1, 2, 4, 4, 5, 23, 99, 99)
+TIMED_OUT_CODES = (3, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 3, 7, 3)
 _UNKNOWN_CODES = (24, 31, 42, 77, 100, 255)
 
 # (country calling code, digits after it) for foreign recipients.
@@ -62,7 +65,7 @@ class GeneratorSettings:
 
     rows: int = 1_000
     seed: int = 0
-    string_track_id_share: float = 0.1
+    string_track_id_share: float = 0.0
     foreign_share: float = 0.06
     scheduled_share: float = 0.1
     in_progress_share: float = 0.08
@@ -225,12 +228,6 @@ def regular_numbers(settings: GeneratorSettings) -> list[int]:
     return [_domestic_gsm(rng) for _ in range(200)]
 
 
-def _failure_code(rng: random.Random, settings: GeneratorSettings, table: Sequence[int]) -> int:
-    if rng.random() < settings.unknown_errorcode_share:
-        return _pick(rng, _UNKNOWN_CODES)
-    return _pick(rng, table)
-
-
 def _date(value: datetime) -> str:
     # str() of a datetime without microseconds is exactly "YYYY-MM-DD HH:MM:SS".
     return str(value)
@@ -288,6 +285,24 @@ def generate_rows(
     return rows
 
 
+def final_outcome(
+    rng: random.Random, foreign: bool, unknown_errorcode_share: float
+) -> tuple[int, int, bool]:
+    """``(status, errorcode, quick)`` of a row that is final: 2, 3 or 4.
+
+    ``quick`` is true for an invalid number (the operator refuses it at once)
+    and false for a delivery or a time-out. Foreign numbers fail more often.
+    """
+    u = rng.random()
+    invalid, timed_out = (0.08, 0.2) if foreign else (0.04, 0.1)
+    if u < invalid or u < timed_out:
+        table: Sequence[int] = INVALID_NUMBER_CODES if u < invalid else TIMED_OUT_CODES
+        if rng.random() < unknown_errorcode_share:
+            table = _UNKNOWN_CODES
+        return (3, _pick(rng, table), True) if u < invalid else (4, _pick(rng, table), False)
+    return 2, 0, False
+
+
 def _outcome(
     rng: random.Random, settings: GeneratorSettings, plan: TransactionPlan, foreign: bool
 ) -> tuple[int, int, int | None]:
@@ -300,11 +315,10 @@ def _outcome(
             return 0, 0, None
         if u < 0.55:
             return 1, 0, None
-    u = rng.random()
-    invalid, timed_out = (0.08, 0.2) if foreign else (0.04, 0.1)
-    if u < invalid:
-        return 3, _failure_code(rng, settings, _INVALID_NUMBER_CODES), _between(rng, 1, 60)
-    if u < timed_out:
-        return 4, _failure_code(rng, settings, _TIMED_OUT_CODES), _between(rng, 3600, 48 * 3600)
+    status, errorcode, _ = final_outcome(rng, foreign, settings.unknown_errorcode_share)
+    if status == 3:
+        return 3, errorcode, _between(rng, 1, 60)
+    if status == 4:
+        return 4, errorcode, _between(rng, 3600, 48 * 3600)
     # Delivered: most within minutes, a long tail up to two hours.
     return 2, 0, 2 + int(rng.random() ** 4 * 7_200)

@@ -2,10 +2,12 @@
 
 Each refusal is a :class:`ProviderRefusal` carrying the provider's API error
 code (see the spec's table), so the app answers it in the provider's error
-envelope. The parser is deliberately liberal where the provider's sample
-clients differ (IDs as numbers or strings, XML text padded with spaces, a
-lone ID instead of a list) and strict where the spec is: a bool, float, object
-or list where an ID belongs is code 96.
+envelope, worded as the provider words it. The parser accepts what the
+provider's own sample clients send: IDs as numbers or strings, XML text padded
+with spaces, a lone ID instead of a list, empty strings for the kinds not
+asked about (``[""]``), format segments in any letter case, and whatever
+``Content-Type`` (the format is the URL's). It is strict where the spec is: a
+bool, float, object or list where an ID belongs is code 96.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from xml.parsers.expat import ExpatError
 import msgspec
 import xmltodict
 
-from .._models import API_ERROR_CODES, Format
+from .._models import Format
 from ._data import IdKey, normalize_id
+from ._wire import error_message
 
 __all__ = [
     "ID_FIELDS",
@@ -36,13 +39,17 @@ _FORMATS: Final[tuple[Format, ...]] = ("json", "xml")
 
 
 class ProviderRefusal(Exception):
-    """The provider's ``result: false`` answer: an API error code and message."""
+    """The provider's ``result: false`` answer: an API error code and its message.
+
+    ``detail`` is the simulator's own explanation, for a human reading the
+    answer's ``X-Simulator-Detail`` header; the provider's message has none.
+    """
 
     def __init__(self, code: int, detail: str = "") -> None:
         self.code = code
-        base = API_ERROR_CODES.get(code, "error")
-        self.message = f"{base}: {detail}" if detail else base
-        super().__init__(self.message)
+        self.message = error_message(code)
+        self.detail = detail
+        super().__init__(f"{self.message} {detail}".strip())
 
 
 class Route(NamedTuple):
@@ -65,13 +72,14 @@ def parse_route(path: str) -> Route | None:
     """Split an API path; ``None`` when it is not ``/v2/...`` at all (HTTP 404).
 
     Both type segments are optional: the request type defaults to JSON and
-    the response type to the request type. A trailing slash is optional too.
+    the response type to the request type. They are read in any letter case
+    (``/JSON/``), and a trailing slash is optional too.
     """
     parts = path.strip("/").split("/")
     if len(parts) < 3 or len(parts) > 5 or parts[0] != "v2":
         return None
-    request_format = parts[3] if len(parts) > 3 else "json"
-    response_format = parts[4] if len(parts) > 4 else request_format
+    request_format = parts[3].lower() if len(parts) > 3 else "json"
+    response_format = parts[4].lower() if len(parts) > 4 else request_format
     return Route(parts[1], parts[2], request_format, response_format)
 
 
@@ -102,7 +110,7 @@ class Query:
 
     @property
     def id_count(self) -> int:
-        """How many IDs the request carried, duplicates included."""
+        """How many IDs the request carried, duplicates included (empty strings not)."""
         return len(self.transaction_ids) + len(self.delivery_track_ids) + len(self.gsm_track_ids)
 
 
@@ -117,11 +125,17 @@ def parse_body(body: bytes, fmt: Format) -> Query:
                 raise ProviderRefusal(
                     96, f"{field}[{position}] must be a number or a string, got {kind}"
                 )
+    # The JS and ASP samples send the kinds they do not ask about as [""]: no ID.
+    deliveries = (str(item).strip() for item in values["delivery_track_ids"])
     return Query(
-        transaction_ids=[normalize_id(v) for v in values["transaction_ids"]],
-        delivery_track_ids=[str(v).strip() for v in values["delivery_track_ids"]],
-        gsm_track_ids=[normalize_id(v) for v in values["gsm_track_ids"]],
+        transaction_ids=_keys(values["transaction_ids"]),
+        delivery_track_ids=[text for text in deliveries if text],
+        gsm_track_ids=_keys(values["gsm_track_ids"]),
     )
+
+
+def _keys(items: list[int | str]) -> list[IdKey]:
+    return [normalize_id(item) for item in items if not isinstance(item, str) or item.strip()]
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -2,7 +2,8 @@
 
 The bulk engine's tests rely on two of these: :attr:`Stats.peak_in_flight`
 (the most requests being handled at one moment, to check a concurrency
-limit) and :attr:`Stats.max_ids_per_request` (to check a batch size). Keys
+limit) and :attr:`Stats.max_ids_per_request` (to check a batch size);
+:attr:`Stats.refused` counts the requests a concurrency cap turned away. Keys
 appear only redacted.
 
 The counters are plain attributes updated from the event loop that serves
@@ -28,6 +29,8 @@ class Outcome(enum.StrEnum):
     """The provider's code 87: nothing matched."""
     API_ERROR = "api_error"
     """Any other ``result: false`` answer sent with HTTP 200."""
+    REFUSED = "refused"
+    """Code 93 at once: ``max_concurrent_requests`` requests were being handled."""
     HTTP_ERROR = "http_error"
     """A non-200 status: an injected status fault, 404 or 405."""
     TRUNCATED = "truncated"
@@ -35,7 +38,8 @@ class Outcome(enum.StrEnum):
     DROPPED = "dropped"
     """The connection was dropped part-way through the body."""
     CLIENT_GONE = "client_gone"
-    """The client went away before the (delayed or trickled) answer was sent."""
+    """The client went away before the (delayed or trickled) answer was sent
+    (in-process: the client's task was cancelled)."""
 
 
 class Stats:
@@ -46,7 +50,13 @@ class Stats:
     in_flight: int
     """Requests being handled right now."""
     peak_in_flight: int
-    """The most requests handled at one moment."""
+    """The most requests handled at one moment (refused ones included: they arrived)."""
+    refused: int
+    """Requests refused with code 93 because ``max_concurrent_requests`` were being handled."""
+    admitted: int
+    """Requests being worked on right now: :attr:`in_flight` less those being refused."""
+    peak_admitted: int
+    """The most requests worked on at one moment: never above ``max_concurrent_requests``."""
     outcomes: Counter[Outcome]
     """How requests ended (one outcome each)."""
     api_error_codes: Counter[int]
@@ -56,9 +66,11 @@ class Stats:
     faults: Counter[str]
     """Faults applied, by :attr:`Fault.name` (``"status:503"``, ``"latency"``...)."""
     ids_per_request: Counter[int]
-    """Histogram: number of IDs in a request (as sent) → how many requests."""
+    """Histogram: number of IDs in a request (as sent) → how many requests.
+    Requests refused by the concurrency cap are answered unread: not counted."""
     keys_seen: Counter[str]
-    """Keys in request URLs, redacted by :func:`redact_key` → count."""
+    """Keys in request URLs, redacted by :func:`redact_key` → count (cap refusals
+    not counted)."""
     rows_served: int
     """Rows in answers that were sent whole or in part."""
     bytes_served: int
@@ -68,15 +80,17 @@ class Stats:
 
     def __init__(self) -> None:
         self.in_flight = 0
+        self.admitted = 0
         self.reset()
 
     def reset(self) -> None:
         """Zero every counter and restart request numbering at 1.
 
-        Requests in flight stay counted in :attr:`in_flight`, and the peak
-        restarts from them.
+        Requests in flight stay counted in :attr:`in_flight` (and
+        :attr:`admitted`), and the peaks restart from them.
         """
         self.requests = 0
+        self.refused = 0
         self.outcomes = Counter()
         self.api_error_codes = Counter()
         self.http_statuses = Counter()
@@ -87,6 +101,7 @@ class Stats:
         self.bytes_served = 0
         self.latency_added = 0.0
         self.peak_in_flight = self.in_flight
+        self.peak_admitted = self.admitted
 
     @property
     def max_ids_per_request(self) -> int:
@@ -99,6 +114,9 @@ class Stats:
             "requests": self.requests,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
+            "refused": self.refused,
+            "admitted": self.admitted,
+            "peak_admitted": self.peak_admitted,
             "outcomes": {str(k): v for k, v in sorted(self.outcomes.items())},
             "api_error_codes": {str(k): v for k, v in sorted(self.api_error_codes.items())},
             "http_statuses": {str(k): v for k, v in sorted(self.http_statuses.items())},
@@ -114,6 +132,7 @@ class Stats:
     def __repr__(self) -> str:
         return (
             f"Stats(requests={self.requests}, peak_in_flight={self.peak_in_flight}, "
+            f"refused={self.refused}, "
             f"max_ids_per_request={self.max_ids_per_request}, rows_served={self.rows_served}, "
             f"outcomes={dict(self.outcomes)})"
         )
@@ -130,3 +149,12 @@ class Stats:
     def end(self) -> None:
         """A request is done (whatever happened to it)."""
         self.in_flight -= 1
+
+    def admit(self) -> None:
+        """A request got past the concurrency cap: it is being worked on."""
+        self.admitted += 1
+        self.peak_admitted = max(self.peak_admitted, self.admitted)
+
+    def release(self) -> None:
+        """An admitted request is done."""
+        self.admitted -= 1

@@ -1,39 +1,54 @@
 """The provider's wire format, written by hand so the simulator owns every byte.
 
 The simulator must answer like the provider, not like whatever our client
-happens to accept, so nothing here is shared with the client's codec. Rows are
+happens to accept, so nothing here is shared with the client's codec: not
+even the wording of errors, which is the provider's own list. Rows are
 encoded once into their final bytes (dates as ``YYYY-MM-DD HH:MM:SS``,
-``is_foreign_gsm`` as 0/1, ``errorcode`` always present) and a response is a
-join of those cached byte strings between a fixed head and tail.
+``is_foreign_gsm`` as 0/1, ``errorcode`` where the provider's documents show
+it) and a response is a join of those cached byte strings between a fixed
+head and tail.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
-from datetime import timedelta, timezone
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Final, NamedTuple
 from xml.sax.saxutils import escape
 
 import msgspec
 
+from .._exceptions import PROVIDER_CODES
 from .._models import Format
+from ._clock import PROVIDER_TZ
 
 __all__ = [
+    "ERROR_MESSAGES",
     "JSON_CONTENT_TYPE",
     "PROVIDER_TZ",
     "XML_CONTENT_TYPE",
     "Block",
+    "RowStyle",
     "WireRow",
     "content_type",
     "encode_block",
     "error_body",
+    "error_message",
     "rows_body",
 ]
 
-PROVIDER_TZ: Final = timezone(timedelta(hours=3))
-"""The provider's local time, in which every date is written: Europe/Istanbul,
-UTC+03:00 all year since 2016."""
+ERROR_MESSAGES: Final[Mapping[int, str]] = MappingProxyType(
+    {code: entry.message for code, entry in PROVIDER_CODES.items()}
+)
+"""``error.message`` for each API error code, word for word (typos included) as
+the provider's error list gives it: a view of the client's one code table."""
+
+
+def error_message(code: int) -> str:
+    """The provider's message for ``code`` (its "unknown error" one for a code it does not list)."""
+    return ERROR_MESSAGES.get(code, ERROR_MESSAGES[1])
+
 
 JSON_CONTENT_TYPE: Final = b"application/json"
 XML_CONTENT_TYPE: Final = b"application/xml"
@@ -65,7 +80,24 @@ class WireRow(msgspec.Struct, frozen=True):
     errorcode: int
 
 
+class RowStyle(NamedTuple):
+    """How rows are written: the format, and whether ``errorcode`` is in them.
+
+    The provider's first seed document shows ``errorcode`` in JSON rows; no
+    document shows it in XML rows.
+    """
+
+    fmt: Format
+    errorcode: bool
+
+    @classmethod
+    def default(cls, fmt: Format) -> RowStyle:
+        """The provider's documents: ``errorcode`` in JSON rows, not in XML rows."""
+        return cls(fmt, fmt == "json")
+
+
 _json_encoder = msgspec.json.Encoder()
+_JSON_ERRORCODE: Final = b',"errorcode":'
 
 
 def _xml_text(value: str) -> str:
@@ -75,12 +107,16 @@ def _xml_text(value: str) -> str:
     return value
 
 
-def encode_json_row(row: WireRow) -> bytes:
+def encode_json_row(row: WireRow, errorcode: bool = True) -> bytes:
     """One row as a JSON object (msgspec escapes the strings for us)."""
-    return _json_encoder.encode(row)
+    encoded = _json_encoder.encode(row)
+    if errorcode:
+        return encoded
+    # errorcode is the last field and an integer: cut it off before the "}".
+    return encoded[: encoded.rindex(_JSON_ERRORCODE)] + b"}"
 
 
-def encode_xml_row(row: WireRow) -> bytes:
+def encode_xml_row(row: WireRow, errorcode: bool = False) -> bytes:
     """One row as the provider's indented ``<item>`` element."""
     track = row.gsm_track_id
     track_text = str(track) if isinstance(track, int) else _xml_text(track)
@@ -94,6 +130,7 @@ def encode_xml_row(row: WireRow) -> bytes:
         if row.finish_date is None
         else f"   <finish_date>{row.finish_date}</finish_date>\n"
     )
+    code = f"   <errorcode>{row.errorcode}</errorcode>\n" if errorcode else ""
     return (
         "<item>\n"
         f"   <gsm>{row.gsm}</gsm>\n"
@@ -107,7 +144,7 @@ def encode_xml_row(row: WireRow) -> bytes:
         f"   <sms_count>{row.sms_count}</sms_count>\n"
         f"   <credit_amount>{row.credit_amount}</credit_amount>\n"
         f"   <is_foreign_gsm>{row.is_foreign_gsm}</is_foreign_gsm>\n"
-        f"   <errorcode>{row.errorcode}</errorcode>\n"
+        f"{code}"
         "</item>"
     ).encode()
 
@@ -129,11 +166,11 @@ class Block(NamedTuple):
         return memoryview(self.blob)[self.starts[start] : self.starts[stop] - separator_length]
 
 
-def encode_block(rows: Sequence[WireRow], fmt: Format) -> Block:
-    """Encode the rows of one transaction for ``fmt``."""
-    encode = encode_json_row if fmt == "json" else encode_xml_row
-    parts = [encode(row) for row in rows]
-    separator = SEPARATOR[fmt]
+def encode_block(rows: Sequence[WireRow], style: RowStyle) -> Block:
+    """Encode the rows of one transaction in ``style``."""
+    encode = encode_json_row if style.fmt == "json" else encode_xml_row
+    parts = [encode(row, style.errorcode) for row in rows]
+    separator = SEPARATOR[style.fmt]
     starts = array("Q", [0])
     position = 0
     for part in parts:
@@ -142,13 +179,17 @@ def encode_block(rows: Sequence[WireRow], fmt: Format) -> Block:
     return Block(separator.join(parts), starts)
 
 
-def rows_body(pieces: Sequence[bytes | memoryview], fmt: Format, *, xml_wrapped: bool) -> bytes:
+def rows_body(
+    pieces: Sequence[bytes | memoryview], fmt: Format, *, xml_wrapped: bool = True
+) -> bytes:
     """A successful answer: the provider's envelope around the encoded rows.
 
-    JSON is ``{"response":{"result":true,"data":[...]}}``. XML is, like the
-    provider's own example, a declaration followed by bare top-level
-    ``<item>``s (no root element); ``xml_wrapped`` gives the well-formed
-    ``<response><result>1</result><data>...`` variant instead.
+    JSON is ``{"response":{"result":true,"data":[...]}}``. XML is
+    ``<response><result>1</result><data><item>...``, the form of the
+    provider's API README and of every other XML answer it publishes;
+    ``xml_wrapped=False`` gives the ``detailedreport`` seed page's form
+    instead: a declaration followed by bare top-level ``<item>``s (no root
+    element).
     """
     separator = SEPARATOR[fmt]
     if fmt == "json":

@@ -1,0 +1,221 @@
+"""The client tuning itself: issue 9's two targets, measured.
+
+1. **Adaptive concurrency**: against the simulator with a cap of 6 requests in
+   flight (``max_concurrent_requests=6``, code 93 beyond it), 100 000 rows by
+   GSM track ID, 250 per request: ``max_concurrency=64`` left to the adaptive
+   limit, against the same job with ``max_concurrency=6`` set by hand (and the
+   limit off). Targets: every row, refusals under 5 % of requests, wall time
+   within 1.3x of the hand-tuned job. Runs alternate between the two, and the
+   ratio is taken from medians of the same run.
+2. **Adaptive batch size**: against ``max_ids_per_request=37`` with a batch
+   size of 250: every row, and refused requests per call fewer than
+   ``2 * log2(250 / 37) + 2`` (7.5), on a fresh client and on the next call.
+
+The simulator is served over real TCP by uvicorn in a thread of this process
+(``organik_async.testing.serve``), so its counters (requests, refusals, IDs per
+request) are read directly; server and client therefore share the GIL and
+the 2 cores, and wall times are noisy: compare the ratios, and the client CPU
+per row (``time.process_time`` covers both, so it is reported for the run, not
+the client alone).
+
+``python -m benchmarks.tuning`` prints Markdown and writes
+``benchmarks/results/tuning.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from organik_async import OrganikClient, Progress, __version__
+from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, Fault, serve
+
+RESULTS = Path(__file__).parent / "results" / "tuning.json"
+CAP = 6
+SIZE_LIMIT = 37
+BATCH = 250
+
+
+async def concurrency_run(
+    dataset: Dataset, ids: list[int | str], *, adaptive: bool, latency: float
+) -> dict[str, Any]:
+    fake = FakeOrganikAPI(dataset, max_concurrent_requests=CAP, faults=[Fault.latency(latency)])
+    seen: list[Progress] = []
+    async with (
+        serve(fake) as base_url,
+        OrganikClient(
+            DEMO_API_KEY,
+            base_url=base_url,
+            batch_sizes=BATCH,
+            max_concurrency=64 if adaptive else CAP,
+            adaptive_concurrency=adaptive,
+            max_retries=10,
+        ) as client,
+    ):
+        cpu, wall = time.process_time(), time.perf_counter()
+        rows = await client.detailed_report(gsm_track_ids=ids, on_progress=seen.append)
+        wall = time.perf_counter() - wall
+        cpu = time.process_time() - cpu
+    stats = fake.stats
+    return {
+        "adaptive": adaptive,
+        "rows": len(rows),
+        "every_row": len(rows) == len(ids),
+        "wall_s": wall,
+        "rows_per_s": len(rows) / wall,
+        "cpu_us_per_row": cpu / len(rows) * 1e6,
+        "requests": stats.requests,
+        "refused": stats.refused,
+        "refused_share": stats.refused / stats.requests,
+        "peak_admitted": stats.peak_admitted,
+        "lowest_limit": min(p.concurrency for p in seen),
+        "final_limit": seen[-1].concurrency,
+    }
+
+
+async def size_run(dataset: Dataset, ids: list[int | str]) -> dict[str, Any]:
+    fake = FakeOrganikAPI(dataset, max_ids_per_request=SIZE_LIMIT)
+    calls: list[dict[str, Any]] = []
+    async with (
+        serve(fake) as base_url,
+        OrganikClient(
+            DEMO_API_KEY, base_url=base_url, batch_sizes=BATCH, max_concurrency=8
+        ) as client,
+    ):
+        half = len(ids) // 2
+        for part in (ids[:half], ids[half:]):
+            before = fake.stats.ids_per_request.copy()
+            refused_before = sum(n for size, n in before.items() if size > SIZE_LIMIT)
+            rows = await client.detailed_report(gsm_track_ids=part)
+            after = fake.stats.ids_per_request
+            refused = sum(n for size, n in after.items() if size > SIZE_LIMIT)
+            calls.append(
+                {
+                    "ids": len(part),
+                    "every_row": len(rows) == len(part),
+                    "refused_requests": refused - refused_before,
+                    "requests": sum(after.values()) - sum(before.values()),
+                }
+            )
+    return {
+        "calls": calls,
+        "largest_size_used": max(s for s in fake.stats.ids_per_request if s <= SIZE_LIMIT),
+        "target_refusals_below": 2 * math.log2(BATCH / SIZE_LIMIT) + 2,
+    }
+
+
+async def main(rows: int, repeats: int, latency: float) -> dict[str, Any]:
+    dataset = Dataset.generate(rows, seed=1)
+    dataset.warm()  # encode every row once, so no run pays the simulator's first encoding
+    ids = list(dataset.gsm_track_ids())
+    runs: list[dict[str, Any]] = []
+    for repeat in range(repeats):  # interleaved: host noise falls on both alike
+        for adaptive in (True, False) if repeat % 2 == 0 else (False, True):
+            run = await concurrency_run(dataset, ids, adaptive=adaptive, latency=latency)
+            runs.append(run)
+            print(
+                f"  adaptive={adaptive!s:5} {run['wall_s']:.2f} s, refused "
+                f"{run['refused']}/{run['requests']}",
+                file=sys.stderr,
+            )
+    by = {flag: [r for r in runs if r["adaptive"] is flag] for flag in (True, False)}
+    wall = {flag: statistics.median(r["wall_s"] for r in by[flag]) for flag in by}
+    size = await size_run(
+        Dataset.generate(20_000, seed=2), list(Dataset.generate(20_000, seed=2).gsm_track_ids())
+    )
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m benchmarks.tuning", *sys.argv[1:]]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "organik_async": __version__,
+            "load_average": os.getloadavg(),
+        },
+        "concurrency": {
+            "cap": CAP,
+            "rows": rows,
+            "latency_s": latency,
+            "runs": runs,
+            "median_wall_adaptive_s": wall[True],
+            "median_wall_fixed_s": wall[False],
+            "wall_ratio": wall[True] / wall[False],
+            "max_refused_share": max(r["refused_share"] for r in by[True]),
+            "every_row": all(r["every_row"] for r in runs),
+        },
+        "batch_size": size,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    c = result["concurrency"]
+    lines = [
+        f"Adaptive concurrency: simulator capped at {c['cap']} in flight, {c['rows']:,} rows "
+        f"by GSM track ID, {BATCH} per request, {c['latency_s'] * 1000:g} ms latency "
+        f"({len(c['runs'])} runs, interleaved).",
+        "",
+        "| client | median wall | rows/s (median) | refused / requests (worst) | lowest limit |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for flag, name in ((True, "max_concurrency=64, adaptive"), (False, "max_concurrency=6")):
+        runs = [r for r in c["runs"] if r["adaptive"] is flag]
+        worst = max(runs, key=lambda r: r["refused_share"])
+        lines.append(
+            f"| {name} | {statistics.median(r['wall_s'] for r in runs):.2f} s "
+            f"| {statistics.median(r['rows_per_s'] for r in runs):,.0f} "
+            f"| {worst['refused']} / {worst['requests']} ({worst['refused_share']:.1%}) "
+            f"| {min(r['lowest_limit'] for r in runs)} |"
+        )
+    lines += [
+        "",
+        f"Wall ratio adaptive / hand-tuned: **{c['wall_ratio']:.2f}x** (target at most 1.3x); "
+        f"refusals at most **{c['max_refused_share']:.1%}** of requests (target under 5 %); "
+        f"every row: {c['every_row']}.",
+        "",
+    ]
+    s = result["batch_size"]
+    lines += [
+        f"Adaptive batch size: simulator refusing more than {SIZE_LIMIT} IDs per request, "
+        f"batch size {BATCH}.",
+        "",
+        "| call | IDs | requests | refused | every row |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for n, call in enumerate(s["calls"], 1):
+        lines.append(
+            f"| {'first (fresh client)' if n == 1 else 'next'} | {call['ids']:,} "
+            f"| {call['requests']} | {call['refused_requests']} | {call['every_row']} |"
+        )
+    lines += [
+        "",
+        f"Target: fewer than {s['target_refusals_below']:.1f} refused requests per call; "
+        f"the size it settled on: {s['largest_size_used']} IDs.",
+    ]
+    return "\n".join(lines)
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tuning", description=__doc__)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.01)
+    args = parser.parse_args()
+    result = anyio.run(main, args.rows, args.repeats * 2, args.latency)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,466 @@
+"""One bulk job, from checked inputs to the summary; ``fetch`` and ``demo`` both run it.
+
+The job runs on any anyio backend. It owns the exit code: 0 every row
+fetched; 1 some IDs failed (they are in the failed file); 2 usage or input
+error, nothing sent; 3 authentication refused; 130 on SIGINT and 143 on
+SIGTERM, the output left whole and resumable; 141 (as if killed by SIGPIPE)
+when the reader of standard output goes away, quietly.
+
+Fetching is one function, :func:`fetch_batches`, the only place that talks
+to the client: a future "follow until final" mode replaces it and nothing
+else.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Final, get_args
+
+import anyio
+from anyio.abc import TaskStatus
+from rich.console import Console
+
+from organik_async import (
+    AuthenticationError,
+    BatchFailure,
+    BatchResult,
+    BulkReportError,
+    IdKind,
+    OrganikClient,
+    OrganikError,
+)
+from organik_async import Progress as ClientProgress
+
+from ._formats import OutputFormat, track_key
+from ._inputs import COLUMNS, KINDS, Id, IdColumn, InputSet
+from ._progress import Bar
+from ._sink import PipeClosed, ResumeState, Sink, load_resume
+from ._summary import (
+    IdCounts,
+    Lang,
+    Summary,
+    failure_fields,
+    group_failures,
+    render,
+    status_rows,
+    write_json,
+)
+
+__all__ = [
+    "EXIT_AUTH",
+    "EXIT_FAILURES",
+    "EXIT_OK",
+    "EXIT_PIPE",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "EXIT_USAGE",
+    "ClientOptions",
+    "Job",
+    "Ui",
+    "fetch_batches",
+    "run_job",
+]
+
+EXIT_OK: Final = 0
+EXIT_FAILURES: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_AUTH: Final = 3
+EXIT_SIGINT: Final = 130
+EXIT_PIPE: Final = 141
+EXIT_SIGTERM: Final = 143
+FAILED_FIELDS: Final = ("kind", "id", "outcome", "attempts", "http_status", "api_code", "reason")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientOptions:
+    """The client's settings from the command line; ``None`` keeps the client's default."""
+
+    base_url: str | None = None
+    request_format: str = "json"
+    response_format: str | None = None
+    batch_size: int | None = None
+    concurrency: int | None = None
+    rate_limit: float | None = None
+    retries: int | None = None
+    timeout: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """More constructor keywords (tests pass ``backoff_base=0``)."""
+
+    def kwargs(self) -> dict[str, Any]:
+        chosen = {
+            "base_url": self.base_url,
+            "request_format": self.request_format,
+            "response_format": self.response_format,
+            "batch_sizes": self.batch_size,
+            "max_concurrency": self.concurrency,
+            "rate_limit": self.rate_limit,
+            "max_retries": self.retries,
+            "timeout": self.timeout,
+        }
+        return {k: v for k, v in chosen.items() if v is not None} | dict(self.extra)
+
+
+@dataclass
+class Ui:
+    """Where messages go (stderr), and how much is said."""
+
+    console: Console
+    quiet: bool = False
+    progress: bool = False
+    lang: Lang = "en"
+    summary_json: Path | None = None
+    secret: str | None = None
+    """The API key: scrubbed from every message, in case anything ever held it."""
+
+    def scrub(self, text: str) -> str:
+        return text.replace(self.secret, "***") if self.secret else text
+
+    def say(self, text: str) -> None:
+        self.console.print(
+            f"organik-report: {self.scrub(text)}", markup=False, highlight=False, soft_wrap=True
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A checked job: its IDs, where rows and failures go, and the client's settings."""
+
+    command: str
+    inputs: InputSet
+    output: Path | None
+    fmt: OutputFormat
+    failed_path: Path
+    resume: bool
+    api_key: str
+    client: ClientOptions
+    rerun: str
+    """The command line that resumes this job (shown when it is interrupted)."""
+
+
+@dataclass
+class _Ending:
+    """How the fetching ended (everything but success is recorded here)."""
+
+    signal: int | None = None
+    failures: list[BatchFailure] = field(default_factory=list)
+    auth: AuthenticationError | None = None
+    pipe_closed: bool = False
+    unexpected: BaseException | None = None
+
+
+@dataclass
+class _Counts:
+    batches: int = 0
+    retries: int = 0
+    ids_fetched: int = 0
+    ids_without_rows: int = 0
+
+
+async def fetch_batches(
+    client: OrganikClient,
+    sources: Mapping[str, IdColumn],
+    on_result: Callable[[BatchResult], None],
+    on_progress: Callable[[ClientProgress], None],
+) -> None:
+    """Fetch every batch of ``sources``, handing each result to ``on_result``.
+
+    Raises what the client raises (``BulkReportError`` at the end if batches
+    failed). IDs are already deduplicated, so the client is asked not to
+    remember them again.
+    """
+
+    def feed(kind: str) -> Iterator[Id] | tuple[()]:
+        column = sources.get(kind)
+        return column.feed() if column is not None else ()
+
+    async with client.iter_batches(
+        transaction_ids=feed("transaction_ids"),
+        delivery_track_ids=feed("delivery_track_ids"),
+        gsm_track_ids=feed("gsm_track_ids"),
+        dedupe=False,
+        on_progress=on_progress,
+    ) as results:
+        async for result in results:
+            on_result(result)
+
+
+async def run_job(
+    job: Job,
+    ui: Ui,
+    *,
+    stdout: Callable[[], BinaryIO] = lambda: sys.stdout.buffer,
+    handle_signals: bool = True,
+) -> int:
+    """Run ``job`` to its end and return the exit code. Input errors are raised
+    (:class:`~._inputs.InputError`) before anything is sent or written."""
+    started = time.perf_counter()
+    state: ResumeState | None = None
+    if job.resume:
+        assert job.output is not None
+        present = [kind for kind, ids in job.inputs.columns.items() if len(ids)]
+        state = load_resume(job.output, job.fmt, present)
+    columns = _remaining(job.inputs, state)
+    kinds = {kind for kind, ids in job.inputs.columns.items() if len(ids)}
+    if state is not None:
+        kinds |= state.kinds
+    keys: set[Id] | None = None
+    if len(kinds) > 1:
+        keys = state.track_keys if state and state.track_keys is not None else set()
+    if state is not None and state.cut:
+        ui.say(
+            f"resuming: {state.cut:,} bytes after the last whole batch in {job.output} will be "
+            "dropped and their batch fetched again"
+        )
+    try:
+        client = OrganikClient(job.api_key, **job.client.kwargs())
+    except AuthenticationError as exc:
+        ui.say(f"authentication: {exc}")
+        return EXIT_AUTH
+    sizes = {kind: client.batch_sizes.for_kind(kind) for kind in KINDS}
+    total = sum(math.ceil(len(ids) / sizes[kind]) for kind, ids in columns.items())
+    sink = Sink(output=job.output, fmt=job.fmt, stdout=stdout, resume=state, track_keys=keys)
+    counts = _Counts()
+    ending = _Ending()
+    bar = Bar(
+        ui.console,
+        enabled=ui.progress and not ui.quiet and total > 0,
+        total=total,
+        columns=columns,
+        batch_sizes=sizes,
+    )
+
+    def on_result(result: BatchResult) -> None:
+        sink.accept(result)
+        counts.batches += 1
+        counts.retries += result.attempts - 1
+        counts.ids_fetched += len(result.ids)
+        counts.ids_without_rows += _ids_without_rows(result)
+
+    async def fetch() -> None:
+        try:
+            async with client:
+                if total:
+                    await fetch_batches(client, columns, on_result, bar.update)
+        except BulkReportError as exc:
+            ending.failures = list(exc.failures)
+        except AuthenticationError as exc:
+            ending.auth = exc
+        except PipeClosed:
+            ending.pipe_closed = True
+        except OrganikError as exc:
+            # A job of one request gets that request's error as is, not a BulkReportError.
+            if total == 1:
+                ending.failures = [_whole_batch_failed(columns, exc)]
+            else:
+                ending.unexpected = exc
+        except Exception as exc:
+            ending.unexpected = exc
+
+    bar.start()
+    try:
+        await _with_signals(fetch, ending, handle_signals)
+    finally:
+        bar.stop()
+        try:
+            if total == 0:
+                sink.open()  # nothing to fetch: still leave a whole (maybe empty) report
+            sink.close(pipe_closed=ending.pipe_closed)
+        except OSError as exc:  # a full disk, say: the journal still says what is whole
+            ending.unexpected = ending.unexpected or exc
+    if ending.pipe_closed:
+        return EXIT_PIPE
+    for failure in ending.failures:
+        counts.retries += max(0, failure.attempts - 1)
+    code, outcome = _outcome(ending, total)
+    failed_ids = sum(len(f.ids) for f in ending.failures)
+    if code == EXIT_FAILURES and ending.failures:
+        _write_failed(job.failed_path, ending.failures, ui)
+    elif code == EXIT_OK:
+        job.failed_path.unlink(missing_ok=True)
+    _report_ending(job, ui, ending, sink)
+    summary = _summary(job, ui, state, sink, counts, ending, code, outcome, failed_ids, started)
+    if ui.summary_json is not None:
+        try:
+            write_json(summary, ui.summary_json)
+        except OSError as exc:
+            ui.say(f"cannot write the summary to {ui.summary_json}: {exc.strerror or exc}")
+    if not ui.quiet:
+        render(summary, ui.console)
+    if code in (EXIT_SIGINT, EXIT_SIGTERM) or (code == EXIT_AUTH and sink.rows_written):
+        _resume_hint(job, ui)
+    return code
+
+
+async def _with_signals(
+    body: Callable[[], Awaitable[None]], ending: _Ending, handle_signals: bool
+) -> None:
+    """Run ``body``; SIGINT or SIGTERM cancels it, and is recorded in ``ending``.
+
+    The watcher is in place before ``body`` starts, and stays until it is over,
+    so a second Ctrl-C during the clean-up does not break it.
+    """
+    if not handle_signals or sys.platform == "win32":
+        await body()
+        return
+    scope = anyio.CancelScope()
+
+    async def watch(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                if ending.signal is None:
+                    ending.signal = signum
+                    scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(watch)
+        with scope:
+            await body()
+        tg.cancel_scope.cancel()
+
+
+def _remaining(inputs: InputSet, state: ResumeState | None) -> dict[str, IdColumn]:
+    """Each kind's IDs, less those an earlier run has done."""
+    columns: dict[str, IdColumn] = {}
+    for kind in KINDS:
+        ids = inputs.columns.get(kind)
+        if ids is None or not len(ids):
+            continue
+        done = state.done.get(kind) if state is not None else None
+        columns[kind] = ids.without(done) if done else ids
+    return {kind: ids for kind, ids in columns.items() if len(ids)}
+
+
+def _ids_without_rows(result: BatchResult) -> int:
+    """How many of a batch's IDs matched no row (unknown to the provider)."""
+    field_name = COLUMNS[result.kind]
+    found: set[object] = set()
+    for row in result.rows:
+        value = getattr(row, field_name)
+        found.add(track_key(value) if result.kind == "gsm_track_ids" else value)
+    return sum(1 for value in result.ids if value not in found)
+
+
+def _whole_batch_failed(columns: Mapping[str, IdColumn], error: OrganikError) -> BatchFailure:
+    ((name, ids),) = columns.items()
+    kind = next(k for k in get_args(IdKind) if k == name)  # the column names are the kinds
+    return BatchFailure(0, kind, tuple(ids), "failed", error, error.attempts)
+
+
+def _outcome(ending: _Ending, total: int) -> tuple[int, str]:
+    if ending.signal is not None:
+        code = EXIT_SIGTERM if ending.signal == signal.SIGTERM else EXIT_SIGINT
+        return code, "interrupted"
+    if ending.auth is not None:
+        return EXIT_AUTH, "authentication_refused"
+    if ending.unexpected is not None:
+        return EXIT_FAILURES, "error"
+    if ending.failures:
+        return EXIT_FAILURES, "failures"
+    return EXIT_OK, "complete" if total else "nothing_to_do"
+
+
+def _write_failed(path: Path, failures: list[BatchFailure], ui: Ui) -> None:
+    """The failed IDs as ``kind,id,...`` CSV (what ``fetch --ids`` reads), written atomically."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(FAILED_FIELDS)
+    for failure in sorted(failures, key=lambda f: f.index):
+        _, status, code, reason = failure_fields(failure)
+        for value in failure.ids:
+            writer.writerow(
+                [
+                    COLUMNS[failure.kind],
+                    value,
+                    failure.outcome,
+                    failure.attempts,
+                    "" if status is None else status,
+                    "" if code is None else code,
+                    ui.scrub(reason),
+                ]
+            )
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text.getvalue(), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _report_ending(job: Job, ui: Ui, ending: _Ending, sink: Sink) -> None:
+    if ending.signal is not None:
+        name = signal.Signals(ending.signal).name
+        where = f" in {job.output}" if job.output is not None else ""
+        ui.say(f"stopped by {name}: {sink.rows_written:,} rows written{where}, all whole")
+    elif ending.auth is not None:
+        ui.say(f"authentication refused: {ending.auth}")
+    elif ending.unexpected is not None:
+        error = ending.unexpected
+        ui.say(f"stopped by an unexpected error: {type(error).__name__}: {error}")
+        if job.output is not None:
+            ui.say("the output is whole; re-run with --resume to finish the job")
+
+
+def _resume_hint(job: Job, ui: Ui) -> None:
+    if job.output is None:
+        ui.say("the rows went to standard output, which cannot be resumed: use -o FILE next time")
+        return
+    stdin = any(source.path == "-" for source in job.inputs.sources)
+    more = " (with the same standard input)" if stdin else ""
+    ui.say(f"to finish the job, run{more}: {job.rerun}")
+
+
+def _summary(
+    job: Job,
+    ui: Ui,
+    state: ResumeState | None,
+    sink: Sink,
+    counts: _Counts,
+    ending: _Ending,
+    code: int,
+    outcome: str,
+    failed_ids: int,
+    started: float,
+) -> Summary:
+    tally = sink.tally
+    if state is not None and not state.restart:
+        tally = state.tally.add(tally)
+    by_status, error_codes = status_rows(tally, ui.lang)
+    elapsed = time.perf_counter() - started
+    inputs = job.inputs
+    ids = IdCounts(
+        read=inputs.ids_read,
+        duplicates=inputs.duplicates,
+        other_shards=inputs.other_shards,
+        bad_lines=inputs.bad_line_count,
+        done_before=state.ids_done if state is not None and not state.restart else 0,
+        fetched=counts.ids_fetched,
+        failed=failed_ids,
+        without_rows=counts.ids_without_rows,
+    )
+    return Summary(
+        command=job.command,
+        outcome=outcome,
+        exit_code=code,
+        output=str(job.output) if job.output is not None else "-",
+        format=job.fmt,
+        rows_in_output=tally.rows,
+        rows_this_run=sink.rows_written,
+        duplicate_rows_skipped=sink.duplicates,
+        by_status=by_status,
+        error_codes=error_codes,
+        ids=ids,
+        failures=group_failures(ending.failures),
+        failed_file=str(job.failed_path) if code == EXIT_FAILURES and ending.failures else None,
+        bad_lines=[ui.scrub(line) for line in inputs.bad_lines],
+        requests=counts.batches + counts.retries + sum(1 for f in ending.failures if f.attempts),
+        retries=counts.retries,
+        elapsed_seconds=round(elapsed, 3),
+        rows_per_second=round(sink.rows_written / elapsed, 1) if elapsed > 0 else 0.0,
+    )

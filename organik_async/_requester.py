@@ -1,0 +1,547 @@
+"""One request, done right: the only place that talks to httpx.
+
+A request here means: take a turn in the rate budget, borrow a small pool,
+POST the body to the URL, read at most ``max_response_bytes``, decode, map
+whatever went wrong onto the exception tree (:func:`error_for` decides the
+class, from :data:`PROVIDER_CODES` and the HTTP status), and retry what the
+:class:`RetryPolicy` says is worth retrying. Batching and fan-out live above,
+in ``_bulk``; settings and lifecycle in the client facade.
+
+:class:`Requester` is the state a client and all its :meth:`with_options`
+views share: the key (a :class:`Secret`), the base URL, the pools, the rate
+budget, the redactor, open/closed. The URL and headers of each wire format
+are built once, as httpx objects.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
+from http import HTTPStatus
+from typing import Final, cast
+
+import anyio
+import httpx
+
+from . import _retry
+from ._codec import BodyError, Decoded, ProviderError, decode, encode_request
+from ._exceptions import (
+    PROVIDER_CODES,
+    APIError,
+    ClientClosedError,
+    DecodeError,
+    EndpointUnreachableError,
+    HTTPStatusError,
+    OrganikError,
+    RateLimitError,
+    RequestInfo,
+    ResponseTooLargeError,
+    TimeoutError,
+    TransportError,
+)
+from ._models import DetailedReport, Format, Id, IdKind
+from ._options import Settings
+from ._pool import PoolSet
+from ._ratelimit import AdaptiveLimit, RateLimiter, SizeLimit
+from ._redact import Redactor, Secret
+from ._version import __version__
+
+__all__ = ["Reachability", "Requester", "error_for", "is_pushback", "is_too_large"]
+
+logger = logging.getLogger("organik_async")
+
+USER_AGENT: Final = f"organik_async/{__version__} httpx/{httpx.__version__}"
+_BODY_CAP: Final = 2048
+_MEDIA_TYPES: Final = {"json": "application/json", "xml": "application/xml"}
+_BAD_PARAMETERS_CODE: Final = 96
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class _Route:
+    """The URL and headers for one pair of formats, built once."""
+
+    __slots__ = ("headers", "shown", "url")
+
+    def __init__(self, url: str, shown: str, request: Format, answer: Format) -> None:
+        self.url = httpx.URL(url)
+        self.shown = shown
+        self.headers = httpx.Headers(
+            {
+                "Content-Type": _MEDIA_TYPES[request],
+                "Accept": _MEDIA_TYPES[answer],
+                "User-Agent": USER_AGENT,
+            }
+        )
+
+    def __repr__(self) -> str:
+        return f"<_Route {self.shown}>"
+
+
+class Requester:
+    """Sends one batch of IDs, with retries; shared by a client and its views."""
+
+    def __init__(
+        self,
+        *,
+        api_key: Secret,
+        base_url: str,
+        redactor: Redactor,
+        pools: PoolSet,
+        owns_pools: bool,
+        rate_limiter: RateLimiter | None,
+        concurrency: AdaptiveLimit | None,
+    ) -> None:
+        self._key = api_key
+        self._base_url = base_url
+        self.redactor = redactor
+        self.pools = pools
+        self._owns_pools = owns_pools
+        self.rate_limiter = rate_limiter
+        self.concurrency = concurrency
+        self.sizes = SizeLimit()
+        self._routes: dict[tuple[Format, Format], _Route] = {}
+        self._state = _State.UNOPENED
+        self._active: set[anyio.CancelScope] = set()
+
+    def __repr__(self) -> str:
+        return f"<Requester {self.redactor.text(self._base_url)} {self._state.value}>"
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._state.value
+
+    @property
+    def is_closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def open(self) -> None:
+        self.check_open()
+        self._state = _State.OPEN
+
+    def check_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise ClientClosedError("this OrganikClient is closed; create a new one")
+
+    async def aclose(self) -> None:
+        """End every request in flight, then close the pools we opened. Idempotent.
+
+        Requests in flight (and retry waits) end at once with
+        :class:`ClientClosedError`; a caller's own ``http_client`` is never closed.
+        """
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        for scope in list(self._active):
+            scope.cancel()
+        await self.pools.aclose(close_pools=self._owns_pools)
+
+    # --- where requests go --------------------------------------------------------------
+
+    def route(self, request: Format, answer: Format) -> _Route:
+        """The URL and headers for these formats (made on first use, then reused)."""
+        route = self._routes.get((request, answer))
+        if route is None:
+            path = f"/v2/{self._key}/detailedreport/{request}/"
+            if answer != request:
+                path += f"{answer}/"
+            url = self._base_url + path
+            route = _Route(url, self.redactor.text(url), request, answer)
+            self._routes[(request, answer)] = route
+        return route
+
+    # --- one batch, with retries --------------------------------------------------------
+
+    async def fetch(
+        self,
+        ids: Mapping[IdKind, Sequence[Id]],
+        settings: Settings,
+        *,
+        rate_limiter: RateLimiter | None = None,
+        on_attempt: Callable[[int], object] | None = None,
+        reachability: Reachability | None = None,
+    ) -> tuple[list[DetailedReport], int]:
+        """One request for ``ids`` (kind → IDs), retried as ``settings.retry`` says.
+
+        Returns the rows and the attempts made; raises the last attempt's
+        error, with ``attempts`` set, when retrying is over. ``on_attempt``
+        hears each attempt's number as it starts, so a caller that cancels
+        this knows how many were sent. ``reachability`` counts connection
+        failures across a call. :meth:`aclose` ends a fetch at once, waits
+        included, with :class:`ClientClosedError`.
+        """
+        self.check_open()
+        answer = settings.answer_format
+        route = self.route(settings.request_format, answer)
+        count = sum(len(v) for v in ids.values())
+        info = RequestInfo(route.shown, settings.request_format, answer, count)
+        body = encode_request(settings.request_format, ids)
+        retry = settings.retry
+        attempt = 0
+        with anyio.CancelScope() as closing:
+            self._active.add(closing)
+            try:
+                while True:
+                    attempt += 1
+                    for limiter in (self.rate_limiter, rate_limiter):
+                        if limiter is not None:
+                            await limiter.acquire()
+                    if on_attempt is not None:
+                        on_attempt(attempt)
+                    outcome = await self._throttled(route, body, info, settings, attempt)
+                    if isinstance(outcome, list):
+                        if reachability is not None:
+                            reachability.reached()
+                        return outcome, attempt
+                    if reachability is not None:
+                        outcome = reachability.record(outcome, settings.unreachable_after)
+                    if isinstance(outcome, _CouldNotConnect):
+                        outcome = outcome.public()
+                    delay = (
+                        None
+                        if isinstance(outcome, EndpointUnreachableError)
+                        else retry.delay_for(outcome, attempt)
+                    )
+                    if delay and self._limit_is_the_wait(outcome):
+                        delay = 0.0
+                    if delay is None:
+                        outcome.attempts = attempt
+                        raise outcome
+                    logger.info(
+                        "retrying %s in %.2fs after %s (attempt %d of %d)",
+                        info.describe(),
+                        delay,
+                        type(outcome).__name__,
+                        attempt + 1,
+                        retry.max_retries + 1,
+                    )
+                    await _retry.wait(delay)
+            finally:
+                self._active.discard(closing)
+        raise ClientClosedError(
+            "the client was closed during this request", request=info, attempts=attempt
+        )
+
+    def _limit_is_the_wait(self, error: OrganikError) -> bool:
+        """Whether a refusal is retried as soon as the lowered limit has room.
+
+        A "slow down" that names no ``Retry-After`` has just lowered the
+        adaptive limit: waiting for a slot under it is the backoff. At a limit
+        of one, the retry waits as usual (exponential backoff).
+        """
+        limit = self.concurrency
+        return (
+            limit is not None
+            and limit.limit > 1
+            and is_pushback(error)
+            and getattr(error, "retry_after", None) is None
+        )
+
+    async def _throttled(
+        self, route: _Route, body: bytes, info: RequestInfo, settings: Settings, attempt: int
+    ) -> list[DetailedReport] | OrganikError:
+        """One try within the client's adaptive concurrency limit, which hears the result."""
+        limit = self.concurrency
+        if limit is None:
+            return await self._attempt(route, body, info, settings, attempt)
+        token = object()
+        sent_in = await limit.acquire(token)
+        try:
+            outcome = await self._attempt(route, body, info, settings, attempt)
+        finally:
+            limit.release(token)
+        if isinstance(outcome, list):
+            limit.succeeded()
+        elif is_pushback(outcome):
+            limit.pushed_back(sent_in)
+        return outcome
+
+    async def _attempt(
+        self, route: _Route, body: bytes, info: RequestInfo, settings: Settings, attempt: int
+    ) -> list[DetailedReport] | OrganikError:
+        """One try: the rows, or the typed error (returned, so the caller decides)."""
+        started = time.perf_counter()
+        limit = settings.attempt_timeout
+        sent: tuple[int, httpx.Headers, bytes] | OrganikError | None = None
+        with anyio.CancelScope(
+            deadline=math.inf if limit is None else anyio.current_time() + limit
+        ):
+            sent = await self._send(route, body, info, settings)
+        if sent is None:
+            sent = TimeoutError(
+                f"no complete answer within attempt_timeout={limit:g} s", request=info
+            )
+        logger.debug(
+            "POST %s ids=%d status=%s duration=%.3fs attempt=%d",
+            info.url,
+            info.id_count,
+            sent[0] if isinstance(sent, tuple) else "-",
+            time.perf_counter() - started,
+            attempt,
+        )
+        if isinstance(sent, OrganikError):
+            return sent
+        status, headers, raw = sent
+        return self._interpret(status, headers, raw, info, settings.answer_format)
+
+    async def _send(
+        self, route: _Route, body: bytes, info: RequestInfo, settings: Settings
+    ) -> tuple[int, httpx.Headers, bytes] | OrganikError:
+        """POST and read the answer; a failure is returned as our error, never chained.
+
+        The httpx exception is dropped before anything is raised (it carries the
+        URL, and so the key); only its type name and redacted text survive.
+        """
+        try:
+            async with (
+                self.pools.acquire() as pool,
+                pool.stream(
+                    "POST",
+                    route.url,
+                    content=body,
+                    headers=route.headers,
+                    timeout=settings.timeout,
+                ) as response,
+            ):
+                raw = await _read_capped(response, info, settings.max_response_bytes)
+                return response.status_code, response.headers, raw
+        except ResponseTooLargeError as exc:
+            return exc
+        except httpx.ConnectError as exc:  # refused, name not resolved
+            return _CouldNotConnect(
+                f"could not connect ({type(exc).__name__})", cause=self._cause(exc), request=info
+            )
+        except httpx.TimeoutException as exc:
+            return TimeoutError(
+                f"timed out ({type(exc).__name__})", cause=self._cause(exc), request=info
+            )
+        except httpx.DecodingError as exc:
+            return DecodeError(
+                "the answer's Content-Encoding could not be decoded "
+                f"({self._cause(exc)}); the server sent a body that is not what it declared",
+                request=info,
+            )
+        except httpx.TransportError as exc:
+            return TransportError(
+                f"request failed ({type(exc).__name__})", cause=self._cause(exc), request=info
+            )
+
+    def _cause(self, exc: Exception) -> str:
+        return self.redactor.text(f"{type(exc).__name__}: {exc}")
+
+    def _interpret(
+        self, status: int, headers: httpx.Headers, raw: bytes, info: RequestInfo, fmt: Format
+    ) -> list[DetailedReport] | OrganikError:
+        """Turn an answer into rows or the one error that describes it best."""
+        ok = 200 <= status < 300
+        try:
+            decoded: Decoded | None = decode(fmt, raw)
+        except BodyError as exc:
+            if ok:
+                return DecodeError(
+                    self.redactor.text(exc.message),
+                    position=self.redactor.text(exc.position),
+                    excerpt=self.redactor.text(exc.excerpt),
+                    request=info,
+                )
+            decoded = None
+        if ok and decoded is not None and decoded.error is None:
+            return decoded.rows
+        error = None if decoded is None else decoded.error
+        if error is not None and _is_no_records(error):
+            return []
+        return error_for(
+            status,
+            None if error is None else self._redacted(error),
+            body=self.redactor.bytes(raw)[:_BODY_CAP],
+            retry_after=_retry.parse_retry_after(headers.get("retry-after")),
+            request=info,
+        )
+
+    def _redacted(self, error: ProviderError) -> ProviderError:
+        text = self.redactor.text
+        return ProviderError(
+            message=None if error.message is None else text(error.message),
+            number=None if error.number is None else text(error.number),
+            time=None if error.time is None else text(error.time),
+            code=error.code,
+        )
+
+
+class _CouldNotConnect(TransportError):
+    """A :class:`TransportError` seen by :class:`Reachability` as "could not connect".
+
+    Internal only: :meth:`Requester.fetch` turns it into a plain
+    :class:`TransportError` before anything is raised.
+    """
+
+    def public(self) -> TransportError:
+        return TransportError(self.message, cause=self.cause, request=self.request)
+
+
+class Reachability:
+    """Counts failures to connect in a row across one call's attempts.
+
+    A wrong or dead endpoint fails every attempt of every batch the same way;
+    after ``unreachable_after`` such failures in a row, with no answer between
+    them, the call stops with :class:`EndpointUnreachableError`.
+    """
+
+    __slots__ = ("in_a_row",)
+
+    def __init__(self) -> None:
+        self.in_a_row = 0
+
+    def reached(self) -> None:
+        self.in_a_row = 0
+
+    def record(self, error: OrganikError, limit: int) -> OrganikError:
+        """The error to act on: ``error``, or the call-stopping one past ``limit``."""
+        if not isinstance(error, _CouldNotConnect):
+            self.in_a_row = 0
+            return error
+        self.in_a_row += 1
+        if self.in_a_row < limit:
+            return error
+        return EndpointUnreachableError(
+            f"the endpoint is unreachable: {self.in_a_row} connection attempts in a row "
+            f"failed (last: {error.cause}); check base_url and the network",
+            cause=error.cause,
+            request=error.request,
+        )
+
+
+def is_pushback(error: OrganikError) -> bool:
+    """Whether ``error`` is the provider saying "too many at once, slow down":
+    code 93 or HTTP 429 (a :class:`RateLimitError`), or a 503 with ``Retry-After``."""
+    if isinstance(error, RateLimitError):
+        return True
+    return (
+        isinstance(error, APIError | HTTPStatusError)
+        and error.status_code == 503
+        and error.retry_after is not None
+    )
+
+
+def is_too_large(error: OrganikError) -> bool:
+    """Whether ``error`` refuses a request for its size: code 96, HTTP 413 or 414."""
+    if isinstance(error, APIError) and error.code == _BAD_PARAMETERS_CODE:
+        return True
+    return isinstance(error, APIError | HTTPStatusError) and error.status_code in (413, 414)
+
+
+def _is_no_records(error: ProviderError) -> bool:
+    entry = None if error.code is None else PROVIDER_CODES.get(error.code)
+    return entry is not None and entry.no_records
+
+
+def error_for(
+    status: int,
+    error: ProviderError | None,
+    *,
+    body: bytes,
+    retry_after: float | None,
+    request: RequestInfo,
+) -> APIError | HTTPStatusError:
+    """The error for an answer that is not rows: the one place that picks the class.
+
+    A provider envelope decides (its code's class in :data:`PROVIDER_CODES`,
+    :class:`RateLimitError` for any refusal sent with HTTP 429); without one,
+    HTTP 429 is a :class:`RateLimitError` and any other status an
+    :class:`HTTPStatusError`. Everything passed in is already redacted.
+    """
+    if error is None:
+        excerpt = body.decode("utf-8", "replace").encode()
+        if status == 429:
+            return RateLimitError(
+                "HTTP 429 Too Many Requests",
+                status_code=429,
+                body=excerpt,
+                retry_after=retry_after,
+                request=request,
+            )
+        return HTTPStatusError(
+            f"HTTP {status} {_reason(status)}",
+            status_code=status,
+            body=excerpt,
+            retry_after=retry_after,
+            request=request,
+        )
+    entry = None if error.code is None else PROVIDER_CODES.get(error.code)
+    cls = APIError if entry is None else entry.error
+    if status == 429 and cls is APIError:
+        cls = RateLimitError
+    known = f" ({entry.english})" if entry is not None else ""
+    return cls(
+        f"provider error {error.code}{known}: {error.message or 'no message'}",
+        code=error.code,
+        number=error.number,
+        error_message=error.message,
+        time=error.time,
+        status_code=status,
+        body=body,
+        retry_after=retry_after,
+        request=request,
+    )
+
+
+async def _read_capped(response: httpx.Response, info: RequestInfo, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes, decompressed as ``Content-Encoding`` says.
+
+    A body that does not decompress is a :class:`DecodeError` on a 2xx answer;
+    on any other status the status decides (a 503 is still retried).
+    """
+    declared = response.headers.get("content-length", "")
+    # isascii: "²".isdigit() is true; [:20]: int() refuses over 4 300 digits.
+    if declared.isascii() and declared.isdigit() and int(declared[:20]) > limit:
+        raise ResponseTooLargeError(_too_large(int(declared[:20]), limit), request=info)
+    chunks: list[bytes] = []
+    size = 0
+    undecodable = False
+    try:
+        # aclosing: httpx's chunk iterator is an async generator; closed here, it is
+        # never left for the event loop to finalise after a cancellation.
+        chunks_of = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+        async with aclosing(chunks_of) as body:
+            async for chunk in body:
+                size += len(chunk)
+                if size > limit:
+                    raise ResponseTooLargeError(_too_large(size, limit), request=info)
+                chunks.append(chunk)
+    except httpx.DecodingError:
+        undecodable = True  # never chained: httpx's error holds the URL, and the key
+    if undecodable and response.is_success:
+        raise DecodeError(
+            "the answer does not decompress as its Content-Encoding says",
+            position="Content-Encoding header",
+            request=info,
+        )
+    return b"".join(chunks)
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"answer of {size} bytes or more exceeds max_response_bytes={limit}; "
+        "send fewer IDs per request or raise the limit"
+    )

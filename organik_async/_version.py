@@ -1,0 +1,9 @@
+"""The installed version, read once from the package metadata (never written twice)."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+__all__ = ["__version__"]
+
+__version__: str = metadata.version("organik_async")
