@@ -62,7 +62,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package, its tests, examples and benchmarks."""
-    session.install("-e", ".[test,dev]")
+    session.install("-e", ".[test,dev,bench]")  # bench: the benchmarks' own imports
     session.run("mypy", "--strict", *LINTED)
 
 
