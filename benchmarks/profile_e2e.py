@@ -43,6 +43,8 @@ COMPONENTS: Final = (
     ("organik_async/_client", "organik_async._client (request path, reading, errors)"),
     ("organik_async/_codec", "organik_async._codec (encode, decode wrapper)"),
     ("organik_async/_pool", "organik_async._pool (pool choice, limiter)"),
+    ("organik_async/_requester", "organik_async._requester (one request: send, read, retry)"),
+    ("organik_async/_models", "organik_async._models (ID checks, rows)"),
     ("organik_async/", "organik_async, other modules"),
     ("httpx_aiohttp/", "httpx_aiohttp"),
     ("aiohttp/", "aiohttp"),
@@ -66,9 +68,9 @@ COUNTED: Final = (
     ("httpx/_urlparse.py", "urlparse", None, "httpx URL strings parsed"),
     ("httpx/_models.py", "aiter_bytes", None, "response.aiter_bytes chunks read"),
     ("httpx/_decoders.py", "decode", None, "httpx content-decoder calls"),
-    ("organik_async/_codec.py", "validate_id", None, "IDs validated (validate_id)"),
-    ("organik_async/_codec.py", "canonical_id", None, "IDs canonicalised (canonical_id)"),
-    ("organik_async/_codec.py", "decode_json", None, "JSON bodies decoded"),
+    ("organik_async/", "validate_id", None, "IDs validated (validate_id)"),
+    ("organik_async/", "canonical_id", None, "IDs canonicalised (canonical_id)"),
+    ("organik_async/", "decode_json", None, "JSON bodies decoded"),
     ("contextlib.py", "__aenter__", None, "async context managers entered (contextlib)"),
 )
 
