@@ -62,7 +62,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package, its tests, examples and benchmarks."""
-    session.install("-e", ".[test,dev]")
+    session.install("-e", ".[test,dev,bench]")  # bench: the benchmarks' own imports
     session.run("mypy", "--strict", *LINTED)
 
 
@@ -75,6 +75,11 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def bench(session: nox.Session) -> None:
-    """Benchmarks over real TCP against the simulator; prints Markdown tables."""
-    session.install("-e", ".[test]")
-    session.run("python", "-m", "benchmarks", *session.posargs)
+    """The benchmark suite (decode, e2e, overhead, simulator, fanout, memory).
+
+    ``nox -s bench`` runs every part and writes benchmarks/results/ and
+    benchmarks/RESULTS.md; ``nox -s bench -- e2e`` runs one part; ``-- --quick``
+    a smoke run that writes nothing.
+    """
+    session.install("-e", ".[test,bench]")
+    session.run("nice", "python", "-m", "benchmarks", *session.posargs, external=True)

@@ -1,34 +1,54 @@
-"""``python -m benchmarks``: every benchmark of issue 4, as Markdown tables.
+"""``python -m benchmarks [PART ...]``: the benchmark suite (issues 4 and 11).
 
-Runs, in order: the simulator alone (so it is shown not to be the
-bottleneck), fan-out scaling with 100 ms of server latency (the ideal-time
-check) and with none (CPU-bound rows/s), and streaming memory at 250 000 and
-1 000 000 rows (with the cost of ``dedupe=True``). Then it checks the issue's
-targets against the figures. Tables go to stdout and, for a full run, to
-``benchmarks/RESULTS.md``; progress goes to stderr. A full run takes a few
-minutes; ``--quick`` takes well under one and writes no results file.
+Parts, each runnable alone (``python -m benchmarks decode``), each a few
+minutes at most on the project's 2-core machine:
 
-``benchmarks/pool_scaling.py`` (raw httpx pool designs) is a separate script.
+``decode``     decoding without a network: our JSON and XML paths against a bare
+               msgspec decoder, ``json.loads``, ``orjson.loads``, pydantic v2 and
+               bare ``xmltodict.parse`` (:mod:`benchmarks.decode`)
+``e2e``        end to end over TCP, 200 000 rows at 8 and 64 in flight: organik_async
+               (defaults, and its aiohttp transport) against hand-written httpx and
+               aiohttp loops (:mod:`benchmarks.endtoend`)
+``overhead``   per-request overhead, one ID per request (:mod:`benchmarks.overhead`)
+``simulator``  the simulator alone, to show it is not the bottleneck
+``fanout``     fan-out scaling with 100 ms latency and without (:mod:`benchmarks.fanout`)
+``memory``     streaming memory at 250 000 and 1 000 000 rows (:mod:`benchmarks.memory`)
+
+With no part named, all of them run. Each part writes
+``benchmarks/results/<part>.json`` (machine, versions, date, command, figures,
+and its Markdown tables); ``benchmarks/RESULTS.md`` is then assembled from
+every results file, and the e2e chart (``benchmarks/results/e2e.png``) is drawn
+from ``e2e.json``. ``report`` does only that, measuring nothing. ``--quick``
+runs small versions of the parts and writes no file. Tables go to stdout,
+progress to stderr.
+
+``benchmarks/pool_scaling.py`` (raw httpx pool designs) and
+``benchmarks/profile_e2e.py`` (where the client's time goes) are separate scripts.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from . import decode, endtoend, overhead
 from ._common import (
     CLIENT_CPU,
     DISTURBED,
+    RESULTS_DIR,
     Log,
     can_pin,
+    machine_facts,
     machine_lines,
     pin_to,
+    read_results,
     wait_until_quiet,
+    write_results,
 )
 from .fanout import (
     DEFAULT_LEVELS,
@@ -50,8 +70,9 @@ from .memory import (
     run_memory,
 )
 
-PARTS = ("simulator", "fanout", "memory")
+PARTS = ("decode", "e2e", "overhead", "simulator", "fanout", "memory")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+CHART = RESULTS_DIR / "e2e.png"
 FLAT_TOLERANCE = 0.15
 PEAK_LIMIT_MB = 150.0
 IDEAL_LIMIT = 1.2
@@ -64,28 +85,50 @@ also gives the ratio of client CPU per row, which such swings do not move."""
 
 @dataclass(slots=True)
 class Report:
-    """Everything measured, and the Markdown made of it."""
+    """One part's Markdown and the figures that go into its results file."""
 
     sections: list[str] = field(default_factory=list)
     verdicts: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
 
     def add(self, text: str) -> None:
         self.sections.append(text)
         print("\n" + text + "\n", flush=True)
 
+    def markdown(self) -> str:
+        text = "\n\n".join(self.sections)
+        if self.verdicts:
+            text += "\n\nTargets:\n\n" + "\n".join(f"- {v}" for v in self.verdicts)
+        return text
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Fan-out scaling, streaming memory and simulator throughput over real TCP.",
+        description="organik_async's benchmark suite; see the module docstring for the parts.",
     )
-    parser.add_argument("--quick", action="store_true", help="fewer, smaller points (~1 min)")
-    parser.add_argument("--only", default=",".join(PARTS), help=f"comma list of {PARTS}")
-    parser.add_argument("--levels", help="max_concurrency levels (default 1,8,32,64,128)")
     parser.add_argument(
-        "--repeat", type=int, help="timed calls per fan-out point (default 3; x3 when CPU-bound)"
+        "parts", nargs="*", metavar="PART", help=f"any of {', '.join(PARTS)}, or report"
     )
-    parser.add_argument("--latency-ms", type=float, default=100.0, help="latency table's latency")
+    parser.add_argument("--quick", action="store_true", help="small versions; no files written")
+    parser.add_argument("--rounds", type=int, help="timed rounds per point (decode/e2e/overhead)")
+    parser.add_argument("--rows", type=int, default=endtoend.DEFAULT_ROWS, help="e2e: rows")
+    parser.add_argument(
+        "--batch", type=int, default=endtoend.DEFAULT_BATCH, help="e2e: IDs per request"
+    )
+    parser.add_argument("--concurrency", default="8,64", help="e2e: requests in flight, a list")
+    parser.add_argument(
+        "--methods", default=",".join(endtoend.METHOD_KEYS), help="e2e: methods, a comma list"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=overhead.DEFAULT_REQUESTS, help="overhead: requests"
+    )
+    parser.add_argument("--decode-sizes", help="decode: body sizes in rows (default 500,100000)")
+    parser.add_argument("--levels", help="fanout: max_concurrency levels (default 1,8,32,64,128)")
+    parser.add_argument(
+        "--repeat", type=int, help="fanout: timed calls per point (default 3; x3 when CPU-bound)"
+    )
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="fanout: latency")
     parser.add_argument("--sizes", help="memory: dataset sizes (default 250000,1000000)")
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     parser.add_argument("--no-pin", action="store_true", help="do not pin client and server")
@@ -94,25 +137,89 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="first wait up to this long for other processes to leave the CPUs idle",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        help=f"write the tables here (default {RESULTS.name} for a full run, none with --quick)",
+        help="before each part, and each round of e2e and overhead, wait up to this long "
+        "for other processes to leave the CPUs idle",
     )
     args = parser.parse_args(argv)
-    args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    args.report_only = args.parts == ["report"]
+    args.parts = [] if args.report_only else (args.parts or list(PARTS))
     if unknown := set(args.parts) - set(PARTS):
-        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {PARTS}")
+        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {PARTS} or report")
     levels = args.levels or ("1,8,32" if args.quick else ",".join(map(str, DEFAULT_LEVELS)))
     args.level_list = tuple(int(v) for v in levels.split(","))
     args.repeat = args.repeat or (1 if args.quick else 3)
     sizes = args.sizes or ("50000,200000" if args.quick else ",".join(map(str, DEFAULT_SIZES)))
     args.size_list = tuple(int(v) for v in sizes.split(","))
-    if args.output is None and not args.quick:
-        args.output = RESULTS
+    decode_sizes = args.decode_sizes or ("500,10000" if args.quick else "500,100000")
+    args.decode_size_list = tuple(int(v) for v in decode_sizes.split(","))
+    args.concurrency_list = tuple(int(v) for v in args.concurrency.split(","))
+    chosen = [k.strip() for k in args.methods.split(",") if k.strip()]
+    if unknown := set(chosen) - set(endtoend.METHOD_KEYS):
+        parser.error(f"unknown method(s) {sorted(unknown)}; choose from {endtoend.METHOD_KEYS}")
+    args.method_list = [m for m in endtoend.METHODS if m.key in chosen]
+    if args.quick:
+        args.rows = min(args.rows, 50_000)
+        args.requests = min(args.requests, 200)
     return args
+
+
+# --- the parts --------------------------------------------------------------------------
+
+
+def run_decode_part(args: argparse.Namespace, report: Report, log: Log) -> None:
+    rounds = args.rounds or (2 if args.quick else 5)
+    figures = decode.run_decode(args.decode_size_list, rounds, log)
+    report.add(decode.decode_table(figures))
+    report.figures = {"decoders": figures, "ratios": decode.ratios(figures)}
+
+
+def run_e2e_part(args: argparse.Namespace, report: Report, log: Log) -> None:
+    rounds = args.rounds or (1 if args.quick else 5)
+    points = endtoend.run_e2e(
+        rows=args.rows,
+        batch=args.batch,
+        levels=args.concurrency_list,
+        rounds=rounds,
+        methods=args.method_list,
+        pin=args.pin,
+        log=log,
+        before_round=args.before_round,
+    )
+    report.add(endtoend.e2e_markdown(points, rows=args.rows, batch=args.batch, rounds=rounds))
+    report.figures = {
+        "rows": args.rows,
+        "batch": args.batch,
+        "rounds": rounds,
+        "points": [p.summary() for p in points],
+    }
+
+
+def run_overhead_part(args: argparse.Namespace, report: Report, log: Log) -> None:
+    rounds = args.rounds or (1 if args.quick else 5)
+    points = overhead.run_overhead(
+        requests=args.requests,
+        rounds=rounds,
+        methods=overhead.METHODS,
+        pin=args.pin,
+        log=log,
+        before_round=args.before_round,
+    )
+    report.add(overhead.overhead_markdown(points, requests=args.requests, rounds=rounds))
+    report.figures = {"requests": args.requests, "points": [p.summary() for p in points]}
+
+
+def run_simulator(args: argparse.Namespace, report: Report, log: Log) -> None:
+    rows = 100_000 if args.quick else 250_000
+    shapes = [
+        RawShape("gsm_track_ids", 20, 500 if args.quick else 3_000),
+        RawShape("gsm_track_ids", 250, 128 if args.quick else 1_000),
+        RawShape("gsm_track_ids", 500, 64 if args.quick else 500),
+        RawShape("transaction_ids", 20, None, passes=1 if args.quick else 5),
+    ]
+    concurrency = 8
+    results = simulator_throughput(rows, shapes, concurrency=concurrency, pin=args.pin, log=log)
+    report.add(simulator_table(results, rows, concurrency))
+    report.figures = {"rows": rows, "concurrency": concurrency, "shapes": results}
 
 
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
@@ -141,19 +248,8 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
     return [latency, cpu]
 
 
-def run_simulator(args: argparse.Namespace, report: Report, log: Log) -> None:
-    rows = 100_000 if args.quick else 250_000
-    shapes = [
-        RawShape("gsm_track_ids", 20, 500 if args.quick else 3_000),
-        RawShape("gsm_track_ids", 250, 128 if args.quick else 1_000),
-        RawShape("transaction_ids", 20, None, passes=1 if args.quick else 5),
-    ]
-    concurrency = 8
-    results = simulator_throughput(rows, shapes, concurrency=concurrency, pin=args.pin, log=log)
-    report.add(simulator_table(results, rows, concurrency))
-
-
 def run_fanout(args: argparse.Namespace, report: Report, log: Log) -> None:
+    tables: list[dict[str, Any]] = []
     for scenario in scenarios(args):
         repeat = args.repeat * scenario.repeat_scale
         points, server = run_scenario(
@@ -168,10 +264,30 @@ def run_fanout(args: argparse.Namespace, report: Report, log: Log) -> None:
             )
         report.add(table)
         report.verdicts += fanout_verdicts(scenario, points)
+        tables.append(
+            {
+                "scenario": scenario,
+                "repeat": repeat,
+                "points": [
+                    {
+                        "case": p.case,
+                        "pools": p.pools,
+                        "rows_per_call": p.rows_per_call,
+                        "walls": p.walls,
+                        "usages": p.usages,
+                        "retries": p.retries,
+                        "failure": p.failure,
+                        "client_us_per_row": p.client_us_per_row,
+                    }
+                    for p in points
+                ],
+            }
+        )
+    report.figures = {"scenarios": tables}
 
 
 def fanout_verdicts(scenario: Scenario, points: Sequence[Point]) -> list[str]:
-    """The issue's two fan-out targets, judged on the default pool design."""
+    """Issue 4's two fan-out targets, judged on the default pool design."""
     default = {p.case.concurrency: p for p in points if p.case.default_pools}
     verdicts = []
     if scenario.latency > 0:
@@ -212,6 +328,7 @@ def run_memory_part(args: argparse.Namespace, report: Report, log: Log) -> None:
     report.add(memory_table(results))
     report.add(dedupe_table(results))
     report.verdicts += memory_verdicts(results)
+    report.figures = {"results": results, "dedupe_mib_per_million": dedupe_costs(results)}
 
 
 def memory_verdicts(results: Sequence[MemoryResult]) -> list[str]:
@@ -256,38 +373,87 @@ def _mark(ok: bool) -> str:
     return "MET:" if ok else "NOT MET:"
 
 
-def header(args: argparse.Namespace) -> str:
-    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python -m benchmarks" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
-    lines = [
-        "## Benchmark results",
-        "",
-        f"Measured {today} with `{command}` ({args.backend}).",
-        "",
-        *machine_lines(args.pin),
+RUNNERS: dict[str, Callable[[argparse.Namespace, Report, Log], None]] = {
+    "decode": run_decode_part,
+    "e2e": run_e2e_part,
+    "overhead": run_overhead_part,
+    "simulator": run_simulator,
+    "fanout": run_fanout,
+    "memory": run_memory_part,
+}
+
+
+# --- RESULTS.md and the chart -----------------------------------------------------------
+
+
+def assemble_results() -> str:
+    """``RESULTS.md``: every part's last results file, in the suite's order."""
+    sections = [
+        "# Benchmark results",
+        "Assembled by `python -m benchmarks` from `benchmarks/results/*.json` (each part's "
+        "last run; re-run one with `python -m benchmarks PART`). Every part names the command, "
+        "the date and the machine it was measured with.",
     ]
-    return "\n".join(lines)
+    for part in PARTS:
+        document = read_results(part)
+        if document is None:
+            continue
+        machine = document["machine"]
+        load = ", ".join(f"{v:.2f}" for v in machine["load_average_at_start"])
+        versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v != "-")
+        sections.append(
+            f"## {part}\n\n"
+            f"Run on {machine['date']} with `{machine['command']}`: {machine['cpu_count']} "
+            f"cores ({machine['cpu_model']}), {machine['memory_gib']} GiB RAM, "
+            f"{machine['system']}, Python {machine['python']}; load average at start {load}; "
+            f"{'client and server pinned to CPUs 0 and 1' if machine['pinned'] else 'unpinned'}."
+            f"\n\n{versions}.\n\n" + document["markdown"]
+        )
+    if (RESULTS_DIR / "e2e.png").exists():
+        sections.insert(2, "![rows/s and client CPU per row by method](results/e2e.png)")
+    return "\n\n".join(sections) + "\n"
+
+
+def write_report(log: Log) -> None:
+    e2e = read_results("e2e")
+    if e2e is not None:
+        from .chart import draw_e2e
+
+        draw_e2e(e2e, CHART)
+        log(f"drew {CHART}")
+    RESULTS.write_text(assemble_results(), encoding="utf-8")
+    log(f"wrote {RESULTS}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.pin = not args.no_pin and can_pin()
+    log = Log()
+    if args.report_only:
+        write_report(log)
+        return 0
     if args.pin:
         pin_to(CLIENT_CPU)  # the servers are started pinned to the other CPU
-    log = Log()
-    wait_until_quiet(args.wait_quiet, log)
-    started = time.perf_counter()
-    report = Report()
-    report.add(header(args))
-    runners = {"simulator": run_simulator, "fanout": run_fanout, "memory": run_memory_part}
+    print("\n".join(["## Machine", "", *machine_lines(args.pin)]), flush=True)
+    args.before_round = lambda: wait_until_quiet(args.wait_quiet, log) if args.wait_quiet else 0
     for part in args.parts:
-        runners[part](args, report, log)
-    if report.verdicts:
-        report.add("### Targets (issue 4)\n\n" + "\n".join(f"- {v}" for v in report.verdicts))
-    report.add(f"Total benchmark time: {time.perf_counter() - started:.0f} s.")
-    if args.output is not None:
-        args.output.write_text("\n\n".join(report.sections) + "\n", encoding="utf-8")
-        log(f"wrote {args.output}")
+        args.before_round()
+        facts = machine_facts(args.pin)  # the date and load as the part starts
+        started = time.perf_counter()
+        report = Report()
+        RUNNERS[part](args, report, log)
+        seconds = time.perf_counter() - started
+        log(f"{part}: {seconds:.0f} s")
+        if report.verdicts:
+            print("\n".join(f"- {v}" for v in report.verdicts), flush=True)
+        if not args.quick:
+            report.figures["seconds"] = seconds
+            path = write_results(
+                part, report.figures, markdown=report.markdown(), pinned=args.pin, facts=facts
+            )
+            log(f"wrote {path}")
+    if not args.quick:
+        write_report(log)
     return 0
 
 

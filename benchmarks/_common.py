@@ -1,5 +1,5 @@
 """What every benchmark shares: CPU pinning, the simulator's server process,
-CPU and memory readings, and Markdown tables.
+CPU and memory readings, Markdown tables, and the results files.
 
 The server always runs in its own process (``python -m organik_async.testing
 serve``) pinned to one CPU, and the client being measured on the other, so
@@ -12,6 +12,7 @@ from a disturbed one.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import platform
@@ -22,11 +23,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final, Self
+
+import msgspec
 
 CLIENT_CPU: Final = 0
 SERVER_CPU: Final = 1
@@ -58,11 +62,17 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def machine_busy_seconds() -> float:
-    """CPU time the whole machine spent not idle, all CPUs added (``/proc/stat``)."""
+    """user + nice + system CPU time of the whole machine, all CPUs added (``/proc/stat``).
+
+    irq/softirq time is left out: loopback traffic is processed in softirq
+    context and, with IRQ time accounting, charged to nobody's process, so
+    counting it would flag our own network load as "other processes". Steal
+    (the host running someone else) is left out too: it is noise, but not
+    another process of this machine.
+    """
     with open("/proc/stat", encoding="ascii") as stat:
         values = [int(v) for v in stat.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / _CLOCK_TICKS
+    return (values[0] + values[1] + values[2]) / _CLOCK_TICKS
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +91,12 @@ class CpuUsage:
 
 
 class CpuMeter:
-    """Measures an interval's wall time and who used the CPUs during it."""
+    """Measures an interval's wall time and who used the CPUs during it.
+
+    This process's CPU time comes from ``time.process_time`` (nanosecond
+    resolution); the server's from ``/proc`` (10 ms ticks, enough for the
+    shares of a core that the tables show).
+    """
 
     def __init__(self, server_pid: int) -> None:
         self._server_pid = server_pid
@@ -90,7 +105,7 @@ class CpuMeter:
     def _sample(self) -> tuple[float, float, float, float]:
         return (
             time.perf_counter(),
-            process_cpu_seconds(os.getpid()),
+            time.process_time(),
             process_cpu_seconds(self._server_pid),
             machine_busy_seconds(),
         )
@@ -99,6 +114,38 @@ class CpuMeter:
         end = self._sample()
         wall, client, server, busy = (b - a for a, b in zip(self._start, end, strict=True))
         return CpuUsage(wall, client, server, max(0.0, busy - client - server))
+
+
+# --- answers ---------------------------------------------------------------------------
+
+
+async def _fetch_answer(fake: Any, ids: list[int | str], fmt: str) -> bytes:
+    import httpx
+    import xmltodict
+
+    from organik_async.testing import DEMO_API_KEY
+
+    body: bytes
+    if fmt == "json":
+        body = msgspec.json.encode({"data": {"gsm_track_ids": ids}})
+    else:
+        body = xmltodict.unparse({"document": {"data": {"gsm_track_ids": ids}}}).encode()
+    async with httpx.AsyncClient(transport=fake.transport(), base_url="http://sim") as http:
+        response = await http.post(f"/v2/{DEMO_API_KEY}/detailedreport/{fmt}/", content=body)
+        response.raise_for_status()
+        return response.content
+
+
+def answer_bodies(rows: int) -> dict[str, bytes]:
+    """The simulator's JSON and XML answers for the first ``rows`` GSM track IDs of
+    ``Dataset.generate(rows)``: the exact bytes it serves, fetched in-process."""
+    import anyio
+
+    from organik_async.testing import Dataset, FakeOrganikAPI
+
+    fake = FakeOrganikAPI(Dataset.generate(rows))
+    ids = list(fake.dataset.gsm_track_ids())
+    return {fmt: anyio.run(_fetch_answer, fake, ids, fmt) for fmt in ("json", "xml")}
 
 
 # --- memory -----------------------------------------------------------------------------
@@ -299,6 +346,68 @@ def machine_lines(pinned: bool) -> list[str]:
         f"- Python {platform.python_version()} ({platform.python_implementation()}); {packages}",
         f"- server: `python -m organik_async.testing serve` in its own process; {pinning}",
     ]
+
+
+def machine_facts(pinned: bool) -> dict[str, Any]:
+    """What a results file records about where and with what it was measured."""
+    packages = (
+        "organik_async", "httpx", "httpcore", "anyio", "msgspec", "xmltodict", "uvicorn", "h11",
+        "aiohttp", "httpx-aiohttp", "orjson", "pydantic", "matplotlib",
+    )  # fmt: skip
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": command_line(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": round(_memory_gib(), 1),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_version()} ({platform.python_implementation()})",
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        "pinned": pinned,
+        "versions": {name: _version(name) for name in packages},
+    }
+
+
+def command_line() -> str:
+    """The command that is running, as a reader would type it."""
+    return "python -m benchmarks" + "".join(f" {a}" for a in sys.argv[1:])
+
+
+RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
+
+
+def write_results(
+    part: str, figures: Any, *, markdown: str, pinned: bool, facts: Mapping[str, Any] | None = None
+) -> Path:
+    """``benchmarks/results/<part>.json``: the machine, the command, the figures and
+    the Markdown made of them (``RESULTS.md`` is assembled from these files)."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    document = {
+        "part": part,
+        "machine": dict(facts) if facts is not None else machine_facts(pinned),
+        "figures": msgspec.to_builtins(figures),
+        "markdown": markdown,
+    }
+    path = RESULTS_DIR / f"{part}.json"
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(document), indent=1) + b"\n")
+    return path
+
+
+def read_results(part: str) -> dict[str, Any] | None:
+    """A part's last results file, or ``None`` if it has not been run."""
+    path = RESULTS_DIR / f"{part}.json"
+    if not path.exists():
+        return None
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+def spread(values: Sequence[float]) -> float:
+    """Half the range of ``values``, relative to their median (0 for fewer than two)."""
+    if len(values) < 2:
+        return 0.0
+    middle = median(values)
+    return (max(values) - min(values)) / 2 / middle if middle else 0.0
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

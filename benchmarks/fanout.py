@@ -17,8 +17,9 @@ pool holding every connection, which is what the small-pools design
 (``organik_async._pool``) exists to avoid.
 
 :func:`simulator_throughput` measures the server alone with a raw httpx client
-that reads bytes without decoding them, to show the simulator is not what
-limits the client's figures.
+that reads bytes without decoding them (``organik_async.testing``'s own
+``bench`` measurement, :func:`~organik_async.testing._bench.fetch_all`), to
+show the simulator is not what limits the client's figures.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import anyio
-import httpx
 
 from organik_async import BatchSizes, OrganikClient, OrganikError, Progress
 from organik_async.testing import DEMO_API_KEY, Dataset
+from organik_async.testing._bench import Fetched, fetch_all
 
 from ._common import (
     DISTURBED,
@@ -199,7 +200,7 @@ async def _measure_once(
             await _timed_repeat(client, wanted, point, server_pid)
         except OrganikError as exc:
             point.failure = f"{type(exc).__name__}: {exc}"
-        point.pools = max(point.pools, len(client._pools.pools))  # httpx pools really used
+        point.pools = max(point.pools, len(client._requester.pools.pools))  # httpx pools used
 
 
 async def _timed_repeat(
@@ -282,35 +283,18 @@ class RawResult:
     usage: CpuUsage
 
 
-_ROW_MARKER = b'"gsm":'
-
-
-async def _raw_fetch(
-    url: str, batches: list[list[int | str]], kind: str, concurrency: int, server_pid: int
-) -> tuple[int, int, CpuUsage]:
-    """Fetch the batches with ``concurrency`` workers on one small httpx pool,
-    counting rows in the bytes (no decoding: the client side costs little)."""
-    path = f"/v2/{DEMO_API_KEY}/detailedreport/json/"
-    queue = iter(batches)
-    rows = body_bytes = 0
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
-
-        async def worker() -> None:
-            nonlocal rows, body_bytes
-            for batch in queue:
-                response = await http.post(path, json={"data": {kind: batch}})
-                response.raise_for_status()
-                rows += response.content.count(_ROW_MARKER)
-                body_bytes += len(response.content)
-
-        await http.post(path, json={"data": {kind: batches[0]}})  # opens a connection
-        meter = CpuMeter(server_pid)
-        async with anyio.create_task_group() as group:
-            for _ in range(concurrency):
-                group.start_soon(worker)
-        usage = meter.stop()
-    return rows, body_bytes, usage
+async def _fetch_counted(
+    url: str, batches: list[list[int | str]], shape: RawShape, concurrency: int, server_pid: int
+) -> tuple[Fetched, CpuUsage]:
+    """The simulator's one throughput measurement (``organik_async.testing``'s ``bench``),
+    timed with this suite's CPU meter."""
+    return await fetch_all(
+        url,
+        batches,
+        kind=shape.kind,
+        concurrency=concurrency,
+        meter=lambda: CpuMeter(server_pid).stop,
+    )
 
 
 def _shape_batches(dataset: Dataset, shape: RawShape) -> list[list[int | str]]:
@@ -334,10 +318,11 @@ def simulator_throughput(
         log(f"simulator: server up in {server.startup_seconds:.1f}s at {server.url}")
         for shape in shapes:
             batches = _shape_batches(dataset, shape)
-            got, size, usage = anyio.run(
-                _raw_fetch, server.url, batches, shape.kind, concurrency, server.pid
+            fetched, usage = anyio.run(
+                _fetch_counted, server.url, batches, shape, concurrency, server.pid
             )
-            results.append(RawResult(shape, len(batches), got, size, usage))
+            got = fetched.rows
+            results.append(RawResult(shape, fetched.requests, got, fetched.body_bytes, usage))
             log(
                 f"  {shape.kind} x{shape.batch_size}: {got / usage.wall:,.0f} rows/s, "
                 f"server {percent(usage.share(usage.server))}, "

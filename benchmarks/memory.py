@@ -130,12 +130,15 @@ async def _stream(url: str, kind: str, ids: Iterable[int | str], dedupe: bool) -
 
     count = 0
     largest = _LargestBatch()
-    async with (
-        OrganikClient(DEMO_API_KEY, base_url=url) as client,
-        client.iter_detailed_report(**{kind: ids}, dedupe=dedupe, on_progress=largest) as rows,
-    ):
-        async for _ in rows:
-            count += 1
+    async with OrganikClient(DEMO_API_KEY, base_url=url) as client:
+        stream = (
+            client.iter_detailed_report(transaction_ids=ids, dedupe=dedupe, on_progress=largest)
+            if kind == "transaction_ids"
+            else client.iter_detailed_report(gsm_track_ids=ids, dedupe=dedupe, on_progress=largest)
+        )
+        async with stream as rows:
+            async for _ in rows:
+                count += 1
     return count, largest.largest
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """How does httpx throughput scale with the number of requests in flight?
 
 Background: each time a request enters or leaves an httpcore 1.0.x pool,
@@ -32,13 +31,19 @@ than req/s when something else competes for the 2 cores.  Points where other
 processes used > 20 % of a core are marked †; points where nobody was busy
 although client or server should be saturated (host stall) are marked ‡;
 ``--wait-quiet 60`` waits for an idle machine before each point.  The server is uvicorn
-(h11, asyncio loop) with a raw ASGI app returning a fixed ~5 KB JSON body,
-optionally after ``asyncio.sleep(--latency ms)``; it runs in a separate
-process pinned to CPU 1 while this process is pinned to CPU 0.
+(h11, asyncio loop) with a raw ASGI app returning one fixed answer, optionally
+after ``asyncio.sleep(--latency ms)``; it runs in a separate process pinned to
+CPU 1 while this process is pinned to CPU 0. Requests and answers have the
+API's real shapes: ``POST /v2/<key>/detailedreport/json/`` with
+``{"data": {"gsm_track_ids": [...]}}`` (``--ids`` IDs), answered by the
+simulator's own JSON envelope of as many rows (encoded once, in-process, by
+``organik_async.testing``), so only the pool design varies between points, not
+the server's work. Pinning, CPU accounting, the quiet-machine wait and the
+machine's description come from ``benchmarks/_common.py``.
 
-Quick run:  python benchmarks/pool_scaling.py --windows 1 --duration 1 --levels 1,64 \
+Quick run:  python -m benchmarks.pool_scaling --windows 1 --duration 1 --levels 1,64 \
                 --strategies default,pools8 --latency 0 --backend asyncio
-Full run (~7.5 min): python benchmarks/pool_scaling.py   (--repeat 3 for more confidence)
+Full run (~7.5 min): python -m benchmarks.pool_scaling   (--repeat 3 for more confidence)
 """
 
 from __future__ import annotations
@@ -51,7 +56,6 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import signal
 import socket
 import sys
@@ -60,44 +64,48 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from organik_async.testing import DEMO_API_KEY, Dataset
+
+from ._common import (
+    CLIENT_CPU,
+    DISTURBED,
+    SERVER_CPU,
+    Log,
+    answer_bodies,
+    can_pin,
+    machine_busy_seconds,
+    machine_lines,
+    median,
+    pin_to,
+    process_cpu_seconds,
+    wait_until_quiet,
+)
+
 if TYPE_CHECKING:
     import httpx
 
-CLIENT_CPU = 0
-SERVER_CPU = 1
 
 ASYNCIO_ONLY = {"aiohttp", "aiohttp-raw"}
 DEFAULT_STRATEGIES = "default,limits,pools2,pools4,pools8,aiohttp,aiohttp-raw"
 DEFAULT_LEVELS = "1,8,16,32,64,128"
 
-REQUEST_BODY = json.dumps(
-    {
-        "username": "bench",
-        "password": "secret",
-        "msgids": [f"4f1c2e7a-{i:04d}" for i in range(6)],
-    }
-).encode()
 REQUEST_HEADERS = {"content-type": "application/json"}
+REQUEST_BODY: list[bytes] = [b""]
+"""The one request body every point sends (set by main from ``--ids``)."""
+PATH = f"/v2/{DEMO_API_KEY}/detailedreport/json/"
 
 
-def make_response_body(size: int) -> bytes:
-    """A JSON body of roughly ``size`` bytes (a list of delivery reports)."""
-    reports = []
-    for i in itertools.count():
-        reports.append(
-            {
-                "msgid": f"4f1c2e7a-{i:04d}",
-                "recipient": f"+3069{i:08d}",
-                "status": "DELIVERED",
-                "error": None,
-                "submitted": "2024-05-01T12:00:00Z",
-                "done": "2024-05-01T12:00:03Z",
-            }
-        )
-        body = json.dumps({"reports": reports}).encode()
-        if len(body) >= size:
-            return body
-    raise AssertionError("unreachable")
+def request_body(ids: int) -> bytes:
+    """The API's request body for the first ``ids`` GSM track IDs of a dataset."""
+    track_ids = list(Dataset.generate(ids).gsm_track_ids())
+    return msgspec.json.encode({"data": {"gsm_track_ids": track_ids}})
+
+
+def response_body(ids: int) -> bytes:
+    """The simulator's answer to :func:`request_body`: the JSON envelope, ``ids`` rows."""
+    return answer_bodies(ids)["json"]
 
 
 # --------------------------------------------------------------------------
@@ -118,16 +126,15 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _server_main(
-    sock: socket.socket, latency_s: float, body_size: int, pin: bool, parent: int
+    sock: socket.socket, latency_s: float, body: bytes, pin: bool, parent: int
 ) -> None:
     _exit_with_parent(parent)
     if pin:
-        os.sched_setaffinity(0, {SERVER_CPU})
+        pin_to(SERVER_CPU)
     import asyncio
 
     import uvicorn
 
-    body = make_response_body(body_size)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -163,9 +170,9 @@ def _server_main(
 class EchoServer:
     """uvicorn in a forked child on a pre-bound listening socket (no port race)."""
 
-    def __init__(self, latency_ms: float, body_size: int, pin: bool) -> None:
+    def __init__(self, latency_ms: float, body: bytes, pin: bool) -> None:
         self.latency_ms = latency_ms
-        self.body_size = body_size
+        self.body = body
         self.pin = pin
         self.proc: Any = None  # a fork-context Process
         self.port = 0
@@ -182,7 +189,7 @@ class EchoServer:
         ctx = multiprocessing.get_context("fork")
         self.proc = ctx.Process(
             target=_server_main,
-            args=(sock, self.latency_ms / 1000.0, self.body_size, self.pin, os.getpid()),
+            args=(sock, self.latency_ms / 1000.0, self.body, self.pin, os.getpid()),
             daemon=True,
         )
         self.proc.start()
@@ -212,7 +219,7 @@ class EchoServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/reports"
+        return f"http://127.0.0.1:{self.port}{PATH}"
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is None:
@@ -242,7 +249,7 @@ def _httpx_client(max_conns: int | None = None, **kw: Any) -> httpx.AsyncClient:
 
 
 async def _post(client: httpx.AsyncClient, url: str) -> None:
-    r = await client.post(url, content=REQUEST_BODY, headers=REQUEST_HEADERS)
+    r = await client.post(url, content=REQUEST_BODY[0], headers=REQUEST_HEADERS)
     if r.status_code != 200 or len(r.content) < 100:
         raise RuntimeError(f"bad response {r.status_code}")
 
@@ -325,7 +332,7 @@ async def strategy(name: str, c: int, url: str) -> AsyncIterator[Do]:
         ) as session:
 
             async def do(i: int) -> None:
-                async with session.post(url, data=REQUEST_BODY, headers=REQUEST_HEADERS) as r:
+                async with session.post(url, data=REQUEST_BODY[0], headers=REQUEST_HEADERS) as r:
                     data = await r.read()
                     if r.status != 200 or len(data) < 100:
                         raise RuntimeError(f"bad response {r.status}")
@@ -364,7 +371,7 @@ class Point:
 
     @property
     def rps(self) -> float:  # median sub-window rate: robust to a noisy second
-        return _median(self.window_rps)
+        return median(self.window_rps) if self.window_rps else float("nan")
 
     def pct_ms(self, q: float) -> float:
         return 1000 * _pct(sorted(self.latencies), q)
@@ -433,44 +440,7 @@ class Point:
         }
 
 
-DISTURBED_PCT = 20
-
-
-def machine_busy_seconds() -> float:
-    """user + nice + system CPU seconds of the whole machine, all CPUs (/proc/stat).
-
-    irq/softirq time is left out: loopback traffic is processed in softirq
-    context and, with IRQ time accounting, charged to nobody's process, so
-    counting it would flag our own network load as "other processes".
-    """
-    try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            values = [int(v) for v in fh.readline().split()[1:]]
-    except OSError:
-        return 0.0
-    return (values[0] + values[1] + values[2]) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until_quiet(max_wait: float) -> float:
-    """Wait up to ``max_wait`` s until other processes use < DISTURBED_PCT/2 % of a core."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        before = machine_busy_seconds()
-        time.sleep(1.0)
-        share = 100 * (machine_busy_seconds() - before)
-        if share < DISTURBED_PCT / 2 or time.monotonic() >= deadline:
-            return share
-        print(
-            f"  waiting for a quiet machine (others use {share:.0f} % of a core)", file=sys.stderr
-        )
-
-
-def _median(vals: list[float]) -> float:
-    if not vals:
-        return float("nan")
-    v = sorted(vals)
-    n = len(v)
-    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+DISTURBED_PCT = round(DISTURBED * 100)
 
 
 def _pct(sorted_vals: list[float], q: float) -> float:
@@ -483,10 +453,7 @@ def _pct(sorted_vals: list[float], q: float) -> float:
 async def _measure(point: Point, url: str, args: argparse.Namespace, server_pid: int) -> None:
     """Warm up once, then ``--windows`` back-to-back windows of ``--duration`` s."""
     import anyio
-    import psutil
 
-    me = psutil.Process()
-    srv = psutil.Process(server_pid)
     c = point.concurrency
     n_win = args.windows
     win = args.duration
@@ -497,8 +464,8 @@ async def _measure(point: Point, url: str, args: argparse.Namespace, server_pid:
 
     def cpu_now() -> tuple[float, float, float, float]:
         return (
-            sum(me.cpu_times()[:2]),
-            sum(srv.cpu_times()[:2]),
+            time.process_time(),
+            process_cpu_seconds(server_pid),
             machine_busy_seconds(),
             time.perf_counter(),
         )
@@ -566,35 +533,6 @@ def run_point(point: Point, url: str, args: argparse.Namespace, server_pid: int)
 # --------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------
-
-
-def machine_info() -> str:
-    import importlib.metadata as md
-
-    import psutil
-
-    def v(p: str) -> str:
-        try:
-            return md.version(p)
-        except md.PackageNotFoundError:
-            return "-"
-
-    cpu_model = ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    cores = psutil.cpu_count(logical=True)
-    ram = psutil.virtual_memory().total / 2**30
-    return (
-        f"- machine: {cores} logical cores ({cpu_model or platform.processor()}), "
-        f"{ram:.1f} GiB RAM, {platform.system()} {platform.release()}\n"
-        f"- Python {platform.python_version()} ({platform.python_implementation()}); "
-        f"httpx {v('httpx')}, httpcore {v('httpcore')}, anyio {v('anyio')}, trio {v('trio')}, "
-        f"aiohttp {v('aiohttp')}, httpx-aiohttp {v('httpx-aiohttp')}, uvicorn {v('uvicorn')} "
-        f"(h11 {v('h11')}, asyncio loop)"
-    )
 
 
 def _fmt(x: float, nd: int = 0) -> str:
@@ -710,7 +648,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--backend", default="asyncio,trio", help="asyncio, trio or both (default both)"
     )
     ap.add_argument(
-        "--body-size", type=int, default=5000, help="response body bytes (default 5000)"
+        "--ids",
+        type=int,
+        default=20,
+        help="GSM track IDs per request, so rows per answer (default 20, ~6 KB answers)",
     )
     ap.add_argument("--no-pin", action="store_true", help="do not pin client/server to CPUs 0/1")
     ap.add_argument(
@@ -737,21 +678,24 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown backend {b!r}")
 
     pin = not args.no_pin
-    if pin and (not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2):
+    if pin and not can_pin():
         print("warning: fewer than 2 usable CPUs, not pinning", file=sys.stderr)
         pin = False
     if pin:
-        os.sched_setaffinity(0, {CLIENT_CPU})
+        pin_to(CLIENT_CPU)
+    log = Log()
 
     print("# httpx pool scaling benchmark\n")
-    print(machine_info())
+    REQUEST_BODY[:] = [request_body(args.ids)]
+    answer = response_body(args.ids)
+    print("\n".join(machine_lines(pin)))
     print(
         f"- client pinned to CPU {CLIENT_CPU}, "
         f"server (uvicorn, separate process) to CPU {SERVER_CPU}: "
         f"{'yes' if pin else 'no'}\n"
         f"- per point: {args.warmup:g} s warm-up, then {args.windows} × {args.duration:g} s windows"
         f"{f'; sweep repeated {args.repeat}× (interleaved)' if args.repeat > 1 else ''}; "
-        f"response body {len(make_response_body(args.body_size))} B; C workers POST in a loop; "
+        f"{args.ids} IDs per request, answers of {len(answer)} B; C workers POST in a loop; "
         f"req/s = median over windows of (requests completed in the window / window)"
     )
     sys.stdout.flush()
@@ -759,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     all_points: list[Point] = []
     t0 = time.monotonic()
     for latency in latencies:
-        with EchoServer(latency, args.body_size, pin) as server:
+        with EchoServer(latency, answer, pin) as server:
             assert server.proc is not None
             assert server.proc.pid is not None
             for backend in backends:
@@ -777,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
                     for key in order:
                         p = points[key]
                         if args.wait_quiet > 0:
-                            wait_until_quiet(args.wait_quiet)
+                            wait_until_quiet(args.wait_quiet, log)
                         try:
                             run_point(p, server.url, args, server.proc.pid)
                         except Exception as exc:

@@ -1,0 +1,289 @@
+"""Decoding, no network: what turning an answer's bytes into rows costs, and the limit.
+
+``python -m benchmarks decode``. The bodies are real answers of the simulator
+(fetched once, in-process, for 500 and 100 000 rows by GSM track ID), so they
+have the provider's shapes: dates with a space, ``null`` finish dates, the
+simulator's default track IDs. Each decoder turns a whole body into rows:
+
+* **organik_async JSON**: the client's own path (``_codec.decode_json``:
+  envelope, error check, rows as frozen ``DetailedReport`` Structs);
+* **msgspec Structs, bare**: one ``msgspec.json.Decoder`` of an envelope of the
+  same Structs, nothing else: the limit for typed rows;
+* ``json.loads`` and ``orjson.loads``: dicts, untyped, unvalidated;
+* **pydantic v2**: the same envelope as ``BaseModel``s, ``model_validate_json``
+  (pydantic's fastest path), lax like ours;
+* **organik_async XML**: the client's XML path (``_codec.decode_xml``:
+  xmltodict, then typing by msgspec) against **bare xmltodict.parse** of the
+  same body (dicts of strings, untyped).
+
+Client CPU time (``time.process_time``) per call is what is measured, so a
+busy machine slows the figures less than it would wall time; the decoders take
+turns, round after round, and each figure is the median round.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import msgspec
+import orjson
+import pydantic
+import xmltodict
+
+from organik_async import DetailedReport, Format
+from organik_async._codec import decode_json, decode_xml
+
+from ._common import Log, answer_bodies, markdown_table, median, spread
+
+DEFAULT_SIZES: Final = (500, 100_000)
+MIN_ROUND_SECONDS: Final = 0.02
+"""A round repeats a call until it has used this much CPU, so a small body is
+timed over many calls rather than one (process_time is coarse on some hosts)."""
+
+
+# --- the decoders -----------------------------------------------------------------------
+
+
+class _MsgspecResponse(msgspec.Struct, frozen=True):
+    result: bool
+    data: list[DetailedReport] | None = None
+
+
+class _MsgspecEnvelope(msgspec.Struct, frozen=True):
+    response: _MsgspecResponse
+
+
+_MSGSPEC: Final = msgspec.json.Decoder(_MsgspecEnvelope, strict=False)
+
+
+class _PydanticRow(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True)
+
+    gsm: int
+    transaction_id: int
+    gsm_track_id: int | str
+    delivery_track_id: str | None = None
+    create_date: datetime
+    start_date: datetime
+    finish_date: datetime | None = None
+    status: int
+    sms_count: int
+    credit_amount: int
+    is_foreign_gsm: bool
+    errorcode: int = 0
+
+
+class _PydanticResponse(pydantic.BaseModel):
+    result: bool
+    data: list[_PydanticRow] | None = None
+
+
+class _PydanticEnvelope(pydantic.BaseModel):
+    response: _PydanticResponse
+
+
+def _ours_json(body: bytes) -> int:
+    return len(decode_json(body).rows)
+
+
+def _msgspec(body: bytes) -> int:
+    return len(_MSGSPEC.decode(body).response.data or ())
+
+
+def _json_loads(body: bytes) -> int:
+    return len(json.loads(body)["response"]["data"])
+
+
+def _orjson_loads(body: bytes) -> int:
+    return len(orjson.loads(body)["response"]["data"])
+
+
+def _pydantic(body: bytes) -> int:
+    return len(_PydanticEnvelope.model_validate_json(body).response.data or ())
+
+
+def _ours_xml(body: bytes) -> int:
+    return len(decode_xml(body).rows)
+
+
+def xml_items(tree: dict[str, Any]) -> Any:
+    """The ``<item>``s of a parsed answer, bare (the provider's example) or wrapped in
+    ``<response><result>1</result><data>`` (what the simulator answers by default)."""
+    root = tree["root"]
+    if "response" in root:
+        root = root["response"]["data"]
+    return root["item"]
+
+
+def _xmltodict_bare(body: bytes) -> int:
+    # The provider's XML may have no root element (bare top-level <item>s), which
+    # no parser accepts: the body is given one, as the client does (see _rooted).
+    items = xml_items(xmltodict.parse(body))
+    return len(items) if isinstance(items, list) else 1
+
+
+@dataclass(frozen=True, slots=True)
+class Decoder:
+    name: str
+    fmt: Format
+    decode: Callable[[bytes], int]
+    typed: str
+    """What the rows come out as."""
+
+
+DECODERS: Final = (
+    Decoder("organik_async JSON (decode_json)", "json", _ours_json, "frozen Structs"),
+    Decoder("msgspec Structs, bare decoder (the limit)", "json", _msgspec, "frozen Structs"),
+    Decoder("orjson.loads", "json", _orjson_loads, "dicts, untyped"),
+    Decoder("json.loads", "json", _json_loads, "dicts, untyped"),
+    Decoder("pydantic v2 (model_validate_json)", "json", _pydantic, "frozen models"),
+    Decoder("organik_async XML (decode_xml)", "xml", _ours_xml, "frozen Structs"),
+    Decoder("xmltodict.parse, bare", "xml", _xmltodict_bare, "dicts of strings"),
+)
+OURS_JSON: Final = DECODERS[0].name
+LIMIT: Final = DECODERS[1].name
+OURS_XML: Final = DECODERS[5].name
+BARE_XML: Final = DECODERS[6].name
+
+
+# --- the bodies ---------------------------------------------------------------------------
+
+
+def _rooted(xml: bytes) -> bytes:
+    """The XML body inside a root element, its declaration dropped."""
+    if xml.startswith(b"<?xml"):
+        xml = xml[xml.index(b"?>") + 2 :]
+    return b"<root>" + xml + b"</root>"
+
+
+def bodies(rows: int) -> dict[Format, bytes]:
+    """The JSON and the XML answer for the first ``rows`` GSM track IDs."""
+    answers = answer_bodies(rows)
+    return {"json": answers["json"], "xml": answers["xml"]}
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Figure:
+    """One decoder on one body: CPU µs per row, one value per round."""
+
+    decoder: str
+    fmt: Format
+    rows: int
+    body_bytes: int
+    typed: str
+    us_per_row: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return median(self.us_per_row)
+
+    @property
+    def spread(self) -> float:
+        return spread(self.us_per_row)
+
+
+def _time_round(decode: Callable[[bytes], int], body: bytes, rows: int) -> float:
+    """CPU µs per row over one round (as many calls as fill MIN_ROUND_SECONDS)."""
+    gc.collect()
+    calls = 0
+    started = time.process_time()
+    while True:
+        got = decode(body)
+        calls += 1
+        used = time.process_time() - started
+        if used >= MIN_ROUND_SECONDS:
+            break
+    if got != rows:
+        raise RuntimeError(f"decoded {got} rows, expected {rows}")
+    return used / calls / rows * 1e6
+
+
+def run_decode(sizes: Sequence[int], rounds: int, log: Log) -> list[Figure]:
+    """Every decoder on each size's bodies; ``rounds`` rounds (at most 3 for bodies of
+    10 000 rows or more, where one XML call alone takes seconds)."""
+    figures: list[Figure] = []
+    for rows in sizes:
+        payload = bodies(rows)
+        payload_for: dict[str, bytes] = {
+            d.name: _rooted(payload["xml"]) if d.decode is _xmltodict_bare else payload[d.fmt]
+            for d in DECODERS
+        }
+        these = [Figure(d.name, d.fmt, rows, len(payload[d.fmt]), d.typed) for d in DECODERS]
+        for decoder in DECODERS:
+            decoder.decode(payload_for[decoder.name])  # warm (imports, caches)
+        for round_ in range(rounds if rows < 10_000 else min(rounds, 3)):
+            order = list(zip(DECODERS, these, strict=True))
+            for decoder, figure in order if round_ % 2 == 0 else order[::-1]:
+                figure.us_per_row.append(
+                    _time_round(decoder.decode, payload_for[decoder.name], rows)
+                )
+        for figure in these:
+            log(f"  {rows:>7,} rows  {figure.decoder:<44} {figure.median:7.3f} µs/row")
+        figures += these
+    return figures
+
+
+# --- tables -----------------------------------------------------------------------------
+
+
+def ratios(figures: Sequence[Figure]) -> dict[str, Any]:
+    """The figures the issue's targets and the README quote, per body size."""
+    out: dict[str, Any] = {}
+    for rows in sorted({f.rows for f in figures}):
+        by = {f.decoder: f.median for f in figures if f.rows == rows}
+        out[str(rows)] = {
+            "ours_json_vs_limit_speed": by[LIMIT] / by[OURS_JSON],
+            "ours_json_speedup_vs": {
+                f.decoder: f.median / by[OURS_JSON] for f in figures if f.rows == rows
+            },
+            "xml_cost_vs_json": by[OURS_XML] / by[OURS_JSON],
+            "ours_xml_vs_bare_xmltodict": by[OURS_XML] / by[BARE_XML],
+        }
+    return out
+
+
+def decode_table(figures: Sequence[Figure]) -> str:
+    headers = [
+        "rows", "decoder", "rows come out as", "body MB", "CPU µs/row", "±",
+        "rows/s (one core)", "vs organik_async JSON",
+    ]  # fmt: skip
+    lines = []
+    for rows in sorted({f.rows for f in figures}):
+        ours = next(f.median for f in figures if f.rows == rows and f.decoder == OURS_JSON)
+        for f in (f for f in figures if f.rows == rows):
+            lines.append(
+                [
+                    f"{rows:,}",
+                    f.decoder,
+                    f.typed,
+                    f"{f.body_bytes / 1e6:.2f}",
+                    f"{f.median:.3f}",
+                    f"{f.spread:.0%}",
+                    f"{1e6 / f.median:,.0f}",
+                    f"{f.median / ours:.2f} x the time",
+                ]
+            )
+    summary = []
+    for size, r in ratios(figures).items():
+        summary.append(
+            f"- {int(size):,} rows: organik_async JSON runs at "
+            f"{r['ours_json_vs_limit_speed']:.2f} x the speed of the bare msgspec decoder "
+            f"(target >= 0.95); the XML path costs {r['xml_cost_vs_json']:.1f} x the JSON "
+            f"path per row, {r['ours_xml_vs_bare_xmltodict']:.2f} x bare xmltodict.parse"
+        )
+    title = (
+        "### Decoding (no network)\n\n"
+        "Client CPU time per row to turn one whole answer (the simulator's real bytes) into "
+        "rows; median of the rounds (5 for 500 rows, 3 for 100,000), decoders taking turns; "
+        "±: half the range of the rounds, relative to the median."
+    )
+    return title + "\n\n" + markdown_table(headers, lines) + "\n\n" + "\n".join(summary)

@@ -1,0 +1,502 @@
+"""Micro-experiments behind ``benchmarks/PROFILE.md``: ``python -m benchmarks.experiments``.
+
+Each experiment isolates one suspect of the end-to-end profile and times the
+way the client does it today against a proposed way, on this machine's one
+pinned core, in CPU time (``time.process_time``), median of interleaved
+rounds. "Today" is a copy of the client's logic as of the profile (commit
+05f3818), written out here so the experiment keeps running while the core is
+being refactored; the proposals are sketches, not the library's code.
+
+``ids``        per-ID bookkeeping: validate twice and canonicalise twice (today)
+               against one pass with a fast path for ``int``
+``rows``       dedupe of rows by ``gsm_track_id``
+``url``        building a request: URL string parsed per request, against an
+               ``httpx.URL`` and ``httpx.Headers`` built once
+``scopes``     the price of one anyio cancel scope, and of the async context
+               managers around one request
+``read``       reading a 500-row body: ``aiter_bytes`` chunk loop (today) against
+               ``aread()`` and ``aiter_raw()`` (over TCP, the simulator), on httpx's
+               transport and on the aiohttp one
+``xml``        xmltodict against the standard library's ElementTree (and lxml, when
+               it is installed), same body
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import importlib
+import statistics
+import sys
+import time
+import xml.etree.ElementTree as ElementTree
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import Any, Final
+
+import anyio
+import httpx
+import msgspec
+import xmltodict
+from httpx_aiohttp import AiohttpTransport
+
+from organik_async import DetailedReport
+from organik_async.testing import DEMO_API_KEY, Dataset
+
+from ._common import CLIENT_CPU, SimulatorServer, can_pin, markdown_table, pin_to
+from .decode import bodies, xml_items
+
+Id = int | str
+Result = tuple[str, list[tuple[str, float, str]]]
+"""An experiment's title and its lines: (variant, figure, unit)."""
+
+
+def _cpu(variants: dict[str, Callable[[], object]], rounds: int = 7) -> dict[str, float]:
+    """Median CPU seconds of each variant's call, the variants taking turns round after
+    round (one warm call each first), so a busy phase of the machine hits them all."""
+    for function in variants.values():
+        function()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    order = list(variants)
+    for round_ in range(rounds):
+        for name in order if round_ % 2 == 0 else order[::-1]:
+            gc.collect()
+            started = time.process_time()
+            variants[name]()
+            times[name].append(time.process_time() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+# --- per-ID bookkeeping -----------------------------------------------------------------
+
+
+def _validate_id(value: object, field: str) -> Id:  # as in _codec today
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"{field} must contain only int or str IDs, got {type(value).__name__}")
+    return value
+
+
+def _canonical_id(value: int | str) -> int | str:  # as in _codec today
+    if isinstance(value, int):
+        return value
+    digits = value.removeprefix("-")
+    if digits.isascii() and digits.isdigit() and str(int(value)) == value:
+        return int(value)
+    return value
+
+
+def _today_ids(ids: Sequence[Id], size: int) -> int:
+    """check_sources validates the whole list; the batcher validates and canonicalises
+    each ID again while cutting batches (dedupe on)."""
+    for value in ids:
+        _validate_id(value, "gsm_track_ids")
+    seen: set[Id] = set()
+    iterator = iter(ids)
+    batches = 0
+    while True:
+        chunk = list(_islice(iterator, size))
+        if not chunk:
+            return batches
+        batch: list[Id] = []
+        for value in chunk:
+            valid = _validate_id(value, "gsm_track_ids")
+            key = _canonical_id(valid)
+            if key in seen:
+                continue
+            seen.add(key)
+            batch.append(valid)
+        batches += 1
+
+
+def _one_pass_ids(ids: Sequence[Id], size: int) -> int:
+    """Proposed: each ID validated and canonicalised once, ``int`` by a type check only
+    (a str goes through the full canonical form); a list is validated where it is cut
+    into batches, not before (the first bad ID still fails the call before any request
+    if the batcher reads a sized input whole up front)."""
+    seen: set[Id] = set()
+    add = seen.add
+    batches = 0
+    for start in range(0, len(ids), size):
+        batch: list[Id] = []
+        append = batch.append
+        for value in ids[start : start + size]:
+            kind = type(value)
+            if kind is int:
+                key: Id = value
+            elif kind is str:
+                key = _canonical_id(value)
+            else:
+                _validate_id(value, "gsm_track_ids")  # bool, int or str subclasses, junk
+                key = _canonical_id(value)
+            if key in seen:
+                continue
+            add(key)
+            append(value)
+        batches += 1
+    return batches
+
+
+def _islice(iterator: Iterator[Id], n: int) -> Iterator[Id]:
+    for _ in range(n):
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+
+
+def experiment_ids(n: int = 200_000) -> Result:
+    ids: list[Id] = list(Dataset.generate(n, string_track_id_share=0.1).gsm_track_ids())
+    t = _cpu({"today": lambda: _today_ids(ids, 500), "one": lambda: _one_pass_ids(ids, 500)})
+    today, proposed = t["today"], t["one"]
+    return (
+        f"Per-ID bookkeeping, {n:,} GSM track IDs (a tenth as strings), batches of 500, dedupe on",
+        [
+            ("today: validate x2, canonicalise x1 (+1 on rows, below)", today / n * 1e6, "µs/ID"),
+            ("one pass, int fast path", proposed / n * 1e6, "µs/ID"),
+        ],
+    )
+
+
+# --- row dedupe ---------------------------------------------------------------------------
+
+
+def _today_rows(batches: Iterable[list[DetailedReport]]) -> int:
+    seen: set[Id] = set()
+    count = 0
+    for rows in batches:
+        for row in rows:
+            key = _canonical_id(row.gsm_track_id)
+            if key not in seen:
+                seen.add(key)
+                count += 1
+    return count
+
+
+def _fast_rows(batches: Iterable[list[DetailedReport]]) -> int:
+    """Proposed: the set grows by C-level set operations; the per-row Python loop only
+    runs for a batch that holds a string ID or a repeat."""
+    seen: set[Id] = set()
+    count = 0
+    for rows in batches:
+        keys = [row.gsm_track_id for row in rows]
+        fresh = set(keys)
+        if len(fresh) == len(keys) and fresh.isdisjoint(seen) and all(type(k) is int for k in keys):
+            seen |= fresh
+            count += len(rows)
+            continue
+        for row in rows:
+            key = _canonical_id(row.gsm_track_id)
+            if key not in seen:
+                seen.add(key)
+                count += 1
+    return count
+
+
+def _fast_rows_typed(batches: Iterable[list[DetailedReport]]) -> int:
+    """Proposed, simpler: canonical_id inlined as a type check (a string track ID from
+    JSON that reads as an int is rare and still goes through the full function)."""
+    seen: set[Id] = set()
+    add = seen.add
+    count = 0
+    for rows in batches:
+        for row in rows:
+            key = row.gsm_track_id
+            if type(key) is not int:
+                key = _canonical_id(key)
+            if key not in seen:
+                add(key)
+                count += 1
+    return count
+
+
+def experiment_rows(n: int = 200_000) -> Result:
+    dataset = list(Dataset.generate(n, string_track_id_share=0.1))
+    batches = [dataset[i : i + 500] for i in range(0, n, 500)]
+    t = _cpu(
+        {
+            "today": lambda: _today_rows(batches),
+            "typed": lambda: _fast_rows_typed(batches),
+            "bulk": lambda: _fast_rows(batches),
+        }
+    )
+    today, typed, bulk = t["today"], t["typed"], t["bulk"]
+    return (
+        f"Row dedupe by gsm_track_id, {n:,} rows (a tenth of the track IDs as strings) "
+        "in batches of 500",
+        [
+            ("today: canonical_id call per row", today / n * 1e6, "µs/row"),
+            ("type check inline, call only for str", typed / n * 1e6, "µs/row"),
+            ("set operations per batch, loop only for str/repeats", bulk / n * 1e6, "µs/row"),
+        ],
+    )
+
+
+# --- building a request -----------------------------------------------------------------
+
+
+def experiment_url(n: int = 20_000) -> Result:
+    client = httpx.AsyncClient()
+    url_text = f"http://127.0.0.1:8080/v2/{DEMO_API_KEY}/detailedreport/json/"
+    headers_dict = {"Content-Type": "application/json", "Accept": "application/json"}
+    url = httpx.URL(url_text)
+    headers = httpx.Headers(headers_dict)
+    body = b'{"data":{"gsm_track_ids":[1,2,3]}}'
+
+    def today() -> None:
+        for _ in range(n):
+            client.build_request("POST", url_text, content=body, headers=headers_dict)
+
+    def prebuilt() -> None:
+        for _ in range(n):
+            client.build_request("POST", url, content=body, headers=headers)
+
+    def parse_only() -> None:
+        for _ in range(n):
+            httpx.URL(url_text)
+
+    t = _cpu({"today": today, "prebuilt": prebuilt, "parse": parse_only})
+    t_today, t_pre, t_parse = t["today"], t["prebuilt"], t["parse"]
+    return (
+        "Building one request (client.build_request), no network",
+        [
+            ("today: URL str + headers dict", t_today / n * 1e6, "µs/request"),
+            ("httpx.URL + httpx.Headers built once", t_pre / n * 1e6, "µs/request"),
+            ("of which: httpx.URL(str) alone", t_parse / n * 1e6, "µs/request"),
+        ],
+    )
+
+
+# --- cancel scopes and context managers ---------------------------------------------------
+
+
+def experiment_scopes(n: int = 50_000) -> Result:
+    async def scopes() -> float:
+        started = time.process_time()
+        for _ in range(n):
+            with anyio.CancelScope():  # noqa: ASYNC100 (the scope's own price is measured)
+                pass
+        return time.process_time() - started
+
+    async def limiter() -> float:
+        lim = anyio.CapacityLimiter(128)
+        started = time.process_time()
+        for _ in range(n):
+            async with lim:
+                pass
+        return time.process_time() - started
+
+    async def lock() -> float:
+        lk = anyio.Lock()
+        started = time.process_time()
+        for _ in range(n):
+            async with lk:
+                pass
+        return time.process_time() - started
+
+    @contextlib.asynccontextmanager
+    async def acm() -> AsyncIterator[None]:
+        yield
+
+    async def generator_cm() -> float:
+        started = time.process_time()
+        for _ in range(n):
+            async with acm():
+                pass
+        return time.process_time() - started
+
+    async def task_group() -> float:
+        started = time.process_time()
+        for _ in range(n // 10):
+            async with anyio.create_task_group():
+                pass
+        return (time.process_time() - started) * 10
+
+    lines = []
+    for label, probe in (
+        ("anyio.CancelScope() enter + exit", scopes),
+        ("anyio.CapacityLimiter acquire + release (uncontended)", limiter),
+        ("anyio.Lock acquire + release (uncontended)", lock),
+        ("@asynccontextmanager enter + exit", generator_cm),
+        ("anyio task group, empty, enter + exit", task_group),
+    ):
+        seconds = statistics.median(asyncio.run(probe()) for _ in range(5))
+        lines.append((label, seconds / n * 1e6, "µs each"))
+    return ("The price of one scope or context manager, asyncio, uncontended", lines)
+
+
+# --- reading the body ----------------------------------------------------------------------
+
+
+async def _reads(
+    url: str, ids: Sequence[Id], requests: int, rounds: int, transport: str
+) -> dict[str, float]:
+    path = f"/v2/{DEMO_API_KEY}/detailedreport/json/"
+    bodies_ = [
+        msgspec.json.encode({"data": {"gsm_track_ids": list(ids[i * 500 : (i + 1) * 500])}})
+        for i in range(requests)
+    ]
+    headers = {"Content-Type": "application/json"}
+    cpu: dict[str, list[float]] = {"aiter_bytes": [], "aread": [], "aiter_raw": []}
+    async with httpx.AsyncClient(
+        base_url=url,
+        timeout=60,
+        transport=AiohttpTransport() if transport == "aiohttp" else None,
+    ) as http:
+
+        async def chunks(body: bytes) -> int:
+            async with http.stream("POST", path, content=body, headers=headers) as response:
+                parts = [chunk async for chunk in response.aiter_bytes()]
+                return len(b"".join(parts))
+
+        async def aread(body: bytes) -> int:
+            async with http.stream("POST", path, content=body, headers=headers) as response:
+                return len(await response.aread())
+
+        async def raw(body: bytes) -> int:
+            async with http.stream("POST", path, content=body, headers=headers) as response:
+                parts = [chunk async for chunk in response.aiter_raw()]
+                return len(b"".join(parts))
+
+        styles = {"aiter_bytes": chunks, "aread": aread, "aiter_raw": raw}
+        for body in bodies_[:5]:
+            await aread(body)
+        for round_ in range(rounds):
+            for name in list(styles) if round_ % 2 == 0 else list(styles)[::-1]:
+                read = styles[name]
+                started = time.process_time()
+                for body in bodies_:
+                    await read(body)
+                cpu[name].append((time.process_time() - started) / requests)
+    return {name: statistics.median(values) for name, values in cpu.items()}
+
+
+def experiment_read(pin: bool, requests: int = 200, rounds: int = 5) -> Result:
+    rows = requests * 500
+    ids: list[Id] = list(Dataset.generate(rows).gsm_track_ids())
+    lines = []
+    with SimulatorServer(rows, pin=pin) as server:
+        for transport in ("httpx", "aiohttp"):
+            cpu = asyncio.run(_reads(server.url, ids, requests, rounds, transport))
+            lines += [
+                (f"{transport}: today, aiter_bytes() chunk loop + join", cpu["aiter_bytes"]),
+                (f"{transport}: aread()", cpu["aread"]),
+                (f"{transport}: aiter_raw() + join (no decoder layer)", cpu["aiter_raw"]),
+            ]
+    return (
+        "Reading a 500-row answer (~150 KB) through httpx over TCP, one connection: "
+        "CPU of the whole request",
+        [(label, seconds * 1e6, "µs/request") for label, seconds in lines],
+    )
+
+
+# --- XML ------------------------------------------------------------------------------------
+
+
+_FIELDS: Final = frozenset(DetailedReport.__struct_fields__)
+
+
+def _etree_items(body: bytes) -> list[dict[str, Any]]:
+    """The same dicts of strings as xmltodict, from the C ElementTree parser."""
+    root = ElementTree.fromstring(body)
+    items = []
+    for item in root.iter("item"):
+        items.append({child.tag: child.text for child in item})
+    return items
+
+
+def _lxml() -> Any:
+    """lxml's etree if installed (not a dependency of anything here), else None."""
+    try:
+        return importlib.import_module("lxml.etree")
+    except ImportError:
+        return None
+
+
+def experiment_xml(rows: int = 10_000) -> Result:
+    payload = bodies(rows)["xml"]
+    if payload.startswith(b"<?xml"):
+        payload = payload[payload.index(b"?>") + 2 :]
+    rooted = b"<root>" + payload + b"</root>"
+    convert = msgspec.convert
+
+    def with_xmltodict() -> None:
+        tree = xmltodict.parse(rooted, force_list=("item",), strip_whitespace=False)
+        convert(
+            [{k: v for k, v in i.items() if k in _FIELDS} for i in xml_items(tree)],
+            list[DetailedReport],
+            strict=False,
+        )
+
+    def with_etree() -> None:
+        convert(_etree_items(rooted), list[DetailedReport], strict=False)
+
+    def parse_xmltodict() -> None:
+        xmltodict.parse(rooted, force_list=("item",), strip_whitespace=False)
+
+    def parse_etree() -> None:
+        _etree_items(rooted)
+
+    variants: dict[str, Callable[[], object]] = {
+        "xmltodict": parse_xmltodict,
+        "etree": parse_etree,
+        "xmltodict+convert": with_xmltodict,
+        "etree+convert": with_etree,
+    }
+    lxml = _lxml()
+    if lxml is not None:
+
+        def with_lxml() -> None:
+            root = lxml.fromstring(rooted)
+            items = [{child.tag: child.text for child in item} for item in root.iter("item")]
+            convert(items, list[DetailedReport], strict=False)
+
+        variants["lxml+convert"] = with_lxml
+    t = _cpu(variants, rounds=3)
+    return (
+        f"XML answer of {rows:,} rows: parse to dicts, then type with msgspec.convert",
+        [
+            ("xmltodict.parse", t["xmltodict"] / rows * 1e6, "µs/row"),
+            ("ElementTree.fromstring + dict per item", t["etree"] / rows * 1e6, "µs/row"),
+            ("xmltodict + msgspec.convert", t["xmltodict+convert"] / rows * 1e6, "µs/row"),
+            ("ElementTree + msgspec.convert", t["etree+convert"] / rows * 1e6, "µs/row"),
+        ]
+        + (
+            [("lxml.etree + msgspec.convert", t["lxml+convert"] / rows * 1e6, "µs/row")]
+            if "lxml+convert" in t
+            else []
+        ),
+    )
+
+
+EXPERIMENTS: Final = ("ids", "rows", "url", "scopes", "read", "xml")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.experiments")
+    parser.add_argument("names", nargs="*", help=f"any of {', '.join(EXPERIMENTS)} (default all)")
+    parser.add_argument("--no-pin", action="store_true")
+    args = parser.parse_args(argv)
+    pin = not args.no_pin and can_pin()
+    if pin:
+        pin_to(CLIENT_CPU)
+    runs: dict[str, Callable[[], Result]] = {
+        "ids": experiment_ids,
+        "rows": experiment_rows,
+        "url": experiment_url,
+        "scopes": experiment_scopes,
+        "read": lambda: experiment_read(pin),
+        "xml": experiment_xml,
+    }
+    for name in args.names or EXPERIMENTS:
+        title, lines = runs[name]()
+        table = markdown_table(
+            ["variant", "CPU", "unit"],
+            [[v, f"{f:.3f}" if f < 10 else f"{f:,.0f}", u] for v, f, u in lines],
+        )
+        print(f"### {title}\n\n{table}\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""Per-request overhead: one ID per request, one-row answers, one request at a time.
+
+``python -m benchmarks overhead``. With tiny answers nothing but the request
+path is left to measure: what organik_async adds around one POST (argument
+checks, batching, the task group, retries' bookkeeping, the pools, reading,
+decoding) compared with a bare ``httpx.AsyncClient.post``. Each method sends
+the same requests in sequence over one kept-alive connection to the simulator
+(its own process, pinned to the other CPU); the figure is this process's CPU
+time per request.
+
+* **httpx post**: ``await http.post(url, content=body, headers=...)``, then
+  ``response.content``: the floor of anything built on httpx;
+* **httpx post + msgspec decode**: the same, and the row decoded into a
+  ``DetailedReport`` (what a minimal typed client must do);
+* **organik_async**: ``await client.detailed_report(gsm_track_ids=[one_id])``;
+  also with ``max_concurrency=1``, which shows what starting the default 8
+  worker tasks for a one-batch call costs;
+* **organik_async + aiohttp transport**; and **aiohttp post** (bytes read), the
+  floor of that transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import aiohttp
+import httpx
+import msgspec
+from httpx_aiohttp import AiohttpTransport
+
+from organik_async import DetailedReport, OrganikClient
+from organik_async.testing import DEMO_API_KEY, Dataset
+
+from ._common import (
+    CpuMeter,
+    CpuUsage,
+    Log,
+    SimulatorServer,
+    markdown_table,
+    median,
+    others_cell,
+    spread,
+)
+
+DEFAULT_REQUESTS: Final = 1_000
+DATASET_ROWS: Final = 10_000
+TIMEOUT: Final = 60.0
+_HEADERS: Final = {"Content-Type": "application/json", "Accept": "application/json"}
+
+Send = Callable[[int | str], Awaitable[int]]
+"""One request for one GSM track ID; returns the rows (or bytes) it received."""
+Opener = Callable[[str], AbstractAsyncContextManager[Send]]
+
+
+def _path() -> str:
+    return f"/v2/{DEMO_API_KEY}/detailedreport/json/"
+
+
+def _body(track_id: int | str) -> bytes:
+    return msgspec.json.encode({"data": {"gsm_track_ids": [track_id]}})
+
+
+class _Response(msgspec.Struct, frozen=True):
+    result: bool
+    data: list[DetailedReport] = []
+
+
+class _Envelope(msgspec.Struct, frozen=True):
+    response: _Response
+
+
+_DECODER: Final = msgspec.json.Decoder(_Envelope, strict=False)
+
+
+@asynccontextmanager
+async def httpx_post(url: str) -> AsyncIterator[Send]:
+    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as http:
+        path = _path()
+
+        async def send(track_id: int | str) -> int:
+            response = await http.post(path, content=_body(track_id), headers=_HEADERS)
+            response.raise_for_status()
+            return 1 if response.content else 0
+
+        yield send
+
+
+@asynccontextmanager
+async def httpx_post_decode(url: str) -> AsyncIterator[Send]:
+    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as http:
+        path = _path()
+
+        async def send(track_id: int | str) -> int:
+            response = await http.post(path, content=_body(track_id), headers=_HEADERS)
+            response.raise_for_status()
+            return len(_DECODER.decode(response.content).response.data)
+
+        yield send
+
+
+@asynccontextmanager
+async def organik(url: str) -> AsyncIterator[Send]:
+    async with OrganikClient(DEMO_API_KEY, base_url=url) as client:
+
+        async def send(track_id: int | str) -> int:
+            return len(await client.detailed_report(gsm_track_ids=[track_id]))
+
+        yield send
+
+
+@asynccontextmanager
+async def organik_one_worker(url: str) -> AsyncIterator[Send]:
+    async with OrganikClient(DEMO_API_KEY, base_url=url, max_concurrency=1) as client:
+
+        async def send(track_id: int | str) -> int:
+            return len(await client.detailed_report(gsm_track_ids=[track_id]))
+
+        yield send
+
+
+@asynccontextmanager
+async def organik_aiohttp(url: str) -> AsyncIterator[Send]:
+    async with OrganikClient(DEMO_API_KEY, base_url=url, transport=AiohttpTransport()) as client:
+
+        async def send(track_id: int | str) -> int:
+            return len(await client.detailed_report(gsm_track_ids=[track_id]))
+
+        yield send
+
+
+@asynccontextmanager
+async def aiohttp_post(url: str) -> AsyncIterator[Send]:
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+    async with aiohttp.ClientSession(url, timeout=timeout) as session:
+        path = _path()
+
+        async def send(track_id: int | str) -> int:
+            async with session.post(path, data=_body(track_id), headers=_HEADERS) as response:
+                response.raise_for_status()
+                return 1 if await response.read() else 0
+
+        yield send
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    key: str
+    name: str
+    open: Opener
+
+
+METHODS: Final = (
+    Method("httpx_post", "bare httpx.AsyncClient.post (bytes read)", httpx_post),
+    Method("httpx_post_decode", "bare httpx post + msgspec decode", httpx_post_decode),
+    Method("organik", "organik_async detailed_report, defaults", organik),
+    Method(
+        "organik_one_worker",
+        "organik_async, max_concurrency=1 (one worker task, not 8)",
+        organik_one_worker,
+    ),
+    Method("organik_aiohttp", "organik_async + its aiohttp transport", organik_aiohttp),
+    Method("aiohttp_post", "bare aiohttp ClientSession.post (bytes read)", aiohttp_post),
+)
+BASELINE: Final = "httpx_post"
+
+
+@dataclass(slots=True)
+class Point:
+    method: str
+    name: str
+    requests: int = 0
+    client_cpu: list[float] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)
+    others: list[float] = field(default_factory=list)
+    failure: str = ""
+
+    def add(self, usage: CpuUsage, requests: int) -> None:
+        self.requests = requests
+        self.client_cpu.append(usage.client)
+        self.walls.append(usage.wall)
+        self.others.append(usage.others)
+
+    @property
+    def us_per_request_each(self) -> list[float]:
+        return [c / self.requests * 1e6 for c in self.client_cpu]
+
+    @property
+    def us_per_request(self) -> float:
+        return median(self.us_per_request_each) if self.client_cpu else float("nan")
+
+    @property
+    def wall_us_per_request(self) -> float:
+        return median([w / self.requests * 1e6 for w in self.walls]) if self.walls else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "name": self.name,
+            "requests": self.requests,
+            "client_us_per_request": self.us_per_request,
+            "client_us_per_request_spread": spread(self.us_per_request_each),
+            "wall_us_per_request": self.wall_us_per_request,
+            "client_cpu": self.client_cpu,
+            "walls": self.walls,
+            "others_cpu": self.others,
+            "failure": self.failure,
+        }
+
+
+async def _measure(
+    method: Method, url: str, ids: Sequence[int | str], server_pid: int
+) -> tuple[CpuUsage, int]:
+    async with method.open(url) as send:
+        for track_id in ids[:20]:  # untimed: connection, imports, caches
+            await send(track_id)
+        gc.collect()
+        meter = CpuMeter(server_pid)
+        got = 0
+        for track_id in ids:
+            got += await send(track_id)
+        usage = meter.stop()
+    if got != len(ids):
+        raise RuntimeError(f"{method.name}: {got} answers for {len(ids)} requests")
+    return usage, len(ids)
+
+
+def run_overhead(
+    *,
+    requests: int,
+    rounds: int,
+    methods: Sequence[Method],
+    pin: bool,
+    log: Log,
+    before_round: Callable[[], object] = lambda: None,
+) -> list[Point]:
+    ids = list(Dataset.generate(DATASET_ROWS).gsm_track_ids())[:requests]
+    points = {m.key: Point(m.key, m.name) for m in methods}
+    with SimulatorServer(DATASET_ROWS, pin=pin) as server:
+        log(f"overhead: server up in {server.startup_seconds:.1f}s at {server.url}")
+        for round_ in range(rounds):
+            before_round()
+            for method in methods if round_ % 2 == 0 else methods[::-1]:
+                point = points[method.key]
+                if point.failure:
+                    continue
+                try:
+                    usage, count = asyncio.run(_measure(method, server.url, ids, server.pid))
+                except Exception as exc:
+                    point.failure = f"{type(exc).__name__}: {exc}"[:300]
+                    log(f"  {method.key} FAILED: {point.failure}")
+                    continue
+                point.add(usage, count)
+                log(
+                    f"  round {round_ + 1} {method.key:<18} "
+                    f"{usage.client / count * 1e6:7.1f} µs CPU/request, "
+                    f"{usage.wall / count * 1e6:7.1f} µs wall/request"
+                )
+    return list(points.values())
+
+
+def overhead_markdown(points: Sequence[Point], *, requests: int, rounds: int) -> str:
+    base = next((p for p in points if p.method == BASELINE and p.client_cpu), None)
+    headers = [
+        "method", "client CPU µs/request", "±", "vs bare httpx post", "wall µs/request",
+        "others' CPU",
+    ]  # fmt: skip
+    lines = []
+    for p in points:
+        if not p.client_cpu:
+            lines.append([p.name, "failed", "", "", "", ""])
+            continue
+        others = sum(p.others) / sum(p.walls) if p.walls else 0.0
+        lines.append(
+            [
+                p.name,
+                f"{p.us_per_request:,.0f}",
+                f"{spread(p.us_per_request_each):.0%}",
+                f"{p.us_per_request / base.us_per_request:.2f} x" if base else "-",
+                f"{p.wall_us_per_request:,.0f}",
+                others_cell(others),
+            ]
+        )
+    title = (
+        f"### Per-request overhead: one ID per request, one-row answers, {requests:,} "
+        "requests in sequence\n\n"
+        "Client CPU time per request (this process), median of "
+        f"{rounds} timed runs, methods taking turns; wall µs/request includes the server's "
+        "time (its own process, the other CPU). Target (issue 11): organik_async at most "
+        "1.1 x the bare httpx post."
+    )
+    return title + "\n\n" + markdown_table(headers, lines)
