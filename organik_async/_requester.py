@@ -248,7 +248,8 @@ class Requester:
             limit is not None
             and limit.limit > 1
             and is_pushback(error)
-            and getattr(error, "retry_after", None) is None
+            and isinstance(error, APIError | HTTPStatusError)
+            and error.retry_after is None
         )
 
     async def _throttled(
