@@ -301,7 +301,7 @@ def _kind_of(row: DetailedReport, wanted: Mapping[IdKind, set[Id]]) -> IdKind:
         elif kind == "delivery_track_ids":
             value = row.delivery_track_id
         else:
-            value = canonical_id(row.gsm_track_id)
+            value = row.gsm_track_id
         if value is not None and canonical_id(value) in ids:
             return kind
     return next(iter(wanted))

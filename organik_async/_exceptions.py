@@ -41,7 +41,7 @@ from typing import Literal
 
 import msgspec
 
-from ._models import DetailedReport, Format, Id, IdArguments, IdKind
+from ._models import DetailedReport, Format, Id, IdArguments, IdKind, id_arguments
 
 __all__ = [
     "API_ERROR_CODES",
@@ -311,9 +311,7 @@ class BatchFailure(msgspec.Struct, frozen=True):
     @property
     def id_arguments(self) -> IdArguments:
         """``await client.detailed_report(**failure.id_arguments)`` retries just these."""
-        arguments: IdArguments = {}
-        arguments[self.kind] = list(self.ids)
-        return arguments
+        return id_arguments(self.kind, self.ids)
 
 
 class BulkReportError(OrganikError):

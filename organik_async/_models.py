@@ -32,6 +32,7 @@ __all__ = [
     "IdSource",
     "Progress",
     "canonical_id",
+    "id_arguments",
     "validate_id",
 ]
 
@@ -57,6 +58,13 @@ class IdArguments(TypedDict, total=False):
     transaction_ids: list[Id]
     delivery_track_ids: list[Id]
     gsm_track_ids: list[Id]
+
+
+def id_arguments(kind: IdKind, ids: Iterable[Id]) -> IdArguments:
+    """``ids`` of one ``kind`` as keyword arguments for a report call."""
+    arguments: IdArguments = {}
+    arguments[kind] = list(ids)
+    return arguments
 
 
 def validate_id(value: object, kind: str) -> Id:
@@ -298,9 +306,7 @@ class BatchResult(msgspec.Struct, frozen=True):
     @property
     def id_arguments(self) -> IdArguments:
         """The IDs as keyword arguments: ``client.detailed_report(**result.id_arguments)``."""
-        arguments: IdArguments = {}
-        arguments[self.kind] = list(self.ids)
-        return arguments
+        return id_arguments(self.kind, self.ids)
 
 
 class Progress(msgspec.Struct, frozen=True):

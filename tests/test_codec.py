@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from seed_rows import SEED_ROW
 
 from organik_async import DetailedReport, Format, IdKind, _codec
 from organik_async._codec import (
@@ -478,21 +479,7 @@ DEEP = 5_000  # far past Python's recursion limit (1 000)
 
 
 def json_row(**changes: object) -> dict[str, object]:
-    row: dict[str, object] = {
-        "gsm": 905445359675,
-        "transaction_id": 14094857,
-        "gsm_track_id": 410471976,
-        "delivery_track_id": "b627ffe79fc148e8ea7425222c4ed8",
-        "create_date": "2016-11-02 11:47:38",
-        "start_date": "2016-11-02 11:47:38",
-        "finish_date": "2016-11-02 12:47:42",
-        "status": 2,
-        "sms_count": 1,
-        "credit_amount": 1,
-        "is_foreign_gsm": False,
-    }
-    row.update(changes)
-    return row
+    return {**SEED_ROW, "is_foreign_gsm": False, **changes}
 
 
 def json_answer(*rows: dict[str, object]) -> bytes:
