@@ -24,6 +24,8 @@ from typing import Any, Final, Self, Unpack
 
 import httpx
 
+from ._aiohttp import AVAILABLE as AIOHTTP_AVAILABLE
+from ._aiohttp import AiohttpPool
 from ._bulk import Batches, BulkOptions, BulkRun, ReportStream, Rows, check_sources, collect
 from ._exceptions import AuthenticationError
 from ._follow import FollowStream
@@ -33,6 +35,7 @@ from ._models import (
     BatchSizes,
     DetailedReport,
     Format,
+    HttpBackend,
     Id,
     IdKind,
     IdSource,
@@ -147,7 +150,10 @@ class OrganikClient:
 
     Pass ``http_client`` to use your own ``httpx.AsyncClient`` as is (we never
     close it), or ``transport`` for a custom httpx transport (the simulator's
-    in-process one, say). Without either, the client owns its pools.
+    in-process one, say). Without either, the client owns its pools, and
+    ``http_backend`` picks what sends: ``"auto"`` (aiohttp on asyncio when it
+    is installed and httpx is not mocked, httpx otherwise), ``"httpx"`` or
+    ``"aiohttp"`` (asyncio only).
 
     ``base_url`` defaults to the ``ORGANIK_BASE_URL`` environment variable,
     else the provider's; ``api_key`` to ``ORGANIK_API_KEY``. Settings are
@@ -180,6 +186,7 @@ class OrganikClient:
         adaptive_concurrency: bool = True,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        http_backend: HttpBackend = "auto",
     ) -> None:
         # The key never sits in a plain local: a traceback with locals shows reprs.
         secret = Secret(api_key) if isinstance(api_key, str) else api_key
@@ -211,6 +218,12 @@ class OrganikClient:
         check_positive_int("pool_size", pool_size)
         if http_client is not None and transport is not None:
             raise ValueError("pass http_client or transport, not both")
+        aiohttp_pool = self._aiohttp_pool(
+            http_backend,
+            custom=http_client is not None or transport is not None,
+            max_connections=max_connections,
+            secure=url.startswith("https:"),
+        )
         self._ssl_context: ssl.SSLContext | None = None
         pool_timeout = settings.timeout
         if http_client is not None:
@@ -238,15 +251,42 @@ class OrganikClient:
             owns_pools=http_client is None,
             rate_limiter=rate_limiter,
             concurrency=AdaptiveLimit(max_connections) if adaptive_concurrency else None,
+            http_backend=http_backend,
+            aiohttp_pool=aiohttp_pool,
         )
+
+    def _aiohttp_pool(
+        self, backend: object, *, custom: bool, max_connections: int, secure: bool
+    ) -> AiohttpPool | None:
+        if backend not in ("auto", "httpx", "aiohttp"):
+            raise ValueError(f"http_backend must be 'auto', 'httpx' or 'aiohttp': {backend!r}")
+        if backend == "aiohttp":
+            if custom:
+                raise ValueError(
+                    "http_backend='aiohttp' sends by itself: pass no http_client or transport"
+                )
+            if not AIOHTTP_AVAILABLE:
+                raise ValueError(
+                    "http_backend='aiohttp' needs aiohttp: pip install 'organik_async[aiohttp]'"
+                )
+        if backend == "httpx" or custom or not AIOHTTP_AVAILABLE:
+            return None
+        return AiohttpPool(
+            max_connections=max_connections,
+            secure=secure,
+            ssl_context=self._shared_ssl_context,
+        )
+
+    def _shared_ssl_context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context()
+        return self._ssl_context
 
     def _new_pool(self, size: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
         # Building an AsyncClient loads the CA store (~24 ms); one SSL context,
         # made when the first pool opens, serves them all (~0.1 ms each after).
-        if self._ssl_context is None:
-            self._ssl_context = httpx.create_ssl_context()
         return httpx.AsyncClient(
-            timeout=timeout, verify=self._ssl_context, limits=_pool_limits(size)
+            timeout=timeout, verify=self._shared_ssl_context(), limits=_pool_limits(size)
         )
 
     def with_options(self, **changes: Unpack[SettingChanges]) -> OrganikClient:
@@ -306,6 +346,11 @@ class OrganikClient:
     @property
     def unreachable_after(self) -> int:
         return self._settings.unreachable_after
+
+    @property
+    def http_backend(self) -> HttpBackend:
+        """What sends requests, as asked: ``"auto"``, ``"httpx"`` or ``"aiohttp"``."""
+        return self._requester.http_backend
 
     @property
     def rate_limit(self) -> float | None:

@@ -37,7 +37,7 @@ retried, and whether it means "no records". Every consumer reads it.
 import builtins
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, Self
 
 import msgspec
 
@@ -264,6 +264,15 @@ class ResponseTooLargeError(OrganikError):
 
     Lower the batch size (fewer IDs per request) or raise the limit.
     """
+
+    @classmethod
+    def for_size(cls, size: int, limit: int, *, request: RequestInfo) -> Self:
+        """The error for an answer of ``size`` bytes (or more) against ``limit``."""
+        return cls(
+            f"answer of {size} bytes or more exceeds max_response_bytes={limit}; "
+            "send fewer IDs per request or raise the limit",
+            request=request,
+        )
 
 
 class StillPendingError(OrganikError):

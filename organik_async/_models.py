@@ -26,6 +26,7 @@ __all__ = [
     "DeliveryStatus",
     "DetailedReport",
     "Format",
+    "HttpBackend",
     "Id",
     "IdArguments",
     "IdKind",
@@ -38,6 +39,10 @@ __all__ = [
 
 Format = Literal["json", "xml"]
 """A wire format: the two values the URL's type segments take."""
+
+HttpBackend = Literal["auto", "httpx", "aiohttp"]
+"""What sends requests: ``"auto"`` is aiohttp on asyncio when it is installed
+(and httpx is not mocked), httpx otherwise."""
 
 IdKind = Literal["transaction_ids", "delivery_track_ids", "gsm_track_ids"]
 """The three kinds of ID a request can carry, named as the request body names them."""

@@ -12,7 +12,7 @@ are all caught.
 
 :class:`Secret` holds the key itself: its ``repr`` is masked, so a traceback
 formatted with ``capture_locals=True`` does not show it. :func:`install_log_filter`
-puts one filter on the ``organik_async``, ``httpx`` and ``httpcore`` loggers that
+puts one filter on the ``organik_async``, ``httpx``, ``httpcore`` and ``aiohttp`` loggers that
 applies every live client's redactor to each record they emit.
 """
 
@@ -41,6 +41,9 @@ _LOGGERS: Final = (
     "httpcore.http2",
     "httpcore.proxy",
     "httpcore.socks",
+    "aiohttp",
+    "aiohttp.client",
+    "aiohttp.internal",
 )
 
 

@@ -1,7 +1,8 @@
-"""One request, done right: the only place that talks to httpx.
+"""One request, done right: the only place that talks to httpx (or aiohttp).
 
-A request here means: take a turn in the rate budget, borrow a small pool,
-POST the body to the URL, read at most ``max_response_bytes``, decode, map
+A request here means: take a turn in the rate budget, borrow a small pool
+(or, on asyncio with aiohttp installed, the one aiohttp session of
+``_aiohttp``), POST the body to the URL, read at most ``max_response_bytes``, decode, map
 whatever went wrong onto the exception tree (:func:`error_for` decides the
 class, from :data:`PROVIDER_CODES` and the HTTP status), and retry what the
 :class:`RetryPolicy` says is worth retrying. Batching and fan-out live above,
@@ -15,6 +16,7 @@ are built once, as httpx objects.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import math
@@ -27,7 +29,8 @@ from typing import Final, cast
 import anyio
 import httpx
 
-from . import _retry
+from . import _aiohttp, _retry
+from ._aiohttp import AiohttpPool
 from ._codec import BodyError, Decoded, ProviderError, decode, encode_request
 from ._exceptions import (
     PROVIDER_CODES,
@@ -43,14 +46,21 @@ from ._exceptions import (
     TimeoutError,
     TransportError,
 )
-from ._models import DetailedReport, Format, Id, IdKind
+from ._models import DetailedReport, Format, HttpBackend, Id, IdKind
 from ._options import Settings
 from ._pool import PoolSet
 from ._ratelimit import AdaptiveLimit, RateLimiter, SizeLimit
 from ._redact import Redactor, Secret
 from ._version import __version__
 
-__all__ = ["Reachability", "Requester", "error_for", "is_pushback", "is_too_large"]
+__all__ = [
+    "Reachability",
+    "Requester",
+    "error_for",
+    "is_pushback",
+    "is_too_large",
+]
+
 
 logger = logging.getLogger("organik_async")
 
@@ -69,18 +79,15 @@ class _State(enum.Enum):
 class _Route:
     """The URL and headers for one pair of formats, built once."""
 
-    __slots__ = ("headers", "shown", "url")
+    __slots__ = ("headers", "media", "shown", "text", "url")
 
     def __init__(self, url: str, shown: str, request: Format, answer: Format) -> None:
+        self.text = url
         self.url = httpx.URL(url)
         self.shown = shown
-        self.headers = httpx.Headers(
-            {
-                "Content-Type": _MEDIA_TYPES[request],
-                "Accept": _MEDIA_TYPES[answer],
-                "User-Agent": USER_AGENT,
-            }
-        )
+        media = {"Content-Type": _MEDIA_TYPES[request], "Accept": _MEDIA_TYPES[answer]}
+        self.headers = httpx.Headers({**media, "User-Agent": USER_AGENT})
+        self.media = media  # aiohttp's session adds its own User-Agent
 
     def __repr__(self) -> str:
         return f"<_Route {self.shown}>"
@@ -99,6 +106,8 @@ class Requester:
         owns_pools: bool,
         rate_limiter: RateLimiter | None,
         concurrency: AdaptiveLimit | None,
+        http_backend: HttpBackend = "httpx",
+        aiohttp_pool: AiohttpPool | None = None,
     ) -> None:
         self._key = api_key
         self._base_url = base_url
@@ -111,6 +120,9 @@ class Requester:
         self._routes: dict[tuple[Format, Format], _Route] = {}
         self._state = _State.UNOPENED
         self._active: set[anyio.CancelScope] = set()
+        self.http_backend: HttpBackend = http_backend
+        self._aiohttp = aiohttp_pool
+        self._on_asyncio: bool | None = None  # learnt on the first request
 
     def __repr__(self) -> str:
         return f"<Requester {self.redactor.text(self._base_url)} {self._state.value}>"
@@ -149,6 +161,36 @@ class Requester:
         for scope in list(self._active):
             scope.cancel()
         await self.pools.aclose(close_pools=self._owns_pools)
+        if self._aiohttp is not None:
+            await self._aiohttp.aclose()
+
+    def _aiohttp_for_this_request(self) -> AiohttpPool | None:
+        """The aiohttp session, when this request goes through it (see ``_aiohttp``).
+
+        "auto" takes it on asyncio unless a mocking library has patched
+        httpx (so mocks keep seeing every request); "aiohttp" on asyncio only.
+        """
+        pool = self._aiohttp
+        if pool is None:
+            return None
+        on_asyncio = self._on_asyncio
+        if on_asyncio is None:
+            on_asyncio = self._on_asyncio = _running_on_asyncio()
+            logger.debug(
+                "http_backend=%r sends through %s",
+                self.http_backend,
+                "aiohttp" if on_asyncio else "httpx (not on asyncio)",
+            )
+        if not on_asyncio:
+            if self.http_backend == "aiohttp":
+                raise ValueError(
+                    "http_backend='aiohttp' runs on asyncio only; "
+                    "use 'auto' (aiohttp on asyncio, httpx elsewhere) or 'httpx'"
+                )
+            return None
+        if self.http_backend == "auto" and _aiohttp.httpx_is_mocked():
+            return None
+        return pool
 
     # --- where requests go --------------------------------------------------------------
 
@@ -277,7 +319,7 @@ class Requester:
         """One try: the rows, or the typed error (returned, so the caller decides)."""
         started = time.perf_counter()
         limit = settings.attempt_timeout
-        sent: tuple[int, httpx.Headers, bytes] | OrganikError | None = None
+        sent: tuple[int, Mapping[str, str], bytes] | OrganikError | None = None
         with anyio.CancelScope(
             deadline=math.inf if limit is None else anyio.current_time() + limit
         ):
@@ -301,12 +343,15 @@ class Requester:
 
     async def _send(
         self, route: _Route, body: bytes, info: RequestInfo, settings: Settings
-    ) -> tuple[int, httpx.Headers, bytes] | OrganikError:
+    ) -> tuple[int, Mapping[str, str], bytes] | OrganikError:
         """POST and read the answer; a failure is returned as our error, never chained.
 
         The httpx exception is dropped before anything is raised (it carries the
         URL, and so the key); only its type name and redacted text survive.
         """
+        aiohttp_pool = self._aiohttp_for_this_request()
+        if aiohttp_pool is not None:
+            return await self._send_aiohttp(aiohttp_pool, route, body, info, settings)
         try:
             async with (
                 self.pools.acquire() as pool,
@@ -350,11 +395,44 @@ class Requester:
                 raise
             return ClientClosedError("the client was closed during this request", request=info)
 
-    def _cause(self, exc: Exception) -> str:
+    async def _send_aiohttp(
+        self, pool: AiohttpPool, route: _Route, body: bytes, info: RequestInfo, settings: Settings
+    ) -> tuple[int, Mapping[str, str], bytes] | OrganikError:
+        """:meth:`_send` through aiohttp: its errors mapped as httpx's are."""
+        try:
+            return await pool.post(
+                route.text,
+                route.media,
+                body,
+                timeouts=settings.timeout,
+                limit=settings.max_response_bytes,
+                info=info,
+            )
+        except (ResponseTooLargeError, DecodeError) as exc:
+            return exc.with_traceback(None)  # the reading frames hold the answer
+        except pool.connect_errors as exc:
+            return _CouldNotConnect(
+                f"could not connect ({type(exc).__name__})", cause=self._cause(exc), request=info
+            )
+        except pool.timeout_errors as exc:
+            return TimeoutError(
+                f"timed out ({type(exc).__name__})", cause=self._cause(exc), request=info
+            )
+        except pool.transport_errors as exc:
+            return TransportError(
+                f"request failed ({type(exc).__name__})", cause=self._cause(exc), request=info
+            )
+        except RuntimeError:
+            # aclose() closed the session while this request waited for it.
+            if not self.is_closed:
+                raise
+            return ClientClosedError("the client was closed during this request", request=info)
+
+    def _cause(self, exc: BaseException) -> str:
         return self.redactor.text(f"{type(exc).__name__}: {exc}")
 
     def _interpret(
-        self, status: int, headers: httpx.Headers, raw: bytes, info: RequestInfo, fmt: Format
+        self, status: int, headers: Mapping[str, str], raw: bytes, info: RequestInfo, fmt: Format
     ) -> list[DetailedReport] | OrganikError:
         """Turn an answer into rows or the one error that describes it best."""
         ok = 200 <= status < 300
@@ -518,7 +596,7 @@ async def _read_capped(response: httpx.Response, info: RequestInfo, limit: int) 
     declared = response.headers.get("content-length", "")
     # isascii: "²".isdigit() is true; [:20]: int() refuses over 4 300 digits.
     if declared.isascii() and declared.isdigit() and int(declared[:20]) > limit:
-        raise ResponseTooLargeError(_too_large(int(declared[:20]), limit), request=info)
+        raise ResponseTooLargeError.for_size(int(declared[:20]), limit, request=info)
     chunks: list[bytes] = []
     size = 0
     undecodable = False
@@ -530,7 +608,7 @@ async def _read_capped(response: httpx.Response, info: RequestInfo, limit: int) 
             async for chunk in body:
                 size += len(chunk)
                 if size > limit:
-                    raise ResponseTooLargeError(_too_large(size, limit), request=info)
+                    raise ResponseTooLargeError.for_size(size, limit, request=info)
                 chunks.append(chunk)
     except httpx.DecodingError:
         undecodable = True  # never chained: httpx's error holds the URL, and the key
@@ -543,15 +621,16 @@ async def _read_capped(response: httpx.Response, info: RequestInfo, limit: int) 
     return b"".join(chunks)
 
 
+def _running_on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False  # trio, say
+    return True
+
+
 def _reason(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
-
-
-def _too_large(size: int, limit: int) -> str:
-    return (
-        f"answer of {size} bytes or more exceeds max_response_bytes={limit}; "
-        "send fewer IDs per request or raise the limit"
-    )

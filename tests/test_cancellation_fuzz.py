@@ -113,12 +113,15 @@ def tasks() -> set[object]:
 
 
 def busy_connections(client: OrganikClient) -> int:
-    """Requests httpcore still holds, and connections neither idle nor closed."""
+    """Requests httpcore holds, connections neither idle nor closed, and aiohttp's lent out."""
     busy = 0
     for pool in client._requester.pools.pools:
         core = pool._transport._pool  # type: ignore[attr-defined]
         busy += len(core._requests)
         busy += sum(1 for c in core.connections if not (c.is_idle() or c.is_closed()))
+    session = client._requester._aiohttp._session if client._requester._aiohttp else None
+    if session is not None:  # the aiohttp backend: connections lent out and not returned
+        busy += len(session.connector._acquired)  # type: ignore[union-attr]
     return busy
 
 

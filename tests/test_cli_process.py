@@ -264,8 +264,9 @@ def test_the_key_is_absent_from_every_byte_written(tmp_path: Path, env: dict[str
     streams: list[bytes] = []
     with served(fake) as url:
         done = subprocess.run(
-            script("fetch", "--base-url", url, "-vv", "--transaction-ids", ids, "--retries", "1",
-                   "--batch-size", "2", "--concurrency", "1", "-o", tmp_path / "r.csv",
+            script("fetch", "--base-url", url, "-vv", "--http-backend", "httpx",
+                   "--transaction-ids", ids, "--retries", "1", "--batch-size", "2",
+                   "--concurrency", "1", "-o", tmp_path / "r.csv",
                    "--summary-json", tmp_path / "s.json"),
             env=env,
             capture_output=True,

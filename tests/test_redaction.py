@@ -464,7 +464,10 @@ async def test_httpcore_debug_logs_never_show_the_key(
     from organik_async.testing import Dataset, FakeOrganikAPI, serve
 
     fake = FakeOrganikAPI(Dataset.generate(50, seed=1), api_keys=[KEY])
-    async with serve(fake) as base_url, OrganikClient(KEY, base_url=base_url) as client:
+    async with (
+        serve(fake) as base_url,
+        OrganikClient(KEY, base_url=base_url, http_backend="httpx") as client,
+    ):
         with anyio.fail_after(10):
             await client.detailed_report(transaction_ids=fake.dataset.transaction_ids[:2])
     assert any(r.name.startswith("httpcore.") for r in debug_logs.records)

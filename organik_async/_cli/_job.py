@@ -110,6 +110,7 @@ class ClientOptions:
     rate_limit: float | None = None
     retries: int | None = None
     timeout: float | None = None
+    http_backend: str = "auto"
     extra: Mapping[str, Any] = field(default_factory=dict)
     """More constructor keywords (tests pass ``backoff_base=0``)."""
 
@@ -123,6 +124,7 @@ class ClientOptions:
             "rate_limit": self.rate_limit,
             "max_retries": self.retries,
             "timeout": self.timeout,
+            "http_backend": self.http_backend,
         }
         return {k: v for k, v in chosen.items() if v is not None} | dict(self.extra)
 
