@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -52,6 +52,28 @@ def can_pin() -> bool:
 def pin_to(cpu: int) -> None:
     """Pin this process (and the threads and children it starts later) to ``cpu``."""
     os.sched_setaffinity(0, {cpu})
+
+
+_STARTING_CPUS: Final = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+"""The CPUs this process could use before anything pinned it."""
+
+
+@contextlib.contextmanager
+def unpinned() -> Iterator[None]:
+    """Let this thread, and the threads it starts meanwhile, use every CPU it started with.
+
+    For a part whose server runs in a thread of this process (``tuning``): pinned
+    with the client, it would share one core where it was measured on two.
+    """
+    if _STARTING_CPUS is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, _STARTING_CPUS)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -426,6 +448,11 @@ def median(values: Sequence[float]) -> float:
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def mark(ok: bool) -> str:
+    """How a target's line starts in the reports."""
+    return "MET:" if ok else "NOT MET:"
 
 
 def percent(fraction: float) -> str:
