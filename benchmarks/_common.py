@@ -1,5 +1,5 @@
 """What every benchmark shares: CPU pinning, the simulator's server process,
-CPU and memory readings, Markdown tables, and the results files.
+CPU and memory readings, rounds taken in turns, Markdown tables, and the results files.
 
 The server always runs in its own process (``python -m organik_async.testing
 serve``) pinned to one CPU, and the client being measured on the other, so
@@ -23,14 +23,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, Self
+from typing import IO, Any, Final, Self, TypeVar
 
 import msgspec
+
+T = TypeVar("T")
 
 CLIENT_CPU: Final = 0
 SERVER_CPU: Final = 1
@@ -489,6 +491,23 @@ def wait_until_quiet(max_wait: float, log: Log) -> float:
                 log(f"other processes use {share:.0%} of a core")
             return share
         log(f"waiting for a quiet machine (others use {share:.0%} of a core)")
+
+
+def in_turns(
+    cases: Sequence[T], rounds: int, before_round: Callable[[], object] = lambda: None
+) -> Iterator[tuple[int, T]]:
+    """``(round, case)``: every case once a round, in reverse order every other round, so
+    a slow phase of the shared machine falls on all of them alike; ``before_round`` is
+    called before each round (the suite's ``--wait-quiet`` waits there)."""
+    for round_ in range(rounds):
+        before_round()
+        for case in cases if round_ % 2 == 0 else cases[::-1]:
+            yield round_, case
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a table says of a method that failed (its timings stop there)."""
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def mib(size: float) -> str:

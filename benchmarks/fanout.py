@@ -42,6 +42,7 @@ from ._common import (
     CpuUsage,
     Log,
     SimulatorServer,
+    in_turns,
     markdown_table,
     median,
     others_cell,
@@ -232,16 +233,15 @@ def run_scenario(
     points = {case: Point(case) for case in cases}
     with SimulatorServer(rows, latency=scenario.latency, pin=pin) as server:
         log(f"{scenario.name}: server up in {server.startup_seconds:.1f}s at {server.url}")
-        for round_ in range(repeat):
-            for case in cases if round_ % 2 == 0 else cases[::-1]:
-                point = points[case]
-                if point.failure:
-                    continue
-                anyio.run(
-                    _measure_once, case, scenario, ids, server.pid, server.url, point,
-                    backend=backend,
-                )  # fmt: skip
-                _log_point(log, point)
+        for _, case in in_turns(cases, repeat):
+            point = points[case]
+            if point.failure:
+                continue
+            anyio.run(
+                _measure_once, case, scenario, ids, server.pid, server.url, point,
+                backend=backend,
+            )  # fmt: skip
+            _log_point(log, point)
     return list(points.values()), server
 
 
