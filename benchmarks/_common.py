@@ -143,11 +143,16 @@ class CpuMeter:
 # --- answers ---------------------------------------------------------------------------
 
 
+def report_path(fmt: str = "json") -> str:
+    """The report endpoint's path for the simulator's demo key (``fmt`` both ways)."""
+    from organik_async.testing import DEMO_API_KEY
+
+    return f"/v2/{DEMO_API_KEY}/detailedreport/{fmt}/"
+
+
 async def _fetch_answer(fake: Any, ids: list[int | str], fmt: str) -> bytes:
     import httpx
     import xmltodict
-
-    from organik_async.testing import DEMO_API_KEY
 
     body: bytes
     if fmt == "json":
@@ -155,7 +160,7 @@ async def _fetch_answer(fake: Any, ids: list[int | str], fmt: str) -> bytes:
     else:
         body = xmltodict.unparse({"document": {"data": {"gsm_track_ids": ids}}}).encode()
     async with httpx.AsyncClient(transport=fake.transport(), base_url="http://sim") as http:
-        response = await http.post(f"/v2/{DEMO_API_KEY}/detailedreport/{fmt}/", content=body)
+        response = await http.post(report_path(fmt), content=body)
         response.raise_for_status()
         return response.content
 

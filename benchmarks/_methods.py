@@ -6,7 +6,7 @@ instead. Each way is a :class:`Method` (a key for ``--methods`` and the ratio
 lines, a name for the tables, and how to open it). The organik_async ones are
 built from :data:`ORGANIK_VARIANTS`, one line of client keywords each, so a
 client setting worth comparing is one new line there, in both parts' tables.
-The hand-written code shares the endpoint's path and the typed-rows decoder;
+The hand-written code shares the typed-rows decoder;
 each method's timed calls are kept as :class:`Timings`.
 """
 
@@ -70,11 +70,6 @@ backend", {"http_backend": "httpx"})``, and e2e then judges the httpx targets on
 
 
 # --- the hand-written code ----------------------------------------------------------------
-
-
-def report_path() -> str:
-    """The report endpoint's path for the simulator's demo key (JSON both ways)."""
-    return f"/v2/{DEMO_API_KEY}/detailedreport/json/"
 
 
 class _Response(msgspec.Struct, frozen=True):

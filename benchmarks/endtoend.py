@@ -61,6 +61,7 @@ from ._common import (
     median,
     others_cell,
     percent,
+    report_path,
     spread,
 )
 from ._methods import (
@@ -69,7 +70,6 @@ from ._methods import (
     ClientVariant,
     Method,
     Timings,
-    report_path,
 )
 
 DEFAULT_ROWS: Final = 200_000

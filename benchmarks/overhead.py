@@ -47,6 +47,7 @@ from ._common import (
     markdown_table,
     median,
     others_cell,
+    report_path,
     spread,
 )
 from ._methods import (
@@ -55,7 +56,6 @@ from ._methods import (
     ClientVariant,
     Method,
     Timings,
-    report_path,
 )
 
 DEFAULT_REQUESTS: Final = 1_000
