@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from typing import Any, Final
 
@@ -203,3 +204,7 @@ def tuning_verdicts(figures: dict[str, Any]) -> list[str]:
             f"(target < {s['target_refusals_below']:.1f}), every row: {call['every_row']}"
         )
     return verdicts
+
+
+if __name__ == "__main__":  # the part's old command
+    sys.exit("this part runs as: python -m benchmarks tuning [--tuning-rows N] [--rounds PAIRS]")
