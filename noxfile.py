@@ -75,7 +75,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def bench(session: nox.Session) -> None:
-    """The benchmark suite (decode, e2e, overhead, simulator, fanout, memory).
+    """The benchmark suite (decode, e2e, overhead, simulator, fanout, memory, tuning).
 
     ``nox -s bench`` runs every part and writes benchmarks/results/ and
     benchmarks/RESULTS.md; ``nox -s bench -- e2e`` runs one part; ``-- --quick``

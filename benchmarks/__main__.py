@@ -13,6 +13,8 @@ minutes at most on the project's 2-core machine:
 ``simulator``  the simulator alone, to show it is not the bottleneck
 ``fanout``     fan-out scaling with 100 ms latency and without (:mod:`benchmarks.fanout`)
 ``memory``     streaming memory at 250 000 and 1 000 000 rows (:mod:`benchmarks.memory`)
+``tuning``     the adaptive concurrency limit and batch size against a capped simulator
+               (:mod:`benchmarks.tuning`)
 
 With no part named, all of them run. Each part writes
 ``benchmarks/results/<part>.json`` (machine, versions, date, command, figures,
@@ -29,6 +31,7 @@ progress to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import decode, endtoend, overhead
+import anyio
+
+from . import decode, endtoend, overhead, tuning
 from ._common import (
     CLIENT_CPU,
     DISTURBED,
@@ -45,8 +50,10 @@ from ._common import (
     can_pin,
     machine_facts,
     machine_lines,
+    mark,
     pin_to,
     read_results,
+    unpinned,
     wait_until_quiet,
     write_results,
 )
@@ -70,7 +77,9 @@ from .memory import (
     run_memory,
 )
 
-PARTS = ("decode", "e2e", "overhead", "simulator", "fanout", "memory")
+PARTS = ("decode", "e2e", "overhead", "simulator", "fanout", "memory", "tuning")
+UNPINNED_PARTS = frozenset({"tuning"})
+"""Parts whose server runs in a thread of this process: they run on every CPU."""
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 CHART = RESULTS_DIR / "e2e.png"
 FLAT_TOLERANCE = 0.15
@@ -111,7 +120,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "parts", nargs="*", metavar="PART", help=f"any of {', '.join(PARTS)}, or report"
     )
     parser.add_argument("--quick", action="store_true", help="small versions; no files written")
-    parser.add_argument("--rounds", type=int, help="timed rounds per point (decode/e2e/overhead)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="timed rounds per point (decode/e2e/overhead); tuning: adaptive/fixed pairs",
+    )
     parser.add_argument("--rows", type=int, default=endtoend.DEFAULT_ROWS, help="e2e: rows")
     parser.add_argument(
         "--batch", type=int, default=endtoend.DEFAULT_BATCH, help="e2e: IDs per request"
@@ -130,6 +143,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--latency-ms", type=float, default=100.0, help="fanout: latency")
     parser.add_argument("--sizes", help="memory: dataset sizes (default 250000,1000000)")
+    parser.add_argument("--tuning-rows", type=int, default=tuning.DEFAULT_ROWS, help="tuning: rows")
+    parser.add_argument(
+        "--tuning-latency-ms",
+        type=float,
+        default=tuning.DEFAULT_LATENCY * 1000,
+        help="tuning: the simulator's latency",
+    )
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     parser.add_argument("--no-pin", action="store_true", help="do not pin client and server")
     parser.add_argument(
@@ -160,6 +180,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.rows = min(args.rows, 50_000)
         args.requests = min(args.requests, 200)
+        args.tuning_rows = min(args.tuning_rows, 20_000)
     return args
 
 
@@ -297,7 +318,7 @@ def fanout_verdicts(scenario: Scenario, points: Sequence[Point]) -> list[str]:
             ideal = -(-point.case.batches // c) * scenario.latency
             ratio = point.wall / ideal
             verdicts.append(
-                f"{_mark(ratio <= IDEAL_LIMIT)} {scenario.name}, C={c}: wall {point.wall:.2f}s "
+                f"{mark(ratio <= IDEAL_LIMIT)} {scenario.name}, C={c}: wall {point.wall:.2f}s "
                 f"= {ratio:.2f} x ideal {ideal:.2f}s (target <= {IDEAL_LIMIT})" + _disturbed(point)
             )
     base = default.get(8)
@@ -308,7 +329,7 @@ def fanout_verdicts(scenario: Scenario, points: Sequence[Point]) -> list[str]:
             ratio = point.rows_per_second / base.rows_per_second
             cpu = point.client_us_per_row / base.client_us_per_row
             verdicts.append(
-                f"{_mark(ratio >= 1 - NO_DROP_TOLERANCE)} {scenario.name}, no drop 8 -> {c}: "
+                f"{mark(ratio >= 1 - NO_DROP_TOLERANCE)} {scenario.name}, no drop 8 -> {c}: "
                 f"{point.rows_per_second:,.0f} vs {base.rows_per_second:,.0f} rows/s "
                 f"({ratio:.2f} x; target >= {1 - NO_DROP_TOLERANCE:.2f}; walls ±"
                 f"{point.spread:.0%} / ±{base.spread:.0%}; client CPU per row {cpu:.2f} x)"
@@ -354,7 +375,7 @@ def memory_verdicts(results: Sequence[MemoryResult]) -> list[str]:
 def _peak_verdict(result: MemoryResult) -> str:
     peak_mb = result.peak / 1e6
     return (
-        f"{_mark(peak_mb < PEAK_LIMIT_MB)} memory, {result.case.rows:,} rows by "
+        f"{mark(peak_mb < PEAK_LIMIT_MB)} memory, {result.case.rows:,} rows by "
         f"{result.case.kind}: peak RSS {peak_mb:.0f} MB (target < {PEAK_LIMIT_MB:.0f} MB)"
     )
 
@@ -362,15 +383,23 @@ def _peak_verdict(result: MemoryResult) -> str:
 def _flat_verdict(small: MemoryResult, large: MemoryResult) -> str:
     ratio = large.peak / small.peak
     return (
-        f"{_mark(ratio <= 1 + FLAT_TOLERANCE)} memory flat by {small.case.kind}: peak at "
+        f"{mark(ratio <= 1 + FLAT_TOLERANCE)} memory flat by {small.case.kind}: peak at "
         f"{large.case.rows:,} rows = {ratio:.2f} x peak at {small.case.rows:,} "
         f"(target <= {1 + FLAT_TOLERANCE:.2f}; largest responses "
         f"{large.largest_batch:,} vs {small.largest_batch:,} rows)"
     )
 
 
-def _mark(ok: bool) -> str:
-    return "MET:" if ok else "NOT MET:"
+def run_tuning_part(args: argparse.Namespace, report: Report, log: Log) -> None:
+    pairs = args.rounds or (1 if args.quick else tuning.DEFAULT_PAIRS)
+    latency = args.tuning_latency_ms / 1000
+    with unpinned() if args.pin else contextlib.nullcontext():
+        figures = anyio.run(
+            tuning.run_tuning, args.tuning_rows, pairs, latency, log, backend=args.backend
+        )
+    report.add(tuning.tuning_markdown(figures))
+    report.verdicts += tuning.tuning_verdicts(figures)
+    report.figures = figures
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace, Report, Log], None]] = {
@@ -380,6 +409,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Report, Log], None]] = {
     "simulator": run_simulator,
     "fanout": run_fanout,
     "memory": run_memory_part,
+    "tuning": run_tuning_part,
 }
 
 
@@ -438,7 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.before_round = lambda: wait_until_quiet(args.wait_quiet, log) if args.wait_quiet else 0
     for part in args.parts:
         args.before_round()
-        facts = machine_facts(args.pin)  # the date and load as the part starts
+        pinned = args.pin and part not in UNPINNED_PARTS
+        facts = machine_facts(pinned)  # the date and load as the part starts
         started = time.perf_counter()
         report = Report()
         RUNNERS[part](args, report, log)
@@ -449,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quick:
             report.figures["seconds"] = seconds
             path = write_results(
-                part, report.figures, markdown=report.markdown(), pinned=args.pin, facts=facts
+                part, report.figures, markdown=report.markdown(), pinned=pinned, facts=facts
             )
             log(f"wrote {path}")
     if not args.quick:

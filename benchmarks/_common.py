@@ -1,5 +1,5 @@
 """What every benchmark shares: CPU pinning, the simulator's server process,
-CPU and memory readings, Markdown tables, and the results files.
+CPU and memory readings, rounds taken in turns, Markdown tables, and the results files.
 
 The server always runs in its own process (``python -m organik_async.testing
 serve``) pinned to one CPU, and the client being measured on the other, so
@@ -23,14 +23,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, Self
+from typing import IO, Any, Final, Self, TypeVar
 
 import msgspec
+
+T = TypeVar("T")
 
 CLIENT_CPU: Final = 0
 SERVER_CPU: Final = 1
@@ -52,6 +54,28 @@ def can_pin() -> bool:
 def pin_to(cpu: int) -> None:
     """Pin this process (and the threads and children it starts later) to ``cpu``."""
     os.sched_setaffinity(0, {cpu})
+
+
+_STARTING_CPUS: Final = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+"""The CPUs this process could use before anything pinned it."""
+
+
+@contextlib.contextmanager
+def unpinned() -> Iterator[None]:
+    """Let this thread, and the threads it starts meanwhile, use every CPU it started with.
+
+    For a part whose server runs in a thread of this process (``tuning``): pinned
+    with the client, it would share one core where it was measured on two.
+    """
+    if _STARTING_CPUS is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, _STARTING_CPUS)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -119,11 +143,16 @@ class CpuMeter:
 # --- answers ---------------------------------------------------------------------------
 
 
+def report_path(fmt: str = "json") -> str:
+    """The report endpoint's path for the simulator's demo key (``fmt`` both ways)."""
+    from organik_async.testing import DEMO_API_KEY
+
+    return f"/v2/{DEMO_API_KEY}/detailedreport/{fmt}/"
+
+
 async def _fetch_answer(fake: Any, ids: list[int | str], fmt: str) -> bytes:
     import httpx
     import xmltodict
-
-    from organik_async.testing import DEMO_API_KEY
 
     body: bytes
     if fmt == "json":
@@ -131,7 +160,7 @@ async def _fetch_answer(fake: Any, ids: list[int | str], fmt: str) -> bytes:
     else:
         body = xmltodict.unparse({"document": {"data": {"gsm_track_ids": ids}}}).encode()
     async with httpx.AsyncClient(transport=fake.transport(), base_url="http://sim") as http:
-        response = await http.post(f"/v2/{DEMO_API_KEY}/detailedreport/{fmt}/", content=body)
+        response = await http.post(report_path(fmt), content=body)
         response.raise_for_status()
         return response.content
 
@@ -428,6 +457,11 @@ def median(values: Sequence[float]) -> float:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def mark(ok: bool) -> str:
+    """How a target's line starts in the reports."""
+    return "MET:" if ok else "NOT MET:"
+
+
 def percent(fraction: float) -> str:
     return f"{fraction:.0%}"
 
@@ -462,6 +496,23 @@ def wait_until_quiet(max_wait: float, log: Log) -> float:
                 log(f"other processes use {share:.0%} of a core")
             return share
         log(f"waiting for a quiet machine (others use {share:.0%} of a core)")
+
+
+def in_turns(
+    cases: Sequence[T], rounds: int, before_round: Callable[[], object] = lambda: None
+) -> Iterator[tuple[int, T]]:
+    """``(round, case)``: every case once a round, in reverse order every other round, so
+    a slow phase of the shared machine falls on all of them alike; ``before_round`` is
+    called before each round (the suite's ``--wait-quiet`` waits there)."""
+    for round_ in range(rounds):
+        before_round()
+        for case in cases if round_ % 2 == 0 else cases[::-1]:
+            yield round_, case
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a table says of a method that failed (its timings stop there)."""
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def mib(size: float) -> str:

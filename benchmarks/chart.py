@@ -17,12 +17,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the backend
 
 SHORT_NAMES = {
-    "organik": "organik_async\n(defaults, httpx)",
+    "organik": "organik_async\n(defaults)",
+    "organik_httpx": "organik_async\n(httpx backend)",
     "organik_aiohttp": "organik_async\n+ aiohttp transport",
     "httpx_loop": "httpx loop\n+ json.loads",
     "aiohttp_orjson": "aiohttp loop\n+ orjson",
     "aiohttp_msgspec": "aiohttp loop\n+ msgspec Structs",
 }
+"""Tick labels by method key; a method not named here is labelled by its key."""
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
 
 

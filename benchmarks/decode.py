@@ -37,6 +37,10 @@ import pydantic
 import xmltodict
 
 from organik_async import DetailedReport, Format
+
+# Private on purpose: this part measures the client's decoders alone, on bytes, and no
+# public API decodes an answer without sending a request (the request path calls these,
+# through _codec.decode, on every answer). Everything else here uses the public API.
 from organik_async._codec import decode_json, decode_xml
 
 from ._common import Log, answer_bodies, markdown_table, median, spread

@@ -17,6 +17,9 @@ time per request.
   worker tasks for a one-batch call costs;
 * **organik_async + aiohttp transport**; and **aiohttp post** (bytes read), the
   floor of that transport.
+
+The organik_async lines are :data:`benchmarks._methods.ORGANIK_VARIANTS` (the
+clients the e2e part measures) and the one-worker client.
 """
 
 from __future__ import annotations
@@ -25,26 +28,34 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
 import httpx
 import msgspec
-from httpx_aiohttp import AiohttpTransport
 
-from organik_async import DetailedReport, OrganikClient
-from organik_async.testing import DEMO_API_KEY, Dataset
+from organik_async.testing import Dataset
 
 from ._common import (
     CpuMeter,
     CpuUsage,
     Log,
     SimulatorServer,
+    failure_text,
+    in_turns,
     markdown_table,
     median,
     others_cell,
+    report_path,
     spread,
+)
+from ._methods import (
+    ENVELOPE_DECODER,
+    ORGANIK_VARIANTS,
+    ClientVariant,
+    Method,
+    Timings,
 )
 
 DEFAULT_REQUESTS: Final = 1_000
@@ -57,30 +68,14 @@ Send = Callable[[int | str], Awaitable[int]]
 Opener = Callable[[str], AbstractAsyncContextManager[Send]]
 
 
-def _path() -> str:
-    return f"/v2/{DEMO_API_KEY}/detailedreport/json/"
-
-
 def _body(track_id: int | str) -> bytes:
     return msgspec.json.encode({"data": {"gsm_track_ids": [track_id]}})
-
-
-class _Response(msgspec.Struct, frozen=True):
-    result: bool
-    data: list[DetailedReport] = []
-
-
-class _Envelope(msgspec.Struct, frozen=True):
-    response: _Response
-
-
-_DECODER: Final = msgspec.json.Decoder(_Envelope, strict=False)
 
 
 @asynccontextmanager
 async def httpx_post(url: str) -> AsyncIterator[Send]:
     async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as http:
-        path = _path()
+        path = report_path()
 
         async def send(track_id: int | str) -> int:
             response = await http.post(path, content=_body(track_id), headers=_HEADERS)
@@ -93,51 +88,43 @@ async def httpx_post(url: str) -> AsyncIterator[Send]:
 @asynccontextmanager
 async def httpx_post_decode(url: str) -> AsyncIterator[Send]:
     async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as http:
-        path = _path()
+        path = report_path()
 
         async def send(track_id: int | str) -> int:
             response = await http.post(path, content=_body(track_id), headers=_HEADERS)
             response.raise_for_status()
-            return len(_DECODER.decode(response.content).response.data)
+            return len(ENVELOPE_DECODER.decode(response.content).response.data)
 
         yield send
 
 
-@asynccontextmanager
-async def organik(url: str) -> AsyncIterator[Send]:
-    async with OrganikClient(DEMO_API_KEY, base_url=url) as client:
+def organik_method(variant: ClientVariant) -> Method[Opener]:
+    """``await client.detailed_report(gsm_track_ids=[one_id])``."""
 
-        async def send(track_id: int | str) -> int:
-            return len(await client.detailed_report(gsm_track_ids=[track_id]))
+    @asynccontextmanager
+    async def open_client(url: str) -> AsyncIterator[Send]:
+        async with variant.client(url) as client:
 
-        yield send
+            async def send(track_id: int | str) -> int:
+                return len(await client.detailed_report(gsm_track_ids=[track_id]))
 
+            yield send
 
-@asynccontextmanager
-async def organik_one_worker(url: str) -> AsyncIterator[Send]:
-    async with OrganikClient(DEMO_API_KEY, base_url=url, max_concurrency=1) as client:
-
-        async def send(track_id: int | str) -> int:
-            return len(await client.detailed_report(gsm_track_ids=[track_id]))
-
-        yield send
+    return Method(variant.key, variant.name, open_client)
 
 
-@asynccontextmanager
-async def organik_aiohttp(url: str) -> AsyncIterator[Send]:
-    async with OrganikClient(DEMO_API_KEY, base_url=url, transport=AiohttpTransport()) as client:
-
-        async def send(track_id: int | str) -> int:
-            return len(await client.detailed_report(gsm_track_ids=[track_id]))
-
-        yield send
+ONE_WORKER: Final = ClientVariant(
+    "organik_one_worker",
+    "organik_async, max_concurrency=1 (one worker task, not 8)",
+    {"max_concurrency": 1},
+)
 
 
 @asynccontextmanager
 async def aiohttp_post(url: str) -> AsyncIterator[Send]:
     timeout = aiohttp.ClientTimeout(total=TIMEOUT)
     async with aiohttp.ClientSession(url, timeout=timeout) as session:
-        path = _path()
+        path = report_path()
 
         async def send(track_id: int | str) -> int:
             async with session.post(path, data=_body(track_id), headers=_HEADERS) as response:
@@ -147,43 +134,24 @@ async def aiohttp_post(url: str) -> AsyncIterator[Send]:
         yield send
 
 
-@dataclass(frozen=True, slots=True)
-class Method:
-    key: str
-    name: str
-    open: Opener
-
-
-METHODS: Final = (
+METHODS: Final[tuple[Method[Opener], ...]] = (
     Method("httpx_post", "bare httpx.AsyncClient.post (bytes read)", httpx_post),
     Method("httpx_post_decode", "bare httpx post + msgspec decode", httpx_post_decode),
-    Method("organik", "organik_async detailed_report, defaults", organik),
-    Method(
-        "organik_one_worker",
-        "organik_async, max_concurrency=1 (one worker task, not 8)",
-        organik_one_worker,
-    ),
-    Method("organik_aiohttp", "organik_async + its aiohttp transport", organik_aiohttp),
+    *(organik_method(variant) for variant in (*ORGANIK_VARIANTS, ONE_WORKER)),
     Method("aiohttp_post", "bare aiohttp ClientSession.post (bytes read)", aiohttp_post),
 )
 BASELINE: Final = "httpx_post"
 
 
 @dataclass(slots=True)
-class Point:
+class Point(Timings):
     method: str
     name: str
     requests: int = 0
-    client_cpu: list[float] = field(default_factory=list)
-    walls: list[float] = field(default_factory=list)
-    others: list[float] = field(default_factory=list)
-    failure: str = ""
 
     def add(self, usage: CpuUsage, requests: int) -> None:
         self.requests = requests
-        self.client_cpu.append(usage.client)
-        self.walls.append(usage.wall)
-        self.others.append(usage.others)
+        self.record(usage)
 
     @property
     def us_per_request_each(self) -> list[float]:
@@ -207,13 +175,13 @@ class Point:
             "wall_us_per_request": self.wall_us_per_request,
             "client_cpu": self.client_cpu,
             "walls": self.walls,
-            "others_cpu": self.others,
+            "others_cpu": self.others_cpu,
             "failure": self.failure,
         }
 
 
 async def _measure(
-    method: Method, url: str, ids: Sequence[int | str], server_pid: int
+    method: Method[Opener], url: str, ids: Sequence[int | str], server_pid: int
 ) -> tuple[CpuUsage, int]:
     async with method.open(url) as send:
         for track_id in ids[:20]:  # untimed: connection, imports, caches
@@ -233,7 +201,7 @@ def run_overhead(
     *,
     requests: int,
     rounds: int,
-    methods: Sequence[Method],
+    methods: Sequence[Method[Opener]],
     pin: bool,
     log: Log,
     before_round: Callable[[], object] = lambda: None,
@@ -242,24 +210,22 @@ def run_overhead(
     points = {m.key: Point(m.key, m.name) for m in methods}
     with SimulatorServer(DATASET_ROWS, pin=pin) as server:
         log(f"overhead: server up in {server.startup_seconds:.1f}s at {server.url}")
-        for round_ in range(rounds):
-            before_round()
-            for method in methods if round_ % 2 == 0 else methods[::-1]:
-                point = points[method.key]
-                if point.failure:
-                    continue
-                try:
-                    usage, count = asyncio.run(_measure(method, server.url, ids, server.pid))
-                except Exception as exc:
-                    point.failure = f"{type(exc).__name__}: {exc}"[:300]
-                    log(f"  {method.key} FAILED: {point.failure}")
-                    continue
-                point.add(usage, count)
-                log(
-                    f"  round {round_ + 1} {method.key:<18} "
-                    f"{usage.client / count * 1e6:7.1f} µs CPU/request, "
-                    f"{usage.wall / count * 1e6:7.1f} µs wall/request"
-                )
+        for round_, method in in_turns(methods, rounds, before_round):
+            point = points[method.key]
+            if point.failure:
+                continue
+            try:
+                usage, count = asyncio.run(_measure(method, server.url, ids, server.pid))
+            except Exception as exc:  # recorded in the table, not fatal to the suite
+                point.failure = failure_text(exc)
+                log(f"  {method.key} FAILED: {point.failure}")
+                continue
+            point.add(usage, count)
+            log(
+                f"  round {round_ + 1} {method.key:<18} "
+                f"{usage.client / count * 1e6:7.1f} µs CPU/request, "
+                f"{usage.wall / count * 1e6:7.1f} µs wall/request"
+            )
     return list(points.values())
 
 
@@ -274,7 +240,7 @@ def overhead_markdown(points: Sequence[Point], *, requests: int, rounds: int) ->
         if not p.client_cpu:
             lines.append([p.name, "failed", "", "", "", ""])
             continue
-        others = sum(p.others) / sum(p.walls) if p.walls else 0.0
+        others = p.share("others")
         lines.append(
             [
                 p.name,
