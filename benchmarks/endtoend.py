@@ -382,8 +382,9 @@ def detail_table(points: Sequence[Point]) -> str:
 
 HTTPX_PATH_KEYS: Final = ("organik_httpx", "organik")
 """The organik_async line judged on the targets for the httpx transport: the first of
-these in the table (the defaults are the httpx path until ``http_backend`` exists). Every
-other organik_async line is judged on the targets for the fastest transport."""
+these in the table (``http_backend="httpx"``; the defaults, if that line was left out and
+aiohttp is not installed). Every other organik_async line is judged on the targets for
+the fastest transport."""
 
 
 def ratio_lines(points: Sequence[Point]) -> list[str]:

@@ -14,7 +14,9 @@ Two scenarios:
 
 Each point also runs, for comparison, with ``pool_size=C``: a single httpx
 pool holding every connection, which is what the small-pools design
-(``organik_async._pool``) exists to avoid.
+(``organik_async._pool``) exists to avoid. The client is on
+``http_backend="httpx"`` throughout: the pools are httpx's (the aiohttp path
+has one connector and no ``pool_size``; the e2e part measures it).
 
 :func:`simulator_throughput` measures the server alone with a raw httpx client
 that reads bytes without decoding them (the same loop as ``python -m
@@ -194,6 +196,7 @@ async def _measure_once(
         max_connections=max(case.concurrency, 128),
         pool_size=case.pool_size,
         batch_sizes=BatchSizes(gsm_track_ids=scenario.batch_size),
+        http_backend="httpx",
     ) as client:
         try:
             # Untimed: opens the C connections, so the timed call measures
