@@ -222,7 +222,7 @@ class OrganikClient:
             http_backend,
             custom=http_client is not None or transport is not None,
             max_connections=max_connections,
-            secure=url.startswith("https:"),
+            base_url=url,
         )
         self._ssl_context: ssl.SSLContext | None = None
         pool_timeout = settings.timeout
@@ -256,7 +256,7 @@ class OrganikClient:
         )
 
     def _aiohttp_pool(
-        self, backend: object, *, custom: bool, max_connections: int, secure: bool
+        self, backend: object, *, custom: bool, max_connections: int, base_url: str
     ) -> AiohttpPool | None:
         if backend not in ("auto", "httpx", "aiohttp"):
             raise ValueError(f"http_backend must be 'auto', 'httpx' or 'aiohttp': {backend!r}")
@@ -273,7 +273,7 @@ class OrganikClient:
             return None
         return AiohttpPool(
             max_connections=max_connections,
-            secure=secure,
+            base_url=base_url,
             ssl_context=self._shared_ssl_context,
         )
 

@@ -96,6 +96,29 @@ def test_python_dash_m_organik_async_is_the_same_command(env: dict[str, str]) ->
     assert (done.returncode, done.stdout) == (0, f"organik-report {__version__}\n")
 
 
+def test_asking_for_aiohttp_when_it_is_not_installed_is_a_usage_error(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("1\n", encoding="utf-8")
+    program = (
+        "import sys; sys.modules['aiohttp'] = None; "  # as if it were not installed
+        "from organik_async._cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    argv = ["fetch", "--http-backend", "aiohttp", "--transaction-ids", str(ids)]
+    done = subprocess.run(
+        [sys.executable, "-c", program, *argv, "-o", str(tmp_path / "out.jsonl")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'organik_async[aiohttp]'" in done.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 def test_a_run_killed_at_60_percent_is_finished_by_resume(
     tmp_path: Path, env: dict[str, str], slow_fake: FakeOrganikAPI
 ) -> None:

@@ -399,3 +399,34 @@ async def test_closing_the_client_ends_a_hanging_request_at_once() -> None:
                 await c.aclose()
     [error] = outcome
     assert type(error).__name__ == "ClientClosedError"
+
+
+# --- the environment's proxy, looked up once ----------------------------------------------
+
+
+@pytest.mark.parametrize("http_backend", ["auto", "httpx"])
+async def test_a_proxy_named_in_the_environment_carries_the_requests(
+    monkeypatch: pytest.MonkeyPatch, http_backend: HttpBackend
+) -> None:
+    async with wire_server(lambda _: answer()) as wire:
+        monkeypatch.setenv("HTTP_PROXY", wire.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with client("http://provider.invalid", http_backend) as c:
+            with anyio.fail_after(10):
+                rows = await c.detailed_report(transaction_ids=[1])
+    assert len(rows) == 1
+    [head] = wire.heads
+    assert head.startswith(b"POST http://provider.invalid/v2/")  # the absolute form: a proxy
+
+
+async def test_no_proxy_leaves_the_provider_direct(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with wire_server(lambda _: answer()) as wire:
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the discard port: never used
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        async with client(wire.url) as c:
+            with anyio.fail_after(10):
+                rows = await c.detailed_report(transaction_ids=[1])
+    assert len(rows) == 1
+    [head] = wire.heads
+    assert head.startswith(b"POST /v2/")

@@ -84,8 +84,15 @@ def _check_base_url(ctx: click.Context, param: click.Parameter, value: str | Non
 
 
 def _check_http_backend(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if value == "aiohttp" and importlib.util.find_spec("aiohttp") is None:
-        raise click.BadParameter("aiohttp is not installed: pip install 'organik_async[aiohttp]'")
+    if value == "aiohttp":
+        try:
+            found = importlib.util.find_spec("aiohttp") is not None
+        except ValueError:  # sys.modules["aiohttp"] is None: blocked
+            found = False
+        if not found:
+            raise click.BadParameter(
+                "aiohttp is not installed: pip install 'organik_async[aiohttp]'"
+            )
     return value
 
 
