@@ -157,7 +157,8 @@ def check_sources(sources: Mapping[IdKind, object]) -> dict[IdKind, IdSource]:
             )
         if isinstance(source, Collection) and not isinstance(source, Iterator):
             for value in source:
-                validate_id(value, kind)
+                if type(value) is not int:  # an int is an ID; a bool is not an int here
+                    validate_id(value, kind)
         checked[kind] = source
     return checked
 
@@ -243,8 +244,7 @@ class _Batcher:
         mixed: dict[IdKind, tuple[Id, ...]] = {}
         for kind, source in sized:
             ids: list[Id] = []
-            for value in source:
-                self._accept(kind, value, ids)
+            self._add_new(kind, source, ids)
             if ids:
                 mixed[kind] = tuple(ids)
         return mixed if len(mixed) > 1 else None
@@ -263,20 +263,37 @@ class _Batcher:
                 chunk = list(itertools.islice(iterator, size - len(ids)))
                 if not chunk:
                     break
-            for value in chunk:
-                self._accept(kind, value, ids)
+            self._add_new(kind, chunk, ids)
         return ids
 
-    def _accept(self, kind: IdKind, value: object, ids: list[Id]) -> None:
-        # Lists were validated whole by check_sources: each ID is checked once.
-        valid = cast(Id, value) if kind in self._validated else validate_id(value, kind)
-        if self._seen is not None:
-            key = valid if type(valid) is int else canonical_id(valid)
-            seen = self._seen[kind]
-            if key in seen:
-                return
-            seen.add(key)
-        ids.append(valid)
+    def _add_new(self, kind: IdKind, values: Iterable[object], ids: list[Id]) -> None:
+        """Append to ``ids`` each of ``values`` not read before, validated once.
+
+        This loop is the per-ID cost of a call, so it runs once per chunk, not
+        once per ID, and an ``int`` (an ID, and its own canonical form) passes
+        on a type check alone. Lists were validated whole by ``check_sources``.
+        """
+        check = kind not in self._validated
+        if self._seen is None:
+            if check:
+                for value in values:
+                    if type(value) is not int:
+                        validate_id(value, kind)
+            ids.extend(cast(Iterable[Id], values))
+            return
+        seen = self._seen[kind]
+        add, append = seen.add, ids.append
+        key: Id
+        valid: Id
+        for value in values:
+            if type(value) is int:
+                key = valid = value
+            else:
+                valid = validate_id(value, kind) if check else cast(Id, value)
+                key = canonical_id(valid)
+            if key not in seen:
+                add(key)
+                append(valid)
 
     async def aclose(self) -> None:
         """Close the async iterator being read, if the call ends before its end.
