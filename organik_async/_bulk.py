@@ -163,6 +163,65 @@ def check_sources(sources: Mapping[IdKind, object]) -> dict[IdKind, IdSource]:
     return checked
 
 
+class _Dedupe:
+    """What ``dedupe`` remembers: each input ID read once, each ``gsm_track_id`` yielded once.
+
+    Asked by GSM track ID, a row's ``gsm_track_id`` *is* an input ID, so one
+    set serves both promises: a GSM track ID read from the input waits in
+    ``unanswered`` until a row with that ``gsm_track_id`` is yielded, then
+    moves to ``answered``. A million GSM track IDs cost one set of a million,
+    not two (one of IDs read, one of rows yielded). ``others`` holds every
+    other ``gsm_track_id`` yielded: rows asked for by transaction or delivery
+    track ID, and rows a provider sent that no GSM track ID read so far asked for.
+
+    The three sets are disjoint. The GSM track IDs read are ``unanswered |
+    answered``; the yielded ``gsm_track_id`` values are ``answered | others``. So a
+    row is new exactly when its key is in neither ``answered`` nor ``others``:
+    the rule of one set of every ``gsm_track_id`` yielded, whatever the
+    provider answers, in which batch and through which kind. Keys are
+    canonical (``"123"`` and ``123`` are one ID).
+    """
+
+    __slots__ = ("answered", "others", "read", "unanswered")
+
+    def __init__(self) -> None:
+        self.read: dict[IdKind, set[Id]] = {"transaction_ids": set(), "delivery_track_ids": set()}
+        """Transaction and delivery track IDs read (their rows' keys are not these IDs)."""
+        self.unanswered: set[Id] = set()
+        self.answered: set[Id] = set()
+        self.others: set[Id] = set()
+
+    def for_input(self, kind: IdKind) -> tuple[set[Id], set[Id], set[Id]]:
+        """The sets a batcher reading ``kind`` uses: ``(read, answered, others)``.
+
+        An ID is new if it is in neither of the first two. A new one goes to
+        ``answered`` if ``others`` holds it (its row was already yielded,
+        through another kind), else to ``read``.
+        """
+        if kind == "gsm_track_ids":
+            return self.unanswered, self.answered, self.others
+        return self.read[kind], set(), set()
+
+    def new_rows(self, rows: Iterable[DetailedReport]) -> list[DetailedReport]:
+        """The rows whose ``gsm_track_id`` was not yielded before; they now are."""
+        unanswered, answered, others = self.unanswered, self.answered, self.others
+        fresh: list[DetailedReport] = []
+        append = fresh.append
+        for row in rows:
+            key = row.gsm_track_id
+            if type(key) is not int:
+                key = canonical_id(key)
+            if key in unanswered:  # asked by GSM track ID: the usual case
+                unanswered.remove(key)
+                answered.add(key)
+            elif key in answered or key in others:
+                continue
+            else:
+                others.add(key)
+            append(row)
+        return fresh
+
+
 class _Batcher:
     """Cuts the inputs into batches, lazily, remembering IDs already sent.
 
@@ -171,14 +230,17 @@ class _Batcher:
     batch is always consecutive IDs of one kind.
     """
 
-    def __init__(self, sources: Mapping[IdKind, IdSource], options: BulkOptions) -> None:
+    def __init__(
+        self,
+        sources: Mapping[IdKind, IdSource],
+        options: BulkOptions,
+        dedupe: _Dedupe | None = None,
+    ) -> None:
         self._sources: list[tuple[IdKind, IdSource]] = [
             (kind, sources[kind]) for kind in ID_KINDS if kind in sources
         ]
         self._sizes = options.batch_sizes
-        self._seen: dict[IdKind, set[Id]] | None = (
-            {kind: set() for kind in ID_KINDS} if options.dedupe else None
-        )
+        self._dedupe = dedupe
         self._validated = frozenset(
             kind
             for kind, source in self._sources
@@ -274,15 +336,15 @@ class _Batcher:
         on a type check alone. Lists were validated whole by ``check_sources``.
         """
         check = kind not in self._validated
-        if self._seen is None:
+        if self._dedupe is None:
             if check:
                 for value in values:
                     if type(value) is not int:
                         validate_id(value, kind)
             ids.extend(cast(Iterable[Id], values))
             return
-        seen = self._seen[kind]
-        add, append = seen.add, ids.append
+        read, answered, others = self._dedupe.for_input(kind)
+        add, append = read.add, ids.append
         key: Id
         valid: Id
         for value in values:
@@ -291,9 +353,14 @@ class _Batcher:
             else:
                 valid = validate_id(value, kind) if check else cast(Id, value)
                 key = canonical_id(valid)
-            if key not in seen:
+            if key in read or key in answered:
+                continue
+            if others and key in others:  # its row was already yielded, through another kind
+                others.remove(key)
+                answered.add(key)
+            else:
                 add(key)
-                append(valid)
+            append(valid)
 
     async def aclose(self) -> None:
         """Close the async iterator being read, if the call ends before its end.
@@ -356,7 +423,9 @@ class BulkRun:
     ) -> None:
         self._fetch_ids = fetch
         self._options = options
-        self._batcher = _Batcher(sources, options)
+        self.dedupe = _Dedupe() if options.dedupe else None
+        """What ``dedupe`` remembers, shared by the batcher and the rows' consumer."""
+        self._batcher = _Batcher(sources, options, self.dedupe)
         self._tally = _Tally()
         self._started = time.perf_counter()
         self._stopping = False
@@ -778,56 +847,54 @@ class Results:
         self._done = True
         self._receive.close()
 
-
-def _unseen(rows: list[DetailedReport], seen: set[Id]) -> Iterator[DetailedReport]:
-    """The rows whose ``gsm_track_id`` is not in ``seen``, adding theirs to it."""
-    for row in rows:
-        key = row.gsm_track_id
-        if type(key) is not int:
-            key = canonical_id(key)
-        if key not in seen:
-            seen.add(key)
-            yield row
+    def dedupe(self, wanted: bool) -> _Dedupe | None:
+        """The call's memory of what was read and yielded, if ``wanted``."""
+        if not wanted:
+            return None
+        return self._run.dedupe or _Dedupe()  # a run without: rows are still unique
 
 
 class Rows:
     """``iter_detailed_report``'s rows; with ``dedupe``, each ``gsm_track_id`` once."""
 
-    __slots__ = ("_current", "_results", "_seen")
+    __slots__ = ("_dedupe", "_pending", "_results")
 
     def __init__(self, results: Results, dedupe: bool) -> None:
         self._results = results
-        self._seen: set[Id] | None = set() if dedupe else None
-        self._current: Iterator[DetailedReport] = iter(())
+        self._dedupe = results.dedupe(dedupe)
+        self._pending: list[DetailedReport] = []
+        """The current batch's rows not yet handed out, last first: each row
+        handed out is let go of, so a large batch is not held until its end."""
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> DetailedReport:
-        while True:
-            for row in self._current:
-                return row
+        while not self._pending:
             rows = (await self._results.__anext__()).rows
-            self._current = iter(rows) if self._seen is None else _unseen(rows, self._seen)
+            self._pending = rows[::-1] if self._dedupe is None else self._dedupe.new_rows(rows)
+            if self._dedupe is not None:
+                self._pending.reverse()
+        return self._pending.pop()
 
 
 class Batches:
     """``iter_batches``' results; with ``dedupe``, rows unique across batches and kinds."""
 
-    __slots__ = ("_results", "_seen")
+    __slots__ = ("_dedupe", "_results")
 
     def __init__(self, results: Results, dedupe: bool) -> None:
         self._results = results
-        self._seen: set[Id] | None = set() if dedupe else None
+        self._dedupe = results.dedupe(dedupe)
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> BatchResult:
         result = await self._results.__anext__()
-        if self._seen is None:
+        if self._dedupe is None:
             return result
-        rows = list(_unseen(result.rows, self._seen))
+        rows = self._dedupe.new_rows(result.rows)
         return result if len(rows) == len(result.rows) else replace(result, rows=rows)
 
 
@@ -845,8 +912,10 @@ async def collect(run: BulkRun) -> list[DetailedReport]:
             async for result in receive:
                 results.append(result)
     results.sort(key=lambda r: r.index)
-    seen: set[Id] = set()
-    rows = [row for result in results for row in _unseen(result.rows, seen)]
+    dedupe = run.dedupe or _Dedupe()
+    rows: list[DetailedReport] = []
+    for result in results:
+        rows += dedupe.new_rows(result.rows)
     error = run.outcome_error(rows)
     if error is not None:
         raise error
