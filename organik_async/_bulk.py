@@ -33,6 +33,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import TracebackType
 from typing import Final, Generic, Protocol, Self, TypeVar, cast
 
@@ -81,6 +82,9 @@ __all__ = [
 
 _CLOSE_WAIT: Final = 5.0
 """How long a lazy input's ``aclose()`` may take when a call ends early."""
+
+_INT_ONLY: Final = frozenset({int})
+_TRACK_ID: Final = attrgetter("gsm_track_id")
 
 T = TypeVar("T")
 
@@ -202,23 +206,37 @@ class _Dedupe:
             return self.unanswered, self.answered, self.others
         return self.read[kind], set(), set()
 
-    def new_rows(self, rows: Iterable[DetailedReport]) -> list[DetailedReport]:
-        """The rows whose ``gsm_track_id`` was not yielded before; they now are."""
+    def new_rows(self, rows: list[DetailedReport]) -> list[DetailedReport]:
+        """The rows whose ``gsm_track_id`` was not yielded before; they now are.
+
+        A batch as a provider answers it (no key twice; every key an ID of
+        the batch, or every key new) is handled by set operations on the
+        whole batch; any other, row by row.
+        """
         unanswered, answered, others = self.unanswered, self.answered, self.others
+        keys: list[Id] = list(map(_TRACK_ID, rows))
+        if set(map(type, keys)) != _INT_ONLY:
+            keys = [key if type(key) is int else canonical_id(key) for key in keys]
+        batch = set(keys)
+        if len(batch) == len(keys):
+            if batch <= unanswered:  # asked by GSM track ID, and answered as asked
+                unanswered -= batch
+                answered |= batch
+                return list(rows)
+            new = batch.isdisjoint
+            if new(others) and new(answered) and new(unanswered):  # asked by another kind
+                others |= batch
+                return list(rows)
         fresh: list[DetailedReport] = []
-        append = fresh.append
-        for row in rows:
-            key = row.gsm_track_id
-            if type(key) is not int:
-                key = canonical_id(key)
-            if key in unanswered:  # asked by GSM track ID: the usual case
+        for row, key in zip(rows, keys, strict=True):
+            if key in unanswered:
                 unanswered.remove(key)
                 answered.add(key)
             elif key in answered or key in others:
                 continue
             else:
                 others.add(key)
-            append(row)
+            fresh.append(row)
         return fresh
 
 
@@ -344,23 +362,31 @@ class _Batcher:
             ids.extend(cast(Iterable[Id], values))
             return
         read, answered, others = self._dedupe.for_input(kind)
-        add, append = read.add, ids.append
-        key: Id
-        valid: Id
-        for value in values:
-            if type(value) is int:
-                key = valid = value
-            else:
-                valid = validate_id(value, kind) if check else cast(Id, value)
-                key = canonical_id(valid)
+        valid = cast(list[Id], values if type(values) is list else list(values))
+        keys = valid
+        if set(map(type, valid)) != _INT_ONLY:  # an int is valid, and its own canonical form
+            if check:
+                valid = [v if type(v) is int else validate_id(v, kind) for v in valid]
+            keys = [v if type(v) is int else canonical_id(v) for v in valid]
+        chunk = set(keys)
+        if (
+            len(chunk) == len(keys)
+            and chunk.isdisjoint(read)
+            and chunk.isdisjoint(answered)
+            and (not others or chunk.isdisjoint(others))
+        ):  # every ID new: the usual case
+            read |= chunk
+            ids += valid
+            return
+        for key, value in zip(keys, valid, strict=True):
             if key in read or key in answered:
                 continue
-            if others and key in others:  # its row was already yielded, through another kind
+            if key in others:  # its row was already yielded, through another kind
                 others.remove(key)
                 answered.add(key)
             else:
-                add(key)
-            append(valid)
+                read.add(key)
+            ids.append(value)
 
     async def aclose(self) -> None:
         """Close the async iterator being read, if the call ends before its end.

@@ -14,7 +14,7 @@ nothing else is.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +98,18 @@ def row_id(row: DetailedReport) -> RowId:
     return row.gsm, canonical(row.gsm_track_id)
 
 
+def client_for(provider: Provider, batch_size: int, concurrency: int) -> OrganikClient:
+    return OrganikClient(
+        KEY,
+        request_format="json",
+        response_format="json",
+        transport=httpx.MockTransport(provider),
+        backoff_base=0,
+        batch_sizes=batch_size,
+        max_concurrency=concurrency,
+    )
+
+
 async def fetch(
     provider: Provider,
     mode: str,
@@ -110,15 +122,7 @@ async def fetch(
     arguments: Any = {kind: iter(ids) if lazy else ids for kind, ids in inputs.items()}
     rows: list[DetailedReport] = []
     results: list[BatchResult] = []
-    client = OrganikClient(
-        KEY,
-        request_format="json",
-        response_format="json",
-        transport=httpx.MockTransport(provider),
-        backoff_base=0,
-        batch_sizes=batch_size,
-        max_concurrency=concurrency,
-    )
+    client = client_for(provider, batch_size, concurrency)
     with anyio.fail_after(10):
         async with client:
             if mode == "detailed_report":
@@ -268,3 +272,24 @@ async def test_every_row_the_provider_sent_is_yielded_exactly_once(
             key=lambda pair: place[canonical(pair[0][kind][0])],
         )
         assert yielded == first_of_each_track(row for _, answer in answered for row in answer)
+
+
+async def test_an_id_read_again_after_its_row_was_yielded_is_not_sent_again() -> None:
+    provider = Provider(faithful())
+    first_row = anyio.Event()
+
+    async def ids() -> AsyncIterator[Id]:
+        yield 1
+        await first_row.wait()  # read on only once the row of 1 has been yielded
+        yield "1"
+        yield 2
+
+    tracks = []
+    with anyio.fail_after(10):
+        async with client_for(provider, batch_size=1, concurrency=1) as client:
+            async with client.iter_detailed_report(gsm_track_ids=ids()) as rows:
+                async for row in rows:
+                    tracks.append(row.gsm_track_id)
+                    first_row.set()
+    assert tracks == [1, 2]
+    assert [request["gsm_track_ids"] for request in provider.requests] == [[1], [2]]
