@@ -159,9 +159,13 @@ def check_sources(sources: Mapping[IdKind, object]) -> dict[IdKind, IdSource]:
             raise TypeError(
                 f"{kind} must be an iterable of IDs (ints or strs), got {type(source).__name__}"
             )
-        if isinstance(source, Collection) and not isinstance(source, Iterator):
+        if (
+            isinstance(source, Collection)
+            and not isinstance(source, Iterator)
+            and set(map(type, source)) != _INT_ONLY  # an int is an ID (a bool is not)
+        ):
             for value in source:
-                if type(value) is not int:  # an int is an ID; a bool is not an int here
+                if type(value) is not int:
                     validate_id(value, kind)
         checked[kind] = source
     return checked
@@ -207,28 +211,40 @@ class _Dedupe:
         return self.read[kind], set(), set()
 
     def new_rows(self, rows: list[DetailedReport]) -> list[DetailedReport]:
-        """The rows whose ``gsm_track_id`` was not yielded before; they now are.
+        """The rows whose ``gsm_track_id`` was not yielded before (``rows`` itself
+        if all are); they now are.
 
-        A batch as a provider answers it (no key twice; every key an ID of
-        the batch, or every key new) is handled by set operations on the
-        whole batch; any other, row by row.
+        A batch as a provider answers it (no key twice, and every key an ID
+        read and not yet answered, or every key new) is handled by set
+        operations on the whole batch; any other, row by row.
         """
         unanswered, answered, others = self.unanswered, self.answered, self.others
         keys: list[Id] = list(map(_TRACK_ID, rows))
-        if set(map(type, keys)) != _INT_ONLY:
-            keys = [key if type(key) is int else canonical_id(key) for key in keys]
+        if not unanswered and not answered:  # no GSM track ID read: others is every key
+            if set(map(type, keys)) == _INT_ONLY:  # ints are canonical
+                batch = set(keys)
+                if len(batch) == len(keys) and batch.isdisjoint(others):
+                    others |= batch
+                    return rows
+            fresh: list[DetailedReport] = []
+            for row, key in zip(rows, keys, strict=True):
+                if type(key) is not int:
+                    key = canonical_id(key)
+                if key not in others:
+                    others.add(key)
+                    fresh.append(row)
+            return fresh
         batch = set(keys)
-        if len(batch) == len(keys):
-            if batch <= unanswered:  # asked by GSM track ID, and answered as asked
-                unanswered -= batch
-                answered |= batch
-                return list(rows)
-            new = batch.isdisjoint
-            if new(others) and new(answered) and new(unanswered):  # asked by another kind
-                others |= batch
-                return list(rows)
-        fresh: list[DetailedReport] = []
+        # Asked by GSM track ID and answered as asked. (No key needs its canonical
+        # form: unanswered holds canonical keys only, so a subset of it is canonical.)
+        if len(batch) == len(keys) and batch <= unanswered:
+            unanswered -= batch
+            answered |= batch
+            return rows
+        fresh = []
         for row, key in zip(rows, keys, strict=True):
+            if type(key) is not int:
+                key = canonical_id(key)
             if key in unanswered:
                 unanswered.remove(key)
                 answered.add(key)
@@ -898,9 +914,7 @@ class Rows:
     async def __anext__(self) -> DetailedReport:
         while not self._pending:
             rows = (await self._results.__anext__()).rows
-            self._pending = rows[::-1] if self._dedupe is None else self._dedupe.new_rows(rows)
-            if self._dedupe is not None:
-                self._pending.reverse()
+            self._pending = (rows if self._dedupe is None else self._dedupe.new_rows(rows))[::-1]
         return self._pending.pop()
 
 

@@ -201,6 +201,46 @@ def faithful(**changes: list[Id]) -> Script:
     concurrency=1,
 ).via("a row no GSM track ID asked for, answered in two batches")
 @example(
+    gsm=[],
+    tx=[100, 101],
+    delivery=[],
+    script=faithful(transaction_id_100=[5], transaction_id_101=[6, 5]),
+    mode="detailed_report",
+    lazy=False,
+    batch_size=1,
+    concurrency=1,
+).via("a row no GSM track ID asked for, answered in two batches, as numbers")
+@example(
+    gsm=[1],
+    tx=[100],
+    delivery=[],
+    script=faithful(transaction_id_100=[5], gsm_track_id_1=[1, 5]),
+    mode="detailed_report",
+    lazy=True,
+    batch_size=1,
+    concurrency=1,
+).via("a GSM track ID's answer holding a row already yielded through a transaction")
+@example(
+    gsm=[5, "5", 6],
+    tx=[],
+    delivery=[],
+    script=faithful(),
+    mode="detailed_report",
+    lazy=False,
+    batch_size=3,
+    concurrency=1,
+).via("one ID as a number and as a string in one batch")
+@example(
+    gsm=[4],
+    tx=[],
+    delivery=[],
+    script=faithful(gsm_track_id_4=[4, 4]),
+    mode="iter_detailed_report",
+    lazy=False,
+    batch_size=1,
+    concurrency=1,
+).via("a row repeated within its batch, as numbers")
+@example(
     gsm=[4],
     tx=[],
     delivery=[],
