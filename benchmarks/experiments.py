@@ -23,6 +23,9 @@ names), against copies of it as of c0e80bf, before issue 11's change to it.
                transport and on the aiohttp one
 ``xml``        xmltodict against the standard library's ElementTree (and lxml, when
                it is installed), same body
+``intsets``    the memory of a million track IDs remembered by dedupe: a Python set
+               against a dict of 64-bit masks and (when installed) a roaring bitmap,
+               for three spreads of IDs, each in a fresh process
 """
 
 from __future__ import annotations
@@ -32,12 +35,16 @@ import asyncio
 import contextlib
 import gc
 import importlib
+import importlib.util
 import itertools
+import multiprocessing
+import random
 import statistics
 import sys
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import Any, Final, cast
 
@@ -52,7 +59,7 @@ from organik_async._bulk import BulkOptions, _Batcher, _Dedupe, check_sources
 from organik_async._models import canonical_id, validate_id
 from organik_async.testing import DEMO_API_KEY, Dataset
 
-from ._common import CLIENT_CPU, SimulatorServer, can_pin, markdown_table, pin_to
+from ._common import CLIENT_CPU, SimulatorServer, can_pin, markdown_table, pin_to, rss_bytes
 from .decode import bodies, xml_items
 
 Id = int | str
@@ -508,7 +515,93 @@ def experiment_xml(rows: int = 10_000) -> Result:
     )
 
 
-EXPERIMENTS: Final = ("ids", "rows", "url", "scopes", "read", "xml")
+# --- a compact set of track IDs -----------------------------------------------------------
+
+
+def _track_ids(pattern: str, n: int) -> Iterator[int]:
+    """``n`` track IDs, made as they are read (each int held by nothing but the set)."""
+    if pattern == "simulator":
+        for value in Dataset.generate(n).gsm_track_ids():
+            yield int(value)
+        return
+    rng = random.Random(11)
+    if pattern == "random":  # no order at all: IDs drawn from 2**40
+        for _ in range(n):
+            yield _FIRST_TRACK + rng.getrandbits(40)
+        return
+    track = _FIRST_TRACK  # rising, 4,000 apart on average: a customer sending one
+    for _ in range(n):  # message in 4,000 of the provider's
+        track += rng.randint(1, 7_999)
+        yield track
+
+
+_FIRST_TRACK: Final = 410_471_976
+INTSET_PATTERNS: Final = {
+    "simulator": "the simulator's (rising, 1-3 apart in a transaction)",
+    "gaps": "rising, 4,000 apart on average",
+    "random": "random over 2**40",
+}
+
+
+class _Masks:
+    """By hand: a dict of 64-bit masks, one per 64 consecutive IDs."""
+
+    __slots__ = ("masks",)
+
+    def __init__(self) -> None:
+        self.masks: dict[int, int] = {}
+
+    def __contains__(self, key: int) -> bool:
+        return bool(self.masks.get(key >> 6, 0) >> (key & 63) & 1)
+
+    def add(self, key: int) -> None:
+        self.masks[key >> 6] = self.masks.get(key >> 6, 0) | 1 << (key & 63)
+
+
+def _new_intset(kind: str) -> Any:
+    if kind == "set":
+        return set()
+    if kind == "masks":
+        return _Masks()
+    return importlib.import_module("pyroaring").BitMap64()
+
+
+def _intset_child(kind: str, pattern: str, n: int) -> tuple[float, float]:
+    """In a fresh process: MiB of resident memory and CPU µs per ID to remember ``n``
+    IDs (each checked, then added, as dedupe does); the IDs' own making subtracted."""
+    started = time.process_time()
+    for _ in _track_ids(pattern, n):
+        pass
+    making = time.process_time() - started
+    gc.collect()
+    ids = _new_intset(kind)
+    before = rss_bytes()
+    started = time.process_time()
+    for key in _track_ids(pattern, n):
+        if key not in ids:
+            ids.add(key)
+    cpu = time.process_time() - started - making
+    return (rss_bytes() - before) / 2**20, cpu / n * 1e6
+
+
+def experiment_intsets(n: int = 1_000_000) -> Result:
+    kinds = {"set": "Python set (the library's)", "masks": "dict of 64-bit masks (by hand)"}
+    if importlib.util.find_spec("pyroaring") is not None:
+        kinds["roaring"] = "pyroaring.BitMap64 (installed for the experiment only)"
+    lines = []
+    spawn = multiprocessing.get_context("spawn")
+    for pattern, described in INTSET_PATTERNS.items():
+        for kind, name in kinds.items():
+            with ProcessPoolExecutor(1, mp_context=spawn) as child:
+                mib, us = child.submit(_intset_child, kind, pattern, n).result()
+            lines += [
+                (f"{described}: {name}", mib, "MiB"),
+                (f"{described}: {name}", us, "µs/ID"),
+            ]
+    return (f"Remembering {n:,} track IDs: resident memory, and CPU per check + add", lines)
+
+
+EXPERIMENTS: Final = ("ids", "rows", "url", "scopes", "read", "xml", "intsets")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -526,11 +619,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scopes": experiment_scopes,
         "read": lambda: experiment_read(pin),
         "xml": experiment_xml,
+        "intsets": experiment_intsets,
     }
     for name in args.names or EXPERIMENTS:
         title, lines = runs[name]()
         table = markdown_table(
-            ["variant", "CPU", "unit"],
+            ["variant", "figure", "unit"],
             [[v, f"{f:.3f}" if f < 10 else f"{f:,.0f}", u] for v, f, u in lines],
         )
         print(f"### {title}\n\n{table}\n", flush=True)
