@@ -365,9 +365,11 @@ class _Batcher:
     def _add_new(self, kind: IdKind, values: Iterable[object], ids: list[Id]) -> None:
         """Append to ``ids`` each of ``values`` not read before, validated once.
 
-        This loop is the per-ID cost of a call, so it runs once per chunk, not
-        once per ID, and an ``int`` (an ID, and its own canonical form) passes
-        on a type check alone. Lists were validated whole by ``check_sources``.
+        This is the per-ID cost of a call, so it runs once per chunk (up to a
+        batch of a sync input), not once per ID. An ``int`` is an ID and its
+        own canonical form: a chunk of new ints costs a few set operations;
+        any other chunk (a string in it, an ID read before) goes one by one.
+        Lists were validated whole by ``check_sources``.
         """
         check = kind not in self._validated
         if self._dedupe is None:
