@@ -5,11 +5,15 @@ way the client does it today against a proposed way, on this machine's one
 pinned core, in CPU time (``time.process_time``), median of interleaved
 rounds. "Today" is a copy of the client's logic as of the profile (commit
 05f3818), written out here so the experiment keeps running while the core is
-being refactored; the proposals are sketches, not the library's code.
+being refactored; the proposals are sketches, not the library's code. ``ids``
+and ``rows`` also run the library's own code (``organik_async._bulk``, private
+names), against copies of it as of c0e80bf, before issue 11's change to it.
 
-``ids``        per-ID bookkeeping: validate twice and canonicalise twice (today)
-               against one pass with a fast path for ``int``
-``rows``       dedupe of rows by ``gsm_track_id``
+``ids``        per-ID bookkeeping: validate twice and canonicalise twice (05f3818),
+               a Python call per ID (c0e80bf), the library's loop per chunk now;
+               alone and with each batch's rows deduplicated
+``rows``       dedupe of rows by ``gsm_track_id``: a set of its own (c0e80bf), the
+               library's ``_Dedupe`` now, asked by transaction and by GSM track ID
 ``url``        building a request: URL string parsed per request, against an
                ``httpx.URL`` and ``httpx.Headers`` built once
 ``scopes``     the price of one anyio cancel scope, and of the async context
@@ -19,6 +23,9 @@ being refactored; the proposals are sketches, not the library's code.
                transport and on the aiohttp one
 ``xml``        xmltodict against the standard library's ElementTree (and lxml, when
                it is installed), same body
+``intsets``    the memory of a million track IDs remembered by dedupe: a Python set
+               against a dict of 64-bit masks and (when installed) a roaring bitmap,
+               for three spreads of IDs, each in a fresh process
 """
 
 from __future__ import annotations
@@ -28,12 +35,18 @@ import asyncio
 import contextlib
 import gc
 import importlib
+import importlib.util
+import itertools
+import multiprocessing
+import random
 import statistics
 import sys
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from typing import Any, Final
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from typing import Any, Final, cast
 
 import anyio
 import httpx
@@ -41,10 +54,12 @@ import msgspec
 import xmltodict
 from httpx_aiohttp import AiohttpTransport
 
-from organik_async import DetailedReport
+from organik_async import BatchSizes, DetailedReport
+from organik_async._bulk import BulkOptions, _Batcher, _Dedupe, check_sources
+from organik_async._models import canonical_id, validate_id
 from organik_async.testing import DEMO_API_KEY, Dataset
 
-from ._common import CLIENT_CPU, SimulatorServer, can_pin, markdown_table, pin_to
+from ._common import CLIENT_CPU, SimulatorServer, can_pin, markdown_table, pin_to, rss_bytes
 from .decode import bodies, xml_items
 
 Id = int | str
@@ -109,34 +124,6 @@ def _today_ids(ids: Sequence[Id], size: int) -> int:
         batches += 1
 
 
-def _one_pass_ids(ids: Sequence[Id], size: int) -> int:
-    """Proposed: each ID validated and canonicalised once, ``int`` by a type check only
-    (a str goes through the full canonical form); a list is validated where it is cut
-    into batches, not before (the first bad ID still fails the call before any request
-    if the batcher reads a sized input whole up front)."""
-    seen: set[Id] = set()
-    add = seen.add
-    batches = 0
-    for start in range(0, len(ids), size):
-        batch: list[Id] = []
-        append = batch.append
-        for value in ids[start : start + size]:
-            kind = type(value)
-            if kind is int:
-                key: Id = value
-            elif kind is str:
-                key = _canonical_id(value)
-            else:
-                _validate_id(value, "gsm_track_ids")  # bool, int or str subclasses, junk
-                key = _canonical_id(value)
-            if key in seen:
-                continue
-            add(key)
-            append(value)
-        batches += 1
-    return batches
-
-
 def _islice(iterator: Iterator[Id], n: int) -> Iterator[Id]:
     for _ in range(n):
         try:
@@ -145,91 +132,150 @@ def _islice(iterator: Iterator[Id], n: int) -> Iterator[Id]:
             return
 
 
+class _AcceptPerId:
+    """The batcher as of c0e80bf (before issue 11's bookkeeping change): lists validated
+    whole by ``check_sources``, then a Python call (``_accept``) per ID."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, set[Id]] = {"gsm_track_ids": set()}
+        self._validated = frozenset({"gsm_track_ids"})
+
+    def batches(self, ids: Sequence[Id], size: int) -> list[tuple[Id, ...]]:
+        for value in ids:  # check_sources, as then
+            validate_id(value, "gsm_track_ids")
+        iterator = iter(ids)
+        batches: list[tuple[Id, ...]] = []
+        while True:
+            chunk = list(itertools.islice(iterator, size))
+            if not chunk:
+                return batches
+            batch: list[Id] = []
+            for value in chunk:
+                self._accept("gsm_track_ids", value, batch)
+            batches.append(tuple(batch))
+
+    def _accept(self, kind: str, value: object, ids: list[Id]) -> None:
+        valid = cast(Id, value) if kind in self._validated else validate_id(value, kind)
+        key = valid if type(valid) is int else canonical_id(valid)
+        seen = self._seen[kind]
+        if key in seen:
+            return
+        seen.add(key)
+        ids.append(valid)
+
+
+def _unseen(rows: list[DetailedReport], seen: set[Id]) -> Iterator[DetailedReport]:
+    """Row dedupe as of c0e80bf: a set of its own, of every gsm_track_id yielded."""
+    for row in rows:
+        key = row.gsm_track_id
+        if type(key) is not int:
+            key = canonical_id(key)
+        if key not in seen:
+            seen.add(key)
+            yield row
+
+
+def _before(ids: Sequence[Id], rows: Sequence[list[DetailedReport]] | None, size: int) -> int:
+    """c0e80bf: the IDs cut into batches; then, if ``rows`` are given, each batch's rows."""
+    batches = _AcceptPerId().batches(ids, size)
+    if rows is None:
+        return len(batches)
+    seen: set[Id] = set()
+    return sum(1 for batch in rows for _ in _unseen(batch, seen))
+
+
+def _library(ids: Sequence[Id], rows: Sequence[list[DetailedReport]] | None, size: int) -> int:
+    """The library's own code: ``check_sources``, ``_Batcher`` (read under its lock, in an
+    event loop: ``anyio.run`` is included, ~0.02 µs/ID) and, if ``rows`` are given, each
+    batch's rows through ``_Dedupe.new_rows`` right after the batch, as a call does."""
+    sources = check_sources({"gsm_track_ids": ids})
+    options = BulkOptions(batch_sizes=BatchSizes(gsm_track_ids=size), max_concurrency=1)
+    dedupe = _Dedupe()
+    batcher = _Batcher(sources, options, dedupe)
+
+    async def run() -> int:
+        count = 0
+        while (batch := await batcher.next_batch()) is not None:
+            count += 1 if rows is None else len(dedupe.new_rows(rows[batch.index]))
+        return count
+
+    return anyio.run(run)
+
+
 def experiment_ids(n: int = 200_000) -> Result:
-    ids: list[Id] = list(Dataset.generate(n, string_track_id_share=0.1).gsm_track_ids())
-    t = _cpu({"today": lambda: _today_ids(ids, 500), "one": lambda: _one_pass_ids(ids, 500)})
-    today, proposed = t["today"], t["one"]
+    lines = []
+    for share, ids_are in ((0.0, "ints"), (0.1, "a tenth strings")):
+        dataset = list(Dataset.generate(n, string_track_id_share=share))
+        ids: list[Id] = [row.gsm_track_id for row in dataset]
+        rows = [dataset[i : i + 500] for i in range(0, n, 500)]
+        t = _cpu(
+            {
+                "05f3818": partial(_today_ids, ids, 500),
+                "before": partial(_before, ids, None, 500),
+                "now": partial(_library, ids, None, 500),
+                "before+rows": partial(_before, ids, rows, 500),
+                "now+rows": partial(_library, ids, rows, 500),
+            }
+        )
+        lines += [
+            (f"{ids_are}: {variant}", t[name] / n * 1e6, "µs/ID")
+            for name, variant in (
+                ("05f3818", "05f3818 (the profile's), validate x2"),
+                ("before", "c0e80bf, a Python call per ID"),
+                ("now", "library now, a loop per chunk"),
+                ("before+rows", "c0e80bf, IDs and their rows (two sets)"),
+                ("now+rows", "library now, IDs and their rows (one set)"),
+            )
+        ]
     return (
-        f"Per-ID bookkeeping, {n:,} GSM track IDs (a tenth as strings), batches of 500, dedupe on",
-        [
-            ("today: validate x2, canonicalise x1 (+1 on rows, below)", today / n * 1e6, "µs/ID"),
-            ("one pass, int fast path", proposed / n * 1e6, "µs/ID"),
-        ],
+        f"Per-ID bookkeeping, {n:,} GSM track IDs in a list, batches of 500, dedupe on",
+        lines,
     )
 
 
 # --- row dedupe ---------------------------------------------------------------------------
 
 
-def _today_rows(batches: Iterable[list[DetailedReport]]) -> int:
+def _rows_before(batches: Iterable[list[DetailedReport]]) -> int:
     seen: set[Id] = set()
-    count = 0
-    for rows in batches:
-        for row in rows:
-            key = _canonical_id(row.gsm_track_id)
-            if key not in seen:
-                seen.add(key)
-                count += 1
-    return count
+    return sum(1 for rows in batches for _ in _unseen(rows, seen))
 
 
-def _fast_rows(batches: Iterable[list[DetailedReport]]) -> int:
-    """Proposed: the set grows by C-level set operations; the per-row Python loop only
-    runs for a batch that holds a string ID or a repeat."""
-    seen: set[Id] = set()
-    count = 0
-    for rows in batches:
-        keys = [row.gsm_track_id for row in rows]
-        fresh = set(keys)
-        if len(fresh) == len(keys) and fresh.isdisjoint(seen) and all(type(k) is int for k in keys):
-            seen |= fresh
-            count += len(rows)
-            continue
-        for row in rows:
-            key = _canonical_id(row.gsm_track_id)
-            if key not in seen:
-                seen.add(key)
-                count += 1
-    return count
+def _rows_now(batches: Iterable[list[DetailedReport]], waiting: Iterable[Id] | None) -> int:
+    """The library's ``_Dedupe`` over ``batches``; ``waiting``: the GSM track IDs read."""
+    dedupe = _Dedupe() if waiting is None else _waiting(waiting)
+    return sum(len(dedupe.new_rows(rows)) for rows in batches)
 
 
-def _fast_rows_typed(batches: Iterable[list[DetailedReport]]) -> int:
-    """Proposed, simpler: canonical_id inlined as a type check (a string track ID from
-    JSON that reads as an int is rare and still goes through the full function)."""
-    seen: set[Id] = set()
-    add = seen.add
-    count = 0
-    for rows in batches:
-        for row in rows:
-            key = row.gsm_track_id
-            if type(key) is not int:
-                key = _canonical_id(key)
-            if key not in seen:
-                add(key)
-                count += 1
-    return count
+def _waiting(ids: Iterable[Id]) -> _Dedupe:
+    """A ``_Dedupe`` whose batcher has read ``ids`` as GSM track IDs."""
+    dedupe = _Dedupe()
+    dedupe.unanswered.update(canonical_id(i) for i in ids)
+    return dedupe
 
 
 def experiment_rows(n: int = 200_000) -> Result:
-    dataset = list(Dataset.generate(n, string_track_id_share=0.1))
-    batches = [dataset[i : i + 500] for i in range(0, n, 500)]
-    t = _cpu(
-        {
-            "today": lambda: _today_rows(batches),
-            "typed": lambda: _fast_rows_typed(batches),
-            "bulk": lambda: _fast_rows(batches),
-        }
-    )
-    today, typed, bulk = t["today"], t["typed"], t["bulk"]
-    return (
-        f"Row dedupe by gsm_track_id, {n:,} rows (a tenth of the track IDs as strings) "
-        "in batches of 500",
-        [
-            ("today: canonical_id call per row", today / n * 1e6, "µs/row"),
-            ("type check inline, call only for str", typed / n * 1e6, "µs/row"),
-            ("set operations per batch, loop only for str/repeats", bulk / n * 1e6, "µs/row"),
-        ],
-    )
+    lines = []
+    for share, ids_are in ((0.0, "ints"), (0.1, "a tenth strings")):
+        dataset = list(Dataset.generate(n, string_track_id_share=share))
+        batches = [dataset[i : i + 500] for i in range(0, n, 500)]
+        ids = [row.gsm_track_id for row in dataset]
+        t = _cpu(
+            {
+                "before": partial(_rows_before, batches),
+                "by transaction": partial(_rows_now, batches, None),
+                "waiting": partial(_waiting, ids),
+                "by gsm": partial(_rows_now, batches, ids),
+            }
+        )
+        # The rows alone: reading the IDs is the batcher's cost (experiment ids).
+        by_gsm = t["by gsm"] - t["waiting"]
+        lines += [
+            (f"{ids_are}: c0e80bf, a set of its own", t["before"] / n * 1e6, "µs/row"),
+            (f"{ids_are}: now, by transaction ID", t["by transaction"] / n * 1e6, "µs/row"),
+            (f"{ids_are}: now, by GSM track ID", by_gsm / n * 1e6, "µs/row"),
+        ]
+    return (f"Row dedupe by gsm_track_id, {n:,} rows in batches of 500", lines)
 
 
 # --- building a request -----------------------------------------------------------------
@@ -469,7 +515,93 @@ def experiment_xml(rows: int = 10_000) -> Result:
     )
 
 
-EXPERIMENTS: Final = ("ids", "rows", "url", "scopes", "read", "xml")
+# --- a compact set of track IDs -----------------------------------------------------------
+
+
+def _track_ids(pattern: str, n: int) -> Iterator[int]:
+    """``n`` track IDs, made as they are read (each int held by nothing but the set)."""
+    if pattern == "simulator":
+        for value in Dataset.generate(n).gsm_track_ids():
+            yield int(value)
+        return
+    rng = random.Random(11)
+    if pattern == "random":  # no order at all: IDs drawn from 2**40
+        for _ in range(n):
+            yield _FIRST_TRACK + rng.getrandbits(40)
+        return
+    track = _FIRST_TRACK  # rising, 4,000 apart on average: a customer sending one
+    for _ in range(n):  # message in 4,000 of the provider's
+        track += rng.randint(1, 7_999)
+        yield track
+
+
+_FIRST_TRACK: Final = 410_471_976
+INTSET_PATTERNS: Final = {
+    "simulator": "the simulator's (rising, 1-3 apart in a transaction)",
+    "gaps": "rising, 4,000 apart on average",
+    "random": "random over 2**40",
+}
+
+
+class _Masks:
+    """By hand: a dict of 64-bit masks, one per 64 consecutive IDs."""
+
+    __slots__ = ("masks",)
+
+    def __init__(self) -> None:
+        self.masks: dict[int, int] = {}
+
+    def __contains__(self, key: int) -> bool:
+        return bool(self.masks.get(key >> 6, 0) >> (key & 63) & 1)
+
+    def add(self, key: int) -> None:
+        self.masks[key >> 6] = self.masks.get(key >> 6, 0) | 1 << (key & 63)
+
+
+def _new_intset(kind: str) -> Any:
+    if kind == "set":
+        return set()
+    if kind == "masks":
+        return _Masks()
+    return importlib.import_module("pyroaring").BitMap64()
+
+
+def _intset_child(kind: str, pattern: str, n: int) -> tuple[float, float]:
+    """In a fresh process: MiB of resident memory and CPU µs per ID to remember ``n``
+    IDs (each checked, then added, as dedupe does); the IDs' own making subtracted."""
+    started = time.process_time()
+    for _ in _track_ids(pattern, n):
+        pass
+    making = time.process_time() - started
+    gc.collect()
+    ids = _new_intset(kind)
+    before = rss_bytes()
+    started = time.process_time()
+    for key in _track_ids(pattern, n):
+        if key not in ids:
+            ids.add(key)
+    cpu = time.process_time() - started - making
+    return (rss_bytes() - before) / 2**20, cpu / n * 1e6
+
+
+def experiment_intsets(n: int = 1_000_000) -> Result:
+    kinds = {"set": "Python set (the library's)", "masks": "dict of 64-bit masks (by hand)"}
+    if importlib.util.find_spec("pyroaring") is not None:
+        kinds["roaring"] = "pyroaring.BitMap64 (installed for the experiment only)"
+    lines = []
+    spawn = multiprocessing.get_context("spawn")
+    for pattern, described in INTSET_PATTERNS.items():
+        for kind, name in kinds.items():
+            with ProcessPoolExecutor(1, mp_context=spawn) as child:
+                mib, us = child.submit(_intset_child, kind, pattern, n).result()
+            lines += [
+                (f"{described}: {name}", mib, "MiB"),
+                (f"{described}: {name}", us, "µs/ID"),
+            ]
+    return (f"Remembering {n:,} track IDs: resident memory, and CPU per check + add", lines)
+
+
+EXPERIMENTS: Final = ("ids", "rows", "url", "scopes", "read", "xml", "intsets")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -487,11 +619,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scopes": experiment_scopes,
         "read": lambda: experiment_read(pin),
         "xml": experiment_xml,
+        "intsets": experiment_intsets,
     }
     for name in args.names or EXPERIMENTS:
         title, lines = runs[name]()
         table = markdown_table(
-            ["variant", "CPU", "unit"],
+            ["variant", "figure", "unit"],
             [[v, f"{f:.3f}" if f < 10 else f"{f:,.0f}", u] for v, f, u in lines],
         )
         print(f"### {title}\n\n{table}\n", flush=True)

@@ -10,8 +10,9 @@ its baseline and peak RSS as JSON.
 
 With ``dedupe=False`` nothing grows with the input: the peak should not
 depend on the number of rows. ``dedupe=True`` remembers every input ID and
-every ``gsm_track_id``; the difference between the two peaks is its cost,
-which the README quotes per million IDs.
+every ``gsm_track_id`` yielded (by GSM track ID, one set serves both: an ID
+read stands for its row once the row is yielded); the difference between the
+two peaks is its cost, which the README quotes per million IDs.
 """
 
 from __future__ import annotations
@@ -288,7 +289,7 @@ def dedupe_table(results: Sequence[MemoryResult]) -> str:
         "Peak RSS with `dedupe=True` minus peak RSS with `dedupe=False`, same rows, scaled "
         "to a million (measured at the largest size only, where the sets dwarf the swings of "
         "the peak). By transaction IDs it is the set of `gsm_track_id`s yielded; by "
-        "gsm_track_ids it is that set plus the set of input IDs sent."
+        "gsm_track_ids, the set of input IDs sent, which also stands for the rows yielded."
     )
     return title + "\n\n" + markdown_table(["rows", "asked by", "cost", "MiB"], lines)
 

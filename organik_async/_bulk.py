@@ -33,6 +33,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import TracebackType
 from typing import Final, Generic, Protocol, Self, TypeVar, cast
 
@@ -81,6 +82,9 @@ __all__ = [
 
 _CLOSE_WAIT: Final = 5.0
 """How long a lazy input's ``aclose()`` may take when a call ends early."""
+
+_INT_ONLY: Final = frozenset({int})
+_TRACK_ID: Final = attrgetter("gsm_track_id")
 
 T = TypeVar("T")
 
@@ -155,11 +159,105 @@ def check_sources(sources: Mapping[IdKind, object]) -> dict[IdKind, IdSource]:
             raise TypeError(
                 f"{kind} must be an iterable of IDs (ints or strs), got {type(source).__name__}"
             )
-        if isinstance(source, Collection) and not isinstance(source, Iterator):
+        if (
+            isinstance(source, Collection)
+            and not isinstance(source, Iterator)
+            and set(map(type, source)) != _INT_ONLY  # an int is an ID (a bool is not)
+        ):
             for value in source:
-                validate_id(value, kind)
+                if type(value) is not int:
+                    validate_id(value, kind)
         checked[kind] = source
     return checked
+
+
+class _Dedupe:
+    """What ``dedupe`` remembers: each input ID read once, each ``gsm_track_id`` yielded once.
+
+    Asked by GSM track ID, a row's ``gsm_track_id`` *is* an input ID, so one
+    set serves both promises: a GSM track ID read from the input waits in
+    ``unanswered`` until a row with that ``gsm_track_id`` is yielded, then
+    moves to ``answered``. A million GSM track IDs cost one set of a million,
+    not two (one of IDs read, one of rows yielded). ``others`` holds every
+    other ``gsm_track_id`` yielded: rows asked for by transaction or delivery
+    track ID, and rows a provider sent that no GSM track ID read so far asked for.
+
+    The three sets are disjoint. The GSM track IDs read are ``unanswered |
+    answered``; the yielded ``gsm_track_id`` values are ``answered | others``. So a
+    row is new exactly when its key is in neither ``answered`` nor ``others``:
+    the rule of one set of every ``gsm_track_id`` yielded, whatever the
+    provider answers, in which batch and through which kind. Keys are
+    canonical (``"123"`` and ``123`` are one ID).
+    """
+
+    __slots__ = ("answered", "others", "read", "unanswered")
+
+    def __init__(self) -> None:
+        self.read: dict[IdKind, set[Id]] = {"transaction_ids": set(), "delivery_track_ids": set()}
+        """Transaction and delivery track IDs read (their rows' keys are not these IDs)."""
+        self.unanswered: set[Id] = set()
+        self.answered: set[Id] = set()
+        self.others: set[Id] = set()
+
+    def for_input(self, kind: IdKind) -> tuple[set[Id], set[Id], set[Id]]:
+        """The sets a batcher reading ``kind`` uses: ``(read, answered, others)``.
+
+        An ID is new if it is in neither of the first two. A new one goes to
+        ``answered`` if ``others`` holds it (its row was already yielded,
+        through another kind), else to ``read``.
+        """
+        if kind == "gsm_track_ids":
+            return self.unanswered, self.answered, self.others
+        return self.read[kind], set(), set()
+
+    def new_rows(self, rows: list[DetailedReport]) -> list[DetailedReport]:
+        """The rows whose ``gsm_track_id`` was not yielded before (``rows`` itself
+        if all are); they now are.
+
+        A batch as a provider answers it (no key twice, and every key an ID
+        read and not yet answered, or every key new) is handled by set
+        operations on the whole batch; any other, row by row. The big sets
+        are given the keys as a list, in the order rows came: track IDs
+        rise, and probing a big set in that order is faster than in a small
+        set's hash order.
+        """
+        unanswered, answered, others = self.unanswered, self.answered, self.others
+        keys: list[Id] = list(map(_TRACK_ID, rows))
+        if not unanswered and not answered:  # no GSM track ID read: others is every key
+            if (
+                set(map(type, keys)) == _INT_ONLY  # ints are canonical
+                and len(set(keys)) == len(keys)
+                and others.isdisjoint(keys)
+            ):
+                others.update(keys)
+                return rows
+            fresh: list[DetailedReport] = []
+            for row, key in zip(rows, keys, strict=True):
+                if type(key) is not int:
+                    key = canonical_id(key)
+                if key not in others:
+                    others.add(key)
+                    fresh.append(row)
+            return fresh
+        # Asked by GSM track ID and answered as asked. (No key needs its canonical
+        # form: unanswered holds canonical keys only, so a subset of it is canonical.)
+        if len(set(keys)) == len(keys) and unanswered.issuperset(keys):
+            unanswered.difference_update(keys)
+            answered.update(keys)
+            return rows
+        fresh = []
+        for row, key in zip(rows, keys, strict=True):
+            if type(key) is not int:
+                key = canonical_id(key)
+            if key in unanswered:
+                unanswered.remove(key)
+                answered.add(key)
+            elif key in answered or key in others:
+                continue
+            else:
+                others.add(key)
+            fresh.append(row)
+        return fresh
 
 
 class _Batcher:
@@ -170,14 +268,17 @@ class _Batcher:
     batch is always consecutive IDs of one kind.
     """
 
-    def __init__(self, sources: Mapping[IdKind, IdSource], options: BulkOptions) -> None:
+    def __init__(
+        self,
+        sources: Mapping[IdKind, IdSource],
+        options: BulkOptions,
+        dedupe: _Dedupe | None = None,
+    ) -> None:
         self._sources: list[tuple[IdKind, IdSource]] = [
             (kind, sources[kind]) for kind in ID_KINDS if kind in sources
         ]
         self._sizes = options.batch_sizes
-        self._seen: dict[IdKind, set[Id]] | None = (
-            {kind: set() for kind in ID_KINDS} if options.dedupe else None
-        )
+        self._dedupe = dedupe
         self._validated = frozenset(
             kind
             for kind, source in self._sources
@@ -243,8 +344,7 @@ class _Batcher:
         mixed: dict[IdKind, tuple[Id, ...]] = {}
         for kind, source in sized:
             ids: list[Id] = []
-            for value in source:
-                self._accept(kind, value, ids)
+            self._add_new(kind, source, ids)
             if ids:
                 mixed[kind] = tuple(ids)
         return mixed if len(mixed) > 1 else None
@@ -263,20 +363,51 @@ class _Batcher:
                 chunk = list(itertools.islice(iterator, size - len(ids)))
                 if not chunk:
                     break
-            for value in chunk:
-                self._accept(kind, value, ids)
+            self._add_new(kind, chunk, ids)
         return ids
 
-    def _accept(self, kind: IdKind, value: object, ids: list[Id]) -> None:
-        # Lists were validated whole by check_sources: each ID is checked once.
-        valid = cast(Id, value) if kind in self._validated else validate_id(value, kind)
-        if self._seen is not None:
-            key = valid if type(valid) is int else canonical_id(valid)
-            seen = self._seen[kind]
-            if key in seen:
-                return
-            seen.add(key)
-        ids.append(valid)
+    def _add_new(self, kind: IdKind, values: Iterable[object], ids: list[Id]) -> None:
+        """Append to ``ids`` each of ``values`` not read before, validated once.
+
+        This is the per-ID cost of a call, so it runs once per chunk (up to a
+        batch of a sync input), not once per ID. An ``int`` is an ID and its
+        own canonical form: a chunk of new ints costs a few set operations;
+        any other chunk (a string in it, an ID read before) goes one by one.
+        Lists were validated whole by ``check_sources``.
+        """
+        check = kind not in self._validated
+        if self._dedupe is None:
+            if check:
+                for value in values:
+                    if type(value) is not int:
+                        validate_id(value, kind)
+            ids.extend(cast(Iterable[Id], values))
+            return
+        read, answered, others = self._dedupe.for_input(kind)
+        valid = cast(list[Id], values if type(values) is list else list(values))
+        keys = valid
+        if set(map(type, valid)) != _INT_ONLY:  # an int is valid, and its own canonical form
+            if check:
+                valid = [v if type(v) is int else validate_id(v, kind) for v in valid]
+            keys = [v if type(v) is int else canonical_id(v) for v in valid]
+        if (
+            len(set(keys)) == len(keys)
+            and read.isdisjoint(keys)
+            and (not answered or answered.isdisjoint(keys))
+            and (not others or others.isdisjoint(keys))
+        ):  # every ID new: the usual case
+            read.update(keys)
+            ids += valid
+            return
+        for key, value in zip(keys, valid, strict=True):
+            if key in read or key in answered:
+                continue
+            if key in others:  # its row was already yielded, through another kind
+                others.remove(key)
+                answered.add(key)
+            else:
+                read.add(key)
+            ids.append(value)
 
     async def aclose(self) -> None:
         """Close the async iterator being read, if the call ends before its end.
@@ -339,7 +470,9 @@ class BulkRun:
     ) -> None:
         self._fetch_ids = fetch
         self._options = options
-        self._batcher = _Batcher(sources, options)
+        self.dedupe = _Dedupe() if options.dedupe else None
+        """What ``dedupe`` remembers, shared by the batcher and the rows' consumer."""
+        self._batcher = _Batcher(sources, options, self.dedupe)
         self._tally = _Tally()
         self._started = time.perf_counter()
         self._stopping = False
@@ -761,56 +894,52 @@ class Results:
         self._done = True
         self._receive.close()
 
-
-def _unseen(rows: list[DetailedReport], seen: set[Id]) -> Iterator[DetailedReport]:
-    """The rows whose ``gsm_track_id`` is not in ``seen``, adding theirs to it."""
-    for row in rows:
-        key = row.gsm_track_id
-        if type(key) is not int:
-            key = canonical_id(key)
-        if key not in seen:
-            seen.add(key)
-            yield row
+    def dedupe(self, wanted: bool) -> _Dedupe | None:
+        """The call's memory of what was read and yielded, if ``wanted``."""
+        if not wanted:
+            return None
+        return self._run.dedupe or _Dedupe()  # a run without: rows are still unique
 
 
 class Rows:
     """``iter_detailed_report``'s rows; with ``dedupe``, each ``gsm_track_id`` once."""
 
-    __slots__ = ("_current", "_results", "_seen")
+    __slots__ = ("_dedupe", "_pending", "_results")
 
     def __init__(self, results: Results, dedupe: bool) -> None:
         self._results = results
-        self._seen: set[Id] | None = set() if dedupe else None
-        self._current: Iterator[DetailedReport] = iter(())
+        self._dedupe = results.dedupe(dedupe)
+        self._pending: list[DetailedReport] = []
+        """The current batch's rows not yet handed out, last first: each row
+        handed out is let go of, so a large batch is not held until its end."""
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> DetailedReport:
-        while True:
-            for row in self._current:
-                return row
+        while not self._pending:
             rows = (await self._results.__anext__()).rows
-            self._current = iter(rows) if self._seen is None else _unseen(rows, self._seen)
+            self._pending = (rows if self._dedupe is None else self._dedupe.new_rows(rows))[::-1]
+        return self._pending.pop()
 
 
 class Batches:
     """``iter_batches``' results; with ``dedupe``, rows unique across batches and kinds."""
 
-    __slots__ = ("_results", "_seen")
+    __slots__ = ("_dedupe", "_results")
 
     def __init__(self, results: Results, dedupe: bool) -> None:
         self._results = results
-        self._seen: set[Id] | None = set() if dedupe else None
+        self._dedupe = results.dedupe(dedupe)
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> BatchResult:
         result = await self._results.__anext__()
-        if self._seen is None:
+        if self._dedupe is None:
             return result
-        rows = list(_unseen(result.rows, self._seen))
+        rows = self._dedupe.new_rows(result.rows)
         return result if len(rows) == len(result.rows) else replace(result, rows=rows)
 
 
@@ -828,8 +957,10 @@ async def collect(run: BulkRun) -> list[DetailedReport]:
             async for result in receive:
                 results.append(result)
     results.sort(key=lambda r: r.index)
-    seen: set[Id] = set()
-    rows = [row for result in results for row in _unseen(result.rows, seen)]
+    dedupe = run.dedupe or _Dedupe()
+    rows: list[DetailedReport] = []
+    for result in results:
+        rows += dedupe.new_rows(result.rows)
     error = run.outcome_error(rows)
     if error is not None:
         raise error
