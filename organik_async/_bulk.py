@@ -264,8 +264,9 @@ class _Batcher:
     """Cuts the inputs into batches, lazily, remembering IDs already sent.
 
     Sync inputs are read with ``islice`` (no per-ID await); async inputs one
-    ``__anext__`` at a time. Only one worker reads at a time (a lock), so a
-    batch is always consecutive IDs of one kind.
+    ``__anext__`` at a time. Only one worker reads at a time, so a batch is
+    always consecutive IDs of one kind: reading sync inputs never awaits, so it
+    cannot be interleaved; an async input is read under a lock.
     """
 
     def __init__(
@@ -284,7 +285,8 @@ class _Batcher:
             for kind, source in self._sources
             if isinstance(source, Collection) and not isinstance(source, Iterator)
         )
-        self._lock = anyio.Lock()
+        lazy = any(isinstance(source, AsyncIterable) for _, source in self._sources)
+        self._lock = anyio.Lock() if lazy else None
         self._current: tuple[IdKind, Iterator[Id] | AsyncIterator[Id]] | None = None
         self._index = 0
         self.exhausted = False
@@ -304,27 +306,32 @@ class _Batcher:
 
     async def next_batch(self) -> _Batch | None:
         """The next batch, or ``None`` when every input is exhausted."""
+        if self._lock is None:
+            return await self._next_batch()
         async with self._lock:
-            if self._index == 0 and (mixed := self._mixed()) is not None:
-                self._sources, self.exhausted, self._index = [], True, 1
-                first = next(iter(mixed))
-                return _Batch(0, first, mixed[first], mixed)
-            while True:
-                if self._current is None:
-                    if not self._sources:
-                        self.exhausted = True
-                        return None
-                    kind, source = self._sources.pop(0)
-                    self._current = (kind, _iterate(source))
-                kind, iterator = self._current
-                size = self._sizes.for_kind(kind)
-                ids = await self._take(kind, iterator, size)
-                if len(ids) < size:
-                    self._current = None  # this kind is exhausted
-                    self.exhausted = not self._sources
-                if ids:
-                    self._index += 1
-                    return _Batch(self._index - 1, kind, tuple(ids))
+            return await self._next_batch()
+
+    async def _next_batch(self) -> _Batch | None:
+        if self._index == 0 and (mixed := self._mixed()) is not None:
+            self._sources, self.exhausted, self._index = [], True, 1
+            first = next(iter(mixed))
+            return _Batch(0, first, mixed[first], mixed)
+        while True:
+            if self._current is None:
+                if not self._sources:
+                    self.exhausted = True
+                    return None
+                kind, source = self._sources.pop(0)
+                self._current = (kind, _iterate(source))
+            kind, iterator = self._current
+            size = self._sizes.for_kind(kind)
+            ids = await self._take(kind, iterator, size)
+            if len(ids) < size:
+                self._current = None  # this kind is exhausted
+                self.exhausted = not self._sources
+            if ids:
+                self._index += 1
+                return _Batch(self._index - 1, kind, tuple(ids))
 
     def _mixed(self) -> dict[IdKind, tuple[Id, ...]] | None:
         """Every ID in one request, when the inputs are lists of several kinds that fit.
@@ -408,6 +415,11 @@ class _Batcher:
             else:
                 read.add(key)
             ids.append(value)
+
+    @property
+    def reading_async_input(self) -> bool:
+        """Whether an input that may need closing is being read (see :meth:`aclose`)."""
+        return self._current is not None and isinstance(self._current[1], AsyncIterator)
 
     async def aclose(self) -> None:
         """Close the async iterator being read, if the call ends before its end.
@@ -499,13 +511,45 @@ class BulkRun:
                         for _ in range(self._workers()):
                             workers.start_soon(self._worker, send.clone())
                     tg.cancel_scope.cancel()  # the deadline's watch, if any
-                if self._stopping and self.fatal is None:
-                    await self._drain()
-                if self.fatal is None and self._reported_total != self._batcher.batches_made:
-                    self._report_progress()  # the total became exact after the last batch
+                await self._finish()
         finally:
+            await self._close_input()
+
+    async def run_here(self, results: list[BatchResult]) -> None:
+        """:meth:`run` for one worker, in the caller's own task; results appended.
+
+        A call of one batch (or ``max_concurrency=1``) needs no task group, no
+        memory stream and no worker task: about half the engine's cost of a
+        one-ID call. Only for :func:`collect`, and only when :attr:`in_one_task`.
+        """
+
+        async def keep(result: BatchResult) -> bool:
+            results.append(result)
+            return True
+
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                await self._work(keep)
+            await self._finish()
+        finally:
+            await self._close_input()
+
+    async def _close_input(self) -> None:
+        if self._batcher.reading_async_input:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):
                 await self._batcher.aclose()
+
+    @property
+    def in_one_task(self) -> bool:
+        """Whether the call can run in its caller's task: one worker, no call timeout."""
+        return self._options.timeout is None and self._workers() == 1
+
+    async def _finish(self) -> None:
+        if self._stopping and self.fatal is None:
+            await self._drain()
+        if self.fatal is None and self._reported_total != self._batcher.batches_made:
+            self._report_progress()  # the total became exact after the last batch
 
     def _workers(self) -> int:
         """``max_concurrency`` workers, or fewer when the input has fewer batches."""
@@ -519,30 +563,39 @@ class BulkRun:
         self._stop(TimeoutError(f"the call's timeout of {seconds:g} s expired"))
 
     async def _worker(self, send: MemoryObjectSendStream[BatchResult]) -> None:
+        async def hand_over(result: BatchResult) -> bool:
+            try:
+                await send.send(result)
+            except anyio.BrokenResourceError:
+                # The consumer left (asyncio's own task.cancel() closes its end
+                # before our task group is cancelled): no one to hand it to.
+                return False
+            return True
+
         async with send:
-            while not self._stopping:
-                try:
-                    batch = await self._batcher.next_batch()
-                except Exception as exc:  # a bad ID in a lazy input, a failing generator
-                    self._abort(exc)
+            await self._work(hand_over)
+
+    async def _work(self, deliver: Callable[[BatchResult], Awaitable[bool]]) -> None:
+        """Take batches and fetch them until none is left or the call stops."""
+        while not self._stopping:
+            try:
+                batch = await self._batcher.next_batch()
+            except Exception as exc:  # a bad ID in a lazy input, a failing generator
+                self._abort(exc)
+                return
+            if batch is None:
+                return
+            if self._stopping:
+                self._unsent.append(batch)
+                return
+            if batch.mixed is None:
+                result = await self._fetch(batch)
+                results = [] if result is None else [result]
+            else:
+                results = await self._fetch_mixed(batch, batch.mixed)
+            for result in results:
+                if not await deliver(result):
                     return
-                if batch is None:
-                    return
-                if self._stopping:
-                    self._unsent.append(batch)
-                    return
-                if batch.mixed is None:
-                    result = await self._fetch(batch)
-                    results = [] if result is None else [result]
-                else:
-                    results = await self._fetch_mixed(batch, batch.mixed)
-                for result in results:
-                    try:
-                        await send.send(result)
-                    except anyio.BrokenResourceError:
-                        # The consumer left (asyncio's own task.cancel() closes its end
-                        # before our task group is cancelled): no one to hand it to.
-                        return
 
     async def _fetch(self, batch: _Batch) -> BatchResult | None:
         """Fetch one batch; one refused for its size is split, and fetched in parts.
@@ -950,12 +1003,15 @@ async def collect(run: BulkRun) -> list[DetailedReport]:
     makes the result the same for the same call, whatever the timing.
     """
     results: list[BatchResult] = []
-    send, receive = anyio.create_memory_object_stream[BatchResult](0)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run.run, send)
-        async with receive:
-            async for result in receive:
-                results.append(result)
+    if run.in_one_task:
+        await run.run_here(results)
+    else:
+        send, receive = anyio.create_memory_object_stream[BatchResult](0)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run.run, send)
+            async with receive:
+                async for result in receive:
+                    results.append(result)
     results.sort(key=lambda r: r.index)
     dedupe = run.dedupe or _Dedupe()
     rows: list[DetailedReport] = []

@@ -56,13 +56,19 @@ class PoolSet:
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[httpx.AsyncClient]:
         """Wait for a turn, then lend the least-loaded pool for one request."""
-        async with self._limiter:
+        try:  # with room, no checkpoint: the request itself is one
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._limiter.acquire()
+        try:
             index = self._pick()
             self._loads[index] += 1
             try:
                 yield self._pools[index]
             finally:
                 self._loads[index] -= 1
+        finally:
+            self._limiter.release()
 
     def _pick(self) -> int:
         # The limiter guarantees some pool (open or openable) has room.

@@ -84,7 +84,10 @@ class AdaptiveLimit:
 
     async def acquire(self, token: object) -> int:
         """Wait for room; returns the round the request is sent in."""
-        await self._limiter.acquire_on_behalf_of(token)
+        try:  # with room, no checkpoint: the request itself is one, an event-loop turn later
+            self._limiter.acquire_on_behalf_of_nowait(token)
+        except anyio.WouldBlock:
+            await self._limiter.acquire_on_behalf_of(token)
         return self._round
 
     def release(self, token: object) -> None:
