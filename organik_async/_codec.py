@@ -645,11 +645,12 @@ def _lxml_item(item: etree._Element, seen: list[int]) -> Any:
         return item.text or None
     fields: dict[str, Any] = {}
     for child in item:
-        key, value = child.tag, child.text
-        if not value:
+        key, text = child.tag, child.text
+        value: Id | None = text
+        if not text:
             value = None  # an empty CDATA section is "" to lxml
         elif key not in _VERBATIM:
-            value = value.strip()
+            value = text.strip()
             if key == "gsm_track_id":
                 value = canonical_id(value)
         fields[key] = value
