@@ -534,6 +534,9 @@ class _NotLikeXmltodict(Exception):
     """lxml would read this answer differently from xmltodict: xmltodict reads it."""
 
 
+# Namespaces: lxml names an element "{uri}name", xmltodict "prefix:name", and drops
+# the declarations xmltodict keeps as attributes; xml: is bound without a declaration.
+_NAMESPACE_MARKUP: Final = (b"xmlns", b"<xml:")
 # Element names that are not ASCII: XML 1.0's fifth edition (libxml2) allows names
 # that its fourth (expat, under xmltodict) refuses. Each match stops at the next
 # "<" or ">", so the search is linear however hostile the body.
@@ -586,7 +589,7 @@ class _LxmlReader:
 
     def read(self, wrapped: bytes) -> _Tree | None:
         """The tree of ``wrapped`` (the body inside the synthetic root), or ``None``."""
-        if b"xmlns" in wrapped or b"<xml:" in wrapped:
+        if any(markup in wrapped for markup in _NAMESPACE_MARKUP):
             return None
         if not wrapped.isascii() and _NON_ASCII_MARKUP.search(wrapped):
             return None

@@ -135,6 +135,7 @@ trees = st.recursive(
 
 
 # Rows to start from: every field with a good value (GOOD's first, or its others).
+ERROR_VALUES: Final = ("87", " 93 ", "E1", "", "<![CDATA[]]>", "<![CDATA[ 99 ]]>", None)
 BASE_ROWS: Final = [
     {name: values[n % len(values)] for name, values in GOOD.items() if name in FIELDS}
     for n in range(5)
@@ -212,24 +213,27 @@ def answers(draw: st.DrawFn) -> bytes:
     separator = draw(st.sampled_from(["", "\n"]))
     some = draw(st.sampled_from([0, 1, 1]))
     rows = separator.join(draw(st.lists(items(), min_size=some, max_size=3)))
-    shape = draw(st.integers(0, 5))
+    shape = draw(st.integers(0, 6))
     if shape == 0:
         text = rows
     elif shape == 1:
-        result = draw(st.sampled_from(["1", " 1 ", "true", "2"]))
+        result = draw(st.sampled_from(["1", " 1 ", "true", "2", "<![CDATA[1]]>", "1<!---->"]))
         text = f"<response><result>{result}</result><data>{separator}{rows}</data></response>"
     elif shape == 2:
         text = f"<document>{separator}{rows}{separator}</document>"
     elif shape == 3:
         error = "".join(
-            element(name, "", draw(st.none() | texts | st.sampled_from(["87", " 93 ", "E1"])))
+            element(name, "", draw(st.sampled_from(ERROR_VALUES) | texts))
             for name in draw(st.lists(st.sampled_from(["message", "number", "time", "code"])))
         )
         text = f"<response><result>0</result>{separator}<error>{error}</error></response>"
     elif shape == 4:
         text = draw(trees) + rows
-    else:
+    elif shape == 5:
         text = rows + draw(trees)
+    else:  # not an answer: where its first element starts decides the error's excerpt
+        padding = draw(st.sampled_from(["", "\n" * 45, " " * 90]))
+        text = padding + element(draw(st.sampled_from(ODD_NAMES)), "", draw(texts))
     if draw(one_in(20)):
         text = "<!DOCTYPE x [<!ENTITY e 'v'>]>" + text
     if draw(one_in(20)):  # past libxml2's 256 levels
@@ -288,6 +292,17 @@ def _item_keeps_empty_cdata(item: Any, seen: list[int]) -> Any:
     return fields
 
 
+_READ_VALUE: Final = _codec._lxml_value
+
+
+def _value_keeps_empty_cdata(element: Any, seen: list[int]) -> Any:
+    """Reads elements as it should, but a leaf's empty CDATA section stays ``""``."""
+    if len(element):
+        return _READ_VALUE(element, seen)
+    seen[0] += 1
+    return element.text
+
+
 class _CountsNoGrandchildren(_codec._LxmlReader):
     """Does not see an element inside an item's field: its count leaves those out."""
 
@@ -308,7 +323,16 @@ class _SeesNoAttributes(_codec._LxmlReader):
 
 BROKEN: Final[dict[str, tuple[type[_codec._LxmlReader], dict[str, Any]]]] = {
     "values not cleaned": (_codec._LxmlReader, {"_lxml_item": _item_uncleaned}),
-    "empty CDATA kept as ''": (_codec._LxmlReader, {"_lxml_item": _item_keeps_empty_cdata}),
+    "empty CDATA kept as '' in a field": (
+        _codec._LxmlReader,
+        {"_lxml_item": _item_keeps_empty_cdata},
+    ),
+    "empty CDATA kept as '' elsewhere": (
+        _codec._LxmlReader,
+        {"_lxml_value": _value_keeps_empty_cdata},
+    ),
+    "the xml: prefix read": (_codec._LxmlReader, {"_NAMESPACE_MARKUP": (b"xmlns",)}),
+    "namespace declarations read": (_codec._LxmlReader, {"_NAMESPACE_MARKUP": (b"<xml:",)}),
     "names libxml2 alone takes": (_codec._LxmlReader, {"_NON_ASCII_MARKUP": re.compile(b"^$x")}),
     "an element in a field missed": (_CountsNoGrandchildren, {}),
     "attributes missed": (_SeesNoAttributes, {}),
