@@ -381,7 +381,7 @@ def machine_facts(pinned: bool) -> dict[str, Any]:
     """What a results file records about where and with what it was measured."""
     packages = (
         "organik_async", "httpx", "httpcore", "anyio", "msgspec", "xmltodict", "uvicorn", "h11",
-        "aiohttp", "httpx-aiohttp", "orjson", "pydantic", "matplotlib",
+        "aiohttp", "httpx-aiohttp", "orjson", "pydantic", "matplotlib", "lxml",
     )  # fmt: skip
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -12,9 +12,11 @@ simulator's default track IDs. Each decoder turns a whole body into rows:
 * ``json.loads`` and ``orjson.loads``: dicts, untyped, unvalidated;
 * **pydantic v2**: the same envelope as ``BaseModel``s, ``model_validate_json``
   (pydantic's fastest path), lax like ours;
-* **organik_async XML**: the client's XML path (``_codec.decode_xml``:
-  xmltodict, then typing by msgspec) against **bare xmltodict.parse** of the
-  same body (dicts of strings, untyped).
+* **organik_async XML**, twice: the client's XML path (``_codec.decode_xml``)
+  read by xmltodict (the default) and by lxml (the ``lxml`` extra, which
+  ``decode_xml`` uses when it is installed), then typed by msgspec; against
+  **bare xmltodict.parse** and **bare lxml** (``lxml.etree.fromstring`` and a
+  dict per ``<item>``) of the same body (dicts of strings, untyped).
 
 Client CPU time (``time.process_time``) per call is what is measured, so a
 busy machine slows the figures less than it would wall time; the decoders take
@@ -35,13 +37,15 @@ import msgspec
 import orjson
 import pydantic
 import xmltodict
+from lxml import etree
 
 from organik_async import DetailedReport, Format
 
 # Private on purpose: this part measures the client's decoders alone, on bytes, and no
 # public API decodes an answer without sending a request (the request path calls these,
-# through _codec.decode, on every answer). Everything else here uses the public API.
-from organik_async._codec import decode_json, decode_xml
+# through _codec.decode, on every answer); _decode_xml takes the parser to use, where
+# decode_xml picks lxml when it is installed. Everything else here uses the public API.
+from organik_async._codec import _decode_xml, _lxml_reader, decode_json
 
 from ._common import Log, answer_bodies, markdown_table, median, spread
 
@@ -113,7 +117,16 @@ def _pydantic(body: bytes) -> int:
 
 
 def _ours_xml(body: bytes) -> int:
-    return len(decode_xml(body).rows)
+    return len(_decode_xml(body, None).rows)
+
+
+_LXML_READER: Final = _lxml_reader()
+
+
+def _ours_xml_lxml(body: bytes) -> int:
+    if _LXML_READER is None:
+        raise RuntimeError("lxml 5 or later is not installed: pip install -e '.[bench]'")
+    return len(_decode_xml(body, _LXML_READER).rows)
 
 
 def xml_items(tree: dict[str, Any]) -> Any:
@@ -132,6 +145,12 @@ def _xmltodict_bare(body: bytes) -> int:
     return len(items) if isinstance(items, list) else 1
 
 
+def _lxml_bare(body: bytes) -> int:
+    # The same rooted body as bare xmltodict gets; a dict of strings per <item>.
+    root = etree.fromstring(body)
+    return len([{field.tag: field.text for field in item} for item in root.iter("item")])
+
+
 @dataclass(frozen=True, slots=True)
 class Decoder:
     name: str
@@ -147,13 +166,19 @@ DECODERS: Final = (
     Decoder("orjson.loads", "json", _orjson_loads, "dicts, untyped"),
     Decoder("json.loads", "json", _json_loads, "dicts, untyped"),
     Decoder("pydantic v2 (model_validate_json)", "json", _pydantic, "frozen models"),
-    Decoder("organik_async XML (decode_xml)", "xml", _ours_xml, "frozen Structs"),
+    Decoder("organik_async XML, xmltodict (the default)", "xml", _ours_xml, "frozen Structs"),
     Decoder("xmltodict.parse, bare", "xml", _xmltodict_bare, "dicts of strings"),
+    Decoder("organik_async XML, lxml (the lxml extra)", "xml", _ours_xml_lxml, "frozen Structs"),
+    Decoder("lxml.etree.fromstring + dict per item, bare", "xml", _lxml_bare, "dicts of strings"),
 )
 OURS_JSON: Final = DECODERS[0].name
 LIMIT: Final = DECODERS[1].name
 OURS_XML: Final = DECODERS[5].name
 BARE_XML: Final = DECODERS[6].name
+OURS_XML_LXML: Final = DECODERS[7].name
+BARE_LXML: Final = DECODERS[8].name
+ROOTED: Final = frozenset({BARE_XML, BARE_LXML})
+"""The bare parsers get the body inside a root element, as the client parses it."""
 
 
 # --- the bodies ---------------------------------------------------------------------------
@@ -218,7 +243,7 @@ def run_decode(sizes: Sequence[int], rounds: int, log: Log) -> list[Figure]:
     for rows in sizes:
         payload = bodies(rows)
         payload_for: dict[str, bytes] = {
-            d.name: _rooted(payload["xml"]) if d.decode is _xmltodict_bare else payload[d.fmt]
+            d.name: _rooted(payload["xml"]) if d.name in ROOTED else payload[d.fmt]
             for d in DECODERS
         }
         these = [Figure(d.name, d.fmt, rows, len(payload[d.fmt]), d.typed) for d in DECODERS]
@@ -251,6 +276,9 @@ def ratios(figures: Sequence[Figure]) -> dict[str, Any]:
             },
             "xml_cost_vs_json": by[OURS_XML] / by[OURS_JSON],
             "ours_xml_vs_bare_xmltodict": by[OURS_XML] / by[BARE_XML],
+            "xml_lxml_cost_vs_json": by[OURS_XML_LXML] / by[OURS_JSON],
+            "xml_lxml_speedup_vs_xmltodict": by[OURS_XML] / by[OURS_XML_LXML],
+            "ours_xml_lxml_vs_bare_lxml": by[OURS_XML_LXML] / by[BARE_LXML],
         }
     return out
 
@@ -282,12 +310,16 @@ def decode_table(figures: Sequence[Figure]) -> str:
             f"- {int(size):,} rows: organik_async JSON runs at "
             f"{r['ours_json_vs_limit_speed']:.2f} x the speed of the bare msgspec decoder "
             f"(target >= 0.95); the XML path costs {r['xml_cost_vs_json']:.1f} x the JSON "
-            f"path per row, {r['ours_xml_vs_bare_xmltodict']:.2f} x bare xmltodict.parse"
+            f"path per row with xmltodict ({r['ours_xml_vs_bare_xmltodict']:.2f} x bare "
+            f"xmltodict.parse), {r['xml_lxml_cost_vs_json']:.1f} x with lxml "
+            f"({r['xml_lxml_speedup_vs_xmltodict']:.1f} x faster than with xmltodict; "
+            f"{r['ours_xml_lxml_vs_bare_lxml']:.2f} x bare lxml)"
         )
     title = (
         "### Decoding (no network)\n\n"
         "Client CPU time per row to turn one whole answer (the simulator's real bytes) into "
         "rows; median of the rounds (5 for 500 rows, 3 for 100,000), decoders taking turns; "
-        "±: half the range of the rounds, relative to the median."
+        "±: half the range of the rounds, relative to the median. lxml "
+        f"{etree.__version__} (libxml2 {'.'.join(map(str, etree.LIBXML_VERSION))})."
     )
     return title + "\n\n" + markdown_table(headers, lines) + "\n\n" + "\n".join(summary)

@@ -7,6 +7,7 @@ from types import FunctionType as _FunctionType
 
 from ._bulk import ReportStream
 from ._client import DEFAULT_BASE_URL, OrganikClient, api_key_from_credentials
+from ._codec import XmlParser, xml_parser
 from ._exceptions import (
     API_ERROR_CODES,
     PROVIDER_CODES,
@@ -94,6 +95,7 @@ __all__ = [
     "StillPendingError",
     "TimeoutError",
     "TransportError",
+    "XmlParser",
     "__version__",
     "api_key_from_credentials",
     "http_error_answer",
@@ -101,6 +103,7 @@ __all__ = [
     "is_testing",
     "rows_to_columns",
     "set_testing",
+    "xml_parser",
 ]
 
 # Public classes and functions say they live here (tracebacks show

@@ -3,7 +3,10 @@
 JSON is the fast path: one ``msgspec.json.Decoder`` built at import turns the
 whole envelope into Structs straight from the response bytes. XML goes through
 ``xmltodict`` (the provider's XML is not always a well-formed document, see
-:func:`decode_xml`) and is then typed by the same msgspec machinery.
+:func:`decode_xml`) and is then typed by the same msgspec machinery. When lxml
+is installed (the ``lxml`` extra) it reads the answers on which the two parsers
+agree, with 2.6 to 3.7 times less CPU per row; everything else, errors
+included, is still read by xmltodict (see :class:`_LxmlReader`).
 
 Decoding here knows nothing of HTTP: it returns a :class:`Decoded` (rows, or
 the provider's error) or raises :class:`BodyError` with a position and an
@@ -13,10 +16,12 @@ excerpt; the client adds the request context and turns it into a public error.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 from xml.parsers.expat import ExpatError
 
 import msgspec
@@ -24,14 +29,19 @@ import xmltodict
 
 from ._models import ID_KINDS, DetailedReport, Format, Id, IdKind, canonical_id
 
+if TYPE_CHECKING:
+    from lxml import etree
+
 __all__ = [
     "BodyError",
     "Decoded",
     "ProviderError",
+    "XmlParser",
     "decode",
     "encode_request",
     "encode_rows_json",
     "encode_rows_xml",
+    "xml_parser",
 ]
 
 EXCERPT_CHARS: Final = 80
@@ -337,20 +347,31 @@ def decode_xml(body: bytes) -> Decoded:
     The text is read in the encoding its declaration (or byte order mark)
     names, UTF-8 if none (see :func:`_as_utf8`). A document type declaration
     is refused, so no entity is ever expanded.
+
+    The parser is lxml when it is installed, xmltodict otherwise (see
+    :func:`xml_parser`); the rows, and the errors, are the same either way.
     """
+    return _decode_xml(body, _lxml_reader())
+
+
+def _decode_xml(body: bytes, reader: _LxmlReader | None) -> Decoded:
+    """:func:`decode_xml`, lxml reading what ``reader`` takes, xmltodict the rest."""
     body = _as_utf8(body)
     match = _DECLARATION.match(body)
     skipped = match.end() if match else 0
     wrapped = _ROOT_OPEN + body[skipped:] + _ROOT_CLOSE
-    try:
-        tree = xmltodict.parse(wrapped, force_list=("item",), strip_whitespace=False)
-    except ExpatError as exc:
-        offset = _first_not_utf8(body)
-        if offset < len(body):
-            return _not_utf8(body, offset, decode_xml)
-        raise _xml_syntax_error(exc, body, skipped) from None
+    tree = reader.read(wrapped) if reader is not None else None
+    if tree is None:
+        try:
+            parsed = xmltodict.parse(wrapped, force_list=("item",), strip_whitespace=False)
+        except ExpatError as exc:
+            offset = _first_not_utf8(body)
+            if offset < len(body):
+                return _not_utf8(body, offset, functools.partial(_decode_xml, reader=reader))
+            raise _xml_syntax_error(exc, body, skipped) from None
+        tree = _Tree(parsed.get("organik-root"), items_cleaned=False)
     where = "document root"
-    node = _children(tree.get("organik-root"), where, body)
+    node = _children(tree.root, where, body)
     for wrapper in _WRAPPERS:
         if set(node) == {wrapper}:
             where = f"<{wrapper}>"
@@ -372,7 +393,7 @@ def decode_xml(body: bytes) -> Decoded:
         items = _children(node["data"], "<data>", body).get("item", [])
     else:
         items = node.get("item", [])
-    return Decoded(rows=_type_items(items, body))
+    return Decoded(rows=_type_items(items, body, cleaned=tree.items_cleaned))
 
 
 def _children(node: Any, where: str, body: bytes) -> dict[str, Any]:
@@ -416,10 +437,13 @@ def _xml_bool(value: Any, body: bytes) -> bool:
     )
 
 
-def _type_items(items: list[Any], body: bytes) -> list[DetailedReport]:
-    cleaned = [_clean_item(item) for item in items]
+def _type_items(items: list[Any], body: bytes, *, cleaned: bool) -> list[DetailedReport]:
+    """Rows of ``items``: xmltodict's values of the ``<item>``s, which
+    :func:`_clean_item` cleans first unless that was done (``cleaned``)."""
+    if not cleaned:
+        items = [_clean_item(item) for item in items]
     try:
-        return msgspec.convert(cleaned, list[DetailedReport], strict=False)
+        return msgspec.convert(items, list[DetailedReport], strict=False)
     except msgspec.ValidationError as exc:
         error = _validation_error(exc, body, "XML")
         error.position = error.position.replace("$[", "item[", 1)
@@ -463,6 +487,179 @@ def _xml_syntax_error(exc: ExpatError, body: bytes, skipped: int) -> BodyError:
         f"line {line}, column {column}",
         _excerpt(body, offset),
     )
+
+
+# --- lxml, where it reads an answer as xmltodict does ---------------------------------
+
+XmlParser = Literal["lxml", "xmltodict"]
+"""What reads XML answers (see :func:`xml_parser`)."""
+
+LXML_MIN_VERSION: Final = (5, 0)
+"""An older lxml is left alone: xmltodict reads every answer."""
+
+
+def xml_parser() -> XmlParser:
+    """The parser that reads XML answers: ``"lxml"`` when lxml 5 or later can be
+    imported (``pip install 'organik_async[lxml]'``), else ``"xmltodict"``.
+
+    Rows and errors are the same with either; lxml reads an answer with 2.6 to
+    3.7 times less CPU per row (``python -m benchmarks decode``). The first call
+    (or the first XML answer) imports lxml.
+    """
+    return "xmltodict" if _lxml_reader() is None else "lxml"
+
+
+@functools.cache
+def _lxml_reader() -> _LxmlReader | None:
+    """The lxml reader, made on first use, so that ``import organik_async`` never
+    imports lxml; ``None`` when lxml is missing or older than 5."""
+    try:
+        from lxml import etree
+    except ImportError:
+        return None
+    if etree.LXML_VERSION < LXML_MIN_VERSION:
+        return None
+    return _LxmlReader()
+
+
+class _Tree(NamedTuple):
+    """What a parser made of the synthetic root: the value xmltodict gives it."""
+
+    root: Any
+    items_cleaned: bool
+    """Whether the ``<item>``s' values are already as :func:`_clean_item` makes them."""
+
+
+class _NotLikeXmltodict(Exception):
+    """lxml would read this answer differently from xmltodict: xmltodict reads it."""
+
+
+# Namespaces: lxml names an element "{uri}name", xmltodict "prefix:name", and drops
+# the declarations xmltodict keeps as attributes; xml: is bound without a declaration.
+_NAMESPACE_MARKUP: Final = (b"xmlns", b"<xml:")
+# Element names that are not ASCII: XML 1.0's fifth edition (libxml2) allows names
+# that its fourth (expat, under xmltodict) refuses. Each match stops at the next
+# "<" or ">", so the search is linear however hostile the body.
+_NON_ASCII_MARKUP = re.compile(rb"<[^<>]*[\x80-\xff]")
+
+
+class _LxmlReader:
+    """Reads an answer with lxml into exactly the tree xmltodict makes, or declines.
+
+    lxml (libxml2) and xmltodict (expat) agree on well-formed XML without
+    attributes or namespaces whose element names are ASCII; there xmltodict's
+    tree (``force_list=("item",)``, whitespace kept) is rebuilt from lxml's:
+    an element without children is its text (``None`` if empty), one with
+    children a dict of them (a name seen twice: a list; ``item``: always a
+    list) plus ``"#text"``, the text between them. ``<item>``s come out
+    already as :func:`_clean_item` makes them.
+
+    Everything else is declined (``None``) and read by xmltodict: a body lxml
+    refuses (so every syntax, encoding and DOCTYPE error is xmltodict's, with
+    its position), attributes, ``xmlns`` or the ``xml:`` prefix, names that
+    are not ASCII, nesting past libxml2's 256 levels, and an ``<item>`` whose
+    fields repeat, hold elements or hold an ``<item>``. No entity is expanded
+    (there is no DTD to declare one), nothing is fetched, huge_tree is off.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _tools(self) -> tuple[etree.XMLParser, etree.XPath, etree.XPath]:
+        """This thread's parser and XPath queries (neither is shared between threads)."""
+        tools: tuple[etree.XMLParser, etree.XPath, etree.XPath] | None = getattr(
+            self._local, "tools", None
+        )
+        if tools is None:
+            from lxml import etree
+
+            parser = etree.XMLParser(
+                encoding="utf-8",
+                resolve_entities=False,
+                load_dtd=False,
+                no_network=True,
+                huge_tree=False,
+                remove_comments=True,
+                remove_pis=True,
+                collect_ids=False,
+            )
+            tools = (parser, etree.XPath("count(//*)"), etree.XPath("boolean(//@*)"))
+            self._local.tools = tools
+        return tools
+
+    def read(self, wrapped: bytes) -> _Tree | None:
+        """The tree of ``wrapped`` (the body inside the synthetic root), or ``None``."""
+        if any(markup in wrapped for markup in _NAMESPACE_MARKUP):
+            return None
+        if not wrapped.isascii() and _NON_ASCII_MARKUP.search(wrapped):
+            return None
+        from lxml import etree
+
+        parser, count_elements, has_attributes = self._tools()
+        try:
+            root = etree.fromstring(wrapped, parser)
+        except etree.LxmlError:
+            return None
+        # An attribute needs a "=": only then is the tree searched for one.
+        if b"=" in wrapped and has_attributes(root):
+            return None
+        seen = [0]
+        try:
+            value = _lxml_value(root, seen)
+        except (_NotLikeXmltodict, RecursionError):
+            return None
+        # Every element was accounted for: no field of an <item> holds an element.
+        if seen[0] != count_elements(root):
+            return None
+        return _Tree(value, items_cleaned=True)
+
+
+def _lxml_value(element: etree._Element, seen: list[int]) -> Any:
+    """xmltodict's value of ``element`` (no attributes); ``seen[0]`` counts the
+    elements read. Recursion is bounded by libxml2's 256 levels."""
+    seen[0] += 1
+    if not len(element):
+        return element.text or None  # an empty CDATA section is "" to lxml
+    node: dict[str, Any] = {}
+    text = [element.text or ""]
+    for child in element:
+        tag = child.tag
+        value = _lxml_item(child, seen) if tag == "item" else _lxml_value(child, seen)
+        if tag not in node:
+            node[tag] = [value] if tag == "item" else value
+        elif isinstance(node[tag], list):
+            node[tag].append(value)
+        else:
+            node[tag] = [node[tag], value]
+        text.append(child.tail or "")
+    joined = "".join(text)
+    if joined:
+        node["#text"] = joined
+    return node
+
+
+def _lxml_item(item: etree._Element, seen: list[int]) -> Any:
+    """An ``<item>`` as :func:`_clean_item` makes xmltodict's value of it. Its
+    fields are counted as elements whether or not they hold any: the caller's
+    count of every element tells."""
+    size = len(item)
+    seen[0] += 1 + size
+    if not size:
+        return item.text or None
+    fields: dict[str, Any] = {}
+    for child in item:
+        key, text = child.tag, child.text
+        value: Id | None = text
+        if not text:
+            value = None  # an empty CDATA section is "" to lxml
+        elif key not in _VERBATIM:
+            value = text.strip()
+            if key == "gsm_track_id":
+                value = canonical_id(value)
+        fields[key] = value
+    if len(fields) != size or "item" in fields:
+        raise _NotLikeXmltodict  # a repeated field is a list to xmltodict
+    return fields
 
 
 def decode(fmt: Format, body: bytes) -> Decoded:

@@ -30,6 +30,7 @@ from typing import NamedTuple
 import anyio
 import httpx
 import pytest
+from xml_parsers import XML_PARSERS, use_xml_parser
 
 from organik_async import (
     APIError,
@@ -43,9 +44,20 @@ from organik_async import (
     OrganikError,
     RateLimitError,
     ResponseTooLargeError,
+    XmlParser,
 )
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=XML_PARSERS)
+def xml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> XmlParser:
+    """XML answers read with xmltodict, then with lxml: the tests that send XML use it."""
+    parser: XmlParser = request.param
+    return use_xml_parser(monkeypatch, parser)
+
+
+each_xml_parser = pytest.mark.usefixtures("xml_parser")
 
 KEY = "f39c1a7e5b2d4c6a8e0f1b3d5a7c9e2b"  # starts with a letter: it can be an XML element name
 KEY_PIECES = (KEY, KEY[:16], KEY[16:], KEY.upper())
@@ -564,6 +576,7 @@ RETRIES = {"asyncio": 0, "trio": 1}
 HOSTILE_BATCHES = 6
 
 
+@each_xml_parser
 async def test_generated_hostile_answers_raise_only_organik_errors(anyio_backend: str) -> None:
     count, retries = SINGLE_CALLS[anyio_backend], RETRIES[anyio_backend]
     generator = Generator(seed=8 if anyio_backend == "asyncio" else 80)
@@ -611,6 +624,7 @@ class BulkServe:
         return httpx.Response(200, content=rows_answer(self.fmt, [row]).encode())
 
 
+@each_xml_parser
 async def test_in_a_bulk_call_hostile_batches_fail_alone_and_healthy_rows_survive(
     anyio_backend: str,
 ) -> None:
@@ -763,6 +777,7 @@ async def test_json_nested_past_the_recursion_limit_is_a_decode_error() -> None:
     assert "nests too deeply" in str(error)
 
 
+@each_xml_parser
 async def test_xml_nested_past_the_recursion_limit_is_a_decode_error() -> None:
     deep = b"<a>" * 5_000 + b"</a>" * 5_000
     body = b"<response><result>" + deep + b"</result></response>"
@@ -790,6 +805,7 @@ async def test_a_provider_error_sent_as_iso_8859_9_is_still_the_provider_error()
     assert error.error_message == TURKISH
 
 
+@each_xml_parser
 async def test_xml_gsm_track_id_of_5000_digits_is_a_row_with_a_string_id() -> None:
     huge = "9" * 5_000
     body = rows_answer("xml", [wire_row(14094857, 1)]).replace(
@@ -800,6 +816,7 @@ async def test_xml_gsm_track_id_of_5000_digits_is_a_row_with_a_string_id() -> No
     assert [row.gsm_track_id for row in rows] == [huge]
 
 
+@each_xml_parser
 @pytest.mark.parametrize("encoding", ["ISO-8859-9", "windows-1254"])
 async def test_xml_in_a_declared_turkish_encoding_is_read_in_it(encoding: str) -> None:
     row = {**wire_row(14094857, 410471976), "delivery_track_id": "ğşı"}
@@ -809,6 +826,7 @@ async def test_xml_in_a_declared_turkish_encoding_is_read_in_it(encoding: str) -
     assert [row.delivery_track_id for row in rows] == ["ğşı"]
 
 
+@each_xml_parser
 async def test_xml_in_an_unknown_encoding_is_a_decode_error() -> None:
     body = b'<?xml version="1.0" encoding="x-klingon"?><item/>'
     error, _ = await answer_once(Answer("unknown", 200, [], body), "xml")
@@ -816,6 +834,7 @@ async def test_xml_in_an_unknown_encoding_is_a_decode_error() -> None:
     assert "not a character set" in str(error)
 
 
+@each_xml_parser
 async def test_billion_laughs_is_refused_at_once() -> None:
     body = (LAUGHS + "<item><gsm>&lol9;</gsm></item>").encode()
     error, _ = await answer_once(Answer("laughs", 200, [], body), "xml")
