@@ -3,12 +3,13 @@
 Parts, each runnable alone (``python -m benchmarks decode``), each a few
 minutes at most on the project's 2-core machine:
 
-``decode``     decoding without a network: our JSON and XML paths against a bare
-               msgspec decoder, ``json.loads``, ``orjson.loads``, pydantic v2 and
-               bare ``xmltodict.parse`` (:mod:`benchmarks.decode`)
+``decode``     decoding without a network: our JSON and XML paths (XML with
+               xmltodict and with lxml) against a bare msgspec decoder,
+               ``json.loads``, ``orjson.loads``, pydantic v2, bare
+               ``xmltodict.parse`` and bare lxml (:mod:`benchmarks.decode`)
 ``e2e``        end to end over TCP, 200 000 rows at 8 and 64 in flight: organik_async
-               (defaults, and its aiohttp transport) against hand-written httpx and
-               aiohttp loops (:mod:`benchmarks.endtoend`)
+               (defaults, the httpx backend, httpx-aiohttp's transport) against
+               hand-written httpx and aiohttp loops (:mod:`benchmarks.endtoend`)
 ``overhead``   per-request overhead, one ID per request (:mod:`benchmarks.overhead`)
 ``simulator``  the simulator alone, to show it is not the bottleneck
 ``fanout``     fan-out scaling with 100 ms latency and without (:mod:`benchmarks.fanout`)
