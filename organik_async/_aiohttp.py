@@ -12,7 +12,7 @@ on httpx. Everything above this module (retries, throttles, decoding, errors)
 is the same on both.
 
 What aiohttp raises is mapped onto the exception tree by the request path,
-through the pool's ``*_errors`` tuples, exactly as httpx's exceptions are.
+through the pool's :class:`WireErrors`, exactly as httpx's exceptions are.
 aiohttp is optional, and imported only when the first request goes through
 it (it takes about as long to import as httpx, msgspec and anyio together):
 a trio program, or one on httpx, never pays for it.
@@ -24,8 +24,9 @@ import builtins
 import importlib.util
 import ssl
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
+import httpcore
 import httpx
 
 from ._exceptions import DecodeError, RequestInfo, ResponseTooLargeError
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     import aiohttp
     from multidict import CIMultiDictProxy
 
-__all__ = ["AVAILABLE", "AiohttpPool", "httpx_is_mocked"]
+__all__ = ["AVAILABLE", "AiohttpPool", "WireErrors", "httpx_is_mocked"]
 
 
 def _installed() -> bool:
@@ -50,10 +51,25 @@ AVAILABLE: Final = _installed()
 
 _Errors = tuple[type[BaseException], ...]
 
+
+class WireErrors(NamedTuple):
+    """What an HTTP library raises, by what it means: the request path maps each
+    kind onto the exception tree the same way for every backend."""
+
+    connect: _Errors
+    """Could not connect: refused, name not resolved, certificate refused."""
+    timeout: _Errors
+    transport: _Errors
+    """Anything else on the wire (checked after the two above)."""
+
+
+_NONE: Final = WireErrors((), (), ())
+
 # What a mocking library (respx, pytest-httpx) replaces to see httpx's requests.
 _HTTPX_SEAMS: Final = (
     (httpx.AsyncHTTPTransport, "handle_async_request"),
     (httpx.AsyncClient, "_transport_for_url"),
+    (httpcore.AsyncConnectionPool, "handle_async_request"),
 )
 
 
@@ -62,15 +78,9 @@ def httpx_is_mocked() -> bool:
 
     Requests sent through aiohttp would pass such mocks by, and reach the
     network from a test; so while httpx is patched, "auto" stays on httpx.
+    Asked on every request: three attribute look-ups.
     """
-    seams: list[tuple[object, str]] = list(_HTTPX_SEAMS)
-    try:
-        import httpcore
-    except ImportError:  # pragma: no cover - httpx depends on it
-        pass
-    else:
-        seams.append((httpcore.AsyncConnectionPool, "handle_async_request"))
-    for owner, name in seams:
+    for owner, name in _HTTPX_SEAMS:
         module = getattr(getattr(owner, name, None), "__module__", None) or ""
         if not module.startswith(("httpx.", "httpcore.")):
             return True
@@ -101,10 +111,7 @@ class AiohttpPool:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self.user_agent = ""
-        # Filled when the session opens (what aiohttp raises; nothing before).
-        self.connect_errors: _Errors = ()
-        self.timeout_errors: _Errors = ()
-        self.transport_errors: _Errors = ()
+        self.errors = _NONE  # what aiohttp raises, known once it is imported
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
     def __repr__(self) -> str:
@@ -116,12 +123,13 @@ class AiohttpPool:
         import aiohttp
 
         self.user_agent = f"organik_async/{__version__} aiohttp/{aiohttp.__version__}"
-        # Refused, name not resolved, certificate refused: as httpx's ConnectError.
-        self.connect_errors = (aiohttp.ClientConnectorError,)
-        # aiohttp's timeouts subclass the builtin TimeoutError (asyncio's, since 3.11).
-        self.timeout_errors = (aiohttp.ServerTimeoutError, builtins.TimeoutError)
-        # The rest of what a request can meet on the wire (OSError: a reset socket).
-        self.transport_errors = (aiohttp.ClientError, OSError)
+        self.errors = WireErrors(
+            connect=(aiohttp.ClientConnectorError,),  # as httpx's ConnectError
+            # aiohttp's timeouts subclass the builtin TimeoutError (asyncio's, since 3.11).
+            timeout=(aiohttp.ServerTimeoutError, builtins.TimeoutError),
+            # The rest of what a request can meet on the wire (OSError: a reset socket).
+            transport=(aiohttp.ClientError, OSError),
+        )
         connector = aiohttp.TCPConnector(
             limit=self._max_connections,
             limit_per_host=0,
@@ -191,7 +199,7 @@ class AiohttpPool:
                     if size > limit:
                         raise ResponseTooLargeError.for_size(size, limit, request=info)
                     chunks.append(chunk)
-            except self.transport_errors as exc:
+            except self.errors.transport as exc:
                 if not _undecodable(exc):
                     raise
                 undecodable = True  # raised below, unchained: aiohttp's error holds the URL

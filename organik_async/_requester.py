@@ -30,7 +30,7 @@ import anyio
 import httpx
 
 from . import _aiohttp, _retry
-from ._aiohttp import AiohttpPool
+from ._aiohttp import AiohttpPool, WireErrors
 from ._codec import BodyError, Decoded, ProviderError, decode, encode_request
 from ._exceptions import (
     PROVIDER_CODES,
@@ -68,6 +68,11 @@ USER_AGENT: Final = f"organik_async/{__version__} httpx/{httpx.__version__}"
 _BODY_CAP: Final = 2048
 _MEDIA_TYPES: Final = {"json": "application/json", "xml": "application/xml"}
 _BAD_PARAMETERS_CODE: Final = 96
+_HTTPX_ERRORS: Final = WireErrors(
+    connect=(httpx.ConnectError,),
+    timeout=(httpx.TimeoutException,),
+    transport=(httpx.TransportError,),
+)
 
 
 class _State(enum.Enum):
@@ -369,31 +374,20 @@ class Requester:
             # Without the reading frames: their locals hold the answer's bytes,
             # which a traceback formatted with its locals would show.
             return exc.with_traceback(None)
-        except httpx.ConnectError as exc:  # refused, name not resolved
-            return _CouldNotConnect(
-                f"could not connect ({type(exc).__name__})", cause=self._cause(exc), request=info
-            )
-        except httpx.TimeoutException as exc:
-            return TimeoutError(
-                f"timed out ({type(exc).__name__})", cause=self._cause(exc), request=info
-            )
         except httpx.DecodingError as exc:
             return DecodeError(
                 "the answer's Content-Encoding could not be decoded "
                 f"({self._cause(exc)}); the server sent a body that is not what it declared",
                 request=info,
             )
-        except httpx.TransportError as exc:
-            return TransportError(
-                f"request failed ({type(exc).__name__})", cause=self._cause(exc), request=info
-            )
-        except RuntimeError:
-            # aclose() ran while this request sat in the pool limiter's
+        except Exception as exc:
+            # RuntimeError: aclose() ran while this request sat in the pool limiter's
             # cancel-shielded checkpoint: it resumes past the cancellation and
             # reaches the closed httpx pool, which refuses with a bare RuntimeError.
-            if not self.is_closed:
+            error = self._wire_error(exc, info, _HTTPX_ERRORS)
+            if error is None:
                 raise
-            return ClientClosedError("the client was closed during this request", request=info)
+            return error
 
     async def _send_aiohttp(
         self, pool: AiohttpPool, route: _Route, body: bytes, info: RequestInfo, settings: Settings
@@ -410,23 +404,33 @@ class Requester:
             )
         except (ResponseTooLargeError, DecodeError) as exc:
             return exc.with_traceback(None)  # the reading frames hold the answer
-        except pool.connect_errors as exc:
-            return _CouldNotConnect(
-                f"could not connect ({type(exc).__name__})", cause=self._cause(exc), request=info
-            )
-        except pool.timeout_errors as exc:
-            return TimeoutError(
-                f"timed out ({type(exc).__name__})", cause=self._cause(exc), request=info
-            )
-        except pool.transport_errors as exc:
-            return TransportError(
-                f"request failed ({type(exc).__name__})", cause=self._cause(exc), request=info
-            )
-        except RuntimeError:
-            # aclose() closed the session while this request waited for it.
-            if not self.is_closed:
+        except Exception as exc:
+            # RuntimeError: aclose() closed the session while this request waited for it.
+            error = self._wire_error(exc, info, pool.errors)
+            if error is None:
                 raise
+            return error
+
+    def _wire_error(
+        self, exc: Exception, info: RequestInfo, kinds: WireErrors
+    ) -> OrganikError | None:
+        """What a backend raised, as our error (``None``: not the wire's, re-raise it).
+
+        Returned, never chained: the library's exception holds the URL, and so
+        the key; only its type name and redacted text survive.
+        """
+        name = type(exc).__name__
+        if isinstance(exc, kinds.connect):  # refused, name not resolved
+            return _CouldNotConnect(
+                f"could not connect ({name})", cause=self._cause(exc), request=info
+            )
+        if isinstance(exc, kinds.timeout):
+            return TimeoutError(f"timed out ({name})", cause=self._cause(exc), request=info)
+        if isinstance(exc, kinds.transport):
+            return TransportError(f"request failed ({name})", cause=self._cause(exc), request=info)
+        if isinstance(exc, RuntimeError) and self.is_closed:
             return ClientClosedError("the client was closed during this request", request=info)
+        return None
 
     def _cause(self, exc: BaseException) -> str:
         return self.redactor.text(f"{type(exc).__name__}: {exc}")

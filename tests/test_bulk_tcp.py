@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import httpx
 import pytest
+from connections import busy_connections
 
 from organik_async import DetailedReport, OrganikClient
 from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, Fault, serve
@@ -22,19 +23,6 @@ def fake() -> FakeOrganikAPI:
 
 def tcp_client(base_url: str, **kwargs: object) -> OrganikClient:
     return OrganikClient(DEMO_API_KEY, base_url=base_url, backoff_base=0, **kwargs)  # type: ignore[arg-type]
-
-
-def busy_connections(client: OrganikClient) -> int:
-    """Requests that httpcore holds across the client's pools, or aiohttp's connector lends out."""
-    busy = 0
-    for pool in client._requester.pools.pools:
-        core = pool._transport._pool  # type: ignore[attr-defined]
-        busy += len(core._requests)
-        busy += sum(1 for c in core.connections if not (c.is_idle() or c.is_closed()))
-    session = client._requester._aiohttp._session if client._requester._aiohttp else None
-    if session is not None:  # the aiohttp backend: connections lent out and not returned
-        busy += len(session.connector._acquired)  # type: ignore[union-attr]
-    return busy
 
 
 async def test_batches_and_concurrency_are_bounded_over_tcp(fake: FakeOrganikAPI) -> None:

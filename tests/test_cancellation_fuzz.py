@@ -39,6 +39,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 import sniffio
+from connections import busy_connections
 
 from organik_async import (
     BatchResult,
@@ -110,19 +111,6 @@ def tasks() -> set[object]:
         for nursery in task.child_nurseries:
             todo.extend(nursery.child_tasks)
     return found
-
-
-def busy_connections(client: OrganikClient) -> int:
-    """Requests httpcore holds, connections neither idle nor closed, and aiohttp's lent out."""
-    busy = 0
-    for pool in client._requester.pools.pools:
-        core = pool._transport._pool  # type: ignore[attr-defined]
-        busy += len(core._requests)
-        busy += sum(1 for c in core.connections if not (c.is_idle() or c.is_closed()))
-    session = client._requester._aiohttp._session if client._requester._aiohttp else None
-    if session is not None:  # the aiohttp backend: connections lent out and not returned
-        busy += len(session.connector._acquired)  # type: ignore[union-attr]
-    return busy
 
 
 UPSTREAM_GENERATORS = {("httpx/_content.py", "ByteStream.__aiter__")}
