@@ -156,12 +156,15 @@ def decode_json(body: bytes) -> Decoded:
         envelope = _JSON_DECODER.decode(body)
     except msgspec.ValidationError as exc:
         raise _validation_error(exc, body, "JSON") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # Decided by the bytes, not by the exception: msgspec before 0.23 raises
+        # UnicodeDecodeError for text that is not UTF-8, 0.23 a DecodeError.
+        offset = _first_not_utf8(body)
+        if offset < len(body):
+            return _not_utf8(body, offset, decode_json)
         raise _syntax_error(exc, body) from None
     except RecursionError:
         raise _too_deep(body) from None
-    except UnicodeDecodeError:
-        return _not_utf8(body, _first_not_utf8(body), decode_json)
     response = envelope.response
     if not response.result:
         return Decoded(rows=[], error=(response.error or _WireError()).public())
@@ -185,7 +188,7 @@ def _validation_error(exc: msgspec.ValidationError, body: bytes, what: str) -> B
 _BYTE_POS = re.compile(r"\(byte (\d+)\)")
 
 
-def _syntax_error(exc: msgspec.DecodeError, body: bytes) -> BodyError:
+def _syntax_error(exc: Exception, body: bytes) -> BodyError:
     text = str(exc)
     match = _BYTE_POS.search(text)
     offset = int(match.group(1)) if match else len(body)

@@ -272,6 +272,44 @@ def test_json_provider_error_that_is_not_utf8_still_surfaces_as_the_provider_err
         assert decoded.error == ProviderError(ISO_ROW_ERROR, "1", "now", 87)
 
 
+class _DecoderRaising:
+    """The JSON decoder as a msgspec release that reports bad UTF-8 with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.real = _codec._JSON_DECODER
+
+    def decode(self, body: bytes) -> object:
+        try:
+            body.decode()
+        except UnicodeDecodeError:
+            raise self.error from None
+        return self.real.decode(body)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(UnicodeDecodeError("utf-8", b"\xf0", 0, 1, "invalid"), id="msgspec<0.23"),
+        pytest.param(msgspec.DecodeError("Invalid UTF-8 encoded string"), id="msgspec>=0.23"),
+    ],
+)
+def test_json_not_utf8_is_read_the_same_whatever_msgspec_raises_for_it(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_codec, "_JSON_DECODER", _DecoderRaising(error))
+    refusal = {"message": ISO_ROW_ERROR, "number": "1", "time": "now", "code": 93}
+    text = json.dumps({"response": {"result": False, "error": refusal}}, ensure_ascii=False)
+    decoded = decode_json(text.encode("iso-8859-9"))
+    assert decoded.error == ProviderError(ISO_ROW_ERROR, "1", "now", 93)
+    body = json_answer(json_row(delivery_track_id="b627ff@")).replace(b"@", b"\xf0")
+    with pytest.raises(BodyError) as info:
+        decode_json(body)
+    assert "not UTF-8" in info.value.message
+    offset = body.index(b"\xf0")
+    assert info.value.position == f"byte {offset}"
+
+
 def test_json_not_utf8_in_a_result_true_answer_never_passes_as_an_error() -> None:
     body = json_answer(json_row(delivery_track_id="@")).replace(b'"@"', b'"\xfd"')
     with pytest.raises(BodyError, match="not UTF-8"):
