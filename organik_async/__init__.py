@@ -1,6 +1,6 @@
 """organik_async: an async client for the Organik SMS API's delivery reports.
 
-Runs on asyncio and trio (through anyio). Start with :class:`OrganikClient`.
+Runs on asyncio and trio (through anyio). Start with [`OrganikClient`][organik_async.OrganikClient].
 """
 
 from types import FunctionType as _FunctionType

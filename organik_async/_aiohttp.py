@@ -12,7 +12,7 @@ on httpx. Everything above this module (retries, throttles, decoding, errors)
 is the same on both.
 
 What aiohttp raises is mapped onto the exception tree by the request path,
-through the pool's :class:`WireErrors`, exactly as httpx's exceptions are.
+through the pool's `WireErrors`, exactly as httpx's exceptions are.
 aiohttp is optional, and imported only when the first request goes through
 it (it takes about as long to import as httpx, msgspec and anyio together):
 a trio program, or one on httpx, never pays for it.
@@ -176,9 +176,9 @@ class AiohttpPool:
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
         """POST ``body``; the status, the headers and at most ``limit`` bytes of answer.
 
-        Raises :class:`ResponseTooLargeError` past ``limit``, :class:`DecodeError`
-        for a 2xx body that does not decompress as declared (on any other
-        status, the status decides), and aiohttp's own errors otherwise.
+        Raises [`ResponseTooLargeError`][organik_async.ResponseTooLargeError] past ``limit``,
+        [`DecodeError`][organik_async.DecodeError] for a 2xx body that does not decompress as
+        declared (on any other status, the status decides), and aiohttp's own errors otherwise.
         """
         session = self._session or self._open()
         async with session.post(

@@ -93,7 +93,7 @@ class Fetch(Protocol):
     """What the engine calls for each batch: one request, with its retries.
 
     Returns the rows and the attempts made, or raises the last attempt's
-    :class:`OrganikError` (``attempts`` set). ``on_attempt`` hears each
+    [`OrganikError`][organik_async.OrganikError] (``attempts`` set). ``on_attempt`` hears each
     attempt's number as it starts, so a batch cancelled in flight knows how
     many were sent.
     """
@@ -114,7 +114,7 @@ class BulkOptions:
     on_progress: Callable[[Progress], object] | None = None
     timeout: float | None = None
     concurrency: AdaptiveLimit | None = None
-    """The client's adaptive limit, shown in :class:`Progress`."""
+    """The client's adaptive limit, shown in [`Progress`][organik_async.Progress]."""
     sizes: SizeLimit | None = None
     """The client's learned request size: batches refused as too large are split."""
 
@@ -418,7 +418,7 @@ class _Batcher:
 
     @property
     def reading_async_input(self) -> bool:
-        """Whether an input that may need closing is being read (see :meth:`aclose`)."""
+        """Whether an input that may need closing is being read (see `aclose()`)."""
         return self._current is not None and isinstance(self._current[1], AsyncIterator)
 
     async def aclose(self) -> None:
@@ -516,11 +516,11 @@ class BulkRun:
             await self._close_input()
 
     async def run_here(self, results: list[BatchResult]) -> None:
-        """:meth:`run` for one worker, in the caller's own task; results appended.
+        """`run()` for one worker, in the caller's own task; results appended.
 
         A call of one batch (or ``max_concurrency=1``) needs no task group, no
         memory stream and no worker task: about half the engine's cost of a
-        one-ID call. Only for :func:`collect`, and only when :attr:`in_one_task`.
+        one-ID call. Only for `collect()`, and only when `in_one_task`.
         """
 
         async def keep(result: BatchResult) -> bool:
@@ -600,8 +600,8 @@ class BulkRun:
     async def _fetch(self, batch: _Batch) -> BatchResult | None:
         """Fetch one batch; one refused for its size is split, and fetched in parts.
 
-        Returns the result for the IDs answered (all of them, normally); IDs
-        left over by a failure or a stop are recorded as a :class:`BatchFailure`.
+        Returns the result for the IDs answered (all of them, normally); IDs left over by a failure
+        or a stop are recorded as a [`BatchFailure`][organik_async.BatchFailure].
         """
         started = time.perf_counter()
         sizes = self._options.sizes
@@ -687,7 +687,7 @@ class BulkRun:
         """A small call's one request with IDs of several kinds: one result per kind.
 
         Each row goes to the first kind whose IDs name it (a row reached through
-        two kinds is yielded once, as :meth:`_unseen` would leave it anyway).
+        two kinds is yielded once, as `_unseen()` would leave it anyway).
         """
         started = time.perf_counter()
         attempts = 0

@@ -1,13 +1,12 @@
 """``OrganikClient``: the facade users hold.
 
-It owns settings (read-only properties over one validated :class:`Settings`),
-lifecycle, and the public methods. The work is below it: one request with its
-retries in ``_requester``, batching and fan-out in ``_bulk``, which receives a
-fetch callable and never the client. :meth:`OrganikClient.with_options`
-returns a view with some settings changed that shares the same pools, rate
-budget and open/closed state.
+It owns settings (read-only properties over one validated `Settings`), lifecycle, and the public
+methods. The work is below it: one request with its retries in ``_requester``, batching and fan-out
+in ``_bulk``, which receives a fetch callable and never the client.
+[`OrganikClient.with_options()`][organik_async.OrganikClient.with_options] returns a view with some
+settings changed that shares the same pools, rate budget and open/closed state.
 
-The API key is wrapped in a :class:`Secret` (masked ``repr``) as the first
+The API key is wrapped in a `Secret` (masked ``repr``) as the first
 thing the constructor does, and masked by value, through one redactor per
 client, in everything shown: errors, ``repr``, our log lines and httpx's.
 """
@@ -145,7 +144,7 @@ class OrganikClient:
 
     Open it once (an app's lifespan, a worker's start) and share it: it is
     safe under any number of concurrent calls. Use it as an async context
-    manager, or call :meth:`aclose` when done. A client belongs to the event
+    manager, or call `aclose()` when done. A client belongs to the event
     loop that first uses it, as httpx's pools do.
 
     Pass ``http_client`` to use your own ``httpx.AsyncClient`` as is (we never
@@ -155,9 +154,9 @@ class OrganikClient:
     is installed and httpx is not mocked, httpx otherwise), ``"httpx"`` or
     ``"aiohttp"`` (asyncio only).
 
-    ``base_url`` defaults to the ``ORGANIK_BASE_URL`` environment variable,
-    else the provider's; ``api_key`` to ``ORGANIK_API_KEY``. Settings are
-    read-only afterwards: :meth:`with_options` gives a view with some changed.
+    ``base_url`` defaults to the ``ORGANIK_BASE_URL`` environment variable, else the provider's;
+    ``api_key`` to ``ORGANIK_API_KEY``. Settings are read-only afterwards:
+    [`with_options()`][organik_async.OrganikClient.with_options] gives a view with some changed.
     """
 
     _requester: Requester
@@ -294,7 +293,7 @@ class OrganikClient:
 
         The view shares this client's pools, rate budget and open/closed state:
         closing either closes both. Values are validated as the constructor
-        validates them::
+        validates them:
 
             slow = client.with_options(max_retries=6, batch_sizes=50)
         """
@@ -410,12 +409,12 @@ class OrganikClient:
     ) -> list[DetailedReport]:
         """Every row for the given IDs, fetched in concurrent batches.
 
-        Rows come in input order (batch by batch, kinds in the order
-        transaction, delivery track, GSM track), each ``gsm_track_id`` once.
-        A call of one request raises that request's error as is; a call of
-        several raises :class:`BulkReportError` with the rows that arrived and
-        the failed batches; an :class:`AuthenticationError` is raised at once.
-        ``options`` are the per-call overrides of :class:`CallOptions`.
+        Rows come in input order (batch by batch, kinds in the order transaction, delivery track,
+        GSM track), each ``gsm_track_id`` once. A call of one request raises that request's error as
+        is; a call of several raises [`BulkReportError`][organik_async.BulkReportError] with the
+        rows that arrived and the failed batches; an
+        [`AuthenticationError`][organik_async.AuthenticationError] is raised at once. ``options``
+        are the per-call overrides of [`CallOptions`][organik_async.CallOptions].
         """
         start = self._prepare((transaction_ids, delivery_track_ids, gsm_track_ids), options)
         return await collect(start())
@@ -428,7 +427,7 @@ class OrganikClient:
         gsm_track_ids: IdSource = (),
         **options: Unpack[CallOptions],
     ) -> ReportStream[DetailedReport]:
-        """Rows as batches complete, in bounded memory::
+        """Rows as batches complete, in bounded memory:
 
             async with client.iter_detailed_report(transaction_ids=ids) as rows:
                 async for row in rows:
@@ -450,10 +449,10 @@ class OrganikClient:
         gsm_track_ids: IdSource = (),
         **options: Unpack[CallOptions],
     ) -> ReportStream[BatchResult]:
-        """One :class:`BatchResult` per successful request, as they complete.
+        """One [`BatchResult`][organik_async.BatchResult] per successful request, as they complete.
 
         For checkpointing: each result names the IDs it answered. Failed
-        batches are raised at the end in a :class:`BulkReportError`. With
+        batches are raised at the end in a [`BulkReportError`][organik_async.BulkReportError]. With
         ``dedupe`` (the default) a row already yielded in an earlier batch,
         through any ID kind, is left out of later ones.
         """
@@ -472,18 +471,18 @@ class OrganikClient:
         deadline: float = 24 * 3600.0,
         **options: Unpack[CallOptions],
     ) -> FollowStream:
-        """Each row once, when it becomes final, until every row is final::
+        """Each row once, when it becomes final, until every row is final:
 
             async with client.follow_until_final(transaction_ids=ids) as rows:
                 async for row in rows:
                     ...  # delivered, invalid number or timed out
 
-        The first round asks for the given IDs; later rounds only for the rows
-        still pending, by ``gsm_track_id``, after ``poll_interval`` seconds,
-        doubling up to ``max_poll_interval``. When ``deadline`` seconds have
-        passed with rows still pending, the stream raises
-        :class:`StillPendingError` carrying them. ``options`` apply to every
-        round (a round is a :meth:`detailed_report` call).
+        The first round asks for the given IDs; later rounds only for the rows still pending, by
+        ``gsm_track_id``, after ``poll_interval`` seconds, doubling up to ``max_poll_interval``.
+        When ``deadline`` seconds have passed with rows still pending, the stream raises
+        [`StillPendingError`][organik_async.StillPendingError] carrying them. ``options`` apply to
+        every round (a round is a [`detailed_report()`][organik_async.OrganikClient.detailed_report]
+        call).
         """
         check_positive_number("poll_interval", poll_interval)
         check_positive_number("max_poll_interval", max_poll_interval)

@@ -3,13 +3,13 @@
 JSON is the fast path: one ``msgspec.json.Decoder`` built at import turns the
 whole envelope into Structs straight from the response bytes. XML goes through
 ``xmltodict`` (the provider's XML is not always a well-formed document, see
-:func:`decode_xml`) and is then typed by the same msgspec machinery. When lxml
+`decode_xml()`) and is then typed by the same msgspec machinery. When lxml
 is installed (the ``lxml`` extra) it reads the answers on which the two parsers
 agree, with 2.6 to 3.7 times less CPU per row; everything else, errors
-included, is still read by xmltodict (see :class:`_LxmlReader`).
+included, is still read by xmltodict (see `_LxmlReader`).
 
-Decoding here knows nothing of HTTP: it returns a :class:`Decoded` (rows, or
-the provider's error) or raises :class:`BodyError` with a position and an
+Decoding here knows nothing of HTTP: it returns a `Decoded` (rows, or
+the provider's error) or raises `BodyError` with a position and an
 excerpt; the client adds the request context and turns it into a public error.
 """
 
@@ -147,8 +147,8 @@ def decode_json(body: bytes) -> Decoded:
     A leading UTF-8 byte order mark (what a PHP file saved "with BOM" prints
     before anything else) is skipped; positions are then counted after it.
     Nesting deeper than Python's recursion limit allows (even inside a field
-    that is ignored) is a :class:`BodyError`, and so is text that is not
-    UTF-8, except in the provider's error (see :func:`_not_utf8`).
+    that is ignored) is a `BodyError`, and so is text that is not
+    UTF-8, except in the provider's error (see `_not_utf8()`).
     """
     if body.startswith(_BOM):
         body = body[len(_BOM) :]
@@ -225,7 +225,7 @@ def _not_utf8(body: bytes, offset: int, decoder: Callable[[bytes], Decoded]) -> 
     """An answer whose text is not UTF-8 (a Turkish ``ğ`` sent as ISO-8859-9, say).
 
     Rows are never guessed at: a wrong guess would be silently wrong data, so
-    such an answer is a :class:`BodyError` naming the first byte that is not
+    such an answer is a `BodyError` naming the first byte that is not
     UTF-8. The one exception is the provider's own error (``result: false``):
     its code is ASCII and must not be hidden (87 is zero rows, 93 is "slow
     down"), so the body is read once more as windows-1254 (Turkish, with
@@ -348,17 +348,17 @@ def decode_xml(body: bytes) -> Decoded:
     and ``error``.
 
     The text is read in the encoding its declaration (or byte order mark)
-    names, UTF-8 if none (see :func:`_as_utf8`). A document type declaration
+    names, UTF-8 if none (see `_as_utf8()`). A document type declaration
     is refused, so no entity is ever expanded.
 
     The parser is lxml when it is installed, xmltodict otherwise (see
-    :func:`xml_parser`); the rows, and the errors, are the same either way.
+    [`xml_parser()`][organik_async.xml_parser]); the rows, and the errors, are the same either way.
     """
     return _decode_xml(body, _lxml_reader())
 
 
 def _decode_xml(body: bytes, reader: _LxmlReader | None) -> Decoded:
-    """:func:`decode_xml`, lxml reading what ``reader`` takes, xmltodict the rest."""
+    """`decode_xml()`, lxml reading what ``reader`` takes, xmltodict the rest."""
     body = _as_utf8(body)
     match = _DECLARATION.match(body)
     skipped = match.end() if match else 0
@@ -442,7 +442,7 @@ def _xml_bool(value: Any, body: bytes) -> bool:
 
 def _type_items(items: list[Any], body: bytes, *, cleaned: bool) -> list[DetailedReport]:
     """Rows of ``items``: xmltodict's values of the ``<item>``s, which
-    :func:`_clean_item` cleans first unless that was done (``cleaned``)."""
+    `_clean_item()` cleans first unless that was done (``cleaned``)."""
     if not cleaned:
         items = [_clean_item(item) for item in items]
     try:
@@ -495,7 +495,7 @@ def _xml_syntax_error(exc: ExpatError, body: bytes, skipped: int) -> BodyError:
 # --- lxml, where it reads an answer as xmltodict does ---------------------------------
 
 XmlParser = Literal["lxml", "xmltodict"]
-"""What reads XML answers (see :func:`xml_parser`)."""
+"""What reads XML answers (see [`xml_parser()`][organik_async.xml_parser])."""
 
 LXML_MIN_VERSION: Final = (5, 0)
 """An older lxml is left alone: xmltodict reads every answer."""
@@ -530,7 +530,7 @@ class _Tree(NamedTuple):
 
     root: Any
     items_cleaned: bool
-    """Whether the ``<item>``s' values are already as :func:`_clean_item` makes them."""
+    """Whether the ``<item>``s' values are already as `_clean_item()` makes them."""
 
 
 class _NotLikeXmltodict(Exception):
@@ -555,7 +555,7 @@ class _LxmlReader:
     an element without children is its text (``None`` if empty), one with
     children a dict of them (a name seen twice: a list; ``item``: always a
     list) plus ``"#text"``, the text between them. ``<item>``s come out
-    already as :func:`_clean_item` makes them.
+    already as `_clean_item()` makes them.
 
     Everything else is declined (``None``) and read by xmltodict: a body lxml
     refuses (so every syntax, encoding and DOCTYPE error is xmltodict's, with
@@ -642,7 +642,7 @@ def _lxml_value(element: etree._Element, seen: list[int]) -> Any:
 
 
 def _lxml_item(item: etree._Element, seen: list[int]) -> Any:
-    """An ``<item>`` as :func:`_clean_item` makes xmltodict's value of it. Its
+    """An ``<item>`` as `_clean_item()` makes xmltodict's value of it. Its
     fields are counted as elements whether or not they hold any: the caller's
     count of every element tells."""
     size = len(item)

@@ -1,7 +1,5 @@
 """Every error organik_async raises, in one tree, and what each provider code means.
 
-::
-
     OrganikError                    base of everything raised here
     ├── ClientClosedError           the client was used after aclose(), or closed
     │                               during the call
@@ -22,16 +20,16 @@
         └── ClosedDuringCallError   (also a ClientClosedError) the client was
                                     closed while a multi-request call ran
 
-Each error carries the :class:`RequestInfo` of the request it belongs to (with
+Each error carries the [`RequestInfo`][organik_async.RequestInfo] of the request it belongs to (with
 the API key replaced by ``***``) and the number of attempts made, and says both
 in its message. Every field is given to the constructor, already redacted: the
 request path masks the key's value in everything it takes from an answer, and
 raises errors outside the ``except`` block of the underlying httpx exception so
 that nothing carrying the URL is chained.
 
-:data:`PROVIDER_CODES` is the one place that says what an API error code means:
-its English and Turkish text, the exception class it raises, whether it is
-retried, and whether it means "no records". Every consumer reads it.
+[`PROVIDER_CODES`][organik_async.PROVIDER_CODES] is the one place that says what an API error code
+means: its English and Turkish text, the exception class it raises, whether it is retried, and
+whether it means "no records". Every consumer reads it.
 """
 
 import builtins
@@ -111,7 +109,8 @@ class OrganikError(Exception):
 
 
 class ClientClosedError(OrganikError, RuntimeError):
-    """The client was used after :meth:`OrganikClient.aclose`, or closed during a call."""
+    """The client was used after [`OrganikClient.aclose()`][organik_async.OrganikClient.aclose], or
+    closed during a call."""
 
 
 class APIError(OrganikError):
@@ -157,7 +156,7 @@ class APIError(OrganikError):
 
     @property
     def description(self) -> str | None:
-        """The documented meaning of :attr:`code`, if it is a known code."""
+        """The documented meaning of `code`, if it is a known code."""
         entry = None if self.code is None else PROVIDER_CODES.get(self.code)
         return None if entry is None else entry.english
 
@@ -218,7 +217,7 @@ class TimeoutError(TransportError, builtins.TimeoutError):
     """A timeout expired: httpx's connect, read, write or pool timeout, the
     ``attempt_timeout`` of one attempt, or a call's ``timeout``.
 
-    Also a subclass of the builtin :class:`TimeoutError`.
+    Also a subclass of the builtin `TimeoutError`.
     """
 
 
@@ -226,7 +225,7 @@ class EndpointUnreachableError(TransportError):
     """Connecting failed ``unreachable_after`` times in a row (connection refused,
     name not resolved), with no answer between: the endpoint is down or wrong, so
     the call stopped instead of retrying every batch. ``cause`` is the last failure.
-    (A connect *timeout* is a :class:`TimeoutError`, retried as usual.)"""
+    (A connect *timeout* is a [`TimeoutError`][organik_async.TimeoutError], retried as usual.)"""
 
 
 class DecodeError(OrganikError):
@@ -295,7 +294,7 @@ class StillPendingError(OrganikError):
 
 
 BatchOutcome = Literal["failed", "cancelled", "not_attempted"]
-"""How a batch ended when it did not succeed (see :class:`BatchFailure`)."""
+"""How a batch ended when it did not succeed (see [`BatchFailure`][organik_async.BatchFailure])."""
 
 
 class BatchFailure(msgspec.Struct, frozen=True):
@@ -360,10 +359,10 @@ class BulkReportError(OrganikError):
 class ClosedDuringCallError(ClientClosedError, BulkReportError):
     """The client was closed while a call of several requests was running.
 
-    It is a :class:`ClientClosedError` (one rule: a call cut short by
-    ``aclose()`` raises that) and a :class:`BulkReportError`, so ``rows`` and
-    ``failures`` still account for every ID: batches in flight are
-    ``"cancelled"``, batches not yet sent ``"not_attempted"``.
+    It is a [`ClientClosedError`][organik_async.ClientClosedError] (one rule: a call cut short by
+    ``aclose()`` raises that) and a [`BulkReportError`][organik_async.BulkReportError], so ``rows``
+    and ``failures`` still account for every ID: batches in flight are ``"cancelled"``, batches not
+    yet sent ``"not_attempted"``.
     """
 
 
@@ -588,10 +587,11 @@ PROVIDER_CODES: Mapping[int, ProviderCode] = _code_table(
 Source: the provider's ``HATA KODLARI/ERROR_CODES.md`` (``message`` word for word,
 typos included). Codes 101-112 belong to ``sendsms`` and should never answer a
 report request; they are here so that one that does is still described. An
-unknown code is an :class:`APIError` with its integer kept.
+unknown code is an [`APIError`][organik_async.APIError] with its integer kept.
 """
 
 API_ERROR_CODES: Mapping[int, str] = MappingProxyType(
     {code: entry.english for code, entry in PROVIDER_CODES.items()}
 )
-"""``error.code`` → its English description (a view of :data:`PROVIDER_CODES`)."""
+"""``error.code`` → its English description (a view of
+[`PROVIDER_CODES`][organik_async.PROVIDER_CODES])."""

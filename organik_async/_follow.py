@@ -1,13 +1,12 @@
 """Following a campaign until every row is final.
 
-A report is a snapshot: right after sending, most rows are pending (status 0
-or 1) and become delivered, invalid or timed out over minutes or hours. This
-asks in rounds: the first round by the caller's IDs, later rounds only for
-the rows still pending, by their ``gsm_track_id`` (one row each, the
-cheapest request there is), with waits that double up to a cap. Rows are
-yielded once, when they become final; at the deadline the stream ends by
-raising :class:`StillPendingError` with the rows still pending, so nothing
-is dropped silently.
+A report is a snapshot: right after sending, most rows are pending (status 0 or 1) and become
+delivered, invalid or timed out over minutes or hours. This asks in rounds: the first round by the
+caller's IDs, later rounds only for the rows still pending, by their ``gsm_track_id`` (one row each,
+the cheapest request there is), with waits that double up to a cap. Rows are yielded once, when they
+become final; at the deadline the stream ends by raising
+[`StillPendingError`][organik_async.StillPendingError] with the rows still pending, so nothing is
+dropped silently.
 
 Like the other streams it is an ``async with`` block and a class-based
 iterator (no async generator is left for the event loop to finalise).
@@ -37,7 +36,7 @@ class FollowStream:
     """``async with client.follow_until_final(...) as rows: async for row in rows:``.
 
     Yields each row once, when it is final. Ends when every row is final; at
-    the deadline, raises :class:`StillPendingError` instead.
+    the deadline, raises [`StillPendingError`][organik_async.StillPendingError] instead.
     """
 
     def __init__(

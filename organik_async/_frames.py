@@ -1,14 +1,12 @@
 """Rows as columns, the shape data-frame libraries take without guessing.
 
-``pl.DataFrame(rows)`` and ``pd.DataFrame(rows)`` do not know msgspec Structs:
-each gives one column of objects, silently. ``msgspec.to_builtins(rows)``
-makes dates strings, and polars refuses a ``gsm_track_id`` column that mixes
-ints and the provider's ``"16502030-4730-63032793"`` strings.
-:func:`rows_to_columns` gives one typed list per field instead (dates stay
-``datetime``, ``gsm_track_id`` is always a string), plus the status's name and
-the failure reason, so that ``pl.DataFrame(rows_to_columns(rows))`` and
-``pd.DataFrame(rows_to_columns(rows))`` are what one expects. No data-frame
-library is imported here, nor needed by the package.
+``pl.DataFrame(rows)`` and ``pd.DataFrame(rows)`` do not know msgspec Structs: each gives one column
+of objects, silently. ``msgspec.to_builtins(rows)`` makes dates strings, and polars refuses a
+``gsm_track_id`` column that mixes ints and the provider's ``"16502030-4730-63032793"`` strings.
+[`rows_to_columns()`][organik_async.rows_to_columns] gives one typed list per field instead (dates
+stay ``datetime``, ``gsm_track_id`` is always a string), plus the status's name and the failure
+reason, so that ``pl.DataFrame(rows_to_columns(rows))`` and ``pd.DataFrame(rows_to_columns(rows))``
+are what one expects. No data-frame library is imported here, nor needed by the package.
 """
 
 from __future__ import annotations
@@ -32,14 +30,13 @@ _COLUMNS: Final = (*_FIELDS, "status_name", "failure_reason")
 def rows_to_columns(rows: Iterable[DetailedReport]) -> dict[str, list[Any]]:
     """One list per column, for ``pl.DataFrame(...)`` or ``pd.DataFrame(...)``.
 
-    The columns, in order: every field of :class:`DetailedReport` as it is,
-    except ``gsm_track_id``, always a ``str`` (the provider sends both ints
-    and strings, and a column needs one type); then ``status_name``, the
-    :class:`DeliveryStatus` name (``"DELIVERED"``...) or ``None`` for a status
-    code the provider added since, and ``failure_reason``
-    (:attr:`DetailedReport.failure_reason`).
-    Dates are naive ``datetime`` values in the provider's local time (Turkey).
-    No rows give empty columns.
+    The columns, in order: every field of [`DetailedReport`][organik_async.DetailedReport] as it is,
+    except ``gsm_track_id``, always a ``str`` (the provider sends both ints and strings, and a
+    column needs one type); then ``status_name``, the
+    [`DeliveryStatus`][organik_async.DeliveryStatus] name (``"DELIVERED"``...) or ``None`` for a
+    status code the provider added since, and ``failure_reason``
+    ([`DetailedReport.failure_reason`][organik_async.DetailedReport.failure_reason]). Dates are
+    naive ``datetime`` values in the provider's local time (Turkey). No rows give empty columns.
     """
     rows = rows if isinstance(rows, list) else list(rows)
     if not rows:

@@ -208,11 +208,10 @@ DELIVERY_ERROR_CODES: Mapping[int, DeliveryErrorCode] = _error_table(
 class DetailedReport(msgspec.Struct, frozen=True, kw_only=True):
     """What happened to one SMS for one recipient number.
 
-    Dates are naive ``datetime``s in the provider's local time (Turkey,
-    ``Europe/Istanbul``); see the README for timezone-aware values. ``status``
-    and ``errorcode`` stay plain integers so unknown codes survive; use
-    :attr:`delivery_status`, :attr:`error` and :attr:`failure_reason` for the
-    typed views.
+    Dates are naive ``datetime``s in the provider's local time (Turkey, ``Europe/Istanbul``); see
+    the README for timezone-aware values. ``status`` and ``errorcode`` stay plain integers so
+    unknown codes survive; use [`delivery_status`][organik_async.DetailedReport.delivery_status],
+    `error` and [`failure_reason`][organik_async.DetailedReport.failure_reason] for the typed views.
     """
 
     gsm: int
@@ -230,7 +229,8 @@ class DetailedReport(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def delivery_status(self) -> DeliveryStatus | int:
-        """``status`` as a :class:`DeliveryStatus`, or the bare int if unknown."""
+        """``status`` as a [`DeliveryStatus`][organik_async.DeliveryStatus], or the bare int if
+        unknown."""
         try:
             return DeliveryStatus(self.status)
         except ValueError:

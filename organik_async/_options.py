@@ -1,10 +1,10 @@
 """A client's settings and a call's overrides, validated in one place.
 
-The constructor, :meth:`OrganikClient.with_options` and every per-call
-override go through :class:`Settings` (a frozen Struct whose ``__post_init__``
-checks every field), so a value refused by the constructor is refused the same
-way everywhere, with a ``ValueError`` naming the option. Nothing falls back
-silently: an override given is an override used.
+The constructor, [`OrganikClient.with_options()`][organik_async.OrganikClient.with_options] and
+every per-call override go through `Settings` (a frozen Struct whose ``__post_init__`` checks every
+field), so a value refused by the constructor is refused the same way everywhere, with a
+``ValueError`` naming the option. Nothing falls back silently: an override given is an override
+used.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.request_format if self.response_format is None else self.response_format
 
     def evolve(self, changes: Mapping[str, Any]) -> Settings:
-        """A copy with ``changes`` applied (:class:`SettingChanges`' names), validated."""
+        """A copy with ``changes`` applied ([`SettingChanges`][organik_async.SettingChanges]'
+        names), validated."""
         unknown = sorted(set(changes) - _CHANGEABLE)
         if unknown:
             raise TypeError(f"unexpected option(s): {', '.join(unknown)}")
@@ -115,7 +116,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SettingChanges(TypedDict, total=False):
-    """What :meth:`OrganikClient.with_options` can change (the constructor's names)."""
+    """What [`OrganikClient.with_options()`][organik_async.OrganikClient.with_options] can change
+    (the constructor's names)."""
 
     request_format: Format
     response_format: Format | None
@@ -138,15 +140,14 @@ _CHANGEABLE: Final = frozenset(SettingChanges.__annotations__)
 class CallOptions(TypedDict, total=False):
     """Per-call overrides, accepted by every report method.
 
-    ``batch_sizes``, ``max_concurrency`` and ``retry`` replace the client's
-    settings for this call (validated as the constructor validates them);
-    ``rate_limit`` adds a requests-per-second budget of this call's own, on
-    top of the client's shared one; ``fail_fast`` stops the call at the first
-    failed batch; ``dedupe`` sends each ID once and yields each row once;
-    ``on_progress`` hears a :class:`Progress` after every batch; ``timeout``
-    bounds the whole call, retries included, in seconds (what a web request
-    needs): when it expires, requests in flight are cancelled and the call
-    raises :class:`TimeoutError` (one request) or :class:`BulkReportError`.
+    ``batch_sizes``, ``max_concurrency`` and ``retry`` replace the client's settings for this call
+    (validated as the constructor validates them); ``rate_limit`` adds a requests-per-second budget
+    of this call's own, on top of the client's shared one; ``fail_fast`` stops the call at the first
+    failed batch; ``dedupe`` sends each ID once and yields each row once; ``on_progress`` hears a
+    [`Progress`][organik_async.Progress] after every batch; ``timeout`` bounds the whole call,
+    retries included, in seconds (what a web request needs): when it expires, requests in flight are
+    cancelled and the call raises [`TimeoutError`][organik_async.TimeoutError] (one request) or
+    [`BulkReportError`][organik_async.BulkReportError].
     """
 
     batch_sizes: BatchSizes | int | None

@@ -2,11 +2,11 @@
 
 The provider documents none of its limits, so the client keeps three budgets
 of its own, each one object per client shared by every call (and every
-``with_options`` view): :class:`RateLimiter` (requests per second, if set),
-:class:`AdaptiveLimit` (requests in flight, tuned by pushback) and
-:class:`SizeLimit` (IDs per request, learned from refusals).
+``with_options`` view): `RateLimiter` (requests per second, if set),
+`AdaptiveLimit` (requests in flight, tuned by pushback) and
+`SizeLimit` (IDs per request, learned from refusals).
 
-:class:`RateLimiter`: each request reserves the next free slot on a timeline
+`RateLimiter`: each request reserves the next free slot on a timeline
 spaced ``1 / rate`` apart and sleeps until it; reserving needs no lock because
 nothing awaits between reading and moving the timeline. anyio has no rate
 limiter and aiolimiter is asyncio-only, hence these few lines.
@@ -137,7 +137,7 @@ class SizeLimit:
     is split in halves and retried, down to one ID; the largest size that
     worked is remembered for the rest of the call and of the client. Until a
     size has worked, requests larger than every size seen to work go one at a
-    time (:attr:`probe`), so a whole wave of too-large requests is not refused
+    time (`probe`), so a whole wave of too-large requests is not refused
     at once.
     """
 

@@ -4,14 +4,14 @@ The provider puts the key in the URL path, so it travels with every request
 and can come back in places nobody planned: a proxy's error page, an echoing
 server, an exception's message. Masking by *position* (the path segment after
 ``/v2/``) fails as soon as the URL is not the one we expected (a base URL
-ending in ``/v2``), so everything shown goes through one :class:`Redactor`
+ending in ``/v2``), so everything shown goes through one `Redactor`
 built once per client, which masks the key's *value*: any run of
-:data:`MIN_RUN` or more consecutive characters of the key, in any letter case,
+`MIN_RUN` or more consecutive characters of the key, in any letter case,
 becomes ``***``. Half a key, an upper-cased key, a key cut at an excerpt's edge
 are all caught.
 
-:class:`Secret` holds the key itself: its ``repr`` is masked, so a traceback
-formatted with ``capture_locals=True`` does not show it. :func:`install_log_filter`
+`Secret` holds the key itself: its ``repr`` is masked, so a traceback
+formatted with ``capture_locals=True`` does not show it. `install_log_filter()`
 puts one filter on the ``organik_async``, ``httpx``, ``httpcore`` and ``aiohttp`` loggers that
 applies every live client's redactor to each record they emit.
 """
@@ -94,7 +94,7 @@ class Redactor:
         return "".join(parts)
 
     def bytes(self, value: bytes) -> bytes:
-        """:meth:`text` for raw bytes (an echoed body)."""
+        """`text()` for raw bytes (an echoed body)."""
         if not self._length or self._bytes.search(value) is None:
             return value
         return self.text(value.decode("latin-1")).encode("latin-1")

@@ -1,17 +1,16 @@
 """One request, done right: the only place that talks to httpx (or aiohttp).
 
-A request here means: take a turn in the rate budget, borrow a small pool
-(or, on asyncio with aiohttp installed, the one aiohttp session of
-``_aiohttp``), POST the body to the URL, read at most ``max_response_bytes``, decode, map
-whatever went wrong onto the exception tree (:func:`error_for` decides the
-class, from :data:`PROVIDER_CODES` and the HTTP status), and retry what the
-:class:`RetryPolicy` says is worth retrying. Batching and fan-out live above,
-in ``_bulk``; settings and lifecycle in the client facade.
+A request here means: take a turn in the rate budget, borrow a small pool (or, on asyncio with
+aiohttp installed, the one aiohttp session of ``_aiohttp``), POST the body to the URL, read at most
+``max_response_bytes``, decode, map whatever went wrong onto the exception tree (`error_for()`
+decides the class, from [`PROVIDER_CODES`][organik_async.PROVIDER_CODES] and the HTTP status), and
+retry what the [`RetryPolicy`][organik_async.RetryPolicy] says is worth retrying. Batching and
+fan-out live above, in ``_bulk``; settings and lifecycle in the client facade.
 
-:class:`Requester` is the state a client and all its :meth:`with_options`
-views share: the key (a :class:`Secret`), the base URL, the pools, the rate
-budget, the redactor, open/closed. The URL and headers of each wire format
-are built once, as httpx objects.
+`Requester` is the state a client and all its
+[`with_options()`][organik_async.OrganikClient.with_options] views share: the key (a `Secret`), the
+base URL, the pools, the rate budget, the redactor, open/closed. The URL and headers of each wire
+format are built once, as httpx objects.
 """
 
 from __future__ import annotations
@@ -158,7 +157,8 @@ class Requester:
         """End every request in flight, then close the pools we opened. Idempotent.
 
         Requests in flight (and retry waits) end at once with
-        :class:`ClientClosedError`; a caller's own ``http_client`` is never closed.
+        [`ClientClosedError`][organik_async.ClientClosedError]; a caller's own ``http_client`` is
+        never closed.
         """
         if self._state is _State.CLOSED:
             return
@@ -228,8 +228,8 @@ class Requester:
         error, with ``attempts`` set, when retrying is over. ``on_attempt``
         hears each attempt's number as it starts, so a caller that cancels
         this knows how many were sent. ``reachability`` counts connection
-        failures across a call. :meth:`aclose` ends a fetch at once, waits
-        included, with :class:`ClientClosedError`.
+        failures across a call. `aclose()` ends a fetch at once, waits
+        included, with [`ClientClosedError`][organik_async.ClientClosedError].
         """
         self.check_open()
         answer = settings.answer_format
@@ -392,7 +392,7 @@ class Requester:
     async def _send_aiohttp(
         self, pool: AiohttpPool, route: _Route, body: bytes, info: RequestInfo, settings: Settings
     ) -> tuple[int, Mapping[str, str], bytes] | OrganikError:
-        """:meth:`_send` through aiohttp: its errors mapped as httpx's are."""
+        """`_send()` through aiohttp: its errors mapped as httpx's are."""
         try:
             return await pool.post(
                 route.text,
@@ -475,10 +475,11 @@ class Requester:
 
 
 class _CouldNotConnect(TransportError):
-    """A :class:`TransportError` seen by :class:`Reachability` as "could not connect".
+    """A [`TransportError`][organik_async.TransportError] seen by `Reachability` as "could not
+    connect".
 
-    Internal only: :meth:`Requester.fetch` turns it into a plain
-    :class:`TransportError` before anything is raised.
+    Internal only: `Requester.fetch()` turns it into a plain
+    [`TransportError`][organik_async.TransportError] before anything is raised.
     """
 
     def public(self) -> TransportError:
@@ -490,7 +491,7 @@ class Reachability:
 
     A wrong or dead endpoint fails every attempt of every batch the same way;
     after ``unreachable_after`` such failures in a row, with no answer between
-    them, the call stops with :class:`EndpointUnreachableError`.
+    them, the call stops with [`EndpointUnreachableError`][organik_async.EndpointUnreachableError].
     """
 
     __slots__ = ("in_a_row",)
@@ -519,7 +520,8 @@ class Reachability:
 
 def is_pushback(error: OrganikError) -> bool:
     """Whether ``error`` is the provider saying "too many at once, slow down":
-    code 93 or HTTP 429 (a :class:`RateLimitError`), or a 503 with ``Retry-After``."""
+    code 93 or HTTP 429 (a [`RateLimitError`][organik_async.RateLimitError]), or a 503 with
+    ``Retry-After``."""
     if isinstance(error, RateLimitError):
         return True
     return (
@@ -551,10 +553,11 @@ def error_for(
 ) -> APIError | HTTPStatusError:
     """The error for an answer that is not rows: the one place that picks the class.
 
-    A provider envelope decides (its code's class in :data:`PROVIDER_CODES`,
-    :class:`RateLimitError` for any refusal sent with HTTP 429); without one,
-    HTTP 429 is a :class:`RateLimitError` and any other status an
-    :class:`HTTPStatusError`. Everything passed in is already redacted.
+    A provider envelope decides (its code's class in
+    [`PROVIDER_CODES`][organik_async.PROVIDER_CODES],
+    [`RateLimitError`][organik_async.RateLimitError] for any refusal sent with HTTP 429); without
+    one, HTTP 429 is a [`RateLimitError`][organik_async.RateLimitError] and any other status an
+    [`HTTPStatusError`][organik_async.HTTPStatusError]. Everything passed in is already redacted.
     """
     if error is None:
         excerpt = body.decode("utf-8", "replace").encode()
@@ -594,7 +597,7 @@ def error_for(
 async def _read_capped(response: httpx.Response, info: RequestInfo, limit: int) -> bytes:
     """The body, at most ``limit`` bytes, decompressed as ``Content-Encoding`` says.
 
-    A body that does not decompress is a :class:`DecodeError` on a 2xx answer;
+    A body that does not decompress is a [`DecodeError`][organik_async.DecodeError] on a 2xx answer;
     on any other status the status decides (a 503 is still retried).
     """
     declared = response.headers.get("content-length", "")

@@ -5,10 +5,10 @@ repeating is what a later attempt can fix: the network, an overloaded or
 restarting server, and the provider saying "slow down". Everything else
 (a bad key, a bad body) fails the same way every time and is raised at once.
 
-:meth:`RetryPolicy.delay_for` is a pure decision (error and attempt in, a wait
-or "give up" out); :func:`wait` is the only place the client sleeps before a
-retry, and :func:`set_testing` makes those waits instant for a whole test
-suite (as ``stamina.set_testing`` does), with no patching of private code.
+[`RetryPolicy.delay_for()`][organik_async.RetryPolicy.delay_for] is a pure decision (error and
+attempt in, a wait or "give up" out); `wait()` is the only place the client sleeps before a retry,
+and [`set_testing()`][organik_async.set_testing] makes those waits instant for a whole test suite
+(as ``stamina.set_testing`` does), with no patching of private code.
 """
 
 import email.utils
@@ -98,9 +98,8 @@ def is_retryable(error: OrganikError) -> bool:
     """Whether another attempt could succeed where this one failed.
 
     When the provider's envelope names an error code, that code decides (see
-    :data:`PROVIDER_CODES`), whatever the HTTP status it came with: a bad key
-    (99) or a bad body (96, 97) sent with a 500 or a 503 fails the same way
-    every time.
+    [`PROVIDER_CODES`][organik_async.PROVIDER_CODES]), whatever the HTTP status it came with: a bad
+    key (99) or a bad body (96, 97) sent with a 500 or a 503 fails the same way every time.
     """
     if isinstance(error, TransportError | RateLimitError):
         return True
@@ -133,31 +132,32 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 # --- Waiting, and the test switch -------------------------------------------------------
 
 _skipped: list[list[float]] = []
-"""While testing: one list per active :func:`instant_retries` block (plus the
-:func:`set_testing` one), each receiving the waits that were skipped."""
+
+"""While testing: one list per active
+[`instant_retries()`][organik_async.instant_retries] block (plus the
+[`set_testing()`][organik_async.set_testing] one), each receiving the waits that were skipped."""
 _testing = False
 
 
 def set_testing(testing: bool) -> None:
     """Make every retry wait instant (``True``) or real again (``False``).
 
-    For a user's test suite: retries still happen, with every decision and
-    ``Retry-After`` honoured, but nobody waits. Put it in a ``conftest.py``
-    (``organik_async.set_testing(True)``), or use :func:`instant_retries` for
-    one block.
+    For a user's test suite: retries still happen, with every decision and ``Retry-After`` honoured,
+    but nobody waits. Put it in a ``conftest.py`` (``organik_async.set_testing(True)``), or use
+    [`instant_retries()`][organik_async.instant_retries] for one block.
     """
     global _testing
     _testing = testing
 
 
 def is_testing() -> bool:
-    """Whether retry waits are instant (see :func:`set_testing`)."""
+    """Whether retry waits are instant (see [`set_testing()`][organik_async.set_testing])."""
     return _testing or bool(_skipped)
 
 
 @contextmanager
 def instant_retries() -> Iterator[list[float]]:
-    """Within the block, retry waits are instant; yields the list of waits skipped::
+    """Within the block, retry waits are instant; yields the list of waits skipped:
 
     with organik_async.instant_retries() as waits:
         await client.detailed_report(transaction_ids=ids)

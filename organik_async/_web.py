@@ -1,12 +1,10 @@
 """Provider trouble as an HTTP answer, for web services that call the Organik API.
 
-A service in front of the provider should not turn the provider's troubles
-into bare 500s, and must not pass on what the provider sent: the provider's
-text is not the service's to show, and the API key (which lives in the URL)
-is nobody's. :func:`http_error_answer` maps whatever a client call raised to
-the status, headers and a short, fixed, safe message to answer with. It knows
-no web framework, so FastAPI, Starlette, Litestar, aiohttp or Django use it
-alike::
+A service in front of the provider should not turn the provider's troubles into bare 500s, and must
+not pass on what the provider sent: the provider's text is not the service's to show, and the API
+key (which lives in the URL) is nobody's. [`http_error_answer()`][organik_async.http_error_answer]
+maps whatever a client call raised to the status, headers and a short, fixed, safe message to answer
+with. It knows no web framework, so FastAPI, Starlette, Litestar, aiohttp or Django use it alike:
 
     try:
         rows = await client.detailed_report(transaction_ids=ids)

@@ -9,7 +9,7 @@ resumable. ``demo`` runs the same job against the built-in simulator, and
 
 The command's libraries (click, rich; uvicorn for the demo) come with the
 ``cli`` extra. This module imports none of them: without the extra,
-:func:`main` says what to install and exits 2, before anything is read or
+`main()` says what to install and exits 2, before anything is read or
 sent.
 """
 

@@ -1,6 +1,6 @@
 """``organik-report demo``: the bulk job against the simulator, over real HTTP.
 
-A generated dataset is served by :func:`organik_async.testing.serve` on a
+A generated dataset is served by [`serve()`][organik_async.testing.serve] on a
 free port of 127.0.0.1, with a provider's latency and a few faults (a 503, a
 "server busy" code, a dropped connection, a rate limit) that the client's
 retries absorb. The job asks for every transaction ID and, to show that rows

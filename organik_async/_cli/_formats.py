@@ -1,7 +1,7 @@
 """The three output formats, written a batch at a time and read back.
 
 Rows are encoded with msgspec: JSON lines and the JSON array are msgspec's
-own encoding of :class:`~organik_async.DetailedReport`; CSV cells come from
+own encoding of [`DetailedReport`][organik_async.DetailedReport]; CSV cells come from
 ``msgspec.to_builtins``, so dates read the same in every format
 (``2016-11-02T11:47:38``, the provider's local time, as the rows carry it).
 CSV adds the status name and the failure reason beside the codes.
@@ -167,10 +167,10 @@ class RowReader:
     """The rows of a file this command wrote: ``(digest, offset after the row)``.
 
     Iterating stops at the first incomplete line at the end (a run that was
-    killed while writing: :attr:`incomplete_tail` tells) and raises
-    :class:`OutputProblem` on anything else that is not one of our rows.
-    :attr:`header_end` is where rows start, ``None`` if the header is missing
-    or cut short; :attr:`closed` says a JSON array was closed.
+    killed while writing: `incomplete_tail` tells) and raises
+    `OutputProblem` on anything else that is not one of our rows.
+    `header_end` is where rows start, ``None`` if the header is missing
+    or cut short; `closed` says a JSON array was closed.
     """
 
     def __init__(self, stream: BinaryIO, fmt: OutputFormat) -> None:

@@ -136,7 +136,7 @@ class IdColumn:
         self._strs: list[str] = []
         self._seen: set[Id] | None = set()
         self.pulled = 0
-        """How many IDs :meth:`feed` has handed out (the client reads lazily)."""
+        """How many IDs `feed()` has handed out (the client reads lazily)."""
 
     def add(self, value: Id) -> bool:
         """Keep ``value``; ``False`` if it was already there."""
@@ -242,7 +242,7 @@ def read_inputs(
     shard: Shard | None = None,
     stdin: BinaryIO | None = None,
 ) -> InputSet:
-    """Read and check every input; raise :class:`InputError` on any problem.
+    """Read and check every input; raise `InputError` on any problem.
 
     Bad lines are errors unless ``skip_bad_lines`` (then counted and listed).
     An input with no ID at all is an error, not an empty success.

@@ -6,10 +6,10 @@ error, nothing sent; 3 authentication refused; 130 on SIGINT and 143 on
 SIGTERM, the output left whole and resumable; 141 (as if killed by SIGPIPE)
 when the reader of standard output goes away, quietly.
 
-Fetching is one function, :func:`fetch_batches`, the only place that talks
-to the client in batches. With ``--until-final`` (:class:`UntilFinal`) only
+Fetching is one function, `fetch_batches()`, the only place that talks
+to the client in batches. With ``--until-final`` (`UntilFinal`) only
 final rows are written from the batches; the pending ones are then followed
-with the client's follow mode (:func:`follow_pending`) and written as they
+with the client's follow mode (`follow_pending()`) and written as they
 become final; those still pending at the deadline go to the failed file.
 """
 
@@ -92,7 +92,7 @@ AT_DEADLINE: Final = "not final at the deadline"
 @dataclass(frozen=True, kw_only=True)
 class UntilFinal:
     """``--until-final``: follow pending rows, asking every ``poll_interval`` seconds
-    (doubling up to :data:`MAX_POLL_INTERVAL`) for at most ``deadline`` seconds."""
+    (doubling up to `MAX_POLL_INTERVAL`) for at most ``deadline`` seconds."""
 
     poll_interval: float = 60.0
     deadline: float = 3600.0
@@ -257,7 +257,7 @@ async def run_job(
     handle_signals: bool = True,
 ) -> int:
     """Run ``job`` to its end and return the exit code. Input errors are raised
-    (:class:`~._inputs.InputError`) before anything is sent or written."""
+    (`InputError`) before anything is sent or written."""
     started = time.perf_counter()
     state: ResumeState | None = None
     until = job.until_final

@@ -3,7 +3,7 @@
 The output is opened when the first batch succeeds, never before: a wrong
 key or URL fails the first request and leaves an existing report as it
 was. Each batch is written whole (rows, flush) and only then journaled, so
-a run stopped at any moment can be resumed (see :mod:`._journal`).
+a run stopped at any moment can be resumed (see `_journal`).
 
 Rows are unique by ``gsm_track_id`` in the output. Within one ID kind they
 cannot repeat (each row has one transaction, one delivery track and one GSM
@@ -84,7 +84,7 @@ class ResumeState:
 
 
 def load_resume(output: Path, fmt: OutputFormat, input_kinds: Iterable[str]) -> ResumeState:
-    """Check the output against its journal; raise :class:`InputError` if it cannot resume."""
+    """Check the output against its journal; raise `InputError` if it cannot resume."""
     journal_file = journal_path(output)
     try:
         journal = Journal.load(journal_file)

@@ -1,6 +1,6 @@
 """A faithful, fast simulator of the Organik API's ``detailedreport`` request.
 
-Test your code against it in-process (no sockets)::
+Test your code against it in-process (no sockets):
 
     from organik_async.testing import FakeOrganikAPI
 
@@ -8,14 +8,14 @@ Test your code against it in-process (no sockets)::
     async with fake.client() as client:         # an OrganikClient wired to it
         rows = await client.detailed_report(transaction_ids=fake.dataset.transaction_ids[:3])
 
-or over real TCP (needs ``organik_async[testing]``, i.e. uvicorn)::
+or over real TCP (needs ``organik_async[testing]``, i.e. uvicorn):
 
     async with serve(fake) as base_url:
         ...
 
-or as a separate process: ``python -m organik_async.testing serve --port 8080``.
-Faults (:class:`Fault`) are injected on demand; :attr:`FakeOrganikAPI.stats`
-records what was served; with ``finalize_after`` and a :class:`ManualClock`,
+or as a separate process: ``python -m organik_async.testing serve --port 8080``. Faults
+([`Fault`][organik_async.testing.Fault]) are injected on demand; `FakeOrganikAPI.stats` records what
+was served; with ``finalize_after`` and a [`ManualClock`][organik_async.testing.ManualClock],
 pending rows become final when a test moves the clock.
 """
 

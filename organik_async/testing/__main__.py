@@ -8,7 +8,7 @@ SIGTERM, then prints its stats as JSON on stderr.
 The dataset is deterministic: a client process that calls
 ``Dataset.generate(rows, seed=seed)`` with the same arguments knows every ID
 the server has without asking it. ``bench`` uses that to measure the
-simulator's own throughput (see :mod:`._bench`).
+simulator's own throughput (see `_bench`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """One answer and the exchange it is sent in: what faults act on.
 
-An :class:`Answer` is complete (status, headers, body, and what the stats
+An `Answer` is complete (status, headers, body, and what the stats
 should record) before anything is sent. A fault changes it, or sends it in
-its own way, through the :class:`Exchange` of the request, which knows how
+its own way, through the `Exchange` of the request, which knows how
 the provider words a refusal in this request's format and counts every byte
 and status that leaves.
 """

@@ -5,7 +5,7 @@ refuse it at once with code 93 if ``max_concurrent_requests`` are being
 handled; decide its faults (from the seed and the number alone); work out
 the provider's real answer at the clock's current time; then let the fault
 that hit it, if any, rewrite and send that answer (each fault's effect is in
-:mod:`._faults`, beside its definition). The real answer is always worked out,
+`_faults`, beside its definition). The real answer is always worked out,
 even when a fault replaces it, so that the stats record the key and the
 number of IDs of every request that was handled.
 """
@@ -73,36 +73,36 @@ def _formats(value: Collection[str], name: str) -> frozenset[Format]:
 class FakeOrganikAPI:
     """A faithful, fast stand-in for the provider's ``detailedreport`` request.
 
-    It is a plain ASGI application serving
-    ``POST /v2/{api_key}/detailedreport/{request_type}/{response_type}/``
-    (type segments optional, JSON by default, any letter case). Use it
-    in-process with :meth:`client` or :meth:`transport`, or over TCP with
-    :func:`organik_async.testing.serve`.
+    It is a plain ASGI application serving ``POST
+    /v2/{api_key}/detailedreport/{request_type}/{response_type}/`` (type segments optional, JSON by
+    default, any letter case). Use it in-process with
+    [`client()`][organik_async.testing.FakeOrganikAPI.client] or
+    [`transport()`][organik_async.testing.FakeOrganikAPI.transport], or over TCP with
+    [`serve()`][organik_async.testing.serve].
 
-    ``dataset`` is a :class:`Dataset`, or your own rows (``DetailedReport``s
-    or dicts), or ``None`` for ``Dataset.generate(1_000, seed=seed)``.
+    ``dataset`` is a [`Dataset`][organik_async.testing.Dataset], or your own rows
+    (``DetailedReport``s or dicts), or ``None`` for ``Dataset.generate(1_000, seed=seed)``.
     ``api_keys`` are the accepted keys (32 characters; default
-    :data:`DEMO_API_KEY`). ``faults`` is the initial :attr:`faults` list.
-    ``seed`` drives which requests probabilistic faults hit, random
-    latencies, and how pending rows finish.
+    [`DEMO_API_KEY`][organik_async.testing.DEMO_API_KEY]). ``faults`` is the initial `faults` list.
+    ``seed`` drives which requests probabilistic faults hit, random latencies, and how pending rows
+    finish.
 
     ``max_ids_per_request`` makes larger requests fail with code 96, as an
     unknown provider limit might. ``max_concurrent_requests`` answers a
     request that arrives while that many are being handled at once with code
     93 ("Too much request.", HTTP 200, as the provider sends every refusal);
-    :attr:`Stats.refused` counts them.
+    `Stats.refused` counts them.
 
     XML answers are ``<response><result>1</result><data><item>...``, as in
     the provider's API README; ``xml_wrapped=False`` gives the seed page's
     bare top-level ``<item>``s. ``errorcode_in`` are the formats whose rows
     carry ``errorcode`` (the provider's documents: JSON only).
 
-    ``clock`` returns "now" in the provider's local time (default: the real
-    time); it gives the ``time`` of error answers and, with
-    ``finalize_after`` (seconds, or a ``(low, high)`` range drawn per row),
-    the moment each pending row (status 0 or 1) becomes final (2, 3 or 4),
-    counted from when this object was built. Without ``finalize_after`` rows
-    never change. A :class:`ManualClock` lets a test move time by hand.
+    ``clock`` returns "now" in the provider's local time (default: the real time); it gives the
+    ``time`` of error answers and, with ``finalize_after`` (seconds, or a ``(low, high)`` range
+    drawn per row), the moment each pending row (status 0 or 1) becomes final (2, 3 or 4), counted
+    from when this object was built. Without ``finalize_after`` rows never change. A
+    [`ManualClock`][organik_async.testing.ManualClock] lets a test move time by hand.
     """
 
     def __init__(
@@ -180,10 +180,9 @@ class FakeOrganikAPI:
     ) -> list[DetailedReport]:
         """The rows this simulator answers for these IDs now, as a client decodes them.
 
-        Like :meth:`Dataset.expected`, with the clock's current time applied
-        (rows that became final are final) and, for a format whose rows
-        carry no ``errorcode`` (XML by default), ``errorcode`` 0 as a client
-        reads its absence.
+        Like [`Dataset.expected()`][organik_async.testing.Dataset.expected], with the clock's
+        current time applied (rows that became final are final) and, for a format whose rows carry
+        no ``errorcode`` (XML by default), ``errorcode`` 0 as a client reads its absence.
         """
         spans = self.dataset.select(
             [normalize_id(v) for v in transaction_ids],
@@ -198,7 +197,8 @@ class FakeOrganikAPI:
     def warm(self, formats: Iterable[Format] = ("json",)) -> None:
         """Encode every row now in the way this simulator writes ``formats``.
 
-        As :meth:`Dataset.warm`, with this simulator's ``errorcode_in``.
+        As [`Dataset.warm()`][organik_async.testing.Dataset.warm], with this simulator's
+        ``errorcode_in``.
         """
         self.dataset.warm([self._style(fmt) for fmt in formats])
 
@@ -215,11 +215,11 @@ class FakeOrganikAPI:
         return FakeTransport(self)
 
     def client(self, **kwargs: Any) -> OrganikClient:
-        """An :class:`~organik_async.OrganikClient` wired to this app in-process.
+        """An [`OrganikClient`][organik_async.OrganikClient] wired to this app in-process.
 
-        It uses :attr:`api_key`, base URL ``http://organik.test`` and
-        :meth:`transport` unless ``kwargs`` say otherwise; other keyword
-        arguments go to the client as they are.
+        It uses [`api_key`][organik_async.testing.FakeOrganikAPI.api_key], base URL
+        ``http://organik.test`` and [`transport()`][organik_async.testing.FakeOrganikAPI.transport]
+        unless ``kwargs`` say otherwise; other keyword arguments go to the client as they are.
         """
         from .._client import OrganikClient
 

@@ -5,7 +5,7 @@ measures it alone: a server process (``serve``) and, in this process, a raw
 ``httpx`` client that only reads the bytes (no decoding) and counts the rows
 in them. Both sides know the IDs because the dataset is deterministic.
 
-:func:`fetch_all` is the one implementation of that measurement: the
+`fetch_all()` is the one implementation of that measurement: the
 ``bench`` command and the project's benchmark suite (``benchmarks/``) both
 call it, each with its own way of reading the clocks.
 """
@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """What :func:`fetch_all` received."""
+    """What `fetch_all()` received."""
 
     rows: int
     requests: int
@@ -131,7 +131,7 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 def _wall_and_server_cpu(pid: int) -> Callable[[], tuple[float, float | None]]:
-    """A meter for :func:`fetch_all`: wall seconds and the server's CPU seconds."""
+    """A meter for `fetch_all()`: wall seconds and the server's CPU seconds."""
     cpu_before = _cpu_seconds(pid)
     started = time.perf_counter()
 

@@ -1,11 +1,10 @@
 """The simulator's sense of time: the provider's local time, real or driven by a test.
 
-The provider writes every date in Turkish local time (``Europe/Istanbul``)
-without a zone. The simulator reads "now" from a clock: a callable returning
-a naive ``datetime`` in that local time. By default it is the real time;
-:class:`ManualClock` is a clock a test moves by hand, so that what depends on
-time (the ``time`` of an error answer, pending rows becoming final) happens
-exactly when the test says.
+The provider writes every date in Turkish local time (``Europe/Istanbul``) without a zone. The
+simulator reads "now" from a clock: a callable returning a naive ``datetime`` in that local time. By
+default it is the real time; [`ManualClock`][organik_async.testing.ManualClock] is a clock a test
+moves by hand, so that what depends on time (the ``time`` of an error answer, pending rows becoming
+final) happens exactly when the test says.
 """
 
 from __future__ import annotations
@@ -64,7 +63,7 @@ def provider_now() -> datetime:
 class ManualClock:
     """A clock that moves only when told: ``clock.advance(60)``.
 
-    Give it to :class:`~organik_async.testing.FakeOrganikAPI` as ``clock=``;
+    Give it to [`FakeOrganikAPI`][organik_async.testing.FakeOrganikAPI] as ``clock=``;
     calling it returns the current time. It starts at ``start`` (a naive
     ``datetime`` in the provider's local time; by default 2024-01-01 12:00:00,
     so that answers are the same on every run) and never goes backwards.

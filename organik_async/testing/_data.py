@@ -8,8 +8,8 @@ rows costs O(1) per requested ID whatever the size of the dataset.
 
 Encoded rows are cached per group and per row style (format, and whether
 ``errorcode`` is written), one byte string per group (see
-:class:`~._wire.Block`): a whole transaction is then a single slice and a
-response a single join. When time passes (a :class:`~._timeline.Timeline`),
+`Block`): a whole transaction is then a single slice and a
+response a single join. When time passes (a `Timeline`),
 a group with pending rows is encoded again only when one of its rows has
 changed since it was last encoded; every kind of ID reads the same evolved
 block.
@@ -123,18 +123,20 @@ class Span:
 
 
 class Dataset:
-    """The delivery-report rows a :class:`FakeOrganikAPI` answers from.
+    """The delivery-report rows a [`FakeOrganikAPI`][organik_async.testing.FakeOrganikAPI] answers
+    from.
 
-    Build one with :meth:`generate` (seeded, deterministic, lazy: a million
-    rows cost little until they are asked for) or :meth:`from_rows` (your own
-    rows, as :class:`~organik_async.DetailedReport` or plain dicts). Iterating
-    gives every row as a ``DetailedReport``; :meth:`expected` gives the rows
-    the provider would answer for some IDs, which is what a test compares a
-    client's result with.
+    Build one with [`generate()`][organik_async.testing.Dataset.generate] (seeded, deterministic,
+    lazy: a million rows cost little until they are asked for) or
+    [`from_rows()`][organik_async.testing.Dataset.from_rows] (your own rows, as
+    [`DetailedReport`][organik_async.DetailedReport] or plain dicts). Iterating gives every row as a
+    ``DetailedReport``; `expected()` gives the rows the provider would answer for some IDs, which is
+    what a test compares a client's result with.
     """
 
     def __init__(self, groups: list[_Group], source: _RowSource, *, eager_index: bool) -> None:
-        """Internal: use :meth:`generate` or :meth:`from_rows`."""
+        """Internal: use [`generate()`][organik_async.testing.Dataset.generate] or
+        [`from_rows()`][organik_async.testing.Dataset.from_rows]."""
         self._groups = groups
         self._source = source
         self._rows = groups[-1].base + groups[-1].size if groups else 0
@@ -184,7 +186,7 @@ class Dataset:
         form of its ``sendsms`` answers instead.
 
         Only the transactions are drawn now; rows are drawn when first asked
-        for and encoded once per format (see :meth:`warm`).
+        for and encoded once per format (see `warm()`).
         """
         settings = GeneratorSettings(
             rows=rows,
@@ -209,7 +211,7 @@ class Dataset:
     def from_rows(cls, rows: Iterable[DetailedReport | Mapping[str, Any]]) -> Dataset:
         """A dataset of your own rows.
 
-        Each row is a :class:`~organik_async.DetailedReport` or a dict with its
+        Each row is a [`DetailedReport`][organik_async.DetailedReport] or a dict with its
         fields (dates as ``datetime`` or ``"YYYY-MM-DD HH:MM:SS"``,
         ``is_foreign_gsm`` as bool or 0/1, ``errorcode`` and
         ``delivery_track_id`` optional). Timezone-aware dates are converted to
@@ -272,8 +274,8 @@ class Dataset:
         """The rows the simulator answers for these IDs, in its order, as models.
 
         This is the oracle for tests: a correct client returns exactly this.
-        It gives the rows as stored; :meth:`FakeOrganikAPI.expected
-        <organik_async.testing.FakeOrganikAPI.expected>` gives them as a
+        It gives the rows as stored; `FakeOrganikAPI.expected
+        <organik_async.testing.FakeOrganikAPI.expected>()` gives them as a
         simulator answers at its clock's current time.
         """
         spans = self.select(
@@ -354,7 +356,7 @@ class Dataset:
         """The encoded rows of ``spans`` (zero-copy slices) and how many rows.
 
         ``style`` is a format (rows written as the provider's documents show
-        them in it) or a :class:`~._wire.RowStyle`; ``moment`` is the point
+        them in it) or a `RowStyle`; ``moment`` is the point
         of a timeline to answer at (default: the rows as stored).
         """
         if not isinstance(style, RowStyle):
@@ -428,7 +430,7 @@ class Dataset:
         """gsm_track_id → global row number, built on first use.
 
         About 100 bytes a row, so a generated dataset pays for it only once a
-        request asks for gsm_track_ids (or :meth:`warm` is called).
+        request asks for gsm_track_ids (or `warm()` is called).
         """
         if self._by_track is None:
             index: dict[IdKey, int] = {}

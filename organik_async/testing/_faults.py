@@ -1,6 +1,6 @@
 """Faults on demand: declarative, scripted by request number or by chance.
 
-A fault is a frozen value built with one of :class:`Fault`'s constructors::
+A fault is a frozen value built with one of [`Fault`][organik_async.testing.Fault]'s constructors:
 
     Fault.status(503, on_requests={2, 3})        # the 2nd and 3rd request get HTTP 503
     Fault.provider_error(93, probability=0.1)    # one request in ten is rate-limited
@@ -12,10 +12,10 @@ since the last ``stats.reset()``), so a seed replays the same faults however
 the requests interleave. Latencies add up; of the other faults, the first one
 in the list that hits a request decides what happens to it.
 
-Each kind of fault is a class that holds both its definition (its fields and
-their checks) and its effect on an answer: :meth:`Fault.rewrite` changes the
-answer before it is sent, :meth:`Fault.send` sends it in its own way. The app
-only asks the fault that hit a request to do its part.
+Each kind of fault is a class that holds both its definition (its fields and their checks) and its
+effect on an answer: [`Fault.rewrite()`][organik_async.testing.Fault.rewrite] changes the answer
+before it is sent, [`Fault.send()`][organik_async.testing.Fault.send] sends it in its own way. The
+app only asks the fault that hit a request to do its part.
 """
 
 from __future__ import annotations
@@ -86,16 +86,20 @@ def _check_fraction(fraction: float) -> float:
 class Fault:
     """One kind of misbehaviour and the requests it hits.
 
-    Build it with a constructor (:meth:`latency`, :meth:`status`,
-    :meth:`rate_limited`, :meth:`provider_error`, :meth:`truncate`,
-    :meth:`malformed`, :meth:`trickle`, :meth:`disconnect`) or parse the
-    command line's form with :meth:`parse`. Every constructor takes
-    ``on_requests`` (request numbers, from 1; a ``range`` works, also an
-    open-ended one like ``range(10, 10**9)``) and ``probability`` (the chance
-    that a request it could hit is hit); with neither it hits every request.
+    Build it with a constructor ([`latency()`][organik_async.testing.Fault.latency], `status()`,
+    [`rate_limited()`][organik_async.testing.Fault.rate_limited],
+    [`provider_error()`][organik_async.testing.Fault.provider_error],
+    [`truncate()`][organik_async.testing.Fault.truncate],
+    [`malformed()`][organik_async.testing.Fault.malformed],
+    [`trickle()`][organik_async.testing.Fault.trickle],
+    [`disconnect()`][organik_async.testing.Fault.disconnect]) or parse the command line's form with
+    [`parse()`][organik_async.testing.Fault.parse]. Every constructor takes ``on_requests`` (request
+    numbers, from 1; a ``range`` works, also an open-ended one like ``range(10, 10**9)``) and
+    ``probability`` (the chance that a request it could hit is hit); with neither it hits every
+    request.
 
-    Each constructor returns the subclass of its kind (:class:`Status`,
-    :class:`Latency`...), which defines what the fault does to an answer.
+    Each constructor returns the subclass of its kind (`Status`,
+    `Latency`...), which defines what the fault does to an answer.
     """
 
     kind: ClassVar[FaultKind]
@@ -275,7 +279,7 @@ class Fault:
     # -- its effect ------------------------------------------------------------------
 
     def seconds(self, rng: random.Random) -> float:
-        """The latency it adds to a request it hits (none but :class:`Latency`'s)."""
+        """The latency it adds to a request it hits (none but `Latency`'s)."""
         return 0.0
 
     def rewrite(self, answer: Answer, exchange: Exchange) -> Answer:

@@ -1,7 +1,7 @@
 """The seeded generator of realistic report rows.
 
 A dataset of a million rows must not cost a million Python objects up front,
-so generation happens in two steps. :func:`plan_transactions` draws the
+so generation happens in two steps. `plan_transactions()` draws the
 per-transaction facts (ID, size, dates, how far sending got) from one random
 stream: that is cheap, a few thousand transactions for a million rows. The
 rows of one transaction are drawn later, on demand, from a random stream of
@@ -61,7 +61,8 @@ class Progress(Enum):
 
 @dataclass(frozen=True, slots=True)
 class GeneratorSettings:
-    """The knobs of :meth:`Dataset.generate`, with realistic defaults."""
+    """The knobs of [`Dataset.generate()`][organik_async.testing.Dataset.generate], with realistic
+    defaults."""
 
     rows: int = 1_000
     seed: int = 0

@@ -1,6 +1,6 @@
 """Reading a request the way the provider does: the URL, then the body.
 
-Each refusal is a :class:`ProviderRefusal` carrying the provider's API error
+Each refusal is a `ProviderRefusal` carrying the provider's API error
 code (see the spec's table), so the app answers it in the provider's error
 envelope, worded as the provider words it. The parser accepts what the
 provider's own sample clients send: IDs as numbers or strings, XML text padded

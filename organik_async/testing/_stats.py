@@ -1,10 +1,9 @@
 """What the simulator saw: counters for tests and benchmarks to assert on.
 
-The bulk engine's tests rely on two of these: :attr:`Stats.peak_in_flight`
-(the most requests being handled at one moment, to check a concurrency
-limit) and :attr:`Stats.max_ids_per_request` (to check a batch size);
-:attr:`Stats.refused` counts the requests a concurrency cap turned away. Keys
-appear only redacted.
+The bulk engine's tests rely on two of these: `Stats.peak_in_flight` (the most requests being
+handled at one moment, to check a concurrency limit) and
+[`Stats.max_ids_per_request`][organik_async.testing.Stats.max_ids_per_request] (to check a batch
+size); `Stats.refused` counts the requests a concurrency cap turned away. Keys appear only redacted.
 
 The counters are plain attributes updated from the event loop that serves
 requests; reading them from another thread (a test beside a served app) is
@@ -43,7 +42,8 @@ class Outcome(enum.StrEnum):
 
 
 class Stats:
-    """Counters of everything served since creation or the last :meth:`reset`."""
+    """Counters of everything served since creation or the last
+    [`reset()`][organik_async.testing.Stats.reset]."""
 
     requests: int
     """Requests received; each got the next number, from 1."""
@@ -54,7 +54,7 @@ class Stats:
     refused: int
     """Requests refused with code 93 because ``max_concurrent_requests`` were being handled."""
     admitted: int
-    """Requests being worked on right now: :attr:`in_flight` less those being refused."""
+    """Requests being worked on right now: `in_flight` less those being refused."""
     peak_admitted: int
     """The most requests worked on at one moment: never above ``max_concurrent_requests``."""
     outcomes: Counter[Outcome]
@@ -64,12 +64,14 @@ class Stats:
     http_statuses: Counter[int]
     """Statuses sent, 200 included."""
     faults: Counter[str]
-    """Faults applied, by :attr:`Fault.name` (``"status:503"``, ``"latency"``...)."""
+    """Faults applied, by [`Fault.name`][organik_async.testing.Fault.name]
+    (``"status:503"``, ``"latency"``...)."""
     ids_per_request: Counter[int]
     """Histogram: number of IDs in a request (as sent) → how many requests.
     Requests refused by the concurrency cap are answered unread: not counted."""
     keys_seen: Counter[str]
-    """Keys in request URLs, redacted by :func:`redact_key` → count (cap refusals
+    """Keys in request URLs, redacted by
+    [`redact_key()`][organik_async.testing.redact_key] → count (cap refusals
     not counted)."""
     rows_served: int
     """Rows in answers that were sent whole or in part."""
@@ -86,8 +88,8 @@ class Stats:
     def reset(self) -> None:
         """Zero every counter and restart request numbering at 1.
 
-        Requests in flight stay counted in :attr:`in_flight` (and
-        :attr:`admitted`), and the peaks restart from them.
+        Requests in flight stay counted in `in_flight` (and
+        `admitted`), and the peaks restart from them.
         """
         self.requests = 0
         self.refused = 0

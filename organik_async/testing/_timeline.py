@@ -3,14 +3,14 @@
 A row with status 0 (not sent yet) or 1 (handed to the operator) is a
 snapshot of a send in progress. At the provider it becomes final (2
 delivered, 3 invalid number, 4 timed out) some time later. A
-:class:`Timeline` says when: each pending row gets its own delay, drawn from
+`Timeline` says when: each pending row gets its own delay, drawn from
 the seed, counted in seconds from a start time on the simulator's clock. A row
 not sent yet is first handed to the operator (status 1) part-way through its
 delay.
 
 Rows are evolved per transaction group, on demand: a group's
-:class:`Schedule` lists the moments at which any of its rows changes, so the
-number of those moments already past (:meth:`Schedule.version`) says whether
+`Schedule` lists the moments at which any of its rows changes, so the
+number of those moments already past (`Schedule.version()`) says whether
 an encoded group is still current. Groups without pending rows, most of a
 dataset, never get a schedule.
 """
