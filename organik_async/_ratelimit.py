@@ -1,10 +1,17 @@
 """The throttles a client shares across its calls: rate, concurrency, request size.
 
-The provider documents none of its limits, so the client keeps three budgets
-of its own, each one object per client shared by every call (and every
-``with_options`` view): `RateLimiter` (requests per second, if set),
-`AdaptiveLimit` (requests in flight, tuned by pushback) and
-`SizeLimit` (IDs per request, learned from refusals).
+Every throttle a request passes has one shape, `Throttle`: ``acquire()``
+before the request is sent, which returns a `Permit`, and ``release(permit,
+outcome)`` once it has ended, told what the answer said (an `Outcome`). The
+request path holds a tuple of them and knows nothing else of any, so budgets
+kept elsewhere (the shared limits in Redis) plug in beside these.
+
+The provider documents none of its limits, so the client keeps budgets of its
+own, each one object per client shared by every call (and every
+``with_options`` view): `RateLimiter` (requests per second, if set) and
+`AdaptiveLimit` (requests in flight, tuned by pushback) are throttles;
+`SizeLimit` (IDs per request, learned from refusals) is the engine's, which
+splits requests by it.
 
 `RateLimiter`: each request reserves the next free slot on a timeline
 spaced ``1 / rate`` apart and sleeps until it; reserving needs no lock because
@@ -14,13 +21,80 @@ limiter and aiolimiter is asyncio-only, hence these few lines.
 
 from __future__ import annotations
 
+import enum
 import logging
+from typing import Protocol
 
 import anyio
 
-__all__ = ["AdaptiveLimit", "RateLimiter", "SizeLimit"]
+__all__ = [
+    "AdaptiveLimit",
+    "ConcurrencyBudget",
+    "Outcome",
+    "Permit",
+    "RateLimiter",
+    "SizeLimit",
+    "Throttle",
+]
 
 logger = logging.getLogger("organik_async")
+
+
+class Outcome(enum.Enum):
+    """How a request ended, as a throttle hears it."""
+
+    ANSWERED = "answered"
+    """Rows (zero rows included): the provider served the request."""
+    PUSHBACK = "pushback"
+    """The provider said "too many, slow down": code 93, HTTP 429, 503 with Retry-After."""
+    FAILED = "failed"
+    """Any other error: the wire, a timeout, an HTTP or provider error, an undecodable body."""
+    CANCELLED = "cancelled"
+    """The request was cancelled (a call's timeout, ``aclose()``) before it ended."""
+
+
+class Permit:
+    """What ``acquire()`` hands out and ``release()`` takes back: one per request."""
+
+    __slots__ = ("round", "token")
+
+    def __init__(self, round: int = 0) -> None:
+        self.token = self  # a unique holder for limiters that lend on behalf of one
+        self.round = round
+        """The throttle's round when the request was let through (see `AdaptiveLimit`)."""
+
+    def __repr__(self) -> str:
+        return f"<Permit round={self.round}>"
+
+
+class Throttle(Protocol):
+    """Something a request waits on before it is sent and reports to when it ends.
+
+    ``release`` is awaited in a ``finally`` block, also when the request was
+    cancelled: a local throttle returns without a checkpoint, and one kept
+    remotely shields its own round trip (with a short deadline of its own), so
+    a permit always goes back.
+    """
+
+    async def acquire(self) -> Permit: ...
+
+    async def release(
+        self, permit: Permit, outcome: Outcome, *, retry_after: float | None = None
+    ) -> None: ...
+
+
+class ConcurrencyBudget(Throttle, Protocol):
+    """A throttle of requests in flight, whose limit the engine and retries read."""
+
+    @property
+    def limit(self) -> int:
+        """The number of requests allowed in flight now."""
+        ...
+
+    @property
+    def in_flight(self) -> int:
+        """Requests holding a permit now."""
+        ...
 
 
 class RateLimiter:
@@ -35,13 +109,19 @@ class RateLimiter:
         self._interval = 1.0 / rate
         self._next_slot: float | None = None
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> Permit:
         """Wait for this request's slot."""
         now = anyio.current_time()
         slot = now if self._next_slot is None else max(now, self._next_slot)
         self._next_slot = slot + self._interval
         if slot > now:
             await anyio.sleep(slot - now)
+        return _ANY
+
+    async def release(
+        self, permit: Permit, outcome: Outcome, *, retry_after: float | None = None
+    ) -> None:
+        """Nothing to give back: a slot is spent when it is taken."""
 
     def __repr__(self) -> str:
         return f"RateLimiter(rate={self.rate!r})"
@@ -82,16 +162,25 @@ class AdaptiveLimit:
     def in_flight(self) -> int:
         return self._limiter.borrowed_tokens
 
-    async def acquire(self, token: object) -> int:
-        """Wait for room; returns the round the request is sent in."""
+    async def acquire(self) -> Permit:
+        """Wait for room; the permit records the round the request is sent in."""
+        permit = Permit(self._round)
         try:  # with room, no checkpoint: the request itself is one, an event-loop turn later
-            self._limiter.acquire_on_behalf_of_nowait(token)
+            self._limiter.acquire_on_behalf_of_nowait(permit)
         except anyio.WouldBlock:
-            await self._limiter.acquire_on_behalf_of(token)
-        return self._round
+            await self._limiter.acquire_on_behalf_of(permit)
+        permit.round = self._round
+        return permit
 
-    def release(self, token: object) -> None:
-        self._limiter.release_on_behalf_of(token)
+    async def release(
+        self, permit: Permit, outcome: Outcome, *, retry_after: float | None = None
+    ) -> None:
+        """Give the slot back, and learn from the outcome (no checkpoint)."""
+        self._limiter.release_on_behalf_of(permit)
+        if outcome is Outcome.ANSWERED:
+            self.succeeded()
+        elif outcome is Outcome.PUSHBACK:
+            self.pushed_back(permit.round)
 
     def succeeded(self) -> None:
         """A request was answered: grow (fast while no pushback was ever seen)."""
@@ -177,3 +266,7 @@ class SizeLimit:
 
     def __repr__(self) -> str:
         return f"SizeLimit(largest_ok={self.largest_ok}, smallest_refused={self.smallest_refused})"
+
+
+_ANY: Permit = Permit()
+"""The permit of throttles that keep nothing per request."""

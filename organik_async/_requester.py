@@ -48,7 +48,7 @@ from ._exceptions import (
 from ._models import DetailedReport, Format, HttpBackend, Id, IdKind
 from ._options import Settings
 from ._pool import PoolSet
-from ._ratelimit import AdaptiveLimit, RateLimiter, SizeLimit
+from ._ratelimit import AdaptiveLimit, Outcome, Permit, RateLimiter, SizeLimit, Throttle
 from ._redact import Redactor, Secret
 from ._version import __version__
 
@@ -120,6 +120,9 @@ class Requester:
         self._owns_pools = owns_pools
         self.rate_limiter = rate_limiter
         self.concurrency = concurrency
+        self.throttles: tuple[Throttle, ...] = tuple(
+            throttle for throttle in (rate_limiter, concurrency) if throttle is not None
+        )
         self.sizes = SizeLimit()
         self._routes: dict[tuple[Format, Format], _Route] = {}
         self._state = _State.UNOPENED
@@ -242,14 +245,14 @@ class Requester:
         with anyio.CancelScope() as closing:
             self._active.add(closing)
             try:
+                throttles = self.throttles
+                if rate_limiter is not None:  # the call's own budget, then the client's
+                    throttles = (rate_limiter, *throttles)
                 while True:
                     attempt += 1
-                    for limiter in (self.rate_limiter, rate_limiter):
-                        if limiter is not None:
-                            await limiter.acquire()
-                    if on_attempt is not None:
-                        on_attempt(attempt)
-                    outcome = await self._throttled(route, body, info, settings, attempt)
+                    outcome = await self._throttled(
+                        throttles, route, body, info, settings, attempt, on_attempt
+                    )
                     if isinstance(outcome, list):
                         if reachability is not None:
                             reachability.reached()
@@ -300,23 +303,31 @@ class Requester:
         )
 
     async def _throttled(
-        self, route: _Route, body: bytes, info: RequestInfo, settings: Settings, attempt: int
+        self,
+        throttles: tuple[Throttle, ...],
+        route: _Route,
+        body: bytes,
+        info: RequestInfo,
+        settings: Settings,
+        attempt: int,
+        on_attempt: Callable[[int], object] | None,
     ) -> list[DetailedReport] | OrganikError:
-        """One try within the client's adaptive concurrency limit, which hears the result."""
-        limit = self.concurrency
-        if limit is None:
-            return await self._attempt(route, body, info, settings, attempt)
-        token = object()
-        sent_in = await limit.acquire(token)
+        """One try, once every throttle let it through; each hears how it ended."""
+        permits: list[tuple[Throttle, Permit]] = []
+        outcome: list[DetailedReport] | OrganikError | None = None
         try:
+            for throttle in throttles:
+                permits.append((throttle, await throttle.acquire()))
+            if on_attempt is not None:
+                on_attempt(attempt)
             outcome = await self._attempt(route, body, info, settings, attempt)
+            return outcome
         finally:
-            limit.release(token)
-        if isinstance(outcome, list):
-            limit.succeeded()
-        elif is_pushback(outcome):
-            limit.pushed_back(sent_in)
-        return outcome
+            if permits:
+                heard = _outcome(outcome)
+                retry_after = _retry_after(outcome)
+                for throttle, permit in reversed(permits):
+                    await throttle.release(permit, heard, retry_after=retry_after)
 
     async def _attempt(
         self, route: _Route, body: bytes, info: RequestInfo, settings: Settings, attempt: int
@@ -536,6 +547,20 @@ def is_too_large(error: OrganikError) -> bool:
     if isinstance(error, APIError) and error.code == _BAD_PARAMETERS_CODE:
         return True
     return isinstance(error, APIError | HTTPStatusError) and error.status_code in (413, 414)
+
+
+def _outcome(outcome: list[DetailedReport] | OrganikError | None) -> Outcome:
+    if outcome is None:
+        return Outcome.CANCELLED
+    if isinstance(outcome, list):
+        return Outcome.ANSWERED
+    return Outcome.PUSHBACK if is_pushback(outcome) else Outcome.FAILED
+
+
+def _retry_after(outcome: list[DetailedReport] | OrganikError | None) -> float | None:
+    if isinstance(outcome, APIError | HTTPStatusError):
+        return outcome.retry_after
+    return None
 
 
 def _is_no_records(error: ProviderError) -> bool:
