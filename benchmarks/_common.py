@@ -4,7 +4,7 @@ CPU and memory readings, rounds taken in turns, Markdown tables, and the results
 The server always runs in its own process (``python -m organik_async.testing
 serve``) pinned to one CPU, and the client being measured on the other, so
 the two never share a core or a GIL. The machine may also run other work
-(other sessions, CI): :class:`CpuMeter` reports the CPU time spent by
+(other sessions, CI): `CpuMeter` reports the CPU time spent by
 everything *else* during a measurement, so a reader can tell a clean figure
 from a disturbed one.
 """
@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from statistics import median
 from types import TracebackType
 from typing import IO, Any, Final, Self, TypeVar
 
@@ -150,33 +151,6 @@ def report_path(fmt: str = "json") -> str:
     return f"/v2/{DEMO_API_KEY}/detailedreport/{fmt}/"
 
 
-async def _fetch_answer(fake: Any, ids: list[int | str], fmt: str) -> bytes:
-    import httpx
-    import xmltodict
-
-    body: bytes
-    if fmt == "json":
-        body = msgspec.json.encode({"data": {"gsm_track_ids": ids}})
-    else:
-        body = xmltodict.unparse({"document": {"data": {"gsm_track_ids": ids}}}).encode()
-    async with httpx.AsyncClient(transport=fake.transport(), base_url="http://sim") as http:
-        response = await http.post(report_path(fmt), content=body)
-        response.raise_for_status()
-        return response.content
-
-
-def answer_bodies(rows: int) -> dict[str, bytes]:
-    """The simulator's JSON and XML answers for the first ``rows`` GSM track IDs of
-    ``Dataset.generate(rows)``: the exact bytes it serves, fetched in-process."""
-    import anyio
-
-    from organik_async.testing import Dataset, FakeOrganikAPI
-
-    fake = FakeOrganikAPI(Dataset.generate(rows))
-    ids = list(fake.dataset.gsm_track_ids())
-    return {fmt: anyio.run(_fetch_answer, fake, ids, fmt) for fmt in ("json", "xml")}
-
-
 # --- memory -----------------------------------------------------------------------------
 
 
@@ -193,7 +167,7 @@ def peak_rss_bytes() -> int:
     ``exec``, so it starts afresh in a new child. ``ru_maxrss`` does not: Linux
     carries the parent's resident size over ``fork``/``exec`` into the child's
     ``ru_maxrss``, so a child started by a big parent reports the parent's size
-    (see :func:`max_rss_bytes`).
+    (see `max_rss_bytes`).
     """
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
@@ -217,7 +191,7 @@ class SimulatorServer:
     its URL, which it does once it accepts connections (a big dataset is
     generated and encoded first: a million rows take a few seconds). Leaving
     sends SIGTERM and keeps the stats the server prints as it exits
-    (:attr:`stats`), so a benchmark can check that the server saw what the
+    (`stats`), so a benchmark can check that the server saw what the
     client sent.
     """
 
@@ -357,32 +331,8 @@ def _memory_gib() -> float:
     return float("nan")
 
 
-def machine_lines(pinned: bool) -> list[str]:
-    """Markdown bullets that say what the figures were measured on."""
-    packages = ", ".join(
-        f"{name} {_version(name)}"
-        for name in ("httpx", "httpcore", "anyio", "msgspec", "uvicorn", "h11")
-    )
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    pinning = (
-        f"client pinned to CPU {CLIENT_CPU}, server process to CPU {SERVER_CPU}"
-        if pinned
-        else "not pinned (fewer than 2 usable CPUs, or --no-pin)"
-    )
-    return [
-        f"- machine: {os.cpu_count()} cores ({_cpu_model()}), {_memory_gib():.1f} GiB RAM, "
-        f"{platform.system()} {platform.release()}; load average at start {load}",
-        f"- Python {platform.python_version()} ({platform.python_implementation()}); {packages}",
-        f"- server: `python -m organik_async.testing serve` in its own process; {pinning}",
-    ]
-
-
 def machine_facts(pinned: bool) -> dict[str, Any]:
     """What a results file records about where and with what it was measured."""
-    packages = (
-        "organik_async", "httpx", "httpcore", "anyio", "msgspec", "xmltodict", "uvicorn", "h11",
-        "aiohttp", "httpx-aiohttp", "orjson", "pydantic", "matplotlib", "lxml",
-    )  # fmt: skip
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command_line(),
@@ -393,8 +343,33 @@ def machine_facts(pinned: bool) -> dict[str, Any]:
         "python": f"{platform.python_version()} ({platform.python_implementation()})",
         "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
         "pinned": pinned,
-        "versions": {name: _version(name) for name in packages},
+        "versions": {name: _version(name) for name in PACKAGES},
     }
+
+
+PACKAGES: Final = (
+    "organik_async", "httpx", "httpcore", "anyio", "msgspec", "xmltodict", "uvicorn", "h11",
+    "aiohttp", "httpx-aiohttp", "orjson", "pydantic", "matplotlib", "lxml",
+)  # fmt: skip
+"""The packages whose versions a results file records."""
+
+
+def describe_machine(facts: Mapping[str, Any]) -> list[str]:
+    """Two sentences on a results file's machine and versions (or this run's)."""
+    date = facts["date"].replace("T", " ").replace("+00:00", " UTC")
+    pinning = (
+        f"client pinned to CPU {CLIENT_CPU}, the simulator's process to CPU {SERVER_CPU}"
+        if facts["pinned"]
+        else "not pinned to CPUs"
+    )
+    load = ", ".join(f"{v:.2f}" for v in facts["load_average_at_start"])
+    versions = ", ".join(f"{k} {v}" for k, v in facts["versions"].items() if v != "-")
+    return [
+        f"Measured {date} with `{facts['command']}` on {facts['cpu_count']} cores "
+        f"({facts['cpu_model']}), {facts['memory_gib']} GiB RAM, {facts['system']}, "
+        f"Python {facts['python']}; load average at start {load}; {pinning}.",
+        f"Versions: {versions}.",
+    ]
 
 
 def command_line() -> str:
@@ -405,18 +380,11 @@ def command_line() -> str:
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
 
 
-def write_results(
-    part: str, figures: Any, *, markdown: str, pinned: bool, facts: Mapping[str, Any] | None = None
-) -> Path:
-    """``benchmarks/results/<part>.json``: the machine, the command, the figures and
-    the Markdown made of them (``RESULTS.md`` is assembled from these files)."""
+def write_results(part: str, figures: Any, facts: Mapping[str, Any]) -> Path:
+    """``benchmarks/results/<part>.json``: the machine, the versions, the command and the
+    figures. The tables are made from these files alone (``benchmarks/report.py``)."""
     RESULTS_DIR.mkdir(exist_ok=True)
-    document = {
-        "part": part,
-        "machine": dict(facts) if facts is not None else machine_facts(pinned),
-        "figures": msgspec.to_builtins(figures),
-        "markdown": markdown,
-    }
+    document = {"part": part, "machine": dict(facts), "figures": msgspec.to_builtins(figures)}
     path = RESULTS_DIR / f"{part}.json"
     path.write_bytes(msgspec.json.format(msgspec.json.encode(document), indent=1) + b"\n")
     return path
@@ -447,14 +415,6 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def mark(ok: bool) -> str:

@@ -2,12 +2,12 @@
 
 Both parts measure a few ways of doing the same job against one simulator
 process: organik_async clients, and the hand-written code a user could write
-instead. Each way is a :class:`Method` (a key for ``--methods`` and the ratio
-lines, a name for the tables, and how to open it). The organik_async ones are
-built from :data:`ORGANIK_VARIANTS`, one line of client keywords each, so a
-client setting worth comparing is one new line there, in both parts' tables.
-The hand-written code shares the typed-rows decoder;
-each method's timed calls are kept as :class:`Timings`.
+instead. Each way is a `Method` (a key for ``--methods`` and the ratios, a
+name for the tables, and how to open it). The organik_async ones are built
+from `ORGANIK_VARIANTS`, one line of client keywords each, so a client setting
+worth comparing is one new line there, in both parts' tables. The hand-written
+code (and the decode part's bare msgspec decoder) shares `ENVELOPE_DECODER`;
+each method's timed calls are kept as `Timings`.
 """
 
 from __future__ import annotations
@@ -65,10 +65,10 @@ ORGANIK_VARIANTS: Final = (
         "organik_aiohttp", "organik_async + httpx-aiohttp's transport", transport=AiohttpTransport
     ),
 )
-"""The clients both parts measure: the defaults (``http_backend="auto"``: the direct
-aiohttp path on asyncio, as aiohttp is installed here; httpx on trio), the httpx path
-(judged on the issue's httpx targets), and httpx with httpx-aiohttp's transport under it
-(what the README recommended before the direct path existed)."""
+"""The clients both parts measure: the defaults (``http_backend="auto"``: the aiohttp
+backend on asyncio, as the ``bench`` extra installs aiohttp; httpx on trio), the httpx
+backend (what a trio program, or an install without aiohttp, gets), and httpx with
+httpx-aiohttp's transport under it (``transport=AiohttpTransport()``)."""
 
 
 # --- the hand-written code ----------------------------------------------------------------

@@ -1,13 +1,17 @@
 """The end-to-end chart: rows/s and client CPU per row by method, from ``results/e2e.json``.
 
-Drawn by matplotlib (headless, the Agg backend) from the results file alone,
-so the picture in the README always shows the figures of the last e2e run.
-``python -m benchmarks report`` redraws it without measuring anything.
+Drawn by matplotlib (headless) from the results file alone, as an SVG whose text is
+text and whose bytes depend on nothing but the figures (no date, fixed element ids),
+so drawing it again from the same file changes nothing. It is written without an XML
+prolog, so the performance page can include it inline; ``python -m benchmarks.report``
+draws it.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import matplotlib
@@ -15,6 +19,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # after choosing the backend
+
+matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: small and searchable
+matplotlib.rcParams["svg.hashsalt"] = "organik_async"  # element ids that do not change
 
 SHORT_NAMES = {
     "organik": "organik_async\n(defaults)",
@@ -28,9 +35,7 @@ SHORT_NAMES = {
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
 
 
-def _bars(
-    axis: Any, points: list[dict[str, Any]], value: str, each: str, scale: float, title: str
-) -> None:
+def _bars(axis: Any, points: list[dict[str, Any]], each: str, scale: float, title: str) -> None:
     methods = list(dict.fromkeys(p["method"] for p in points))
     levels = sorted({p["concurrency"] for p in points})
     width = 0.8 / len(levels)
@@ -42,7 +47,7 @@ def _bars(
             if point is None or not point["walls"]:
                 continue
             values = _each(point, each)
-            middle = point[value] * scale
+            middle = median(values) * scale  # as the tables take it
             xs.append(i + (n - (len(levels) - 1) / 2) * width)
             heights.append(middle)
             low.append(middle - min(values) * scale)
@@ -90,14 +95,12 @@ def draw_e2e(document: dict[str, Any], path: Path) -> None:
         left,
         points,
         "rows_per_second",
-        "rows_per_second",
         1e-3,
         "rows/s, thousands (higher is better)",
     )
     _bars(
         right,
         points,
-        "client_us_per_row",
         "client_us_per_row",
         1.0,
         "client CPU µs per row (lower is better)",
@@ -106,11 +109,15 @@ def draw_e2e(document: dict[str, Any], path: Path) -> None:
     fig.suptitle(
         f"{figures['rows']:,} rows by GSM track ID, {figures['batch']} per request, over TCP; "
         f"median of {figures['rounds']} interleaved runs, bars: min–max; "
-        f"{machine['cpu_count']} cores, client and server on one each ({machine['date'][:10]})"
+        f"{machine['cpu_count']} cores"
+        + (", client and server on one each" if machine["pinned"] else "")
+        + f" ({machine['date'][:10]})"
         + (f"; other processes used up to {others:.0%} of a core" if others > 0.2 else ""),
         fontsize=9,
     )
     fig.tight_layout()
-    path.parent.mkdir(exist_ok=True)
-    fig.savefig(path, dpi=110)
+    svg = io.StringIO()
+    fig.savefig(svg, format="svg", metadata={"Date": None})
     plt.close(fig)
+    text = svg.getvalue()
+    path.write_text(text[text.index("<svg") :], encoding="utf-8")

@@ -31,8 +31,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from statistics import median
 from typing import Any, Final
 
+import anyio
+import httpx
 import msgspec
 import orjson
 import pydantic
@@ -46,8 +49,10 @@ from organik_async import DetailedReport, Format
 # through _codec.decode, on every answer); _decode_xml takes the parser to use, where
 # decode_xml picks lxml when it is installed. Everything else here uses the public API.
 from organik_async._codec import _decode_xml, _lxml_reader, decode_json
+from organik_async.testing import Dataset, FakeOrganikAPI
 
-from ._common import Log, answer_bodies, markdown_table, median, spread
+from ._common import Log, report_path
+from ._methods import ENVELOPE_DECODER
 
 DEFAULT_SIZES: Final = (500, 100_000)
 MIN_ROUND_SECONDS: Final = 0.02
@@ -58,19 +63,10 @@ timed over many calls rather than one (process_time is coarse on some hosts)."""
 # --- the decoders -----------------------------------------------------------------------
 
 
-class _MsgspecResponse(msgspec.Struct, frozen=True):
-    result: bool
-    data: list[DetailedReport] | None = None
-
-
-class _MsgspecEnvelope(msgspec.Struct, frozen=True):
-    response: _MsgspecResponse
-
-
-_MSGSPEC: Final = msgspec.json.Decoder(_MsgspecEnvelope, strict=False)
-
-
 class _PydanticRow(pydantic.BaseModel):
+    """`DetailedReport` as a pydantic user would write it (`_check_mirror` keeps the two
+    in step)."""
+
     model_config = pydantic.ConfigDict(frozen=True)
 
     gsm: int
@@ -100,8 +96,14 @@ def _ours_json(body: bytes) -> int:
     return len(decode_json(body).rows)
 
 
+def _check_mirror() -> None:
+    ours = [f.name for f in msgspec.structs.fields(DetailedReport)]
+    if list(_PydanticRow.model_fields) != ours:
+        raise RuntimeError(f"the pydantic row's fields are not DetailedReport's: {ours}")
+
+
 def _msgspec(body: bytes) -> int:
-    return len(_MSGSPEC.decode(body).response.data or ())
+    return len(ENVELOPE_DECODER.decode(body).response.data)
 
 
 def _json_loads(body: bytes) -> int:
@@ -129,7 +131,7 @@ def _ours_xml_lxml(body: bytes) -> int:
     return len(_decode_xml(body, _LXML_READER).rows)
 
 
-def xml_items(tree: dict[str, Any]) -> Any:
+def _xml_items(tree: dict[str, Any]) -> Any:
     """The ``<item>``s of a parsed answer, bare (the provider's example) or wrapped in
     ``<response><result>1</result><data>`` (what the simulator answers by default)."""
     root = tree["root"]
@@ -141,7 +143,7 @@ def xml_items(tree: dict[str, Any]) -> Any:
 def _xmltodict_bare(body: bytes) -> int:
     # The provider's XML may have no root element (bare top-level <item>s), which
     # no parser accepts: the body is given one, as the client does (see _rooted).
-    items = xml_items(xmltodict.parse(body))
+    items = _xml_items(xmltodict.parse(body))
     return len(items) if isinstance(items, list) else 1
 
 
@@ -153,6 +155,8 @@ def _lxml_bare(body: bytes) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Decoder:
+    key: str
+    """What the results file and the ratios know it by."""
     name: str
     fmt: Format
     decode: Callable[[bytes], int]
@@ -161,23 +165,29 @@ class Decoder:
 
 
 DECODERS: Final = (
-    Decoder("organik_async JSON (decode_json)", "json", _ours_json, "frozen Structs"),
-    Decoder("msgspec Structs, bare decoder (the limit)", "json", _msgspec, "frozen Structs"),
-    Decoder("orjson.loads", "json", _orjson_loads, "dicts, untyped"),
-    Decoder("json.loads", "json", _json_loads, "dicts, untyped"),
-    Decoder("pydantic v2 (model_validate_json)", "json", _pydantic, "frozen models"),
-    Decoder("organik_async XML, xmltodict (the default)", "xml", _ours_xml, "frozen Structs"),
-    Decoder("xmltodict.parse, bare", "xml", _xmltodict_bare, "dicts of strings"),
-    Decoder("organik_async XML, lxml (the lxml extra)", "xml", _ours_xml_lxml, "frozen Structs"),
-    Decoder("lxml.etree.fromstring + dict per item, bare", "xml", _lxml_bare, "dicts of strings"),
+    Decoder("ours_json", "organik_async JSON (decode_json)", "json", _ours_json, "frozen Structs"),
+    Decoder(
+        "msgspec", "msgspec Structs, bare decoder (the limit)", "json", _msgspec, "frozen Structs"
+    ),
+    Decoder("orjson", "orjson.loads", "json", _orjson_loads, "dicts, untyped"),
+    Decoder("json", "json.loads", "json", _json_loads, "dicts, untyped"),
+    Decoder("pydantic", "pydantic v2 (model_validate_json)", "json", _pydantic, "frozen models"),
+    Decoder(
+        "ours_xml", "organik_async XML, xmltodict (the default)", "xml", _ours_xml, "frozen Structs"
+    ),
+    Decoder("xmltodict", "xmltodict.parse, bare", "xml", _xmltodict_bare, "dicts of strings"),
+    Decoder(
+        "ours_xml_lxml",
+        "organik_async XML, lxml (the lxml extra)",
+        "xml",
+        _ours_xml_lxml,
+        "frozen Structs",
+    ),
+    Decoder(
+        "lxml", "lxml.etree.fromstring + dict per item, bare", "xml", _lxml_bare, "dicts of strings"
+    ),
 )
-OURS_JSON: Final = DECODERS[0].name
-LIMIT: Final = DECODERS[1].name
-OURS_XML: Final = DECODERS[5].name
-BARE_XML: Final = DECODERS[6].name
-OURS_XML_LXML: Final = DECODERS[7].name
-BARE_LXML: Final = DECODERS[8].name
-ROOTED: Final = frozenset({BARE_XML, BARE_LXML})
+ROOTED: Final = frozenset({"xmltodict", "lxml"})
 """The bare parsers get the body inside a root element, as the client parses it."""
 
 
@@ -191,10 +201,25 @@ def _rooted(xml: bytes) -> bytes:
     return b"<root>" + xml + b"</root>"
 
 
+async def _fetch_answer(fake: FakeOrganikAPI, ids: list[int | str], fmt: Format) -> bytes:
+    body: bytes
+    if fmt == "json":
+        body = msgspec.json.encode({"data": {"gsm_track_ids": ids}})
+    else:
+        body = xmltodict.unparse({"document": {"data": {"gsm_track_ids": ids}}}).encode()
+    async with httpx.AsyncClient(transport=fake.transport(), base_url="http://sim") as http:
+        response = await http.post(report_path(fmt), content=body)
+        response.raise_for_status()
+        return response.content
+
+
 def bodies(rows: int) -> dict[Format, bytes]:
-    """The JSON and the XML answer for the first ``rows`` GSM track IDs."""
-    answers = answer_bodies(rows)
-    return {"json": answers["json"], "xml": answers["xml"]}
+    """The simulator's JSON and XML answers for the first ``rows`` GSM track IDs of
+    ``Dataset.generate(rows)``: the exact bytes it serves, fetched in-process."""
+    fake = FakeOrganikAPI(Dataset.generate(rows))
+    ids = list(fake.dataset.gsm_track_ids())
+    formats: tuple[Format, ...] = ("json", "xml")
+    return {fmt: anyio.run(_fetch_answer, fake, ids, fmt) for fmt in formats}
 
 
 # --- measuring --------------------------------------------------------------------------
@@ -204,20 +229,13 @@ def bodies(rows: int) -> dict[Format, bytes]:
 class Figure:
     """One decoder on one body: CPU µs per row, one value per round."""
 
+    key: str
     decoder: str
     fmt: Format
     rows: int
     body_bytes: int
     typed: str
     us_per_row: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return median(self.us_per_row)
-
-    @property
-    def spread(self) -> float:
-        return spread(self.us_per_row)
 
 
 def _time_round(decode: Callable[[bytes], int], body: bytes, rows: int) -> float:
@@ -239,87 +257,32 @@ def _time_round(decode: Callable[[bytes], int], body: bytes, rows: int) -> float
 def run_decode(sizes: Sequence[int], rounds: int, log: Log) -> list[Figure]:
     """Every decoder on each size's bodies; ``rounds`` rounds (at most 3 for bodies of
     10 000 rows or more, where one XML call alone takes seconds)."""
+    _check_mirror()
     figures: list[Figure] = []
     for rows in sizes:
         payload = bodies(rows)
         payload_for: dict[str, bytes] = {
-            d.name: _rooted(payload["xml"]) if d.name in ROOTED else payload[d.fmt]
-            for d in DECODERS
+            d.key: _rooted(payload["xml"]) if d.key in ROOTED else payload[d.fmt] for d in DECODERS
         }
-        these = [Figure(d.name, d.fmt, rows, len(payload[d.fmt]), d.typed) for d in DECODERS]
+        these = [Figure(d.key, d.name, d.fmt, rows, len(payload[d.fmt]), d.typed) for d in DECODERS]
         for decoder in DECODERS:
-            decoder.decode(payload_for[decoder.name])  # warm (imports, caches)
+            decoder.decode(payload_for[decoder.key])  # warm (imports, caches)
         for round_ in range(rounds if rows < 10_000 else min(rounds, 3)):
             order = list(zip(DECODERS, these, strict=True))
             for decoder, figure in order if round_ % 2 == 0 else order[::-1]:
                 figure.us_per_row.append(
-                    _time_round(decoder.decode, payload_for[decoder.name], rows)
+                    _time_round(decoder.decode, payload_for[decoder.key], rows)
                 )
         for figure in these:
-            log(f"  {rows:>7,} rows  {figure.decoder:<44} {figure.median:7.3f} µs/row")
+            log(f"  {rows:>7,} rows  {figure.decoder:<44} {median(figure.us_per_row):7.3f} µs/row")
         figures += these
     return figures
 
 
-# --- tables -----------------------------------------------------------------------------
-
-
-def ratios(figures: Sequence[Figure]) -> dict[str, Any]:
-    """The figures the issue's targets and the README quote, per body size."""
-    out: dict[str, Any] = {}
-    for rows in sorted({f.rows for f in figures}):
-        by = {f.decoder: f.median for f in figures if f.rows == rows}
-        out[str(rows)] = {
-            "ours_json_vs_limit_speed": by[LIMIT] / by[OURS_JSON],
-            "ours_json_speedup_vs": {
-                f.decoder: f.median / by[OURS_JSON] for f in figures if f.rows == rows
-            },
-            "xml_cost_vs_json": by[OURS_XML] / by[OURS_JSON],
-            "ours_xml_vs_bare_xmltodict": by[OURS_XML] / by[BARE_XML],
-            "xml_lxml_cost_vs_json": by[OURS_XML_LXML] / by[OURS_JSON],
-            "xml_lxml_speedup_vs_xmltodict": by[OURS_XML] / by[OURS_XML_LXML],
-            "ours_xml_lxml_vs_bare_lxml": by[OURS_XML_LXML] / by[BARE_LXML],
-        }
-    return out
-
-
-def decode_table(figures: Sequence[Figure]) -> str:
-    headers = [
-        "rows", "decoder", "rows come out as", "body MB", "CPU µs/row", "±",
-        "rows/s (one core)", "vs organik_async JSON",
-    ]  # fmt: skip
-    lines = []
-    for rows in sorted({f.rows for f in figures}):
-        ours = next(f.median for f in figures if f.rows == rows and f.decoder == OURS_JSON)
-        for f in (f for f in figures if f.rows == rows):
-            lines.append(
-                [
-                    f"{rows:,}",
-                    f.decoder,
-                    f.typed,
-                    f"{f.body_bytes / 1e6:.2f}",
-                    f"{f.median:.3f}",
-                    f"{f.spread:.0%}",
-                    f"{1e6 / f.median:,.0f}",
-                    f"{f.median / ours:.2f} x the time",
-                ]
-            )
-    summary = []
-    for size, r in ratios(figures).items():
-        summary.append(
-            f"- {int(size):,} rows: organik_async JSON runs at "
-            f"{r['ours_json_vs_limit_speed']:.2f} x the speed of the bare msgspec decoder "
-            f"(target >= 0.95); the XML path costs {r['xml_cost_vs_json']:.1f} x the JSON "
-            f"path per row with xmltodict ({r['ours_xml_vs_bare_xmltodict']:.2f} x bare "
-            f"xmltodict.parse), {r['xml_lxml_cost_vs_json']:.1f} x with lxml "
-            f"({r['xml_lxml_speedup_vs_xmltodict']:.1f} x faster than with xmltodict; "
-            f"{r['ours_xml_lxml_vs_bare_lxml']:.2f} x bare lxml)"
-        )
-    title = (
-        "### Decoding (no network)\n\n"
-        "Client CPU time per row to turn one whole answer (the simulator's real bytes) into "
-        "rows; median of the rounds (5 for 500 rows, 3 for 100,000), decoders taking turns; "
-        "±: half the range of the rounds, relative to the median. lxml "
-        f"{etree.__version__} (libxml2 {'.'.join(map(str, etree.LIBXML_VERSION))})."
-    )
-    return title + "\n\n" + markdown_table(headers, lines) + "\n\n" + "\n".join(summary)
+def run_decode_part(sizes: Sequence[int], rounds: int, log: Log) -> dict[str, Any]:
+    """The figures the results file keeps: every decoder on every body, and the libxml2
+    under lxml (its speed is libxml2's)."""
+    return {
+        "decoders": run_decode(sizes, rounds, log),
+        "libxml2": ".".join(map(str, etree.LIBXML_VERSION)),
+    }

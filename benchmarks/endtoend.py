@@ -6,12 +6,12 @@ CPU 1); this process, pinned to CPU 0, fetches every row by GSM track ID (one
 row per ID), 500 IDs per request, with 8 and then 64 requests in flight, and
 ends with every row decoded in one list:
 
-* **organik_async, defaults**: ``await client.detailed_report(gsm_track_ids=ids)``
-  on a client with ``max_concurrency=C`` and 500 IDs per batch, its own pools;
-* **organik_async + aiohttp transport**: the same with
-  ``transport=httpx_aiohttp.AiohttpTransport()`` (the ``aiohttp`` extra), as the
-  README shows it; these two, and any other client setting worth a line, come
-  from :data:`benchmarks._methods.ORGANIK_VARIANTS`;
+* **organik_async**: ``await client.detailed_report(gsm_track_ids=ids)`` on a
+  client with ``max_concurrency=C`` and 500 IDs per batch: with its defaults
+  (``http_backend="auto"``: aiohttp, which the ``bench`` extra installs), with
+  ``http_backend="httpx"``, and with httpx-aiohttp's transport under httpx; these
+  lines, and any other client setting worth one, come from
+  `benchmarks._methods.ORGANIK_VARIANTS`;
 * **httpx loop**: ``asyncio.gather`` over the batches, an ``asyncio.Semaphore(C)``,
   ``httpx.AsyncClient.post(json=...)`` and ``json.loads`` (one client whose
   limits allow C connections, all kept alive);
@@ -38,6 +38,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from statistics import median
 from typing import Any, Final
 
 import aiohttp
@@ -45,21 +46,16 @@ import httpx
 import msgspec
 import orjson
 
-from organik_async import BatchSizes, DetailedReport
+from organik_async import BatchSizes
 from organik_async.testing import Dataset
 
 from ._common import (
-    DISTURBED,
-    DISTURBED_NOTE,
     CpuMeter,
     CpuUsage,
     Log,
     SimulatorServer,
     failure_text,
     in_turns,
-    markdown_table,
-    median,
-    others_cell,
     percent,
     report_path,
     spread,
@@ -81,10 +77,6 @@ Fetch = Callable[[Sequence[int | str]], Awaitable[list[Any]]]
 """Fetch every row for these GSM track IDs; the rows in one list."""
 Opener = Callable[[str, int, int], AbstractAsyncContextManager[Fetch]]
 """(base URL, concurrency, batch size) -> an open method, closed on exit."""
-
-
-def _batches(ids: Sequence[int | str], size: int) -> list[list[int | str]]:
-    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
 
 
 # --- organik_async ----------------------------------------------------------------------
@@ -111,94 +103,89 @@ def organik_method(variant: ClientVariant) -> Method[Opener]:
 # --- hand-written loops -------------------------------------------------------------------
 
 
+def _batches(ids: Sequence[int | str], size: int) -> list[list[int | str]]:
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+async def _gather(
+    ids: Sequence[int | str],
+    batch: int,
+    concurrency: int,
+    one: Callable[[list[int | str]], Awaitable[list[Any]]],
+) -> list[Any]:
+    """The loop a user writes: ``asyncio.gather`` over the batches, C at a time under an
+    ``asyncio.Semaphore``, the rows in one list."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def limited(batch_ids: list[int | str]) -> list[Any]:
+        async with semaphore:
+            return await one(batch_ids)
+
+    answers = await asyncio.gather(*(limited(b) for b in _batches(ids, batch)))
+    return [row for rows in answers for row in rows]
+
+
 @asynccontextmanager
 async def httpx_loop(url: str, concurrency: int, batch: int) -> AsyncIterator[Fetch]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=TIMEOUT) as http:
         path = report_path()
 
-        async def fetch(ids: Sequence[int | str]) -> list[Any]:
-            semaphore = asyncio.Semaphore(concurrency)
+        async def one(batch_ids: list[int | str]) -> list[Any]:
+            response = await http.post(path, json={"data": {"gsm_track_ids": batch_ids}})
+            response.raise_for_status()
+            rows: list[Any] = json.loads(response.content)["response"]["data"]
+            return rows
 
-            async def one(batch_ids: list[int | str]) -> list[Any]:
-                async with semaphore:
-                    response = await http.post(path, json={"data": {"gsm_track_ids": batch_ids}})
-                    response.raise_for_status()
-                    rows: list[Any] = json.loads(response.content)["response"]["data"]
-                    return rows
-
-            answers = await asyncio.gather(*(one(b) for b in _batches(ids, batch)))
-            return [row for rows in answers for row in rows]
-
-        yield fetch
-
-
-@asynccontextmanager
-async def _aiohttp_session(url: str, concurrency: int) -> AsyncIterator[aiohttp.ClientSession]:
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
-    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
-        yield session
+        yield lambda ids: _gather(ids, batch, concurrency, one)
 
 
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
 
-@asynccontextmanager
-async def aiohttp_orjson(url: str, concurrency: int, batch: int) -> AsyncIterator[Fetch]:
-    async with _aiohttp_session(url, concurrency) as session:
-        path = report_path()
+def aiohttp_loop(encode: Callable[[Any], bytes], rows_of: Callable[[bytes], list[Any]]) -> Opener:
+    """The same loop on an ``aiohttp.ClientSession`` (``TCPConnector(limit=C)``), bodies
+    encoded by ``encode`` and answers read by ``rows_of``."""
 
-        async def fetch(ids: Sequence[int | str]) -> list[Any]:
-            semaphore = asyncio.Semaphore(concurrency)
+    @asynccontextmanager
+    async def open_loop(url: str, concurrency: int, batch: int) -> AsyncIterator[Fetch]:
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+        async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
+            path = report_path()
 
             async def one(batch_ids: list[int | str]) -> list[Any]:
-                body = orjson.dumps({"data": {"gsm_track_ids": batch_ids}})
-                async with (
-                    semaphore,
-                    session.post(path, data=body, headers=_JSON_HEADERS) as response,
-                ):
+                body = encode({"data": {"gsm_track_ids": batch_ids}})
+                async with session.post(path, data=body, headers=_JSON_HEADERS) as response:
                     response.raise_for_status()
-                    rows: list[Any] = orjson.loads(await response.read())["response"]["data"]
-                    return rows
+                    return rows_of(await response.read())
 
-            answers = await asyncio.gather(*(one(b) for b in _batches(ids, batch)))
-            return [row for rows in answers for row in rows]
+            yield lambda ids: _gather(ids, batch, concurrency, one)
 
-        yield fetch
+    return open_loop
 
 
-@asynccontextmanager
-async def aiohttp_msgspec(url: str, concurrency: int, batch: int) -> AsyncIterator[Fetch]:
-    async with _aiohttp_session(url, concurrency) as session:
-        path = report_path()
+def _orjson_rows(body: bytes) -> list[Any]:
+    rows: list[Any] = orjson.loads(body)["response"]["data"]
+    return rows
 
-        async def fetch(ids: Sequence[int | str]) -> list[Any]:
-            semaphore = asyncio.Semaphore(concurrency)
 
-            async def one(batch_ids: list[int | str]) -> list[DetailedReport]:
-                body = msgspec.json.encode({"data": {"gsm_track_ids": batch_ids}})
-                async with (
-                    semaphore,
-                    session.post(path, data=body, headers=_JSON_HEADERS) as response,
-                ):
-                    response.raise_for_status()
-                    return ENVELOPE_DECODER.decode(await response.read()).response.data
-
-            answers = await asyncio.gather(*(one(b) for b in _batches(ids, batch)))
-            return [row for rows in answers for row in rows]
-
-        yield fetch
+def _struct_rows(body: bytes) -> list[Any]:
+    return ENVELOPE_DECODER.decode(body).response.data
 
 
 METHODS: Final[tuple[Method[Opener], ...]] = (
     *(organik_method(variant) for variant in ORGANIK_VARIANTS),
     Method("httpx_loop", "hand-written httpx loop (gather + semaphore, json.loads)", httpx_loop),
-    Method("aiohttp_orjson", "hand-written aiohttp + orjson loop", aiohttp_orjson),
+    Method(
+        "aiohttp_orjson",
+        "hand-written aiohttp + orjson loop",
+        aiohttp_loop(orjson.dumps, _orjson_rows),
+    ),
     Method(
         "aiohttp_msgspec",
         "hand-written aiohttp + msgspec Structs (the limit for this design)",
-        aiohttp_msgspec,
+        aiohttp_loop(msgspec.json.encode, _struct_rows),
     ),
 )
 METHOD_KEYS: Final = tuple(m.key for m in METHODS)
@@ -272,7 +259,7 @@ def check_rows(rows: Sequence[Any], expected: frozenset[str], method: str) -> No
         )
 
 
-async def _measure(
+async def measure(
     method: Method[Opener],
     url: str,
     ids: Sequence[int | str],
@@ -280,6 +267,8 @@ async def _measure(
     batch: int,
     server_pid: int,
 ) -> tuple[CpuUsage, list[Any]]:
+    """Open ``method``, warm it with C untimed requests (its connections open), then time
+    fetching every row of ``ids``: the CPU and wall time, and the rows."""
     async with method.open(url, concurrency, batch) as fetch:
         await fetch(ids[: concurrency * batch])  # untimed: opens the connections
         gc.collect()
@@ -314,7 +303,7 @@ def run_e2e(
                 continue
             try:
                 usage, got = asyncio.run(
-                    _measure(method, server.url, dataset_ids, c, batch, server.pid)
+                    measure(method, server.url, dataset_ids, c, batch, server.pid)
                 )
                 check_rows(got, expected, method.name)
             except Exception as exc:  # recorded in the table, not fatal to the suite
@@ -331,110 +320,3 @@ def run_e2e(
                 f"others {percent(usage.share(usage.others))}"
             )
     return list(points.values())
-
-
-# --- tables -----------------------------------------------------------------------------
-
-
-def issue_table(points: Sequence[Point]) -> str:
-    """The issue's table: one line per method, rows/s and CPU µs/row at each C."""
-    levels = sorted({p.concurrency for p in points})
-    headers = [""]
-    for c in levels:
-        headers += [f"C={c} rows/s", "client CPU µs/row"]
-    by = {(p.method, p.concurrency): p for p in points}
-    lines = []
-    for method in dict.fromkeys(p.method for p in points):
-        cells = [next(p.name for p in points if p.method == method)]
-        for c in levels:
-            p = by[(method, c)]
-            if p.failure or not p.walls:
-                cells += ["failed", "-"]
-                continue
-            cells += [f"{p.rows_per_second / 1e3:,.0f} k", f"{p.client_us_per_row:.1f}"]
-        lines.append(cells)
-    return markdown_table(headers, lines)
-
-
-def detail_table(points: Sequence[Point]) -> str:
-    headers = [
-        "method", "C", "rows/s", "±", "client µs/row", "±", "timed calls",
-        "client CPU", "server CPU", "others' CPU",
-    ]  # fmt: skip
-    lines = [
-        [
-            p.name,
-            str(p.concurrency),
-            f"{p.rows_per_second:,.0f}",
-            f"{spread(p.rows_per_second_each):.0%}",
-            f"{p.client_us_per_row:.2f}",
-            f"{spread(p.client_us_per_row_each):.0%}",
-            str(len(p.walls)),
-            percent(p.share("client")),
-            percent(p.share("server")),
-            others_cell(p.share("others")),
-        ]
-        for p in points
-        if p.walls
-    ]
-    return markdown_table(headers, lines)
-
-
-HTTPX_PATH_KEYS: Final = ("organik_httpx", "organik")
-"""The organik_async line judged on the targets for the httpx transport: the first of
-these in the table (``http_backend="httpx"``; the defaults, if that line was left out and
-aiohttp is not installed). Every other organik_async line is judged on the targets for
-the fastest transport."""
-
-
-def ratio_lines(points: Sequence[Point]) -> list[str]:
-    """The issue's end-to-end targets, as ratios of medians from this one run."""
-    by = {(p.method, p.concurrency): p for p in points if p.walls and not p.failure}
-    lines = []
-    for c in sorted({p.concurrency for p in points}):
-        limit, orj, loop = (
-            by.get(("aiohttp_msgspec", c)),
-            by.get(("aiohttp_orjson", c)),
-            by.get(("httpx_loop", c)),
-        )
-        httpx_key = next((key for key in HTTPX_PATH_KEYS if (key, c) in by), None)
-        for variant in ORGANIK_VARIANTS:
-            ours = by.get((variant.key, c))
-            if ours is None or limit is None:
-                continue
-            cpu = ours.client_us_per_row / limit.client_us_per_row
-            if variant.key == httpx_key and loop:
-                speed = ours.rows_per_second / loop.rows_per_second
-                lines.append(
-                    f"- C={c}, {ours.name} (httpx transport): rows/s {speed:.2f} x the "
-                    f"hand-written httpx loop (target >= 3); client CPU per row {cpu:.2f} x "
-                    "the limit (target <= 2.5)"
-                )
-            elif variant.key != httpx_key and orj:
-                speed = ours.rows_per_second / orj.rows_per_second
-                lines.append(
-                    f"- C={c}, {ours.name} (fastest transport): client CPU per row {cpu:.2f} x "
-                    f"the aiohttp + msgspec loop (target <= 1.5); rows/s {speed:.2f} x the "
-                    "aiohttp + orjson loop (target >= 1)"
-                )
-    return lines
-
-
-def e2e_markdown(points: Sequence[Point], *, rows: int, batch: int, rounds: int) -> str:
-    title = (
-        f"### End to end over TCP: {rows:,} rows by GSM track ID, {batch} per request\n\n"
-        "The simulator in its own process (uvicorn) pinned to CPU 1, the client to CPU 0. "
-        f"Rows/s: median of {rounds} timed calls; client CPU µs/row: median of the same "
-        "calls' CPU time (this process) per row; methods take turns, round after round; "
-        "±: half the range, relative to the median. Every timed call received every row."
-    )
-    text = "\n\n".join(
-        [title, issue_table(points), "Ratios (issue 11's targets):", "\n".join(ratio_lines(points))]
-    )
-    text += "\n\nEvery timed call:\n\n" + detail_table(points)
-    if any(p.share("others") > DISTURBED for p in points):
-        text += "\n\n" + DISTURBED_NOTE
-    for p in points:
-        if p.failure:
-            text += f"\n\n{p.name}, C={p.concurrency} failed: {p.failure}"
-    return text

@@ -17,41 +17,21 @@ pool holding every connection, which is what the small-pools design
 (``organik_async._pool``) exists to avoid. The client is on
 ``http_backend="httpx"`` throughout: the pools are httpx's (the aiohttp path
 has one connector and no ``pool_size``; the e2e part measures it).
-
-:func:`simulator_throughput` measures the server alone with a raw httpx client
-that reads bytes without decoding them (the same loop as ``python -m
-organik_async.testing bench``, written here on httpx alone), to show the
-simulator is not what limits the client's figures.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any
 
 import anyio
-import httpx
 
 from organik_async import BatchSizes, OrganikClient, OrganikError, Progress
 from organik_async.testing import DEMO_API_KEY, Dataset
 
-from ._common import (
-    DISTURBED,
-    DISTURBED_NOTE,
-    CpuMeter,
-    CpuUsage,
-    Log,
-    SimulatorServer,
-    in_turns,
-    markdown_table,
-    median,
-    others_cell,
-    percent,
-    report_path,
-)
+from ._common import CpuMeter, CpuUsage, Log, SimulatorServer, in_turns, percent
 
 DEFAULT_POOL_SIZE: int = inspect.signature(OrganikClient).parameters["pool_size"].default
 """The client's own default, read from it so the tables follow the package."""
@@ -75,6 +55,8 @@ class Scenario:
     compare_levels: tuple[int, ...] = COMPARE_LEVELS
     repeat_scale: int = 1
     """Timed calls per case, as a multiple of ``--repeat``: short calls are noisier."""
+    default_pool_size: int = DEFAULT_POOL_SIZE
+    """The client's ``pool_size`` when this ran: the tables mark those points "default"."""
 
     def batches(self, concurrency: int) -> int:
         return max(self.min_batches, self.batches_per_slot * concurrency)
@@ -83,7 +65,7 @@ class Scenario:
         return max(self.batches(c) for c in self.levels) * self.batch_size
 
     def cases(self) -> list[Case]:
-        cases = [Case(c, DEFAULT_POOL_SIZE, self.batches(c)) for c in self.levels]
+        cases = [Case(c, self.default_pool_size, self.batches(c)) for c in self.levels]
         cases += [Case(c, c, self.batches(c)) for c in self.compare_levels if c in self.levels]
         return cases
 
@@ -95,14 +77,6 @@ class Case:
     concurrency: int
     pool_size: int
     batches: int
-
-    @property
-    def default_pools(self) -> bool:
-        return self.pool_size == DEFAULT_POOL_SIZE
-
-    @property
-    def one_big_pool(self) -> bool:
-        return self.pool_size == self.concurrency and not self.default_pools
 
 
 @dataclass(slots=True)
@@ -119,36 +93,35 @@ class Point:
     failure: str = ""
     """Why a timed call failed even after retries (the point is then incomplete)."""
 
-    @property
-    def wall(self) -> float:
-        return median(self.walls) if self.walls else float("nan")
-
-    @property
-    def spread(self) -> float:
-        """Half the range of the timed calls' walls, relative to the median."""
-        if len(self.walls) < 2:
-            return 0.0
-        return (max(self.walls) - min(self.walls)) / 2 / self.wall
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows_per_call / self.wall
-
-    @property
-    def requests_per_second(self) -> float:
-        return self.case.batches / self.wall
-
-    @property
-    def client_us_per_row(self) -> float:
-        """Client CPU per row: unlike wall time, not inflated by moments when the
-        host does not run this VM's CPU, so it tells a real cost from noise."""
-        rows = self.rows_per_call * len(self.usages)
-        return sum(u.client for u in self.usages) / rows * 1e6 if rows else float("nan")
-
     def cpu_share(self, who: str) -> float:
         """Average share of one core over the timed repeats."""
         wall = sum(u.wall for u in self.usages)
         return sum(getattr(u, who) for u in self.usages) / wall if wall else 0.0
+
+
+def scenarios(levels: tuple[int, ...], latency_ms: float, *, quick: bool) -> list[Scenario]:
+    """The latency-bound table and the CPU-bound table."""
+    compare = tuple(c for c in COMPARE_LEVELS if c in levels)
+    latency = Scenario(
+        f"latency-bound ({latency_ms:g} ms)",
+        latency=latency_ms / 1000,
+        batch_size=20,
+        batches_per_slot=8 if quick else 16,
+        min_batches=16,
+        levels=levels,
+        compare_levels=compare,
+    )
+    cpu = Scenario(
+        "CPU-bound (no latency)",
+        latency=0.0,
+        batch_size=250,
+        batches_per_slot=4,
+        min_batches=128 if quick else 512,
+        levels=levels,
+        compare_levels=compare,
+        repeat_scale=3,
+    )
+    return [latency, cpu]
 
 
 # --- measuring --------------------------------------------------------------------------
@@ -212,13 +185,16 @@ async def _measure_once(
 def _pools_opened(client: OrganikClient) -> int:
     """How many httpx pools the client has opened, or 0 where its internals do not say.
 
-    Read from a private attribute on purpose: the pools are what the ``pool_size``
+    Read from private attributes on purpose: the pools are what the ``pool_size``
     comparison is about, and no public API counts them (nor should one). A client
     whose internals have moved shows "?" in the table rather than stopping the part.
     """
-    pool_set = getattr(getattr(client, "_requester", None), "pools", None)
-    pools = getattr(pool_set, "pools", None)
-    return len(pools) if isinstance(pools, tuple) else 0
+    requester = getattr(client, "_requester", None)
+    for owner in (requester, getattr(requester, "sender", None)):
+        pools = getattr(getattr(owner, "pools", None), "pools", None)
+        if isinstance(pools, tuple):
+            return len(pools)
+    return 0
 
 
 async def _timed_repeat(
@@ -237,7 +213,7 @@ async def _timed_repeat(
 
 def run_scenario(
     scenario: Scenario, *, repeat: int, pin: bool, backend: str, log: Log
-) -> tuple[list[Point], SimulatorServer]:
+) -> tuple[list[Point], dict[str, Any]]:
     """Start a server with the scenario's latency, measure every case, stop it.
 
     Repeats are interleaved (every case once, then again in reverse order...)
@@ -259,7 +235,28 @@ def run_scenario(
                 backend=backend,
             )  # fmt: skip
             _log_point(log, point)
-    return list(points.values()), server
+    return list(points.values()), server.stats
+
+
+def run_fanout(
+    scenarios: Sequence[Scenario], *, repeat: int, pin: bool, backend: str, log: Log
+) -> dict[str, Any]:
+    """Every scenario; the figures its results file keeps (the server's own counts too:
+    requests and rows it served, warm-ups included)."""
+    tables = []
+    for scenario in scenarios:
+        scaled = repeat * scenario.repeat_scale
+        points, stats = run_scenario(scenario, repeat=scaled, pin=pin, backend=backend, log=log)
+        tables.append(
+            {
+                "scenario": scenario,
+                "repeat": scaled,
+                "points": points,
+                "server_requests": stats.get("requests"),
+                "server_rows": stats.get("rows_served"),
+            }
+        )
+    return {"scenarios": tables}
 
 
 def _log_point(log: Log, point: Point) -> None:
@@ -273,197 +270,3 @@ def _log_point(log: Log, point: Point) -> None:
         + (f"  retries {point.retries}" if point.retries else "")
         + (f"  FAILED: {point.failure}" if point.failure else "")
     )
-
-
-# --- the simulator alone ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RawShape:
-    """A request shape for the raw simulator measurement."""
-
-    kind: str
-    batch_size: int
-    requests: int | None
-    """``None``: every ID of that kind in the dataset."""
-    passes: int = 1
-    """Times the batches are fetched: a pass over a small dataset takes too little
-    time for ``/proc``'s 10 ms CPU ticks to measure the server well."""
-
-
-@dataclass(frozen=True, slots=True)
-class RawResult:
-    shape: RawShape
-    requests: int
-    rows: int
-    body_bytes: int
-    usage: CpuUsage
-
-
-ROW_MARKER: Final = b'"gsm":'
-"""Each JSON row names its ``gsm`` once: rows are counted without decoding."""
-
-
-async def _fetch_counted(
-    url: str, batches: list[list[int | str]], shape: RawShape, concurrency: int, server_pid: int
-) -> RawResult:
-    """POST every batch once, ``concurrency`` in flight on one httpx pool, and count the
-    rows in the answers' bytes, never decoded, so the client costs little next to the
-    server. One untimed request opens a connection first."""
-    path = report_path()
-    queue = iter(batches)
-    rows = requests = body_bytes = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
-
-        async def post(batch: list[int | str]) -> bytes:
-            response = await http.post(path, json={"data": {shape.kind: batch}})
-            response.raise_for_status()
-            return response.content
-
-        async def worker() -> None:
-            nonlocal rows, requests, body_bytes
-            for batch in queue:
-                content = await post(batch)
-                rows += content.count(ROW_MARKER)
-                requests += 1
-                body_bytes += len(content)
-
-        if batches:
-            await post(batches[0])  # opens a connection
-        meter = CpuMeter(server_pid)
-        async with anyio.create_task_group() as group:
-            for _ in range(concurrency):
-                group.start_soon(worker)
-        usage = meter.stop()
-    return RawResult(shape, requests, rows, body_bytes, usage)
-
-
-def _shape_batches(dataset: Dataset, shape: RawShape) -> list[list[int | str]]:
-    ids: list[int | str] = (
-        list(dataset.transaction_ids)
-        if shape.kind == "transaction_ids"
-        else list(dataset.gsm_track_ids())
-    )
-    batches = [ids[i : i + shape.batch_size] for i in range(0, len(ids), shape.batch_size)]
-    batches = batches if shape.requests is None else batches[: shape.requests]
-    return batches * shape.passes
-
-
-def simulator_throughput(
-    rows: int, shapes: Sequence[RawShape], *, concurrency: int, pin: bool, log: Log
-) -> list[RawResult]:
-    """The server's own rows/s and CPU per row, for each request shape."""
-    dataset = Dataset.generate(rows)
-    results: list[RawResult] = []
-    with SimulatorServer(rows, pin=pin) as server:
-        log(f"simulator: server up in {server.startup_seconds:.1f}s at {server.url}")
-        for shape in shapes:
-            batches = _shape_batches(dataset, shape)
-            result = anyio.run(_fetch_counted, server.url, batches, shape, concurrency, server.pid)
-            results.append(result)
-            got, usage = result.rows, result.usage
-            log(
-                f"  {shape.kind} x{shape.batch_size}: {got / usage.wall:,.0f} rows/s, "
-                f"server {percent(usage.share(usage.server))}, "
-                f"others {percent(usage.share(usage.others))}"
-            )
-    return results
-
-
-# --- tables -----------------------------------------------------------------------------
-
-
-def _pools_label(point: Point) -> str:
-    label = f"{point.pools or '?'} x {point.case.pool_size}"
-    if point.case.default_pools:
-        return label + " (default)"
-    return label + " (one big pool)" if point.case.one_big_pool else label
-
-
-def fanout_table(scenario: Scenario, points: Sequence[Point], repeat: int) -> str:
-    """One scenario's table; ideal and ratio columns only when there is latency."""
-    headers = ["C", "httpx pools", "requests", "rows", "wall s", "±", "rows/s", "req/s"]
-    if scenario.latency > 0:
-        headers += ["ideal s", "wall/ideal"]
-    headers += ["retries", "client CPU", "client µs/row", "server CPU", "others' CPU"]
-    lines = []
-    for point in points:
-        case = point.case
-        cells = [
-            str(case.concurrency),
-            _pools_label(point),
-            f"{case.batches:,}",
-            f"{point.rows_per_call:,}",
-            f"{point.wall:.2f}",
-            f"{point.spread:.0%}",
-            f"{point.rows_per_second:,.0f}",
-            f"{point.requests_per_second:,.0f}",
-        ]
-        if scenario.latency > 0:
-            ideal = math.ceil(case.batches / case.concurrency) * scenario.latency
-            cells += [f"{ideal:.2f}", f"{point.wall / ideal:.2f}"]
-        cells.append(f"{point.retries:,}" + (" ‡" if point.failure else ""))
-        cells += [
-            percent(point.cpu_share("client")),
-            f"{point.client_us_per_row:.2f}",
-            percent(point.cpu_share("server")),
-            others_cell(point.cpu_share("others")),
-        ]
-        lines.append(cells)
-    title = (
-        f"### Fan-out, {scenario.name}: server latency {scenario.latency * 1000:g} ms, "
-        f"{scenario.batch_size} gsm_track_ids (= rows) per request\n\n"
-        f"wall s: median of {repeat} timed calls, each on a freshly opened client after an "
-        "untimed warm-up call that opens its connections; the cases take turns, round after "
-        "round; ±: half the range of the walls, relative to the median; retries: requests "
-        "retried in them (client defaults: up to 3, with backoff); CPU columns: share of "
-        "one core during the timed calls (others' CPU: every other process on the machine)."
-    )
-    table = title + "\n\n" + markdown_table(headers, lines)
-    if any(p.cpu_share("others") > DISTURBED for p in points):
-        table += "\n\n" + DISTURBED_NOTE
-    for point in points:
-        if point.failure:
-            table += (
-                f"\n\n‡ C={point.case.concurrency}, pool_size={point.case.pool_size}: a call "
-                f"failed after its retries, the figures are from the calls before it: "
-                f"{point.failure}"
-            )
-    return table
-
-
-def simulator_table(results: Sequence[RawResult], rows: int, concurrency: int) -> str:
-    headers = [
-        "request shape", "requests", "rows", "MB", "wall s", "rows/s", "req/s",
-        "server CPU", "rows per server CPU-s", "req per server CPU-s", "others' CPU",
-    ]  # fmt: skip
-    lines = []
-    for result in results:
-        usage = result.usage
-        server = max(usage.server, 1e-9)
-        lines.append(
-            [
-                f"{result.shape.kind} x {result.shape.batch_size}",
-                f"{result.requests:,}",
-                f"{result.rows:,}",
-                f"{result.body_bytes / 1e6:,.0f}",
-                f"{usage.wall:.2f}",
-                f"{result.rows / usage.wall:,.0f}",
-                f"{result.requests / usage.wall:,.0f}",
-                percent(usage.share(usage.server)),
-                f"{result.rows / server:,.0f}",
-                f"{result.requests / server:,.0f}",
-                others_cell(usage.share(usage.others)),
-            ]
-        )
-    title = (
-        f"### The simulator alone over TCP ({rows:,}-row dataset, no added latency)\n\n"
-        f"A raw httpx client ({concurrency} requests in flight on one pool) reads the bytes "
-        "and counts rows without decoding them. *rows per server CPU-s* is what the "
-        "server process can serve on its one core."
-    )
-    table = title + "\n\n" + markdown_table(headers, lines)
-    if any(r.usage.share(r.usage.others) > DISTURBED for r in results):
-        table += "\n\n" + DISTURBED_NOTE
-    return table

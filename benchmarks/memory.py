@@ -12,7 +12,7 @@ With ``dedupe=False`` nothing grows with the input: the peak should not
 depend on the number of rows. ``dedupe=True`` remembers every input ID and
 every ``gsm_track_id`` yielded (by GSM track ID, one set serves both: an ID
 read stands for its row once the row is yielded); the difference between the
-two peaks is its cost, which the README quotes per million IDs.
+two peaks is its cost, shown per million IDs.
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ from organik_async import Progress
 
 from ._common import (
     CLIENT_CPU,
-    MIB,
     Log,
     SimulatorServer,
-    markdown_table,
     max_rss_bytes,
     mib,
     peak_rss_bytes,
@@ -71,10 +69,6 @@ class MemoryResult:
     """``VmHWM``: the child's own high-water mark (see ``_common.peak_rss_bytes``)."""
     ru_maxrss: int
     """Reported for reference: it includes the parent's size at spawn."""
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.baseline
 
 
 def cases_for(size: int, *, largest: bool) -> list[MemoryCase]:
@@ -221,77 +215,6 @@ def run_memory(sizes: Sequence[int], *, pin: bool, backend: str, log: Log) -> li
                     f"(baseline {mib(result.baseline)}), {result.seconds:.1f}s"
                 )
     return results
-
-
-def memory_table(results: Sequence[MemoryResult]) -> str:
-    headers = [
-        "rows", "asked by", "IDs", "dedupe", "requests", "largest response rows", "wall s",
-        "rows/s", "RSS before MiB", "peak RSS MiB", "peak - before MiB", "ru_maxrss MiB",
-    ]  # fmt: skip
-    lines = [
-        [
-            f"{r.rows_seen:,}",
-            r.case.kind,
-            f"{r.ids:,}",
-            str(r.case.dedupe),
-            f"{r.requests:,}",
-            f"{r.largest_batch:,}",
-            f"{r.seconds:.1f}",
-            f"{r.rows_seen / r.seconds:,.0f}",
-            mib(r.baseline),
-            mib(r.peak),
-            mib(r.growth),
-            mib(r.ru_maxrss),
-        ]
-        for r in results
-    ]
-    title = (
-        "### Streaming memory: `iter_detailed_report`, client defaults "
-        "(max_concurrency 8, batch sizes 20 / 250)\n\n"
-        "Each row is a fresh child process; *RSS before* is after imports and setup, just "
-        "before the call; *peak RSS* is the child's `VmHWM` after it (its high-water mark). "
-        "Rows are counted and dropped. `ru_maxrss` is shown for reference only: Linux carries "
-        "the parent's resident size over fork/exec into a child's `ru_maxrss`, so it reads at "
-        "least the size of the benchmark process that started the child."
-    )
-    return title + "\n\n" + markdown_table(headers, lines)
-
-
-def dedupe_costs(results: Sequence[MemoryResult]) -> list[tuple[MemoryCase, float]]:
-    """MiB per million rows (or IDs) that ``dedupe=True`` adds to the peak, per case."""
-    by_case = {r.case: r for r in results}
-    largest = max((r.case.rows for r in results), default=0)
-    costs = []
-    for case, with_dedupe in by_case.items():
-        # Only at the largest size: the difference of two peaks is the set's size
-        # only when the set dwarfs the batch-to-batch swings of the peak.
-        if not case.dedupe or case.rows != largest:
-            continue
-        without = by_case.get(MemoryCase(case.rows, case.kind, False))
-        if without is None:
-            continue
-        extra = (with_dedupe.peak - without.peak) / MIB
-        costs.append((case, extra / (case.rows / 1e6)))
-    return costs
-
-
-def dedupe_table(results: Sequence[MemoryResult]) -> str:
-    lines = []
-    for case, per_million in dedupe_costs(results):
-        what = (
-            "per million rows (input: transaction IDs, a few thousand)"
-            if case.kind == "transaction_ids"
-            else "per million IDs (input: one gsm_track_id per row)"
-        )
-        lines.append([f"{case.rows:,}", case.kind, what, f"{per_million:,.0f}"])
-    title = (
-        "### What `dedupe=True` costs\n\n"
-        "Peak RSS with `dedupe=True` minus peak RSS with `dedupe=False`, same rows, scaled "
-        "to a million (measured at the largest size only, where the sets dwarf the swings of "
-        "the peak). By transaction IDs it is the set of `gsm_track_id`s yielded; by "
-        "gsm_track_ids, the set of input IDs sent, which also stands for the rows yielded."
-    )
-    return title + "\n\n" + markdown_table(["rows", "asked by", "cost", "MiB"], lines)
 
 
 def parse_child_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -2,8 +2,8 @@
 
 ``python -m benchmarks overhead``. With tiny answers nothing but the request
 path is left to measure: what organik_async adds around one POST (argument
-checks, batching, the task group, retries' bookkeeping, the pools, reading,
-decoding) compared with a bare ``httpx.AsyncClient.post``. Each method sends
+checks, batching, the throttles, retries' bookkeeping, reading, decoding)
+compared with a bare ``httpx.AsyncClient.post``. Each method sends
 the same requests in sequence over one kept-alive connection to the simulator
 (its own process, pinned to the other CPU); the figure is this process's CPU
 time per request.
@@ -12,13 +12,12 @@ time per request.
   ``response.content``: the floor of anything built on httpx;
 * **httpx post + msgspec decode**: the same, and the row decoded into a
   ``DetailedReport`` (what a minimal typed client must do);
-* **organik_async**: ``await client.detailed_report(gsm_track_ids=[one_id])``;
-  also with ``max_concurrency=1``, which shows what starting the default 8
-  worker tasks for a one-batch call costs;
-* **organik_async + aiohttp transport**; and **aiohttp post** (bytes read), the
-  floor of that transport.
+* **organik_async**: ``await client.detailed_report(gsm_track_ids=[one_id])``
+  with its defaults (aiohttp), on the httpx backend, with httpx-aiohttp's
+  transport, and with ``max_concurrency=1``;
+* **aiohttp post** (bytes read): the floor of the aiohttp backend.
 
-The organik_async lines are :data:`benchmarks._methods.ORGANIK_VARIANTS` (the
+The organik_async lines are `benchmarks._methods.ORGANIK_VARIANTS` (the
 clients the e2e part measures) and the one-worker client.
 """
 
@@ -29,6 +28,7 @@ import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from statistics import median
 from typing import Any, Final
 
 import aiohttp
@@ -44,9 +44,6 @@ from ._common import (
     SimulatorServer,
     failure_text,
     in_turns,
-    markdown_table,
-    median,
-    others_cell,
     report_path,
     spread,
 )
@@ -72,30 +69,30 @@ def _body(track_id: int | str) -> bytes:
     return msgspec.json.encode({"data": {"gsm_track_ids": [track_id]}})
 
 
-@asynccontextmanager
-async def httpx_post(url: str) -> AsyncIterator[Send]:
-    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as http:
-        path = report_path()
+def httpx_post(read: Callable[[bytes], int]) -> Opener:
+    """A bare ``httpx.AsyncClient.post`` of each body, the answer given to ``read``."""
 
-        async def send(track_id: int | str) -> int:
-            response = await http.post(path, content=_body(track_id), headers=_HEADERS)
-            response.raise_for_status()
-            return 1 if response.content else 0
+    @asynccontextmanager
+    async def open_client(url: str) -> AsyncIterator[Send]:
+        async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as http:
+            path = report_path()
 
-        yield send
+            async def send(track_id: int | str) -> int:
+                response = await http.post(path, content=_body(track_id), headers=_HEADERS)
+                response.raise_for_status()
+                return read(response.content)
+
+            yield send
+
+    return open_client
 
 
-@asynccontextmanager
-async def httpx_post_decode(url: str) -> AsyncIterator[Send]:
-    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as http:
-        path = report_path()
+def _bytes_read(content: bytes) -> int:
+    return 1 if content else 0
 
-        async def send(track_id: int | str) -> int:
-            response = await http.post(path, content=_body(track_id), headers=_HEADERS)
-            response.raise_for_status()
-            return len(ENVELOPE_DECODER.decode(response.content).response.data)
 
-        yield send
+def _rows_decoded(content: bytes) -> int:
+    return len(ENVELOPE_DECODER.decode(content).response.data)
 
 
 def organik_method(variant: ClientVariant) -> Method[Opener]:
@@ -114,9 +111,7 @@ def organik_method(variant: ClientVariant) -> Method[Opener]:
 
 
 ONE_WORKER: Final = ClientVariant(
-    "organik_one_worker",
-    "organik_async, max_concurrency=1 (one worker task, not 8)",
-    {"max_concurrency": 1},
+    "organik_one_worker", "organik_async, max_concurrency=1", {"max_concurrency": 1}
 )
 
 
@@ -129,18 +124,17 @@ async def aiohttp_post(url: str) -> AsyncIterator[Send]:
         async def send(track_id: int | str) -> int:
             async with session.post(path, data=_body(track_id), headers=_HEADERS) as response:
                 response.raise_for_status()
-                return 1 if await response.read() else 0
+                return _bytes_read(await response.read())
 
         yield send
 
 
 METHODS: Final[tuple[Method[Opener], ...]] = (
-    Method("httpx_post", "bare httpx.AsyncClient.post (bytes read)", httpx_post),
-    Method("httpx_post_decode", "bare httpx post + msgspec decode", httpx_post_decode),
+    Method("httpx_post", "bare httpx.AsyncClient.post (bytes read)", httpx_post(_bytes_read)),
+    Method("httpx_post_decode", "bare httpx post + msgspec decode", httpx_post(_rows_decoded)),
     *(organik_method(variant) for variant in (*ORGANIK_VARIANTS, ONE_WORKER)),
     Method("aiohttp_post", "bare aiohttp ClientSession.post (bytes read)", aiohttp_post),
 )
-BASELINE: Final = "httpx_post"
 
 
 @dataclass(slots=True)
@@ -227,36 +221,3 @@ def run_overhead(
                 f"{usage.wall / count * 1e6:7.1f} µs wall/request"
             )
     return list(points.values())
-
-
-def overhead_markdown(points: Sequence[Point], *, requests: int, rounds: int) -> str:
-    base = next((p for p in points if p.method == BASELINE and p.client_cpu), None)
-    headers = [
-        "method", "client CPU µs/request", "±", "vs bare httpx post", "wall µs/request",
-        "others' CPU",
-    ]  # fmt: skip
-    lines = []
-    for p in points:
-        if not p.client_cpu:
-            lines.append([p.name, "failed", "", "", "", ""])
-            continue
-        others = p.share("others")
-        lines.append(
-            [
-                p.name,
-                f"{p.us_per_request:,.0f}",
-                f"{spread(p.us_per_request_each):.0%}",
-                f"{p.us_per_request / base.us_per_request:.2f} x" if base else "-",
-                f"{p.wall_us_per_request:,.0f}",
-                others_cell(others),
-            ]
-        )
-    title = (
-        f"### Per-request overhead: one ID per request, one-row answers, {requests:,} "
-        "requests in sequence\n\n"
-        "Client CPU time per request (this process), median of "
-        f"{rounds} timed runs, methods taking turns; wall µs/request includes the server's "
-        "time (its own process, the other CPU). Target (issue 11): organik_async at most "
-        "1.1 x the bare httpx post."
-    )
-    return title + "\n\n" + markdown_table(headers, lines)

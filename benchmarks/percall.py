@@ -11,19 +11,23 @@ the server's CPU is not counted):
 * ``call``: ``detailed_report(gsm_track_ids=[one_id])``, the whole call.
 
 ``call - fetch`` is the engine's cost per call; ``fetch - bare`` the request
-path's (decoding one row included). ``benchmarks/PROFILE.md`` quotes it::
+path's (decoding one row included). Run alone, for one backend, it prints the
+rounds::
 
     python -m benchmarks.percall [--calls 1000] [--backend auto|httpx]
+
+As the suite's part (``python -m benchmarks percall``) it measures both backends
+and writes ``benchmarks/results/percall.json``, whose table
+``benchmarks/PROFILE.md`` reasons from.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
 
 import aiohttp
 import anyio
@@ -31,10 +35,13 @@ import anyio
 from organik_async import HttpBackend, OrganikClient
 from organik_async.testing import DEMO_API_KEY, Dataset
 
-from ._common import CLIENT_CPU, SERVER_CPU, can_pin
+from ._common import CLIENT_CPU, CpuMeter, Log, SimulatorServer, can_pin, percent, pin_to
 
-ROWS = 2_000
-SEED = 1
+ROWS: Final = 2_000
+SEED: Final = 1
+ROUNDS: Final = 3
+DEFAULT_CALLS: Final = 1_000
+BACKENDS: Final[tuple[HttpBackend, ...]] = ("auto", "httpx")
 
 
 async def measure(url: str, calls: int, backend: HttpBackend) -> dict[str, list[float]]:
@@ -61,7 +68,7 @@ async def measure(url: str, calls: int, backend: HttpBackend) -> dict[str, list[
             "fetch": fetch,
             "call": call,
         }
-        for _ in range(3):  # rounds; the layers take turns
+        for _ in range(ROUNDS):  # the layers take turns
             for name, layer in layers.items():
                 for i in range(50):  # warm-up
                     await layer(i)
@@ -72,29 +79,42 @@ async def measure(url: str, calls: int, backend: HttpBackend) -> dict[str, list[
     return timings
 
 
+def run_percall(
+    calls: int, backends: Sequence[HttpBackend], *, pin: bool, log: Log
+) -> dict[str, Any]:
+    """Every backend's layers against one server; the figures its results file keeps
+    (the others' share of a core over each backend's rounds too)."""
+    measured = []
+    with SimulatorServer(ROWS, seed=SEED, pin=pin) as server:
+        log(f"percall: server up in {server.startup_seconds:.1f}s at {server.url}")
+        for backend in backends:
+            meter = CpuMeter(server.pid)
+            layers = anyio.run(measure, server.url, calls, backend)
+            usage = meter.stop()
+            others = usage.share(usage.others)
+            log(f"  http_backend={backend!r}: " + _shown(layers) + f"; others {percent(others)}")
+            measured.append({"backend": backend, "layers": layers, "others_share": others})
+    return {"calls": calls, "rounds": ROUNDS, "backends": measured}
+
+
+def _shown(layers: dict[str, list[float]]) -> str:
+    return "; ".join(
+        f"{name} " + ", ".join(f"{v:,.0f}" for v in values) for name, values in layers.items()
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.percall", description=__doc__)
-    parser.add_argument("--calls", type=int, default=1_000)
-    parser.add_argument("--backend", choices=["auto", "httpx"], default="auto")
+    parser.add_argument("--calls", type=int, default=DEFAULT_CALLS)
+    parser.add_argument("--backend", choices=BACKENDS, default="auto")
     args = parser.parse_args()
     backend: HttpBackend = args.backend
-    server = subprocess.Popen(
-        [sys.executable, "-m", "organik_async.testing", "serve", "--port", "0",
-         "--rows", str(ROWS), "--seed", str(SEED)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        if can_pin():  # as the other parts: the server on one CPU, this client on the other
-            os.sched_setaffinity(server.pid, {SERVER_CPU})
-            os.sched_setaffinity(0, {CLIENT_CPU})
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        timings = anyio.run(measure, url, args.calls, backend)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-    print(f"client CPU µs per one-ID call, http_backend={backend!r}, 3 rounds:")
+    pin = can_pin()  # as the other parts: the server on one CPU, this client on the other
+    if pin:
+        pin_to(CLIENT_CPU)
+    with SimulatorServer(ROWS, seed=SEED, pin=pin) as server:
+        timings = anyio.run(measure, server.url, args.calls, backend)
+    print(f"client CPU µs per one-ID call, http_backend={backend!r}, {ROUNDS} rounds:")
     for name, values in timings.items():
         shown = ", ".join(f"{v:,.0f}" for v in values)
         print(f"  {name:6s} {shown}")

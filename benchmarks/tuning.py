@@ -1,10 +1,10 @@
-"""The client tuning itself: issue 9's two targets, measured (``python -m benchmarks tuning``).
+"""The client tuning itself: the adaptive limits, measured (``python -m benchmarks tuning``).
 
 1. **Adaptive concurrency**: against the simulator with a cap of 6 requests in
    flight (``max_concurrent_requests=6``, code 93 beyond it), 100 000 rows by
    GSM track ID, 250 per request: ``max_concurrency=64`` left to the adaptive
    limit, against the same job with ``max_concurrency=6`` set by hand (and the
-   limit off). Targets: every row, refusals under 5 % of requests, wall time
+   limit off). Checked: every row, refusals under 5 % of requests, wall time
    within 1.3x of the hand-tuned job. Runs alternate between the two, and the
    ratio is taken from medians of the same run.
 2. **Adaptive batch size**: against ``max_ids_per_request=37`` with a batch
@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import math
 import statistics
-import sys
 import time
 from typing import Any, Final
 
 from organik_async import OrganikClient, Progress
 from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, Fault, serve
 
-from ._common import Log, mark
+from ._common import Log
 
 DEFAULT_ROWS: Final = 100_000
 DEFAULT_PAIRS: Final = 3
@@ -41,8 +40,6 @@ SIZE_ROWS: Final = 20_000
 CAP: Final = 6
 SIZE_LIMIT: Final = 37
 BATCH: Final = 250
-WALL_RATIO_LIMIT: Final = 1.3
-REFUSED_SHARE_LIMIT: Final = 0.05
 
 
 async def concurrency_run(
@@ -107,6 +104,8 @@ async def size_run(dataset: Dataset, ids: list[int | str]) -> dict[str, Any]:
                 }
             )
     return {
+        "size_limit": SIZE_LIMIT,
+        "batch": BATCH,
         "calls": calls,
         "largest_size_used": max(s for s in fake.stats.ids_per_request if s <= SIZE_LIMIT),
         "target_refusals_below": 2 * math.log2(BATCH / SIZE_LIMIT) + 2,
@@ -135,6 +134,7 @@ async def run_tuning(rows: int, pairs: int, latency: float, log: Log) -> dict[st
     return {
         "concurrency": {
             "cap": CAP,
+            "batch": BATCH,
             "rows": rows,
             "latency_s": latency,
             "runs": runs,
@@ -146,65 +146,3 @@ async def run_tuning(rows: int, pairs: int, latency: float, log: Log) -> dict[st
         },
         "batch_size": size,
     }
-
-
-def tuning_markdown(figures: dict[str, Any]) -> str:
-    c = figures["concurrency"]
-    lines = [
-        "### Adaptive concurrency and batch size\n",
-        f"Adaptive concurrency: simulator capped at {c['cap']} in flight, {c['rows']:,} rows "
-        f"by GSM track ID, {BATCH} per request, {c['latency_s'] * 1000:g} ms latency "
-        f"({len(c['runs'])} runs, interleaved); the simulator runs in a thread of the "
-        "benchmark's process, unpinned, so wall times are noisy and the ratio is what counts.",
-        "",
-        "| client | median wall | rows/s (median) | refused / requests (worst) | lowest limit |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for flag, name in ((True, "max_concurrency=64, adaptive"), (False, f"max_concurrency={CAP}")):
-        runs = [r for r in c["runs"] if r["adaptive"] is flag]
-        worst = max(runs, key=lambda r: r["refused_share"])
-        lines.append(
-            f"| {name} | {statistics.median(r['wall_s'] for r in runs):.2f} s "
-            f"| {statistics.median(r['rows_per_s'] for r in runs):,.0f} "
-            f"| {worst['refused']} / {worst['requests']} ({worst['refused_share']:.1%}) "
-            f"| {min(r['lowest_limit'] for r in runs)} |"
-        )
-    s = figures["batch_size"]
-    lines += [
-        "",
-        f"Adaptive batch size: simulator refusing more than {SIZE_LIMIT} IDs per request, "
-        f"batch size {BATCH}; the size it settled on: {s['largest_size_used']} IDs.",
-        "",
-        "| call | IDs | requests | refused | every row |",
-        "|---|---:|---:|---:|---|",
-    ]
-    for n, call in enumerate(s["calls"], 1):
-        lines.append(
-            f"| {'first (fresh client)' if n == 1 else 'next'} | {call['ids']:,} "
-            f"| {call['requests']} | {call['refused_requests']} | {call['every_row']} |"
-        )
-    return "\n".join(lines)
-
-
-def tuning_verdicts(figures: dict[str, Any]) -> list[str]:
-    """Issue 9's targets: every row, few refusals, near the hand-tuned wall time."""
-    c, s = figures["concurrency"], figures["batch_size"]
-    verdicts = [
-        f"{mark(c['wall_ratio'] <= WALL_RATIO_LIMIT)} adaptive concurrency: median wall "
-        f"{c['wall_ratio']:.2f} x the hand-tuned job's (target <= {WALL_RATIO_LIMIT})",
-        f"{mark(c['max_refused_share'] < REFUSED_SHARE_LIMIT)} adaptive concurrency: refusals "
-        f"at most {c['max_refused_share']:.1%} of requests (target < {REFUSED_SHARE_LIMIT:.0%})",
-        f"{mark(c['every_row'])} adaptive concurrency: every run received every row",
-    ]
-    for n, call in enumerate(s["calls"], 1):
-        which = "first call (fresh client)" if n == 1 else "next call"
-        verdicts.append(
-            f"{mark(call['refused_requests'] < s['target_refusals_below'] and call['every_row'])}"
-            f" adaptive batch size, {which}: {call['refused_requests']} refused requests "
-            f"(target < {s['target_refusals_below']:.1f}), every row: {call['every_row']}"
-        )
-    return verdicts
-
-
-if __name__ == "__main__":  # the part's old command
-    sys.exit("this part runs as: python -m benchmarks tuning [--tuning-rows N] [--rounds PAIRS]")
