@@ -519,8 +519,8 @@ class BulkRun:
         """`run()` for one worker, in the caller's own task; results appended.
 
         A call of one batch (or ``max_concurrency=1``) needs no task group, no
-        memory stream and no worker task: about half the engine's cost of a
-        one-ID call. Only for `collect()`, and only when `in_one_task`.
+        memory stream and no worker task, so it starts none. Only for
+        `collect()`, and only when `in_one_task`.
         """
 
         async def keep(result: BatchResult) -> bool:

@@ -5,8 +5,9 @@ whole envelope into Structs straight from the response bytes. XML goes through
 ``xmltodict`` (the provider's XML is not always a well-formed document, see
 `decode_xml()`) and is then typed by the same msgspec machinery. When lxml
 is installed (the ``lxml`` extra) it reads the answers on which the two parsers
-agree, with 2.6 to 3.7 times less CPU per row; everything else, errors
-included, is still read by xmltodict (see `_LxmlReader`).
+agree, for much less CPU per row (libxml2 builds the tree in C; the performance
+page has the figures); everything else, errors included, is still read by
+xmltodict (see `_LxmlReader`).
 
 Decoding here knows nothing of HTTP: it returns a `Decoded` (rows, or
 the provider's error) or raises `BodyError` with a position and an
@@ -505,9 +506,9 @@ def xml_parser() -> XmlParser:
     """The parser that reads XML answers: ``"lxml"`` when lxml 5 or later can be
     imported (``pip install 'organik_async[lxml]'``), else ``"xmltodict"``.
 
-    Rows and errors are the same with either; lxml reads an answer with 2.6 to
-    3.7 times less CPU per row (``python -m benchmarks decode``). The first call
-    (or the first XML answer) imports lxml.
+    Rows and errors are the same with either; lxml reads an answer for much less
+    CPU per row (see [Decoding](../performance.md#decoding-no-network)). The
+    first call (or the first XML answer) imports lxml.
     """
     return "xmltodict" if _lxml_reader() is None else "lxml"
 

@@ -386,8 +386,8 @@ class Dataset:
         """Draw and encode every row now, so that no request pays for it.
 
         A benchmark calls this before it starts the clock. Encoded rows take
-        about their wire size in memory (~300 bytes a row in JSON, ~500 in
-        XML), so warm only the formats you will ask for.
+        about their wire size in memory (an XML row is larger than a JSON one),
+        so warm only the formats you will ask for.
         """
         whole = [Span(g, 0, group.size) for g, group in enumerate(self._groups)]
         for style in formats:
