@@ -75,11 +75,11 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def bench(session: nox.Session) -> None:
-    """The benchmark suite (decode, e2e, overhead, simulator, fanout, memory, tuning).
+    """The benchmark suite (decode, e2e, overhead, simulator, fanout, memory, tuning, percall).
 
-    ``nox -s bench`` runs every part and writes benchmarks/results/ and
-    benchmarks/RESULTS.md; ``nox -s bench -- e2e`` runs one part; ``-- --quick``
-    a smoke run that writes nothing.
+    ``nox -s bench`` runs every part and writes benchmarks/results/ (each part's JSON,
+    then the tables made from them); ``nox -s bench -- e2e`` runs one part; ``-- --quick``
+    a smoke run that writes nothing; ``-- report`` only makes the tables again.
     """
     session.install("-e", ".[test,bench]")
     session.run("nice", "python", "-m", "benchmarks", *session.posargs, external=True)

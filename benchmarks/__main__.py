@@ -75,7 +75,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batch", type=int, default=endtoend.DEFAULT_BATCH, help="e2e: IDs per request"
     )
-    parser.add_argument("--concurrency", default="8,64", help="e2e: requests in flight, a list")
+    parser.add_argument(
+        "--concurrency",
+        default=",".join(map(str, endtoend.DEFAULT_CONCURRENCY)),
+        help="e2e: requests in flight, a list",
+    )
     parser.add_argument(
         "--methods", default=",".join(endtoend.METHOD_KEYS), help="e2e: methods, a comma list"
     )

@@ -390,15 +390,6 @@ def write_results(part: str, figures: Any, facts: Mapping[str, Any]) -> Path:
     return path
 
 
-def read_results(part: str) -> dict[str, Any] | None:
-    """A part's last results file, or ``None`` if it has not been run."""
-    path = RESULTS_DIR / f"{part}.json"
-    if not path.exists():
-        return None
-    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return document
-
-
 def spread(values: Sequence[float]) -> float:
     """Half the range of ``values``, relative to their median (0 for fewer than two)."""
     if len(values) < 2:

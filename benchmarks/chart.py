@@ -10,6 +10,7 @@ draws it.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -26,7 +27,7 @@ matplotlib.rcParams["svg.hashsalt"] = "organik_async"  # element ids that do not
 SHORT_NAMES = {
     "organik": "organik_async\n(defaults)",
     "organik_httpx": "organik_async\n(httpx backend)",
-    "organik_aiohttp": "organik_async\n+ aiohttp transport",
+    "organik_aiohttp": "organik_async\n+ httpx-aiohttp",
     "httpx_loop": "httpx loop\n+ json.loads",
     "aiohttp_orjson": "aiohttp loop\n+ orjson",
     "aiohttp_msgspec": "aiohttp loop\n+ msgspec Structs",
@@ -120,4 +121,7 @@ def draw_e2e(document: dict[str, Any], path: Path) -> None:
     fig.savefig(svg, format="svg", metadata={"Date": None})
     plt.close(fig)
     text = svg.getvalue()
-    path.write_text(text[text.index("<svg") :], encoding="utf-8")
+    text = text[text.index("<svg") :]  # no XML prolog: the page includes it inline
+    # No fixed size: the viewBox keeps the proportions, the page's width sets the size.
+    text = re.sub(r'^(<svg[^>]*?) width="[^"]*" height="[^"]*"', r"\1", text, count=1)
+    path.write_text(text, encoding="utf-8")

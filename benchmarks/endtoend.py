@@ -33,6 +33,7 @@ row.
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import gc
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -266,14 +267,20 @@ async def measure(
     concurrency: int,
     batch: int,
     server_pid: int,
+    profiler: cProfile.Profile | None = None,
 ) -> tuple[CpuUsage, list[Any]]:
     """Open ``method``, warm it with C untimed requests (its connections open), then time
-    fetching every row of ``ids``: the CPU and wall time, and the rows."""
+    fetching every row of ``ids``: the CPU and wall time, and the rows. A ``profiler``
+    runs during the timed fetch only."""
     async with method.open(url, concurrency, batch) as fetch:
         await fetch(ids[: concurrency * batch])  # untimed: opens the connections
         gc.collect()
         meter = CpuMeter(server_pid)
+        if profiler is not None:
+            profiler.enable()
         rows = await fetch(ids)
+        if profiler is not None:
+            profiler.disable()
         usage = meter.stop()
     return usage, rows
 
