@@ -1,10 +1,12 @@
-"""What the codec relies on from msgspec, pinned so that a release that changes it names itself.
+"""What organik_async relies on from msgspec, pinned so that a release changing it names itself.
 
 `_codec.decode_json` decodes an answer in one pass with a lax ``msgspec.json.Decoder``
 and turns msgspec's errors into a position and an excerpt: it parses the ``(byte N)``
 of a syntax error and the `` - at `$.path` `` of a validation error, and catches the
 exception types below. The XML path types xmltodict's strings with ``msgspec.convert``
-in lax mode. Each assertion names the assumption and the installed version.
+in lax mode. `_options` checks settings in ``__post_init__``, which
+``msgspec.structs.replace`` must run. Each assertion names the assumption and the
+installed version.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Final
 import msgspec
 import pytest
 
-from organik_async import DetailedReport
+from organik_async import DetailedReport, RetryPolicy
 from organik_async._codec import _BYTE_POS, _JSON_DECODER
 
 V: Final = f"msgspec {msgspec.__version__}"
@@ -171,3 +173,14 @@ def test_lax_convert_reads_xml_text() -> None:
     for text_value, boolean in (("0", False), ("1", True), ("true", True), ("false", False)):
         converted = msgspec.convert(text_value, bool, strict=False)
         assert converted is boolean, f"{V}: lax mode reads {text_value!r} as {converted!r}"
+
+
+def test_replace_runs_post_init() -> None:
+    try:
+        msgspec.structs.replace(RetryPolicy(), max_retries=-1)
+    except ValueError:
+        return
+    raise AssertionError(
+        f"{V}: msgspec.structs.replace no longer runs __post_init__; _options.Settings.evolve "
+        "relies on it to check every setting given to the client, its views and its calls"
+    )
