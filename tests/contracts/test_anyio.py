@@ -25,10 +25,17 @@ class Borrower:
 
 
 def would_block(limiter: anyio.CapacityLimiter, borrower: object) -> bool:
+    """Whether ``borrower`` would wait for a token (it is given back at once if not)."""
     try:
         limiter.acquire_on_behalf_of_nowait(borrower)
     except anyio.WouldBlock:
         return True
+    except Exception as exc:
+        raise AssertionError(
+            f"{V}: a full CapacityLimiter raised {type(exc).__module__}.{type(exc).__name__} "
+            "from acquire_on_behalf_of_nowait, not anyio.WouldBlock; _pool and _ratelimit "
+            "wait only on anyio.WouldBlock"
+        ) from None
     limiter.release_on_behalf_of(borrower)
     return False
 

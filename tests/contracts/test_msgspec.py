@@ -181,6 +181,6 @@ def test_replace_runs_post_init() -> None:
     except ValueError:
         return
     raise AssertionError(
-        f"{V}: msgspec.structs.replace no longer runs __post_init__; _options.Settings.evolve "
+        f"{V}: msgspec.structs.replace does not run __post_init__; _options.Settings.evolve "
         "relies on it to check every setting given to the client, its views and its calls"
     )
