@@ -12,7 +12,12 @@ package knows which library sent a request.
 
 from __future__ import annotations
 
+import contextlib
+import dis
+import inspect
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
+from types import FrameType
 from typing import Final, NamedTuple, Protocol
 
 import httpx
@@ -38,6 +43,7 @@ __all__ = [
     "Sender",
     "WireErrors",
     "exchange",
+    "forget_locals",
     "read_capped",
 ]
 
@@ -211,10 +217,14 @@ async def exchange(
     """
     try:
         answer = await sender.send(route, body, timeouts=timeouts, limit=limit, info=info)
-    except ResponseTooLargeError as exc:
-        # Without the reading frames: their locals hold the answer's bytes.
-        return exc.with_traceback(None)
-    except Exception as exc:
+    except BaseException as exc:
+        # Whatever leaves the sender (a cancellation from the caller's time budget
+        # included) leaves the library's frames behind it without their locals.
+        forget_locals(exc)
+        if isinstance(exc, ResponseTooLargeError):
+            return exc.with_traceback(None)
+        if not isinstance(exc, Exception):
+            raise
         if sender.errors.undecodable(exc):  # before the status was known (a mock transport)
             return _undecodable(info)
         error = _wire_error(exc, info, sender, redactor)
@@ -224,6 +234,64 @@ async def exchange(
     if answer.undecodable and 200 <= answer.status < 300:
         return _undecodable(info)
     return answer
+
+
+_GENERATOR_FLAGS: Final = (
+    inspect.CO_GENERATOR
+    | inspect.CO_COROUTINE
+    | inspect.CO_ASYNC_GENERATOR
+    | inspect.CO_ITERABLE_COROUTINE
+)
+_YIELD_VALUE: Final = dis.opmap["YIELD_VALUE"]
+
+
+def forget_locals(error: BaseException) -> None:
+    """Empty the locals of the frames ``error`` left below the one handling it.
+
+    The HTTP libraries' frames hold the URL, and so the key, in their locals
+    (httpx's ``url`` and ``request``, aiohttp's ``str_or_url``); error trackers
+    such as Sentry, and ``traceback`` with ``capture_locals=True``, show them.
+    The frames stay in the traceback (files and lines), without their locals.
+    Only frames that ``error`` unwound are touched, and the exceptions chained
+    to it there (the cancellation an ``asyncio.timeout`` turns into
+    ``TimeoutError`` is one): they have finished running.
+    """
+    handler = error.__traceback__
+    if handler is None:
+        return
+    cleared: set[int] = {id(handler.tb_frame)}
+    todo = [error]
+    seen: set[int] = set()
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        entry = current.__traceback__
+        if entry is None or id(entry.tb_frame) not in cleared:
+            continue  # raised elsewhere (say, the caller's own): not ours to touch
+        entry = entry.tb_next
+        while entry is not None:
+            frame = entry.tb_frame
+            if id(frame) not in cleared and not _may_be_suspended(frame):
+                with contextlib.suppress(RuntimeError):  # still running: never cleared
+                    frame.clear()
+                    cleared.add(id(frame))
+            entry = entry.tb_next
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+
+
+def _may_be_suspended(frame: FrameType) -> bool:
+    """Whether ``frame`` may be a generator's or coroutine's, paused at a ``yield``.
+
+    Before Python 3.13, ``frame.clear()`` on such a frame closes its generator
+    (3.13 refuses, as for a running frame). A frame the error unwound has
+    finished; this guards against one that merely caught and handed it on.
+    """
+    if sys.version_info >= (3, 13) or not frame.f_code.co_flags & _GENERATOR_FLAGS:
+        return False
+    code = frame.f_code.co_code
+    return 0 <= frame.f_lasti < len(code) and code[frame.f_lasti] == _YIELD_VALUE
 
 
 def _undecodable(info: RequestInfo) -> DecodeError:
