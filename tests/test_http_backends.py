@@ -314,6 +314,30 @@ async def test_nothing_listening_is_an_unreachable_endpoint_with_no_key(
     assert_safe(caught.value)
 
 
+@pytest.mark.parametrize("where", ["connection refused", "name not resolved"])
+async def test_could_not_connect_reads_the_same_on_every_backend(
+    http_backend: HttpBackend, where: str
+) -> None:
+    """No library's wording (aiohttp's "Cannot connect to host h:80 ssl:default [...]")
+    leaks into the message: the operating system's reason, in one shape."""
+    if where == "connection refused":
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        await listener.aclose()
+        url = f"http://127.0.0.1:{port}"
+    else:
+        url = "http://provider.invalid"  # RFC 6761: never resolves
+    async with client(url, http_backend, max_retries=2, unreachable_after=2) as c:
+        with anyio.fail_after(20), pytest.raises(EndpointUnreachableError) as caught:
+            await c.detailed_report(transaction_ids=[1])
+    error = caught.value
+    assert error.cause.startswith(where), error.cause
+    assert f"(last: {where}" in str(error)
+    assert "ssl:default" not in str(error)
+    assert "Cannot connect to host" not in str(error)
+    assert_safe(error)
+
+
 async def test_closing_the_client_ends_a_hanging_request_at_once(http_backend: HttpBackend) -> None:
     async with wire_server(lambda _: HANG) as wire:
         c = client(wire.url, http_backend)

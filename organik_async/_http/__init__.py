@@ -33,9 +33,11 @@ from ._base import (
     Sender,
     WireErrors,
     exchange,
+    forget_locals,
 )
 from ._httpx import HttpxSender, pool_limits
 from ._pool import PoolSet
+from ._urls import url_problem
 
 __all__ = [
     "AIOHTTP_AVAILABLE",
@@ -51,9 +53,11 @@ __all__ = [
     "Sender",
     "WireErrors",
     "exchange",
+    "forget_locals",
     "httpx_is_mocked",
     "make_sender",
     "pool_limits",
+    "url_problem",
 ]
 
 logger = logging.getLogger("organik_async")

@@ -43,7 +43,7 @@ def _installed() -> bool:
 AVAILABLE: Final = _installed()
 """Whether aiohttp can be imported (it is not, until a request needs it)."""
 
-_NONE: Final = WireErrors((), (), (), lambda _: False)
+_NONE: Final = WireErrors((), (), (), (), lambda _: False)
 
 
 class AiohttpSender:
@@ -98,6 +98,8 @@ class AiohttpSender:
         self.user_agent = f"organik_async/{__version__} aiohttp/{aiohttp.__version__}"
         self.errors = WireErrors(
             connect=(aiohttp.ClientConnectorError,),  # as httpx's ConnectError
+            # aiohttp.InvalidURL is documented; yarl and the IDNA codec raise ValueError.
+            refused_url=(aiohttp.InvalidURL, ValueError),
             # aiohttp's timeouts subclass the builtin TimeoutError (asyncio's, since 3.11).
             timeout=(aiohttp.ServerTimeoutError, builtins.TimeoutError),
             # The rest of what a request can meet on the wire (OSError: a reset socket).

@@ -15,6 +15,9 @@ from __future__ import annotations
 import contextlib
 import dis
 import inspect
+import os
+import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import FrameType
@@ -102,9 +105,12 @@ class WireErrors(NamedTuple):
 
     connect: _Errors
     """Could not connect: refused, name not resolved, certificate refused."""
+    refused_url: _Errors
+    """The library refused the URL while sending (a port or a host name it cannot use):
+    as could not connect. Checked before the two below."""
     timeout: _Errors
     transport: _Errors
-    """Anything else on the wire (checked after the two above)."""
+    """Anything else on the wire (checked after the three above)."""
     undecodable: Callable[[BaseException], bool]
     """Whether an exception says the body does not decompress as declared."""
 
@@ -310,7 +316,12 @@ def _wire_error(
     name = type(exc).__name__
     cause = redactor.text(f"{name}: {exc}")
     if isinstance(exc, kinds.connect):  # refused, name not resolved
-        return CouldNotConnect(f"could not connect ({name})", cause=cause, request=info)
+        reason = redactor.text(connect_reason(exc) or cause)
+        return CouldNotConnect(f"could not connect ({reason})", cause=reason, request=info)
+    refused = _only(exc, kinds.refused_url)
+    if refused is not None:
+        reason = redactor.text(f"the HTTP library refused the URL ({_named(refused)})")
+        return CouldNotConnect(f"could not connect ({reason})", cause=reason, request=info)
     if isinstance(exc, kinds.timeout):
         return TimeoutError(f"timed out ({name})", cause=cause, request=info)
     if isinstance(exc, kinds.transport):
@@ -320,3 +331,71 @@ def _wire_error(
         # aiohttp's session): the closed library refuses with a bare RuntimeError.
         return ClientClosedError("the client was closed during this request", request=info)
     return None
+
+
+def _only(exc: BaseException, kinds: _Errors) -> BaseException | None:
+    """``exc`` if it is one of ``kinds``, or the first of an exception group made only
+    of them (anyio's happy-eyeballs task group wraps what a connection attempt raised)."""
+    if not kinds:
+        return None
+    if isinstance(exc, kinds):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(kinds)
+        if matched is not None and rest is None:
+            first: BaseException = matched
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            return first
+    return None
+
+
+def _named(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def connect_reason(exc: BaseException) -> str | None:
+    """Why connecting failed, in the same words whichever library tried.
+
+    Each library wraps the socket's error in its own words (aiohttp: "Cannot
+    connect to host h:80 ssl:default [...]"; httpx: "All connection attempts
+    failed"); the operating system's error under them (aiohttp's documented
+    ``os_error``, httpx's chained cause) says what happened: ``None`` if there
+    is none to find.
+    """
+    root = _root_os_error(exc)
+    if root is None:
+        return None
+    if isinstance(root, ssl.SSLCertVerificationError):
+        return f"certificate refused: {root.verify_message or root.reason}"
+    if isinstance(root, ssl.SSLError):
+        return f"TLS handshake failed: {root.reason or root}"
+    if isinstance(root, socket.gaierror):
+        return f"name not resolved: {root.strerror or root}"
+    if root.errno is not None and root.errno > 0:
+        return os.strerror(root.errno).lower()
+    return str(root) or type(root).__name__
+
+
+def _root_os_error(exc: BaseException) -> OSError | None:
+    """The operating system's (or the ssl module's) error under ``exc``, if any."""
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    found: OSError | None = None
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and type(current).__module__ in _OS_MODULES:
+            if isinstance(current, ssl.SSLError | socket.gaierror) or current.errno:
+                return current
+            found = found or current
+        below = [current.__cause__, current.__context__, getattr(current, "os_error", None)]
+        todo += [e for e in below if isinstance(e, BaseException)]
+        if isinstance(current, BaseExceptionGroup):
+            todo += list(current.exceptions)
+    return found
+
+
+_OS_MODULES: Final = frozenset({"builtins", "socket", "ssl"})
