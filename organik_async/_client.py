@@ -104,9 +104,11 @@ def _check_base_url(value: object, redactor: Redactor) -> str:
             "base_url must not contain the API key: the client puts the key in the path itself"
         )
     try:
-        url = httpx.URL(value)
+        url: httpx.URL | str = httpx.URL(value)
     except (httpx.InvalidURL, ValueError) as exc:  # ValueError: an IDNA label refused
-        raise ValueError(f"base_url is not a valid URL ({exc}): {shown!r}") from None
+        url = str(exc)
+    if isinstance(url, str):  # raised here: httpx's half-built URL is not chained
+        raise ValueError(f"base_url is not a valid URL ({url}): {shown!r}")
     if url.scheme not in ("http", "https"):
         raise ValueError(f"base_url must start with http:// or https://: {shown!r}")
     if not url.raw_host:

@@ -31,6 +31,7 @@ REFUSED = {
     "http://0x7f.1": "not an IPv4 address",
     "http://xn--zz.example": "xn--",
     "http://exa_mple.ex!ample": "not a valid URL",
+    "http://[::1": "not a valid URL",  # httpx's half-built URL must not be chained
 }
 
 

@@ -37,6 +37,7 @@ from ._base import (
 )
 from ._httpx import HttpxSender, pool_limits
 from ._pool import PoolSet
+from ._proxy import EnvProxy, environment_proxy
 from ._urls import url_problem
 
 __all__ = [
@@ -47,11 +48,13 @@ __all__ = [
     "Answer",
     "AutoSender",
     "CouldNotConnect",
+    "EnvProxy",
     "HttpxSender",
     "PoolSet",
     "Route",
     "Sender",
     "WireErrors",
+    "environment_proxy",
     "exchange",
     "forget_locals",
     "httpx_is_mocked",
@@ -179,6 +182,14 @@ def make_sender(
             raise ValueError(
                 "http_backend='aiohttp' needs aiohttp: pip install 'organik_async[aiohttp]'"
             )
+    # A caller's own client or transport routes as it was made to (httpx reads no
+    # environment for a transport); our own pools and session take this answer.
+    proxy = None if custom else environment_proxy(httpx.URL(base_url))
+    if proxy is not None and proxy.socks and backend == "aiohttp":
+        raise ValueError(
+            f"{proxy.variable} names a SOCKS proxy, and http_backend='aiohttp' sends "
+            "through HTTP proxies only: use 'auto' or 'httpx'"
+        )
     context = _SharedSSLContext()
     httpx_sender = HttpxSender.build(
         http_client=http_client,
@@ -187,11 +198,14 @@ def make_sender(
         max_connections=max_connections,
         pool_size=pool_size,
         ssl_context=context,
+        proxy=proxy,
     )
     if backend == "httpx" or custom or not AIOHTTP_AVAILABLE:
         return httpx_sender
+    if proxy is not None and proxy.socks:  # "auto": aiohttp has no SOCKS of its own
+        return httpx_sender
     aiohttp_sender = AiohttpSender(
-        max_connections=max_connections, base_url=base_url, ssl_context=context
+        max_connections=max_connections, base_url=base_url, ssl_context=context, proxy=proxy
     )
     return AutoSender(httpx_sender, aiohttp_sender, strict=backend == "aiohttp")
 

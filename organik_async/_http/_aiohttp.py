@@ -26,6 +26,7 @@ import httpx
 from .._exceptions import RequestInfo
 from .._version import __version__
 from ._base import KEEPALIVE_EXPIRY, Answer, Route, Sender, WireErrors, read_capped
+from ._proxy import EnvProxy
 
 if TYPE_CHECKING:
     import aiohttp
@@ -64,8 +65,10 @@ class AiohttpSender:
         max_connections: int,
         base_url: str,
         ssl_context: Callable[[], ssl.SSLContext],
+        proxy: EnvProxy | None = None,
     ) -> None:
         self._max_connections = max_connections
+        self._proxy = None if proxy is None else str(proxy.url)
         self._base_url = base_url
         self._secure = base_url.startswith("https:")
         self._ssl_context = ssl_context
@@ -118,10 +121,11 @@ class AiohttpSender:
         self._session = aiohttp.ClientSession(
             connector=connector,
             # trust_env=True would look up .netrc and the proxy variables in a
-            # thread on every request (a third of the client's CPU, measured);
-            # the proxy for our one host is looked up once, here, as httpx does.
+            # thread on every request (a third of the client's CPU, measured), by
+            # rules of aiohttp's own; the proxy for our one host was decided once,
+            # by httpx's rules (see _proxy).
             trust_env=False,
-            proxy=_env_proxy(self._base_url),
+            proxy=self._proxy,
             cookie_jar=aiohttp.DummyCookieJar(),  # the API sets none; httpx's are unused too
             timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=True,
@@ -165,20 +169,6 @@ class AiohttpSender:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-
-
-def _env_proxy(base_url: str) -> str | None:
-    """The proxy ``HTTP(S)_PROXY``/``NO_PROXY`` name for ``base_url``, if any."""
-    from aiohttp.helpers import get_env_proxy_for_url
-    from yarl import URL
-
-    try:
-        proxy, auth = get_env_proxy_for_url(URL(base_url))
-    except LookupError:
-        return None
-    if auth is not None and proxy.user is None:  # credentials from .netrc
-        proxy = proxy.with_user(auth.login).with_password(auth.password)
-    return str(proxy)
 
 
 def _undecodable(exc: BaseException) -> bool:

@@ -18,6 +18,7 @@ import httpx
 from .._exceptions import RequestInfo
 from ._base import KEEPALIVE_EXPIRY, Answer, Route, Sender, WireErrors, declared_length, read_capped
 from ._pool import PoolSet
+from ._proxy import EnvProxy
 
 __all__ = ["HttpxSender", "pool_limits"]
 
@@ -66,6 +67,7 @@ class HttpxSender:
         max_connections: int,
         pool_size: int,
         ssl_context: Callable[[], ssl.SSLContext],
+        proxy: EnvProxy | None = None,
     ) -> HttpxSender:
         """Pools of our own, or the caller's ``http_client`` as is, or one
         ``transport`` under pools of ours (a transport is one pool: never split)."""
@@ -86,8 +88,13 @@ class HttpxSender:
         def new_pool(size: int) -> httpx.AsyncClient:
             # One SSL context, made when the first pool opens, serves them all
             # (building one loads the CA store, ~24 ms).
+            # The environment's proxy was decided once (see _proxy): httpx reads none.
             return httpx.AsyncClient(
-                timeout=timeout, verify=ssl_context(), limits=pool_limits(size)
+                timeout=timeout,
+                verify=ssl_context(),
+                limits=pool_limits(size),
+                trust_env=False,
+                proxy=None if proxy is None else proxy.url,
             )
 
         return cls(
