@@ -358,6 +358,98 @@ async def test_closing_the_client_ends_a_hanging_request_at_once(http_backend: H
     assert type(error).__name__ == "ClientClosedError"
 
 
+# --- the wire's smaller lies: one behaviour, httpx's -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        pytest.param([("X-Long", "a" * 8_200)], id="a header line over 8,190 bytes"),
+        pytest.param([("X-Long", "a" * 60_000)], id="a header line of 60 kB"),
+        pytest.param([(f"X-{n}", "a") for n in range(300)], id="300 header lines"),
+    ],
+)
+async def test_a_long_head_under_100_kib_is_read_on_every_backend(
+    http_backend: HttpBackend, head: list[tuple[str, str]]
+) -> None:
+    """httpcore reads a status line and headers of up to 100 KiB in all; aiohttp is
+    given the same room (its own defaults: 8,190 bytes a line, 128 lines)."""
+    rows, wire = await one_call(lambda _: answer(200, GOOD_JSON, *head), http_backend=http_backend)
+    assert isinstance(rows, list), rows
+    assert len(rows) == 1
+    assert len(wire.heads) == 1
+
+
+async def test_a_long_status_line_is_read_on_every_backend(http_backend: HttpBackend) -> None:
+    long_status = answer().replace(b" X\r\n", b" " + b"X" * 9_000 + b"\r\n", 1)
+    rows, _ = await one_call(lambda _: long_status, http_backend=http_backend)
+    assert isinstance(rows, list), rows
+
+
+async def test_a_head_far_over_100_kib_is_a_transport_error_retried(
+    http_backend: HttpBackend,
+) -> None:
+    """(httpcore checks its limit between reads of 64 KiB: a head just over it can pass.)"""
+    error, wire = await one_call(
+        lambda _: answer(200, GOOD_JSON, ("X-Long", "a" * 300_000)), http_backend=http_backend
+    )
+    assert isinstance(error, TransportError), error
+    assert len(wire.heads) == 2
+    assert_safe(error)
+
+
+async def test_every_backend_asks_for_gzip_or_deflate_only(http_backend: HttpBackend) -> None:
+    _, wire = await one_call(lambda _: answer(), http_backend=http_backend)
+    [head] = wire.heads
+    assert b"\r\naccept-encoding: gzip, deflate\r\n" in head.lower()
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, gzip", "deflate, gzip"])
+async def test_an_encoding_the_client_did_not_ask_for_is_a_decode_error(
+    http_backend: HttpBackend, encoding: str
+) -> None:
+    """Whether a library for it happens to be installed or not: the client asked for
+    gzip or deflate, and reads one of them (or none) only."""
+    body = gzip.compress(gzip.compress(GOOD_JSON)) if "," in encoding else GOOD_JSON
+    error, wire = await one_call(
+        lambda _: answer(200, body, ("Content-Encoding", encoding)), http_backend=http_backend
+    )
+    assert isinstance(error, DecodeError), error
+    assert error.position == "Content-Encoding header"
+    assert error.attempts == 1
+    assert len(wire.heads) == 1
+
+
+@pytest.mark.parametrize("encoding", ["identity", "utf-8", "x-unknown", "GZIP"])
+async def test_an_encoding_that_is_no_compression_is_read_as_it_came(
+    http_backend: HttpBackend, encoding: str
+) -> None:
+    """A server that labels a plain body "utf-8" (a common misconfiguration) still
+    gives rows, as it did on both libraries; a known one in capitals is decoded."""
+    body = gzip.compress(GOOD_JSON) if encoding == "GZIP" else GOOD_JSON
+    rows, _ = await one_call(
+        lambda _: answer(200, body, ("Content-Encoding", encoding)), http_backend=http_backend
+    )
+    assert isinstance(rows, list), rows
+    assert len(rows) == 1
+
+
+async def test_bytes_after_the_declared_body_differ_by_backend(http_backend: HttpBackend) -> None:
+    """The one wire difference left (see the docs): httpx keeps the body its
+    Content-Length declares and drops the connection; aiohttp's parser refuses the
+    whole answer when the extra bytes arrive with it (retried, then a TransportError)."""
+    outcome, wire = await one_call(
+        lambda _: answer() + b"EXTRA BYTES AFTER THE BODY", http_backend=http_backend
+    )
+    if http_backend == "httpx":
+        assert isinstance(outcome, list), outcome
+        assert len(wire.heads) == 1
+    else:
+        assert isinstance(outcome, TransportError), outcome
+        assert len(wire.heads) == 2
+        assert_safe(outcome)
+
+
 # --- the environment's proxy, looked up once ----------------------------------------------
 
 

@@ -25,7 +25,16 @@ import httpx
 
 from .._exceptions import RequestInfo
 from .._version import __version__
-from ._base import KEEPALIVE_EXPIRY, Answer, Route, Sender, WireErrors, read_capped
+from ._base import (
+    KEEPALIVE_EXPIRY,
+    MAX_HEAD,
+    Answer,
+    Route,
+    Sender,
+    WireErrors,
+    read_capped,
+    readable_encoding,
+)
 from ._proxy import EnvProxy
 
 if TYPE_CHECKING:
@@ -129,6 +138,11 @@ class AiohttpSender:
             cookie_jar=aiohttp.DummyCookieJar(),  # the API sets none; httpx's are unused too
             timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=True,
+            # As much head as httpcore reads (see MAX_HEAD); a header line is at least
+            # 4 bytes ("a:" and CRLF).
+            max_line_size=MAX_HEAD,
+            max_field_size=MAX_HEAD,
+            max_headers=MAX_HEAD // 4,
         )
         return self._session
 
@@ -157,6 +171,9 @@ class AiohttpSender:
                 timeout=self._timeout(timeouts),
                 allow_redirects=False,  # as httpx: a 3xx is an answer, never followed
             ) as response:
+                encoding = ", ".join(response.headers.getall("Content-Encoding", ()))
+                if not readable_encoding(encoding):
+                    return Answer(response.status, response.headers, b"", True)
                 raw, undecodable = await read_capped(
                     response.content.iter_any(), response.content_length, limit, info, _undecodable
                 )

@@ -39,7 +39,9 @@ from .._redact import Redactor
 from .._version import __version__
 
 __all__ = [
+    "ACCEPT_ENCODING",
     "KEEPALIVE_EXPIRY",
+    "MAX_HEAD",
     "Answer",
     "CouldNotConnect",
     "Route",
@@ -48,6 +50,7 @@ __all__ = [
     "exchange",
     "forget_locals",
     "read_capped",
+    "readable_encoding",
 ]
 
 KEEPALIVE_EXPIRY: Final = 4.0
@@ -60,6 +63,17 @@ idle connections a second earlier than that avoids the race (measured on the
 simulator under uvicorn: retries at httpx's default of 5 s, none at 4 s).
 """
 
+MAX_HEAD: Final = 100 * 1024
+"""Bytes of status line and headers an answer may have, on every backend: httpcore's
+limit (h11's ``max_incomplete_event_size``); aiohttp is given the same room instead
+of its own 8,190 bytes a line and 128 lines."""
+
+ACCEPT_ENCODING: Final = "gzip, deflate"
+"""What every backend asks for, whatever compression libraries are installed (httpx
+would add br with brotli, zstd with zstandard; aiohttp br with brotli, zstd with
+backports.zstd): both libraries decode these two the same way."""
+
+_COMPRESSIONS: Final = frozenset({"gzip", "deflate", "br", "zstd"})
 _MEDIA_TYPES: Final = {"json": "application/json", "xml": "application/xml"}
 HTTPX_USER_AGENT: Final = f"organik_async/{__version__} httpx/{httpx.__version__}"
 
@@ -77,7 +91,11 @@ class Route:
         self.text = url
         self.url = httpx.URL(url)
         self.shown = shown
-        media = {"Content-Type": _MEDIA_TYPES[request], "Accept": _MEDIA_TYPES[answer]}
+        media = {
+            "Content-Type": _MEDIA_TYPES[request],
+            "Accept": _MEDIA_TYPES[answer],
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
         self.headers = httpx.Headers({**media, "User-Agent": HTTPX_USER_AGENT})
         self.media = media  # backends that set their own User-Agent take these
 
@@ -152,6 +170,22 @@ class Sender(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def readable_encoding(content_encoding: str | None) -> bool:
+    """Whether an answer's ``Content-Encoding`` (all its values, comma-joined) is one
+    the client reads: no compression, or one of those it asked for.
+
+    br, zstd, or two compressions stacked: no, on every backend, whether a library
+    for them is installed or not (the client did not ask for them). A token that
+    names no compression ("identity", or "utf-8" from a misconfigured server) is
+    ignored, as both libraries ignore it.
+    """
+    if not content_encoding:
+        return True
+    tokens = [token.strip().lower() for token in content_encoding.split(",")]
+    compressions = [token for token in tokens if token in _COMPRESSIONS]
+    return len(compressions) <= 1 and all(token in ("gzip", "deflate") for token in compressions)
 
 
 def declared_length(headers: Mapping[str, str]) -> int | None:
@@ -302,7 +336,8 @@ def _may_be_suspended(frame: FrameType) -> bool:
 
 def _undecodable(info: RequestInfo) -> DecodeError:
     return DecodeError(
-        "the answer does not decompress as its Content-Encoding says",
+        "the answer is not in an encoding the client reads (identity, gzip or deflate), "
+        "or does not decompress as its Content-Encoding says",
         position="Content-Encoding header",
         request=info,
     )

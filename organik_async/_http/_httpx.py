@@ -16,7 +16,16 @@ from typing import Final, cast
 import httpx
 
 from .._exceptions import RequestInfo
-from ._base import KEEPALIVE_EXPIRY, Answer, Route, Sender, WireErrors, declared_length, read_capped
+from ._base import (
+    KEEPALIVE_EXPIRY,
+    Answer,
+    Route,
+    Sender,
+    WireErrors,
+    declared_length,
+    read_capped,
+    readable_encoding,
+)
 from ._pool import PoolSet
 from ._proxy import EnvProxy
 
@@ -125,6 +134,8 @@ class HttpxSender:
                 "POST", route.url, content=body, headers=route.headers, timeout=timeouts
             ) as response,
         ):
+            if not readable_encoding(response.headers.get("content-encoding")):
+                return Answer(response.status_code, response.headers, b"", True)
             # aclosing: httpx's chunk iterator is an async generator; closed here, it
             # is never left for the event loop to finalise after a cancellation.
             chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
