@@ -12,6 +12,7 @@ key, and formattable with its locals.
 
 from __future__ import annotations
 
+import base64
 import os
 import traceback
 
@@ -169,3 +170,18 @@ def test_a_socks_proxy_is_refused_by_the_aiohttp_backend_alone(
         OrganikClient(KEY, base_url=PROVIDER, http_backend="aiohttp")
     assert "use 'auto' or 'httpx'" in str(refused.value)
     assert OrganikClient(KEY, base_url=PROVIDER)._requester.sender.name == "httpx"
+
+
+async def test_credentials_in_the_proxy_url_reach_the_proxy_on_every_backend(
+    monkeypatch: pytest.MonkeyPatch, http_backend: HttpBackend
+) -> None:
+    clean_environment(monkeypatch)
+    async with wire_server(lambda _: answer()) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("://", "://us%40er:p%3Ass@"))
+        async with client(PROVIDER, http_backend) as c:
+            with anyio.fail_after(10):
+                assert len(await c.detailed_report(transaction_ids=[1])) == 1
+    [head] = proxy.heads
+    expected = "Basic " + base64.b64encode(b"us@er:p:ss").decode()
+    lines = [line.split(":", 1) for line in head.decode().split("\r\n")[1:]]
+    assert {name.lower(): value.strip() for name, value in lines}["proxy-authorization"] == expected

@@ -39,7 +39,7 @@ def _undecodable(exc: BaseException) -> bool:
 _ERRORS: Final = WireErrors(
     connect=(httpx.ConnectError,),
     # httpx.InvalidURL is documented; a port out of range reaches the socket layer
-    # (an OverflowError in anyio's task group, or trio's ValueError).
+    # (an OverflowError in the task group of anyio on asyncio).
     refused_url=(httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError, OverflowError),
     timeout=(httpx.TimeoutException,),
     transport=(httpx.TransportError,),
