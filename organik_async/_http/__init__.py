@@ -8,7 +8,10 @@ client or transport) and `AiohttpSender` (asyncio only, less CPU).
 `make_sender()` builds what the client's settings ask for; with
 ``http_backend="auto"`` that is an `AutoSender`, which, as httpcore's
 ``AutoBackend`` does, learns the event loop on the first request and picks
-the implementation then, once.
+the implementation then, once. What both must agree on beyond one request is
+decided here once too: which URLs either library can send to (``_urls``), and
+which proxy the environment names for the base URL (``_proxy``), read by
+httpx's rules and handed to whichever backend sends.
 """
 
 from __future__ import annotations
