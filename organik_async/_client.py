@@ -25,7 +25,7 @@ import httpx
 from ._bulk import Batches, BulkOptions, BulkRun, ReportStream, Rows, check_sources, collect
 from ._exceptions import AuthenticationError
 from ._follow import FollowStream
-from ._http import make_sender
+from ._http import make_sender, url_problem
 from ._models import (
     ID_KINDS,
     BatchResult,
@@ -66,7 +66,6 @@ API_KEY_ENV: Final = "ORGANIK_API_KEY"
 BASE_URL_ENV: Final = "ORGANIK_BASE_URL"
 _KEY_SHAPE: Final = re.compile(r"[0-9a-fA-F]{32}")
 _V2_SEGMENT: Final = re.compile(r"(^|/)v2(/|$)", re.IGNORECASE)
-_HOST: Final = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
 
 
 def api_key_from_credentials(username: str, password: str) -> str:
@@ -105,15 +104,18 @@ def _check_base_url(value: object, redactor: Redactor) -> str:
             "base_url must not contain the API key: the client puts the key in the path itself"
         )
     try:
-        url = httpx.URL(value)
-    except httpx.InvalidURL as exc:
-        raise ValueError(f"base_url is not a valid URL ({exc}): {shown!r}") from None
+        url: httpx.URL | str = httpx.URL(value)
+    except (httpx.InvalidURL, ValueError) as exc:  # ValueError: an IDNA label refused
+        url = str(exc)
+    if isinstance(url, str):  # raised here: httpx's half-built URL is not chained
+        raise ValueError(f"base_url is not a valid URL ({url}): {shown!r}")
     if url.scheme not in ("http", "https"):
         raise ValueError(f"base_url must start with http:// or https://: {shown!r}")
-    if not url.host:
+    if not url.raw_host:
         raise ValueError(f"base_url has no host: {shown!r}")
-    if not _HOST.fullmatch(url.host) and ":" not in url.host:  # IPv6 literals have colons
-        raise ValueError(f"base_url is not a valid URL (bad host name): {shown!r}")
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValueError(f"base_url is not a valid URL ({problem}): {shown!r}")
     if url.query or url.fragment or "?" in value or "#" in value:
         raise ValueError(f"base_url must have no query or fragment: {shown!r}")
     if _V2_SEGMENT.search(url.path):

@@ -17,6 +17,7 @@ while the masks (``***``) prove the echoes were there.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import socket
@@ -245,6 +246,14 @@ async def tcp_errors(base_url: str, http_backend: HttpBackend) -> list[BaseExcep
                 async for _batch in batches:
                     pass
         errors.append(streamed.value)
+
+    # The caller's own time budget cancelling a call that waits for its answer: the
+    # builtin TimeoutError it ends with runs down through the HTTP library's frames.
+    async with client("slow") as c:
+        with pytest.raises(builtins.TimeoutError) as budget:
+            with anyio.fail_after(0.5):
+                await c.detailed_report(transaction_ids=one)
+        errors.append(budget.value)
 
     # Closing mid-call: one request, then a call of several.
     for ids, expected in [([1], ClientClosedError), ([1, 2, 3], ClosedDuringCallError)]:

@@ -8,7 +8,10 @@ client or transport) and `AiohttpSender` (asyncio only, less CPU).
 `make_sender()` builds what the client's settings ask for; with
 ``http_backend="auto"`` that is an `AutoSender`, which, as httpcore's
 ``AutoBackend`` does, learns the event loop on the first request and picks
-the implementation then, once.
+the implementation then, once. What both must agree on beyond one request is
+decided here once too: which URLs either library can send to (``_urls``), and
+which proxy the environment names for the base URL (``_proxy``), read by
+httpx's rules and handed to whichever backend sends.
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ from ._base import (
     Sender,
     WireErrors,
     exchange,
+    forget_locals,
 )
 from ._httpx import HttpxSender, pool_limits
 from ._pool import PoolSet
+from ._proxy import EnvProxy, environment_proxy
+from ._urls import url_problem
 
 __all__ = [
     "AIOHTTP_AVAILABLE",
@@ -45,15 +51,19 @@ __all__ = [
     "Answer",
     "AutoSender",
     "CouldNotConnect",
+    "EnvProxy",
     "HttpxSender",
     "PoolSet",
     "Route",
     "Sender",
     "WireErrors",
+    "environment_proxy",
     "exchange",
+    "forget_locals",
     "httpx_is_mocked",
     "make_sender",
     "pool_limits",
+    "url_problem",
 ]
 
 logger = logging.getLogger("organik_async")
@@ -175,6 +185,14 @@ def make_sender(
             raise ValueError(
                 "http_backend='aiohttp' needs aiohttp: pip install 'organik_async[aiohttp]'"
             )
+    # A caller's own client or transport routes as it was made to (httpx reads no
+    # environment for a transport); our own pools and session take this answer.
+    proxy = None if custom else environment_proxy(httpx.URL(base_url))
+    if proxy is not None and proxy.socks and backend == "aiohttp":
+        raise ValueError(
+            f"{proxy.variable} names a SOCKS proxy, and http_backend='aiohttp' sends "
+            "through HTTP proxies only: use 'auto' or 'httpx'"
+        )
     context = _SharedSSLContext()
     httpx_sender = HttpxSender.build(
         http_client=http_client,
@@ -183,11 +201,14 @@ def make_sender(
         max_connections=max_connections,
         pool_size=pool_size,
         ssl_context=context,
+        proxy=proxy,
     )
     if backend == "httpx" or custom or not AIOHTTP_AVAILABLE:
         return httpx_sender
+    if proxy is not None and proxy.socks:  # "auto": aiohttp has no SOCKS of its own
+        return httpx_sender
     aiohttp_sender = AiohttpSender(
-        max_connections=max_connections, base_url=base_url, ssl_context=context
+        max_connections=max_connections, base_url=base_url, ssl_context=context, proxy=proxy
     )
     return AutoSender(httpx_sender, aiohttp_sender, strict=backend == "aiohttp")
 

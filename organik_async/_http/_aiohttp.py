@@ -25,7 +25,17 @@ import httpx
 
 from .._exceptions import RequestInfo
 from .._version import __version__
-from ._base import KEEPALIVE_EXPIRY, Answer, Route, Sender, WireErrors, read_capped
+from ._base import (
+    KEEPALIVE_EXPIRY,
+    MAX_HEAD,
+    Answer,
+    Route,
+    Sender,
+    WireErrors,
+    read_capped,
+    readable_encoding,
+)
+from ._proxy import EnvProxy
 
 if TYPE_CHECKING:
     import aiohttp
@@ -43,7 +53,7 @@ def _installed() -> bool:
 AVAILABLE: Final = _installed()
 """Whether aiohttp can be imported (it is not, until a request needs it)."""
 
-_NONE: Final = WireErrors((), (), (), lambda _: False)
+_NONE: Final = WireErrors((), (), (), (), lambda _: False)
 
 
 class AiohttpSender:
@@ -64,8 +74,10 @@ class AiohttpSender:
         max_connections: int,
         base_url: str,
         ssl_context: Callable[[], ssl.SSLContext],
+        proxy: EnvProxy | None = None,
     ) -> None:
         self._max_connections = max_connections
+        self._proxy = None if proxy is None else str(proxy.url)
         self._base_url = base_url
         self._secure = base_url.startswith("https:")
         self._ssl_context = ssl_context
@@ -98,6 +110,8 @@ class AiohttpSender:
         self.user_agent = f"organik_async/{__version__} aiohttp/{aiohttp.__version__}"
         self.errors = WireErrors(
             connect=(aiohttp.ClientConnectorError,),  # as httpx's ConnectError
+            # aiohttp.InvalidURL is documented; yarl and the IDNA codec raise ValueError.
+            refused_url=(aiohttp.InvalidURL, ValueError),
             # aiohttp's timeouts subclass the builtin TimeoutError (asyncio's, since 3.11).
             timeout=(aiohttp.ServerTimeoutError, builtins.TimeoutError),
             # The rest of what a request can meet on the wire (OSError: a reset socket).
@@ -116,13 +130,19 @@ class AiohttpSender:
         self._session = aiohttp.ClientSession(
             connector=connector,
             # trust_env=True would look up .netrc and the proxy variables in a
-            # thread on every request (a third of the client's CPU, measured);
-            # the proxy for our one host is looked up once, here, as httpx does.
+            # thread on every request (a third of the client's CPU, measured), by
+            # rules of aiohttp's own; the proxy for our one host was decided once,
+            # by httpx's rules (see _proxy).
             trust_env=False,
-            proxy=_env_proxy(self._base_url),
+            proxy=self._proxy,
             cookie_jar=aiohttp.DummyCookieJar(),  # the API sets none; httpx's are unused too
             timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=True,
+            # As much head as httpcore reads (see MAX_HEAD); a header line is at least
+            # 4 bytes ("a:" and CRLF).
+            max_line_size=MAX_HEAD,
+            max_field_size=MAX_HEAD,
+            max_headers=MAX_HEAD // 4,
         )
         return self._session
 
@@ -151,6 +171,9 @@ class AiohttpSender:
                 timeout=self._timeout(timeouts),
                 allow_redirects=False,  # as httpx: a 3xx is an answer, never followed
             ) as response:
+                encoding = ", ".join(response.headers.getall("Content-Encoding", ()))
+                if not readable_encoding(encoding):
+                    return Answer(response.status, response.headers, b"", True)
                 raw, undecodable = await read_capped(
                     response.content.iter_any(), response.content_length, limit, info, _undecodable
                 )
@@ -163,20 +186,6 @@ class AiohttpSender:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-
-
-def _env_proxy(base_url: str) -> str | None:
-    """The proxy ``HTTP(S)_PROXY``/``NO_PROXY`` name for ``base_url``, if any."""
-    from aiohttp.helpers import get_env_proxy_for_url
-    from yarl import URL
-
-    try:
-        proxy, auth = get_env_proxy_for_url(URL(base_url))
-    except LookupError:
-        return None
-    if auth is not None and proxy.user is None:  # credentials from .netrc
-        proxy = proxy.with_user(auth.login).with_password(auth.password)
-    return str(proxy)
 
 
 def _undecodable(exc: BaseException) -> bool:

@@ -16,8 +16,18 @@ from typing import Final, cast
 import httpx
 
 from .._exceptions import RequestInfo
-from ._base import KEEPALIVE_EXPIRY, Answer, Route, Sender, WireErrors, declared_length, read_capped
+from ._base import (
+    KEEPALIVE_EXPIRY,
+    Answer,
+    Route,
+    Sender,
+    WireErrors,
+    declared_length,
+    read_capped,
+    readable_encoding,
+)
 from ._pool import PoolSet
+from ._proxy import EnvProxy
 
 __all__ = ["HttpxSender", "pool_limits"]
 
@@ -28,6 +38,9 @@ def _undecodable(exc: BaseException) -> bool:
 
 _ERRORS: Final = WireErrors(
     connect=(httpx.ConnectError,),
+    # httpx.InvalidURL is documented; a port out of range reaches the socket layer
+    # (an OverflowError in the task group of anyio on asyncio).
+    refused_url=(httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError, OverflowError),
     timeout=(httpx.TimeoutException,),
     transport=(httpx.TransportError,),
     undecodable=_undecodable,
@@ -63,6 +76,7 @@ class HttpxSender:
         max_connections: int,
         pool_size: int,
         ssl_context: Callable[[], ssl.SSLContext],
+        proxy: EnvProxy | None = None,
     ) -> HttpxSender:
         """Pools of our own, or the caller's ``http_client`` as is, or one
         ``transport`` under pools of ours (a transport is one pool: never split)."""
@@ -83,8 +97,13 @@ class HttpxSender:
         def new_pool(size: int) -> httpx.AsyncClient:
             # One SSL context, made when the first pool opens, serves them all
             # (building one loads the CA store, ~24 ms).
+            # The environment's proxy was decided once (see _proxy): httpx reads none.
             return httpx.AsyncClient(
-                timeout=timeout, verify=ssl_context(), limits=pool_limits(size)
+                timeout=timeout,
+                verify=ssl_context(),
+                limits=pool_limits(size),
+                trust_env=False,
+                proxy=None if proxy is None else proxy.url,
             )
 
         return cls(
@@ -115,6 +134,8 @@ class HttpxSender:
                 "POST", route.url, content=body, headers=route.headers, timeout=timeouts
             ) as response,
         ):
+            if not readable_encoding(response.headers.get("content-encoding")):
+                return Answer(response.status_code, response.headers, b"", True)
             # aclosing: httpx's chunk iterator is an async generator; closed here, it
             # is never left for the event loop to finalise after a cancellation.
             chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
