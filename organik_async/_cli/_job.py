@@ -424,7 +424,7 @@ def _conclude(job: Job, ui: Ui, plan: _Plan, fetching: _Fetching, started: float
     ending, sink = fetching.ending, fetching.sink
     for failure in ending.failures:
         fetching.counts.retries += max(0, failure.attempts - 1)
-    code, outcome = _outcome(ending, fetching.total)
+    code, outcome = _outcome(ending, fetching.total, job.inputs.ids_read)
     if code == EXIT_FAILURES and (ending.failures or ending.still_pending):
         _write_failed(job.failed_path, ending, ui)
     elif code == EXIT_OK:
@@ -499,7 +499,7 @@ def _whole_batch_failed(columns: Mapping[str, IdColumn], error: OrganikError) ->
     return BatchFailure(0, kind, tuple(ids), "failed", error, error.attempts)
 
 
-def _outcome(ending: _Ending, total: int) -> tuple[int, str]:
+def _outcome(ending: _Ending, total: int, ids_read: int) -> tuple[int, str]:
     if ending.signal is not None:
         code = EXIT_SIGTERM if ending.signal == signal.SIGTERM else EXIT_SIGINT
         return code, "interrupted"
@@ -511,7 +511,9 @@ def _outcome(ending: _Ending, total: int) -> tuple[int, str]:
         return EXIT_FAILURES, "failures"
     if ending.still_pending:
         return EXIT_FAILURES, "still_pending"
-    return EXIT_OK, "complete" if total else "nothing_to_do"
+    if total:
+        return EXIT_OK, "complete"
+    return EXIT_OK, "nothing_to_do" if ids_read else "empty_input"
 
 
 def _split_pending(

@@ -199,6 +199,7 @@ def write_json(summary: Summary, path: Path) -> None:
 _HEADLINES: Final = {
     "complete": "complete",
     "nothing_to_do": "nothing to fetch: every ID is already in the output",
+    "empty_input": "nothing to fetch: the input holds no IDs",
     "failures": "finished with failures",
     "still_pending": "finished with rows still pending",
     "interrupted": "interrupted",
