@@ -347,6 +347,8 @@ class _Fetching:
             total=self.total,
             columns=plan.columns,
             batch_sizes=sizes,
+            rows_written=lambda: self.sink.rows_written,
+            lang=ui.lang,
         )
 
     async def run(self, handle_signals: bool) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import msgspec
 from rich import box
@@ -31,6 +31,7 @@ from organik_async import (
 )
 
 from ._sink import Tally
+from ._words import Lang
 
 __all__ = [
     "FailureGroup",
@@ -44,7 +45,6 @@ __all__ = [
     "write_json",
 ]
 
-Lang = Literal["en", "tr"]
 TOP_ERROR_CODES: Final = 10
 _STATUS_TEXT: Final[dict[str, dict[int, str]]] = {
     "en": {
