@@ -355,7 +355,8 @@ _ui_options = _options(
         type=click.Choice(["en", "tr"]),
         default="en",
         show_default=True,
-        help="Language of the summary's status and error-code descriptions.",
+        help="Language of the summary and the progress line (the descriptions of statuses "
+        "and error codes are the provider's own words).",
     ),
     click.option(
         "--summary-json",
@@ -369,7 +370,21 @@ _ui_options = _options(
 # --- Commands ---------------------------------------------------------------------------
 
 
+class _Command(click.Command):
+    """A command listed in the group's ``--help`` by the whole first line of its help."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        if self.short_help or not self.help:
+            return super().get_short_help_str(limit)
+        return self.help.strip().splitlines()[0]
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=f"The API key is read from ${API_KEY_ENV} (MD5 of username + password); there is "
     "no flag for it. Exit codes: 0 every row fetched; 1 some IDs failed (see the failed "
@@ -531,7 +546,7 @@ def summarize(file: str, fmt: str | None, lang: str, summary_json: str | None) -
     )
     if summary_json:
         write_json(summary, Path(summary_json))
-    render(summary, ui.console)
+    render(summary, ui.console, ui.lang)
     return EXIT_OK
 
 

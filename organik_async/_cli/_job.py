@@ -37,6 +37,7 @@ from organik_async import (
     BatchResult,
     BulkReportError,
     DetailedReport,
+    FollowStream,
     IdKind,
     OrganikClient,
     OrganikError,
@@ -47,10 +48,11 @@ from organik_async import Progress as ClientProgress
 from ._formats import OutputFormat, track_key
 from ._inputs import COLUMNS, KINDS, Id, IdColumn, InputSet
 from ._progress import Bar
-from ._sink import PipeClosed, ResumeState, Sink, load_resume
+from ._sink import PipeClosed, ResumeState, Sink, journal_path, load_resume
 from ._summary import (
     IdCounts,
     Lang,
+    OutputStatus,
     Summary,
     failure_fields,
     group_failures,
@@ -68,6 +70,7 @@ __all__ = [
     "EXIT_SIGTERM",
     "EXIT_USAGE",
     "ClientOptions",
+    "FollowCounts",
     "Job",
     "Ui",
     "UntilFinal",
@@ -189,6 +192,24 @@ class _Counts:
     ids_without_rows: int = 0
 
 
+@dataclass
+class FollowCounts:
+    """What following pending rows cost: rounds, and requests and retries in them."""
+
+    rounds: int = 0
+    requests: int = 0
+    retries: int = 0
+    last: dict[int, ClientProgress] = field(default_factory=dict)
+    """Each round's last progress report, by round (from 0)."""
+
+    def heard(self, round_index: int, progress: ClientProgress) -> None:
+        """A round's progress report: its batches done (each one request, plus its retries)."""
+        self.last[round_index] = progress
+        self.rounds = max(self.rounds, round_index + 1)
+        self.requests = sum(p.batches_done + p.retries for p in self.last.values())
+        self.retries = sum(p.retries for p in self.last.values())
+
+
 async def fetch_batches(
     client: OrganikClient,
     sources: Mapping[str, IdColumn],
@@ -222,21 +243,31 @@ async def follow_pending(
     pending: dict[Id, DetailedReport],
     until: UntilFinal,
     on_final: Callable[[DetailedReport], None],
+    counts: FollowCounts | None = None,
 ) -> str | None:
     """Follow the ``pending`` rows (by ``gsm_track_id``) until final or the deadline.
 
-    Each row that becomes final goes to ``on_final`` and leaves ``pending``.
-    Returns ``None`` when every row became final, else why the rest did not:
-    the deadline, or the error that stopped the following (authentication
-    refused and a closed pipe are raised as they are).
+    Each row that becomes final goes to ``on_final`` and leaves ``pending``;
+    ``counts`` counts the rounds and their requests. Returns ``None`` when
+    every row became final, else why the rest did not: the deadline, or the
+    error that stopped the following (authentication refused and a closed
+    pipe are raised as they are).
     """
+    counted = counts if counts is not None else FollowCounts()
+    stream: FollowStream | None = None
+
+    def heard(progress: ClientProgress) -> None:
+        counted.heard(stream.rounds if stream is not None else 0, progress)
+
     try:
-        async with client.follow_until_final(
+        stream = client.follow_until_final(
             gsm_track_ids=[row.gsm_track_id for row in pending.values()],
             poll_interval=until.poll_interval,
             max_poll_interval=max(MAX_POLL_INTERVAL, until.poll_interval),
             deadline=until.deadline,
-        ) as rows:
+            on_progress=heard,
+        )
+        async with stream as rows:
             async for row in rows:
                 pending.pop(track_key(row.gsm_track_id), None)
                 on_final(row)
@@ -340,6 +371,7 @@ class _Fetching:
         self.pending: dict[Id, DetailedReport] = {}
         """``--until-final``: the rows seen pending, by ``gsm_track_id``, not written yet."""
         self.counts = _Counts()
+        self.follow = FollowCounts()
         self.ending = _Ending()
         self.bar = Bar(
             ui.console,
@@ -400,7 +432,7 @@ class _Fetching:
     async def _follow(self, until: UntilFinal) -> None:
         if not self.ui.quiet:
             self.ui.say(f"following {len(self.pending):,} pending rows until final")
-        reason = await follow_pending(self.client, self.pending, until, self._on_final)
+        reason = await follow_pending(self.client, self.pending, until, self._on_final, self.follow)
         if reason is not None:
             self.ending.pending_reason = reason
             self.ending.still_pending = list(self.pending.values())
@@ -439,7 +471,7 @@ def _conclude(job: Job, ui: Ui, plan: _Plan, fetching: _Fetching, started: float
         except OSError as exc:
             ui.say(f"cannot write the summary to {ui.summary_json}: {exc.strerror or exc}")
     if not ui.quiet:
-        render(summary, ui.console)
+        render(summary, ui.console, ui.lang)
     if code in (EXIT_SIGINT, EXIT_SIGTERM) or (code == EXIT_AUTH and sink.rows_written):
         _resume_hint(job, ui)
     return code
@@ -611,12 +643,16 @@ def _summary(
     outcome: str,
     started: float,
 ) -> Summary:
-    sink, counts, ending = fetching.sink, fetching.counts, fetching.ending
+    sink, counts, ending, follow = fetching.sink, fetching.counts, fetching.ending, fetching.follow
     tally = sink.tally
     if state is not None and not state.restart:
         tally = state.tally.add(tally)
     by_status, error_codes = status_rows(tally, ui.lang)
     elapsed = time.perf_counter() - started
+    requests = counts.batches + counts.retries + sum(1 for f in ending.failures if f.attempts)
+    rate: float | None = None  # --until-final: rows over a follow period mean nothing
+    if job.until_final is None:
+        rate = round(sink.rows_written / elapsed, 1) if elapsed > 0 else 0.0
     inputs = job.inputs
     ids = IdCounts(
         read=inputs.ids_read,
@@ -636,6 +672,8 @@ def _summary(
         format=job.fmt,
         rows_in_output=tally.rows,
         rows_this_run=sink.rows_written,
+        output_status=_output_status(job, sink),
+        journal=_journal_left(job),
         duplicate_rows_skipped=sink.duplicates,
         by_status=by_status,
         error_codes=error_codes,
@@ -649,8 +687,26 @@ def _summary(
         still_pending=len(ending.still_pending),
         pending_reason=ending.pending_reason if ending.still_pending else None,
         bad_lines=[ui.scrub(line) for line in inputs.bad_lines],
-        requests=counts.batches + counts.retries + sum(1 for f in ending.failures if f.attempts),
-        retries=counts.retries,
+        requests=requests + follow.requests,
+        retries=counts.retries + follow.retries,
+        rounds=follow.rounds,
+        follow_requests=follow.requests,
         elapsed_seconds=round(elapsed, 3),
-        rows_per_second=round(sink.rows_written / elapsed, 1) if elapsed > 0 else 0.0,
+        rows_per_second=rate,
     )
+
+
+def _output_status(job: Job, sink: Sink) -> OutputStatus:
+    if sink.opened:
+        return "written"
+    if job.output is not None and job.output.exists():
+        return "unchanged"
+    return "not_written"
+
+
+def _journal_left(job: Job) -> str | None:
+    """The journal beside the output, if there is one (``--until-final`` keeps none)."""
+    if job.output is None or job.until_final is not None:
+        return None
+    journal = journal_path(job.output)
+    return str(journal) if journal.exists() else None

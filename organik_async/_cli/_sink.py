@@ -76,7 +76,8 @@ class ResumeState:
     restart: bool = True
     """Nothing usable: the output is written anew."""
     cut: int = 0
-    """Bytes of the output beyond the last journaled batch (dropped on resume)."""
+    """Bytes of rows in the output beyond the last journaled batch (dropped on resume; a
+    JSON array's closing bracket, dropped and written again, is not counted)."""
 
     @property
     def ids_done(self) -> int:
@@ -111,8 +112,14 @@ def load_resume(output: Path, fmt: OutputFormat, input_kinds: Iterable[str]) -> 
     with output.open("rb") as stream:
         _check_against_journal(RowReader(stream, fmt), journal, state, keys)
         size = stream.seek(0, os.SEEK_END)
+        if not state.restart and size > state.output_bytes:
+            state.cut = size - state.output_bytes
+            footer = RowEncoder(fmt).footer  # a JSON array's "]": written again at the end
+            if footer and state.cut >= len(footer):
+                stream.seek(size - len(footer))
+                if stream.read() == footer:
+                    state.cut -= len(footer)
     state.track_keys = keys
-    state.cut = max(0, size - state.output_bytes) if not state.restart else 0
     return state
 
 
