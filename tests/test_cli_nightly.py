@@ -18,7 +18,7 @@ from test_cli import DATASET, TX, api_key, ids_file, rows_of, run, served, serve
 from test_cli_process import env, script
 
 from organik_async._cli._inputs import InputError, Source, read_inputs
-from organik_async.testing import FakeOrganikAPI, Fault
+from organik_async.testing import DEMO_API_KEY, FakeOrganikAPI, Fault
 
 __all__ = ["api_key", "env", "server"]  # fixtures shared with test_cli and test_cli_process
 
@@ -162,3 +162,20 @@ def test_log_lines_in_a_file_are_one_a_record_with_an_iso_time_logger_and_level(
     # Every line is a whole log record or the summary's: no record wraps onto a second line.
     first_summary = next(i for i, line in enumerate(lines) if "organik-report fetch:" in line)
     assert all(_LOG_LINE.fullmatch(line) for line in lines[:first_summary]), lines
+
+
+# --- The key ----------------------------------------------------------------------------------
+
+
+def test_a_key_in_upper_case_hex_works_and_is_never_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORGANIK_API_KEY", DEMO_API_KEY.upper())
+    out = tmp_path / "report.jsonl"
+    with served(FakeOrganikAPI(DATASET)) as url:
+        code, err = run(capsys, "fetch", "--base-url", url, "-vv", "--http-backend", "httpx",
+                        "--transaction-ids", ids_file(tmp_path, TX[:3]), "-o", out)  # fmt: skip
+    assert code == 0, err
+    assert "HTTP Request: POST" in err
+    for shown in (err, out.read_text(encoding="utf-8")):
+        assert DEMO_API_KEY not in shown.lower()

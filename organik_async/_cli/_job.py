@@ -16,6 +16,7 @@ become final; those still pending at the deadline go to the failed file.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import os
@@ -44,6 +45,7 @@ from organik_async import (
     StillPendingError,
 )
 from organik_async import Progress as ClientProgress
+from organik_async._redact import Redactor
 
 from ._formats import OutputFormat, track_key
 from ._inputs import COLUMNS, KINDS, Id, IdColumn, InputSet
@@ -145,12 +147,18 @@ class Ui:
     """The API key: scrubbed from every message, in case anything ever held it."""
 
     def scrub(self, text: str) -> str:
-        return text.replace(self.secret, "***") if self.secret else text
+        """``text`` with any run of 8 or more of the key's characters masked, in any case."""
+        return _redactor(self.secret).text(text) if self.secret else text
 
     def say(self, text: str) -> None:
         self.console.print(
             f"organik-report: {self.scrub(text)}", markup=False, highlight=False, soft_wrap=True
         )
+
+
+@functools.lru_cache(maxsize=4)
+def _redactor(secret: str) -> Redactor:
+    return Redactor(secret)
 
 
 @dataclass(frozen=True, kw_only=True)
