@@ -111,16 +111,23 @@ def load_resume(output: Path, fmt: OutputFormat, input_kinds: Iterable[str]) -> 
         return state
     with output.open("rb") as stream:
         _check_against_journal(RowReader(stream, fmt), journal, state, keys)
-        size = stream.seek(0, os.SEEK_END)
-        if not state.restart and size > state.output_bytes:
-            state.cut = size - state.output_bytes
-            footer = RowEncoder(fmt).footer  # a JSON array's "]": written again at the end
-            if footer and state.cut >= len(footer):
-                stream.seek(size - len(footer))
-                if stream.read() == footer:
-                    state.cut -= len(footer)
+        if not state.restart:
+            state.cut = _rows_to_cut(stream, state.output_bytes, fmt)
     state.track_keys = keys
     return state
+
+
+def _rows_to_cut(stream: BinaryIO, keep: int, fmt: OutputFormat) -> int:
+    """The bytes of rows after the first ``keep`` bytes: a JSON array's closing bracket at
+    the end is not counted (it is cut, and written again when the run ends)."""
+    size = stream.seek(0, os.SEEK_END)
+    cut = max(0, size - keep)
+    footer = RowEncoder(fmt).footer
+    if footer and cut >= len(footer):
+        stream.seek(size - len(footer))
+        if stream.read() == footer:
+            cut -= len(footer)
+    return cut
 
 
 def _check_against_journal(
