@@ -179,3 +179,13 @@ def test_a_key_in_upper_case_hex_works_and_is_never_shown(
     assert "HTTP Request: POST" in err
     for shown in (err, out.read_text(encoding="utf-8")):
         assert DEMO_API_KEY not in shown.lower()
+
+
+@pytest.mark.parametrize("redirect", ["2>&1 >/dev/null | true", "2>&-"])
+def test_a_usage_error_exits_2_whatever_happens_to_stderr(
+    tmp_path: Path, env: dict[str, str], redirect: str
+) -> None:
+    line = shlex.join(script("fetch", "--no-such-flag"))
+    done = _shell(f'exec 3>&1; {line} {redirect}; echo "exit=${{PIPESTATUS[0]}}" >&3', env)
+    assert done.stdout.splitlines()[-1] == "exit=2", done
+    assert "Traceback" not in done.stdout + done.stderr

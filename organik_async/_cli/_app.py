@@ -29,7 +29,7 @@ import msgspec
 from organik_async import __version__
 
 from ._console import console as stderr_console
-from ._console import log_handler, open_standard_fds
+from ._console import log_handler, open_standard_fds, silence_stderr
 from ._formats import FORMATS, OutputFormat, OutputProblem, RowDigest, RowReader, format_for
 from ._inputs import (
     TURKISH_EXCEL_ENCODING,
@@ -726,7 +726,10 @@ def run(argv: Sequence[str]) -> int:
             args, prog_name="organik-report", standalone_mode=False, obj={"argv": args}
         )
     except click.ClickException as exc:
-        exc.show()
+        try:
+            exc.show()
+        except OSError:  # stderr's reader is gone: the exit code still says it
+            silence_stderr()
         return exc.exit_code
     except (KeyboardInterrupt, click.Abort):
         console.print("organik-report: interrupted", highlight=False)

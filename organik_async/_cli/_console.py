@@ -23,7 +23,14 @@ from typing import TextIO, cast
 from rich.console import Console
 from rich.logging import RichHandler
 
-__all__ = ["LineFormatter", "QuietStderr", "console", "log_handler", "open_standard_fds"]
+__all__ = [
+    "LineFormatter",
+    "QuietStderr",
+    "console",
+    "log_handler",
+    "open_standard_fds",
+    "silence_stderr",
+]
 
 
 def open_standard_fds() -> None:
@@ -36,6 +43,18 @@ def open_standard_fds() -> None:
             if devnull != fd:
                 os.dup2(devnull, fd)
                 os.close(devnull)
+
+
+def silence_stderr() -> None:
+    """Point descriptor 2 at ``/dev/null``: its reader is gone, and the interpreter's last
+    flush of ``sys.stderr`` must not fail (nor turn the exit code into 120)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+    except OSError:
+        pass
+    finally:
+        os.close(devnull)
 
 
 class QuietStderr:
@@ -54,13 +73,7 @@ class QuietStderr:
 
     def _lose(self) -> None:
         self.gone = True
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-        except OSError:
-            pass
-        finally:
-            os.close(devnull)
+        silence_stderr()
 
     def write(self, text: str) -> int:
         if not self.gone:
