@@ -88,7 +88,7 @@ def _resolve_key(api_key: object) -> Secret:
             f"the one given has {length} characters or other symbols",
             code=90,
         )
-    return Secret(key)
+    return Secret(key.lower())  # the provider issues keys in lower case, and compares them so
 
 
 def _check_base_url(value: object, redactor: Redactor) -> str:
@@ -335,9 +335,9 @@ class OrganikClient:
     async def detailed_report(
         self,
         *,
-        transaction_ids: IdSource = (),
-        delivery_track_ids: IdSource = (),
-        gsm_track_ids: IdSource = (),
+        transaction_ids: IdSource | None = None,
+        delivery_track_ids: IdSource | None = None,
+        gsm_track_ids: IdSource | None = None,
         **options: Unpack[CallOptions],
     ) -> list[DetailedReport]:
         """Every row for the given IDs, fetched in concurrent batches.
@@ -355,9 +355,9 @@ class OrganikClient:
     def iter_detailed_report(
         self,
         *,
-        transaction_ids: IdSource = (),
-        delivery_track_ids: IdSource = (),
-        gsm_track_ids: IdSource = (),
+        transaction_ids: IdSource | None = None,
+        delivery_track_ids: IdSource | None = None,
+        gsm_track_ids: IdSource | None = None,
         **options: Unpack[CallOptions],
     ) -> ReportStream[DetailedReport]:
         """Rows as batches complete, in bounded memory:
@@ -377,9 +377,9 @@ class OrganikClient:
     def iter_batches(
         self,
         *,
-        transaction_ids: IdSource = (),
-        delivery_track_ids: IdSource = (),
-        gsm_track_ids: IdSource = (),
+        transaction_ids: IdSource | None = None,
+        delivery_track_ids: IdSource | None = None,
+        gsm_track_ids: IdSource | None = None,
         **options: Unpack[CallOptions],
     ) -> ReportStream[BatchResult]:
         """One [`BatchResult`][organik_async.BatchResult] per successful request, as they complete.
@@ -396,9 +396,9 @@ class OrganikClient:
     def follow_until_final(
         self,
         *,
-        transaction_ids: IdSource = (),
-        delivery_track_ids: IdSource = (),
-        gsm_track_ids: IdSource = (),
+        transaction_ids: IdSource | None = None,
+        delivery_track_ids: IdSource | None = None,
+        gsm_track_ids: IdSource | None = None,
         poll_interval: float = 60.0,
         max_poll_interval: float = 900.0,
         deadline: float = 24 * 3600.0,
@@ -422,7 +422,7 @@ class OrganikClient:
         check_positive_number("deadline", deadline)
         sources = (transaction_ids, delivery_track_ids, gsm_track_ids)
         self._prepare(sources, options)  # refuse bad arguments now, at the call
-        first = dict(zip(ID_KINDS, sources, strict=True))
+        first = {k: v for k, v in zip(ID_KINDS, sources, strict=True) if v is not None}
 
         async def one_round(ids: Mapping[IdKind, IdSource]) -> list[DetailedReport]:
             return await self.detailed_report(
@@ -449,7 +449,13 @@ class OrganikClient:
         unknown = sorted(set(options) - CALL_OPTIONS)
         if unknown:
             raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
-        checked = check_sources(dict(zip(ID_KINDS, sources, strict=True)))
+        if all(source is None for source in sources):
+            raise TypeError(
+                "a report call needs IDs: pass transaction_ids=, delivery_track_ids= or "
+                "gsm_track_ids= (an empty list asks for nothing, and gets no rows)"
+            )
+        given = zip(ID_KINDS, sources, strict=True)
+        checked = check_sources({kind: () if ids is None else ids for kind, ids in given})
         overrides = {
             name: options[name]
             for name in ("batch_sizes", "max_concurrency", "retry")

@@ -122,7 +122,7 @@ async def test_rows_reached_through_two_id_kinds_appear_once() -> None:
 async def test_a_call_with_no_ids_sends_nothing() -> None:
     fake = FakeOrganikAPI(DATASET)
     async with fast(fake) as client:
-        assert await client.detailed_report() == []
+        assert await client.detailed_report(transaction_ids=[]) == []
         assert await client.detailed_report(transaction_ids=iter([])) == []
     assert fake.stats.requests == 0
 

@@ -120,6 +120,7 @@ async def fetch(
     concurrency: int,
 ) -> tuple[list[DetailedReport], list[BatchResult]]:
     arguments: Any = {kind: iter(ids) if lazy else ids for kind, ids in inputs.items()}
+    arguments = arguments or {"transaction_ids": []}  # no ID argument at all is a TypeError
     rows: list[DetailedReport] = []
     results: list[BatchResult] = []
     client = client_for(provider, batch_size, concurrency)

@@ -107,10 +107,11 @@ def test_a_long_list_of_bad_lines_is_cut_short(tmp_path: Path) -> None:
         read_inputs([Source("transaction_ids", path)])
 
 
-def test_a_line_that_is_not_utf8_is_a_bad_line(tmp_path: Path) -> None:
+def test_a_line_that_is_not_utf8_refuses_the_whole_file(tmp_path: Path) -> None:
     path = write(tmp_path, "d.txt", b"abc\n\xff\xfe\n")
-    with pytest.raises(InputError, match=r"d\.txt:2: not UTF-8 text"):
-        read_inputs([Source("delivery_track_ids", path)])
+    for skip in (False, True):
+        with pytest.raises(InputError, match=r"d\.txt:2: not UTF-8 text"):
+            read_inputs([Source("delivery_track_ids", path)], skip_bad_lines=skip)
 
 
 def test_a_csv_export_read_as_lines_is_refused_with_a_hint(tmp_path: Path) -> None:

@@ -357,11 +357,11 @@ async def test_no_records_code_87_is_zero_rows(provider: Provider) -> None:
 @pytest.mark.parametrize(
     "ids",
     [
-        {},
+        {"transaction_ids": []},
         {"transaction_ids": [], "delivery_track_ids": (), "gsm_track_ids": []},
         {"gsm_track_ids": iter(())},
     ],
-    ids=["nothing", "all-empty", "empty-iterator"],
+    ids=["empty", "all-empty", "empty-iterator"],
 )
 async def test_no_ids_sends_nothing_and_returns_no_rows(
     provider: Provider, ids: dict[str, Any]

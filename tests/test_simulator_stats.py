@@ -99,9 +99,10 @@ async def test_reset_zeroes_counters() -> None:
         "requests": 0,
         "in_flight": 0,
         "peak_in_flight": 0,
+        "max_concurrent_requests": None,
         "refused": 0,
-        "admitted": 0,
-        "peak_admitted": 0,
+        "admitted": None,  # no cap: nothing to count admissions against
+        "peak_admitted": None,
         "outcomes": {},
         "api_error_codes": {},
         "http_statuses": {},

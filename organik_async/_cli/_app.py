@@ -25,13 +25,22 @@ import anyio
 import click
 import httpx
 import msgspec
-from rich.console import Console
-from rich.logging import RichHandler
 
 from organik_async import __version__
 
+from ._console import console as stderr_console
+from ._console import log_handler, open_standard_fds, silence_stderr
 from ._formats import FORMATS, OutputFormat, OutputProblem, RowDigest, RowReader, format_for
-from ._inputs import InputError, InputSet, Shard, Source, read_inputs
+from ._inputs import (
+    TURKISH_EXCEL_ENCODING,
+    InputError,
+    InputSet,
+    Shard,
+    Source,
+    check_encoding,
+    parse_delimiter,
+    read_inputs,
+)
 from ._job import (
     EXIT_AUTH,
     EXIT_OK,
@@ -67,6 +76,24 @@ def _check_shard(ctx: click.Context, param: click.Parameter, value: str | None) 
         return None
     try:
         return Shard.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _check_delimiter(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_delimiter(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _check_encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_encoding(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -154,10 +181,30 @@ _input_options = _options(
         "or gsm_track_id, after the option's kind].",
     ),
     click.option(
+        "--delimiter",
+        metavar="CHAR",
+        callback=_check_delimiter,
+        help="The CSV delimiter: a character, or comma, semicolon, tab, pipe [default: found "
+        "from the header].",
+    ),
+    click.option(
+        "--encoding",
+        metavar="NAME",
+        callback=_check_encoding,
+        help=f"The input files' text encoding, such as {TURKISH_EXCEL_ENCODING} (what Excel "
+        "saves on Turkish Windows) [default: UTF-8].",
+    ),
+    click.option(
         "--skip-bad-lines",
         is_flag=True,
         help="Leave out lines that are not a valid ID (counted and listed in the summary) "
         "instead of stopping before anything is sent.",
+    ),
+    click.option(
+        "--allow-empty",
+        is_flag=True,
+        help="An input with no ID (a day with no sends) makes an empty output and exit 0, "
+        "instead of exit 2.",
     ),
     click.option(
         "--shard",
@@ -308,7 +355,8 @@ _ui_options = _options(
         type=click.Choice(["en", "tr"]),
         default="en",
         show_default=True,
-        help="Language of the summary's status and error-code descriptions.",
+        help="Language of the summary and the progress line (the descriptions of statuses "
+        "and error codes are the provider's own words).",
     ),
     click.option(
         "--summary-json",
@@ -322,7 +370,21 @@ _ui_options = _options(
 # --- Commands ---------------------------------------------------------------------------
 
 
+class _Command(click.Command):
+    """A command listed in the group's ``--help`` by the whole first line of its help."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        if self.short_help or not self.help:
+            return super().get_short_help_str(limit)
+        return self.help.strip().splitlines()[0]
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=f"The API key is read from ${API_KEY_ENV} (MD5 of username + password); there is "
     "no flag for it. Exit codes: 0 every row fetched; 1 some IDs failed (see the failed "
@@ -359,8 +421,16 @@ def fetch(ctx: click.Context, /, **options: Any) -> int:
         )
     until = _until_final(options)
     output, fmt, failed = _resolve_output(options)
-    if options["column"] and not any(_is_csv(s, options["input_format"]) for s in sources):
-        raise click.UsageError("--column applies to CSV inputs (*.csv or --input-format csv)", ctx)
+    if output is None and sys.stdout is None:  # started with standard output closed
+        raise click.BadParameter(
+            "standard output is closed: write the rows to a file with -o FILE",
+            param_hint="'-o' / '--output'",
+        )
+    for flag in ("column", "delimiter"):
+        if options[flag] and not any(_is_csv(s, options["input_format"]) for s in sources):
+            raise click.UsageError(
+                f"--{flag} applies to CSV inputs (*.csv or --input-format csv)", ctx
+            )
     key = os.environ.get(API_KEY_ENV, "").strip()
     if not key:
         ui.say(f"set {API_KEY_ENV} to your API key (MD5 of username + password); nothing sent")
@@ -373,6 +443,9 @@ def fetch(ctx: click.Context, /, **options: Any) -> int:
             column=options["column"],
             skip_bad_lines=options["skip_bad_lines"],
             shard=options["shard"],
+            delimiter=options["delimiter"],
+            encoding=options["encoding"],
+            allow_empty=options["allow_empty"],
         )
         job = Job(
             command="fetch",
@@ -448,7 +521,7 @@ def demo(ctx: click.Context, /, rows: int, seed: int, **options: Any) -> int:
 )
 def summarize(file: str, fmt: str | None, lang: str, summary_json: str | None) -> int:
     """The summary of an output file written by fetch or demo."""
-    ui = Ui(Console(stderr=True), lang="tr" if lang == "tr" else "en")
+    ui = Ui(stderr_console(), lang="tr" if lang == "tr" else "en")
     try:
         chosen = format_for(file, fmt)
         tally, notes = _read_back(Path(file), chosen)
@@ -473,7 +546,7 @@ def summarize(file: str, fmt: str | None, lang: str, summary_json: str | None) -
     )
     if summary_json:
         write_json(summary, Path(summary_json))
-    render(summary, ui.console)
+    render(summary, ui.console, ui.lang)
     return EXIT_OK
 
 
@@ -513,7 +586,7 @@ def _read_json_document(path: Path) -> Tally:
 
 def _ui(options: dict[str, Any]) -> Ui:
     """Messages on stderr; the bar only on a terminal that the rows are not going to."""
-    console = Console(stderr=True)
+    console = stderr_console()
     summary_json = options.get("summary_json")
     rows_on_terminal = options["output"] == "-" and sys.stdout is not None and sys.stdout.isatty()
     return Ui(
@@ -619,7 +692,7 @@ def _client_logging(verbosity: int, ui: Ui) -> Iterator[None]:
     if not verbosity:
         yield
         return
-    handler = RichHandler(console=ui.console, show_path=False, markup=False)
+    handler = log_handler(ui.console)
     handler.addFilter(_Scrub(ui))
     levels = {"organik_async": logging.INFO if verbosity == 1 else logging.DEBUG}
     if verbosity > 1:
@@ -645,14 +718,18 @@ def run(argv: Sequence[str]) -> int:
     def terminate(signum: int, frame: FrameType | None) -> None:
         raise _Terminated
 
+    open_standard_fds()
     previous = signal.signal(signal.SIGTERM, terminate)
-    console = Console(stderr=True)
+    console = stderr_console()
     try:
         result = cli.main(
             args, prog_name="organik-report", standalone_mode=False, obj={"argv": args}
         )
     except click.ClickException as exc:
-        exc.show()
+        try:
+            exc.show()
+        except OSError:  # stderr's reader is gone: the exit code still says it
+            silence_stderr()
         return exc.exit_code
     except (KeyboardInterrupt, click.Abort):
         console.print("organik-report: interrupted", highlight=False)

@@ -16,6 +16,7 @@ become final; those still pending at the deadline go to the failed file.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import os
@@ -37,20 +38,23 @@ from organik_async import (
     BatchResult,
     BulkReportError,
     DetailedReport,
+    FollowStream,
     IdKind,
     OrganikClient,
     OrganikError,
     StillPendingError,
 )
 from organik_async import Progress as ClientProgress
+from organik_async._redact import Redactor
 
 from ._formats import OutputFormat, track_key
 from ._inputs import COLUMNS, KINDS, Id, IdColumn, InputSet
 from ._progress import Bar
-from ._sink import PipeClosed, ResumeState, Sink, load_resume
+from ._sink import PipeClosed, ResumeState, Sink, journal_path, load_resume
 from ._summary import (
     IdCounts,
     Lang,
+    OutputStatus,
     Summary,
     failure_fields,
     group_failures,
@@ -68,6 +72,7 @@ __all__ = [
     "EXIT_SIGTERM",
     "EXIT_USAGE",
     "ClientOptions",
+    "FollowCounts",
     "Job",
     "Ui",
     "UntilFinal",
@@ -142,12 +147,18 @@ class Ui:
     """The API key: scrubbed from every message, in case anything ever held it."""
 
     def scrub(self, text: str) -> str:
-        return text.replace(self.secret, "***") if self.secret else text
+        """``text`` with any run of 8 or more of the key's characters masked, in any case."""
+        return _redactor(self.secret).text(text) if self.secret else text
 
     def say(self, text: str) -> None:
         self.console.print(
             f"organik-report: {self.scrub(text)}", markup=False, highlight=False, soft_wrap=True
         )
+
+
+@functools.lru_cache(maxsize=4)
+def _redactor(secret: str) -> Redactor:
+    return Redactor(secret)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,6 +200,24 @@ class _Counts:
     ids_without_rows: int = 0
 
 
+@dataclass
+class FollowCounts:
+    """What following pending rows cost: rounds, and requests and retries in them."""
+
+    rounds: int = 0
+    requests: int = 0
+    retries: int = 0
+    last: dict[int, ClientProgress] = field(default_factory=dict)
+    """Each round's last progress report, by round (from 0)."""
+
+    def heard(self, round_index: int, progress: ClientProgress) -> None:
+        """A round's progress report: its batches done (each one request, plus its retries)."""
+        self.last[round_index] = progress
+        self.rounds = max(self.rounds, round_index + 1)
+        self.requests = sum(p.batches_done + p.retries for p in self.last.values())
+        self.retries = sum(p.retries for p in self.last.values())
+
+
 async def fetch_batches(
     client: OrganikClient,
     sources: Mapping[str, IdColumn],
@@ -222,21 +251,31 @@ async def follow_pending(
     pending: dict[Id, DetailedReport],
     until: UntilFinal,
     on_final: Callable[[DetailedReport], None],
+    counts: FollowCounts | None = None,
 ) -> str | None:
     """Follow the ``pending`` rows (by ``gsm_track_id``) until final or the deadline.
 
-    Each row that becomes final goes to ``on_final`` and leaves ``pending``.
-    Returns ``None`` when every row became final, else why the rest did not:
-    the deadline, or the error that stopped the following (authentication
-    refused and a closed pipe are raised as they are).
+    Each row that becomes final goes to ``on_final`` and leaves ``pending``;
+    ``counts`` counts the rounds and their requests. Returns ``None`` when
+    every row became final, else why the rest did not: the deadline, or the
+    error that stopped the following (authentication refused and a closed
+    pipe are raised as they are).
     """
+    counted = counts if counts is not None else FollowCounts()
+    stream: FollowStream | None = None
+
+    def heard(progress: ClientProgress) -> None:
+        counted.heard(stream.rounds if stream is not None else 0, progress)
+
     try:
-        async with client.follow_until_final(
+        stream = client.follow_until_final(
             gsm_track_ids=[row.gsm_track_id for row in pending.values()],
             poll_interval=until.poll_interval,
             max_poll_interval=max(MAX_POLL_INTERVAL, until.poll_interval),
             deadline=until.deadline,
-        ) as rows:
+            on_progress=heard,
+        )
+        async with stream as rows:
             async for row in rows:
                 pending.pop(track_key(row.gsm_track_id), None)
                 on_final(row)
@@ -257,126 +296,190 @@ async def run_job(
     handle_signals: bool = True,
 ) -> int:
     """Run ``job`` to its end and return the exit code. Input errors are raised
-    (`InputError`) before anything is sent or written."""
+    (`InputError`) before anything is sent or written.
+
+    The stages, in order: plan (what is left to fetch, after an earlier run),
+    fetch (batches, then ``--until-final``'s following), close the output, and
+    conclude (the exit code, the failed file, the summary).
+    """
     started = time.perf_counter()
-    state: ResumeState | None = None
-    until = job.until_final
-    if job.resume and until is not None:  # the command line refuses it; callers may not
-        raise ValueError("an --until-final job cannot be resumed")
-    if job.resume:
-        assert job.output is not None
-        present = [kind for kind, ids in job.inputs.columns.items() if len(ids)]
-        state = load_resume(job.output, job.fmt, present)
-    columns = _remaining(job.inputs, state)
-    kinds = {kind for kind, ids in job.inputs.columns.items() if len(ids)}
-    if state is not None:
-        kinds |= state.kinds
-    keys: set[Id] | None = None
-    if len(kinds) > 1 or until is not None:  # until-final: a row may be seen pending, then final
-        keys = state.track_keys if state and state.track_keys is not None else set()
-    if state is not None and state.cut:
-        ui.say(
-            f"resuming: {state.cut:,} bytes after the last whole batch in {job.output} will be "
-            "dropped and their batch fetched again"
-        )
+    plan = _plan(job, ui)
     try:
         client = OrganikClient(job.api_key, **job.client.kwargs())
     except AuthenticationError as exc:
         ui.say(f"authentication: {exc}")
         return EXIT_AUTH
-    sizes = {kind: client.batch_sizes.for_kind(kind) for kind in KINDS}
-    total = sum(math.ceil(len(ids) / sizes[kind]) for kind, ids in columns.items())
-    sink = Sink(
-        output=job.output,
-        fmt=job.fmt,
-        stdout=stdout,
-        resume=state,
-        track_keys=keys,
-        journal=until is None,
-    )
-    pending: dict[Id, DetailedReport] = {}
-    """``--until-final``: the rows seen pending, by ``gsm_track_id``, not written yet."""
-    counts = _Counts()
-    ending = _Ending()
-    bar = Bar(
-        ui.console,
-        enabled=ui.progress and not ui.quiet and total > 0,
-        total=total,
-        columns=columns,
-        batch_sizes=sizes,
-    )
+    fetching = _Fetching(job, ui, plan, client, stdout)
+    await fetching.run(handle_signals)
+    if fetching.ending.pipe_closed:
+        return EXIT_PIPE
+    return _conclude(job, ui, plan, fetching, started)
 
-    def on_result(result: BatchResult) -> None:
-        if until is None:
-            sink.accept(result)
-        else:
-            sink.accept(result, _split_pending(result.rows, pending, keys))
-        counts.batches += 1
-        counts.retries += result.attempts - 1
-        counts.ids_fetched += len(result.ids)
-        counts.ids_without_rows += _ids_without_rows(result)
 
-    def on_final(row: DetailedReport) -> None:
-        sink.write_rows([row])
+@dataclass(frozen=True, kw_only=True)
+class _Plan:
+    """What is left to fetch (each kind's IDs less an earlier run's), and how rows stay unique."""
 
-    async def fetch() -> None:
+    state: ResumeState | None
+    """What an earlier run left (``--resume``), else ``None``."""
+    columns: dict[str, IdColumn]
+    track_keys: set[Id] | None
+    """The ``gsm_track_id``s written so far, when rows could repeat; ``None`` when they cannot."""
+
+
+def _plan(job: Job, ui: Ui) -> _Plan:
+    """Read back what an earlier run left (``--resume``) and work out what is left to fetch."""
+    until = job.until_final
+    if job.resume and until is not None:  # the command line refuses it; callers may not
+        raise ValueError("an --until-final job cannot be resumed")
+    present = [kind for kind, ids in job.inputs.columns.items() if len(ids)]
+    state: ResumeState | None = None
+    if job.resume:
+        assert job.output is not None
+        state = load_resume(job.output, job.fmt, present)
+        if state.cut:
+            ui.say(
+                f"resuming: {state.cut:,} bytes after the last whole batch in {job.output} "
+                "will be dropped and their batch fetched again"
+            )
+    kinds = set(present) | (state.kinds if state is not None else set())
+    keys: set[Id] | None = None
+    if len(kinds) > 1 or until is not None:  # until-final: a row may be seen pending, then final
+        keys = state.track_keys if state and state.track_keys is not None else set()
+    return _Plan(state=state, columns=_remaining(job.inputs, state), track_keys=keys)
+
+
+class _Fetching:
+    """The fetch stage: batches to the output, then (``--until-final``) the pending rows
+    followed until final; how it ended is recorded in `ending`, never raised."""
+
+    def __init__(
+        self,
+        job: Job,
+        ui: Ui,
+        plan: _Plan,
+        client: OrganikClient,
+        stdout: Callable[[], BinaryIO],
+    ) -> None:
+        self.job = job
+        self.ui = ui
+        self.plan = plan
+        self.client = client
+        sizes = {kind: client.batch_sizes.for_kind(kind) for kind in KINDS}
+        self.total = sum(math.ceil(len(ids) / sizes[kind]) for kind, ids in plan.columns.items())
+        """Batches to fetch."""
+        self.sink = Sink(
+            output=job.output,
+            fmt=job.fmt,
+            stdout=stdout,
+            resume=plan.state,
+            track_keys=plan.track_keys,
+            journal=job.until_final is None,
+        )
+        self.pending: dict[Id, DetailedReport] = {}
+        """``--until-final``: the rows seen pending, by ``gsm_track_id``, not written yet."""
+        self.counts = _Counts()
+        self.follow = FollowCounts()
+        self.ending = _Ending()
+        self.bar = Bar(
+            ui.console,
+            enabled=ui.progress and not ui.quiet and self.total > 0,
+            total=self.total,
+            columns=plan.columns,
+            batch_sizes=sizes,
+            rows_written=lambda: self.sink.rows_written,
+            lang=ui.lang,
+        )
+
+    async def run(self, handle_signals: bool) -> None:
+        """Fetch, then close the output whole, whatever stopped the fetching."""
+        self.bar.start()
         try:
-            async with client:
-                try:
-                    if total:
-                        await fetch_batches(client, columns, on_result, bar.update)
-                except BulkReportError as exc:
-                    ending.failures = list(exc.failures)
-                if until is not None and pending:
-                    if not ui.quiet:
-                        ui.say(f"following {len(pending):,} pending rows until final")
-                    reason = await follow_pending(client, pending, until, on_final)
-                    if reason is not None:
-                        ending.pending_reason = reason
-                        ending.still_pending = list(pending.values())
+            await _with_signals(self._fetch, self.ending, handle_signals)
+        finally:
+            self.bar.stop()
+            self._close()
+
+    def _close(self) -> None:
+        sink = self.sink
+        try:
+            if self.total == 0:
+                sink.open()  # nothing to fetch: still leave a whole (maybe empty) report
+            sink.close(pipe_closed=self.ending.pipe_closed)
+        except OSError as exc:  # a full disk, say: the journal still says what is whole
+            self.ending.unexpected = self.ending.unexpected or exc
+
+    async def _fetch(self) -> None:
+        ending = self.ending
+        try:
+            async with self.client:
+                await self._batches()
+                if self.job.until_final is not None and self.pending:
+                    await self._follow(self.job.until_final)
         except AuthenticationError as exc:
             ending.auth = exc
         except PipeClosed:
             ending.pipe_closed = True
         except OrganikError as exc:
             # A job of one request gets that request's error as is, not a BulkReportError.
-            if total == 1:
-                ending.failures = [_whole_batch_failed(columns, exc)]
+            if self.total == 1:
+                ending.failures = [_whole_batch_failed(self.plan.columns, exc)]
             else:
                 ending.unexpected = exc
         except Exception as exc:
             ending.unexpected = exc
 
-    bar.start()
-    try:
-        await _with_signals(fetch, ending, handle_signals)
-    finally:
-        bar.stop()
+    async def _batches(self) -> None:
+        if not self.total:
+            return
         try:
-            if total == 0:
-                sink.open()  # nothing to fetch: still leave a whole (maybe empty) report
-            sink.close(pipe_closed=ending.pipe_closed)
-        except OSError as exc:  # a full disk, say: the journal still says what is whole
-            ending.unexpected = ending.unexpected or exc
-    if ending.pipe_closed:
-        return EXIT_PIPE
+            await fetch_batches(self.client, self.plan.columns, self._on_result, self.bar.update)
+        except BulkReportError as exc:
+            self.ending.failures = list(exc.failures)
+
+    async def _follow(self, until: UntilFinal) -> None:
+        if not self.ui.quiet:
+            self.ui.say(f"following {len(self.pending):,} pending rows until final")
+        reason = await follow_pending(self.client, self.pending, until, self._on_final, self.follow)
+        if reason is not None:
+            self.ending.pending_reason = reason
+            self.ending.still_pending = list(self.pending.values())
+
+    def _on_result(self, result: BatchResult) -> None:
+        if self.job.until_final is None:
+            self.sink.accept(result)
+        else:
+            final = _split_pending(result.rows, self.pending, self.plan.track_keys)
+            self.sink.accept(result, final)
+        counts = self.counts
+        counts.batches += 1
+        counts.retries += result.attempts - 1
+        counts.ids_fetched += len(result.ids)
+        counts.ids_without_rows += _ids_without_rows(result)
+
+    def _on_final(self, row: DetailedReport) -> None:
+        self.sink.write_rows([row])
+
+
+def _conclude(job: Job, ui: Ui, plan: _Plan, fetching: _Fetching, started: float) -> int:
+    """The exit code; the failed file written (or removed); what happened, said; the summary."""
+    ending, sink = fetching.ending, fetching.sink
     for failure in ending.failures:
-        counts.retries += max(0, failure.attempts - 1)
-    code, outcome = _outcome(ending, total)
-    failed_ids = sum(len(f.ids) for f in ending.failures)
+        fetching.counts.retries += max(0, failure.attempts - 1)
+    code, outcome = _outcome(ending, fetching.total, job.inputs.ids_read)
     if code == EXIT_FAILURES and (ending.failures or ending.still_pending):
         _write_failed(job.failed_path, ending, ui)
     elif code == EXIT_OK:
         job.failed_path.unlink(missing_ok=True)
     _report_ending(job, ui, ending, sink)
-    summary = _summary(job, ui, state, sink, counts, ending, code, outcome, failed_ids, started)
+    summary = _summary(job, ui, plan.state, fetching, code, outcome, started)
     if ui.summary_json is not None:
         try:
             write_json(summary, ui.summary_json)
         except OSError as exc:
             ui.say(f"cannot write the summary to {ui.summary_json}: {exc.strerror or exc}")
     if not ui.quiet:
-        render(summary, ui.console)
+        render(summary, ui.console, ui.lang)
     if code in (EXIT_SIGINT, EXIT_SIGTERM) or (code == EXIT_AUTH and sink.rows_written):
         _resume_hint(job, ui)
     return code
@@ -438,7 +541,7 @@ def _whole_batch_failed(columns: Mapping[str, IdColumn], error: OrganikError) ->
     return BatchFailure(0, kind, tuple(ids), "failed", error, error.attempts)
 
 
-def _outcome(ending: _Ending, total: int) -> tuple[int, str]:
+def _outcome(ending: _Ending, total: int, ids_read: int) -> tuple[int, str]:
     if ending.signal is not None:
         code = EXIT_SIGTERM if ending.signal == signal.SIGTERM else EXIT_SIGINT
         return code, "interrupted"
@@ -450,7 +553,9 @@ def _outcome(ending: _Ending, total: int) -> tuple[int, str]:
         return EXIT_FAILURES, "failures"
     if ending.still_pending:
         return EXIT_FAILURES, "still_pending"
-    return EXIT_OK, "complete" if total else "nothing_to_do"
+    if total:
+        return EXIT_OK, "complete"
+    return EXIT_OK, "nothing_to_do" if ids_read else "empty_input"
 
 
 def _split_pending(
@@ -541,19 +646,21 @@ def _summary(
     job: Job,
     ui: Ui,
     state: ResumeState | None,
-    sink: Sink,
-    counts: _Counts,
-    ending: _Ending,
+    fetching: _Fetching,
     code: int,
     outcome: str,
-    failed_ids: int,
     started: float,
 ) -> Summary:
+    sink, counts, ending, follow = fetching.sink, fetching.counts, fetching.ending, fetching.follow
     tally = sink.tally
     if state is not None and not state.restart:
         tally = state.tally.add(tally)
     by_status, error_codes = status_rows(tally, ui.lang)
     elapsed = time.perf_counter() - started
+    requests = counts.batches + counts.retries + sum(1 for f in ending.failures if f.attempts)
+    rate: float | None = None  # --until-final: rows over a follow period mean nothing
+    if job.until_final is None:
+        rate = round(sink.rows_written / elapsed, 1) if elapsed > 0 else 0.0
     inputs = job.inputs
     ids = IdCounts(
         read=inputs.ids_read,
@@ -562,7 +669,7 @@ def _summary(
         bad_lines=inputs.bad_line_count,
         done_before=state.ids_done if state is not None and not state.restart else 0,
         fetched=counts.ids_fetched,
-        failed=failed_ids,
+        failed=sum(len(f.ids) for f in ending.failures),
         without_rows=counts.ids_without_rows,
     )
     return Summary(
@@ -573,6 +680,8 @@ def _summary(
         format=job.fmt,
         rows_in_output=tally.rows,
         rows_this_run=sink.rows_written,
+        output_status=_output_status(job, sink),
+        journal=_journal_left(job),
         duplicate_rows_skipped=sink.duplicates,
         by_status=by_status,
         error_codes=error_codes,
@@ -586,8 +695,26 @@ def _summary(
         still_pending=len(ending.still_pending),
         pending_reason=ending.pending_reason if ending.still_pending else None,
         bad_lines=[ui.scrub(line) for line in inputs.bad_lines],
-        requests=counts.batches + counts.retries + sum(1 for f in ending.failures if f.attempts),
-        retries=counts.retries,
+        requests=requests + follow.requests,
+        retries=counts.retries + follow.retries,
+        rounds=follow.rounds,
+        follow_requests=follow.requests,
         elapsed_seconds=round(elapsed, 3),
-        rows_per_second=round(sink.rows_written / elapsed, 1) if elapsed > 0 else 0.0,
+        rows_per_second=rate,
     )
+
+
+def _output_status(job: Job, sink: Sink) -> OutputStatus:
+    if sink.opened:
+        return "written"
+    if job.output is not None and job.output.exists():
+        return "unchanged"
+    return "not_written"
+
+
+def _journal_left(job: Job) -> str | None:
+    """The journal beside the output, if there is one (``--until-final`` keeps none)."""
+    if job.output is None or job.until_final is not None:
+        return None
+    journal = journal_path(job.output)
+    return str(journal) if journal.exists() else None

@@ -76,7 +76,8 @@ class ResumeState:
     restart: bool = True
     """Nothing usable: the output is written anew."""
     cut: int = 0
-    """Bytes of the output beyond the last journaled batch (dropped on resume)."""
+    """Bytes of rows in the output beyond the last journaled batch (dropped on resume; a
+    JSON array's closing bracket, dropped and written again, is not counted)."""
 
     @property
     def ids_done(self) -> int:
@@ -110,10 +111,23 @@ def load_resume(output: Path, fmt: OutputFormat, input_kinds: Iterable[str]) -> 
         return state
     with output.open("rb") as stream:
         _check_against_journal(RowReader(stream, fmt), journal, state, keys)
-        size = stream.seek(0, os.SEEK_END)
+        if not state.restart:
+            state.cut = _rows_to_cut(stream, state.output_bytes, fmt)
     state.track_keys = keys
-    state.cut = max(0, size - state.output_bytes) if not state.restart else 0
     return state
+
+
+def _rows_to_cut(stream: BinaryIO, keep: int, fmt: OutputFormat) -> int:
+    """The bytes of rows after the first ``keep`` bytes: a JSON array's closing bracket at
+    the end is not counted (it is cut, and written again when the run ends)."""
+    size = stream.seek(0, os.SEEK_END)
+    cut = max(0, size - keep)
+    footer = RowEncoder(fmt).footer
+    if footer and cut >= len(footer):
+        stream.seek(size - len(footer))
+        if stream.read() == footer:
+            cut -= len(footer)
+    return cut
 
 
 def _check_against_journal(

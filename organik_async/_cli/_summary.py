@@ -1,9 +1,12 @@
 """The end-of-run summary: what an operator reads, and ``--summary-json`` for machines.
 
 Rows by delivery status and the most frequent per-number error codes, with
-the provider's descriptions in English or Turkish (``--lang``); IDs fetched,
-failed (grouped by cause), skipped and why; requests, retries, time, rows/s;
-and where the rows and the failed IDs went.
+the provider's descriptions; IDs fetched, failed (grouped by cause), skipped
+and why; requests, retries, time, rows/s (``--until-final``: rounds and the
+requests that followed pending rows, and no rows/s); where the rows, the
+journal and the failed IDs went, and whether an existing output was left
+unchanged. All in English or Turkish (``--lang``, `_words`). Lines that name
+a file are never cut to the terminal's width.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from organik_async import (
 )
 
 from ._sink import Tally
+from ._words import Lang, word
 
 __all__ = [
     "FailureGroup",
     "IdCounts",
     "Lang",
+    "OutputStatus",
     "Summary",
     "failure_fields",
     "group_failures",
@@ -44,7 +49,6 @@ __all__ = [
     "write_json",
 ]
 
-Lang = Literal["en", "tr"]
 TOP_ERROR_CODES: Final = 10
 _STATUS_TEXT: Final[dict[str, dict[int, str]]] = {
     "en": {
@@ -96,6 +100,11 @@ class IdCounts(msgspec.Struct, frozen=True, kw_only=True):
     without_rows: int
 
 
+OutputStatus = Literal["written", "unchanged", "not_written"]
+"""``written``: this run wrote the output; ``unchanged``: an existing output file was left as
+it was (a refused key, say); ``not_written``: there is no output (none was created)."""
+
+
 class Summary(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the summary says; ``--summary-json`` writes it as is."""
 
@@ -106,6 +115,9 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     format: str
     rows_in_output: int
     rows_this_run: int
+    output_status: OutputStatus = "written"
+    journal: str | None = None
+    """The journal left beside the output (what ``--resume`` reads)."""
     duplicate_rows_skipped: int = 0
     by_status: list[StatusCount]
     error_codes: list[CodeCount]
@@ -118,9 +130,15 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     pending_reason: str | None = None
     bad_lines: list[str] = []
     requests: int = 0
+    """Every request sent, retries and ``--until-final``'s follow rounds included."""
     retries: int = 0
+    rounds: int = 0
+    """``--until-final``: rounds that asked again for pending rows."""
+    follow_requests: int = 0
+    """``--until-final``: the requests of those rounds (counted in `requests` too)."""
     elapsed_seconds: float = 0.0
-    rows_per_second: float = 0.0
+    rows_per_second: float | None = 0.0
+    """``None`` with ``--until-final``: rows over a follow period mean nothing."""
     notes: list[str] = []
 
 
@@ -199,6 +217,7 @@ def write_json(summary: Summary, path: Path) -> None:
 _HEADLINES: Final = {
     "complete": "complete",
     "nothing_to_do": "nothing to fetch: every ID is already in the output",
+    "empty_input": "nothing to fetch: the input holds no IDs",
     "failures": "finished with failures",
     "still_pending": "finished with rows still pending",
     "interrupted": "interrupted",
@@ -206,61 +225,110 @@ _HEADLINES: Final = {
     "error": "stopped by an error",
     "summary": "summary",
 }
+_LABEL_WIDTH: Final = 10
 
 
 def _n(value: int) -> str:
     return f"{value:,}"
 
 
-def render(summary: Summary, console: Console) -> None:
-    """The summary on ``console`` (stderr), as tables."""
-    where = summary.output if summary.output not in (None, "-") else "standard output"
-    console.print(
-        f"[bold]organik-report {summary.command}: {_HEADLINES[summary.outcome]}[/bold]",
-        highlight=False,
-    )
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="dim")
-    facts.add_column()
-    rows_text = f"{_n(summary.rows_in_output)} in {where} ({summary.format})"
-    if summary.rows_in_output != summary.rows_this_run:
-        rows_text += f", {_n(summary.rows_this_run)} of them new"
-    facts.add_row("rows", Text(rows_text))
+def _line(console: Console, text: str | Text) -> None:
+    """One line as it is: wrapped by the terminal, never cut."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+def _fact(console: Console, label: str, text: str) -> None:
+    _line(console, Text.assemble((label.ljust(_LABEL_WIDTH), "dim"), text))
+
+
+def render(summary: Summary, console: Console, lang: Lang = "en") -> None:
+    """The summary on ``console`` (stderr): facts, then tables, then the files to look at."""
+    headline = word(_HEADLINES[summary.outcome], lang)
+    _line(console, Text(f"organik-report {summary.command}: {headline}", style="bold"))
+    _render_facts(summary, console, lang)
+    _render_tables(summary, console, lang)
+    _render_files(summary, console, lang)
+
+
+def _render_facts(summary: Summary, console: Console, lang: Lang) -> None:
+    _fact(console, word("rows", lang), _rows_text(summary, lang))
     if summary.duplicate_rows_skipped:
-        facts.add_row(
-            "",
-            f"{_n(summary.duplicate_rows_skipped)} rows skipped: already written "
-            "(reached through another ID kind)",
-        )
+        template = "{rows} rows skipped: already written (reached through another ID kind)"
+        _fact(console, "", word(template, lang).format(rows=_n(summary.duplicate_rows_skipped)))
     if summary.ids is not None:
-        ids = summary.ids
-        facts.add_row(
-            "IDs",
-            f"{_n(ids.fetched)} fetched, {_n(ids.failed)} failed, "
-            f"{_n(ids.without_rows)} matched no row",
-        )
-        skipped = [
-            (ids.done_before, "already in the output (resumed)"),
-            (ids.duplicates, "duplicates"),
-            (ids.other_shards, "in other shards"),
-            (ids.bad_lines, "bad lines skipped"),
-        ]
-        text = ", ".join(f"{_n(n)} {what}" for n, what in skipped if n)
-        if text:
-            facts.add_row("", Text(f"left out: {text}"))
+        _render_ids(summary.ids, console, lang)
     if summary.requests or summary.elapsed_seconds:
-        facts.add_row(
-            "requests",
-            f"{_n(summary.requests)} ({_n(summary.retries)} retries) in "
-            f"{summary.elapsed_seconds:,.1f} s, {summary.rows_per_second:,.0f} rows/s",
+        values = {
+            "requests": _n(summary.requests),
+            "retries": _n(summary.retries),
+            "seconds": f"{summary.elapsed_seconds:,.1f}",
+        }
+        template = "{requests} ({retries} retries) in {seconds} s"
+        if summary.rows_per_second is not None:
+            template += ", {rate} rows/s"
+            values["rate"] = f"{summary.rows_per_second:,.0f}"
+        _fact(console, word("requests", lang), word(template, lang).format(**values))
+    if summary.rounds:
+        template = "{rounds} rounds, {requests} requests for pending rows"
+        text = word(template, lang).format(
+            rounds=_n(summary.rounds), requests=_n(summary.follow_requests)
         )
-    console.print(facts)
+        _fact(console, word("follow", lang), text)
+    if summary.journal:
+        text = word("{path} (what --resume reads)", lang).format(path=summary.journal)
+        _fact(console, word("journal", lang), text)
+
+
+def _rows_text(summary: Summary, lang: Lang) -> str:
+    where = summary.output
+    if where in (None, "-"):
+        where = word("standard output", lang)
+    if summary.output_status == "unchanged":
+        return word("none written: {where} left unchanged", lang).format(where=where)
+    if summary.output_status == "not_written":
+        if summary.output in (None, "-"):
+            return word("none written", lang)
+        return word("none written: {where} not created", lang).format(where=where)
+    text = word("{rows} in {where} ({format})", lang).format(
+        rows=_n(summary.rows_in_output), where=where, format=summary.format
+    )
+    if summary.rows_in_output != summary.rows_this_run:
+        text += word(", {new} of them new", lang).format(new=_n(summary.rows_this_run))
+    return text
+
+
+def _render_ids(ids: IdCounts, console: Console, lang: Lang) -> None:
+    template = "{fetched} fetched, {failed} failed, {without} matched no row"
+    text = word(template, lang).format(
+        fetched=_n(ids.fetched), failed=_n(ids.failed), without=_n(ids.without_rows)
+    )
+    _fact(console, word("IDs", lang), text)
+    skipped = [
+        (ids.done_before, word("already in the output (resumed)", lang)),
+        (ids.duplicates, word("duplicates", lang)),
+        (ids.other_shards, word("in other shards", lang)),
+        (ids.bad_lines, word("bad lines skipped", lang)),
+    ]
+    what = ", ".join(f"{_n(n)} {label}" for n, label in skipped if n)
+    if what:
+        _fact(console, "", word("left out: {what}", lang).format(what=what))
+
+
+def _table(*headings: tuple[str, bool]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for heading, right in headings:
+        table.add_column(heading, justify="right" if right else "left")
+    return table
+
+
+def _render_tables(summary: Summary, console: Console, lang: Lang) -> None:
     if summary.rows_in_output:
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-        table.add_column("status", justify="right")
-        table.add_column("delivery status")
-        table.add_column("rows", justify="right")
-        table.add_column("share", justify="right")
+        table = _table(
+            (word("status", lang), True),
+            (word("delivery status", lang), False),
+            (word("rows", lang), True),
+            (word("share", lang), True),
+        )
         for entry in summary.by_status:
             share = 100 * entry.rows / summary.rows_in_output
             table.add_row(
@@ -268,42 +336,44 @@ def render(summary: Summary, console: Console) -> None:
             )
         console.print(table)
     if summary.error_codes:
-        codes = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-        codes.add_column("errorcode", justify="right")
-        codes.add_column("most frequent per-number error codes")
-        codes.add_column("rows", justify="right")
+        codes = _table(
+            (word("errorcode", lang), True),
+            (word("most frequent per-number error codes", lang), False),
+            (word("rows", lang), True),
+        )
         for code in summary.error_codes:
             codes.add_row(str(code.code), Text(code.description), _n(code.rows))
         console.print(codes)
     if summary.failures:
-        failed = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-        failed.add_column("failed because")
-        failed.add_column("IDs", justify="right")
-        failed.add_column("requests", justify="right")
+        failed = _table(
+            (word("failed because", lang), False),
+            (word("IDs", lang), True),
+            (word("requests", lang), True),
+        )
         for group in summary.failures:
             failed.add_row(Text(group.cause), _n(group.ids), _n(group.requests))
         console.print(failed)
+
+
+def _render_files(summary: Summary, console: Console, lang: Lang) -> None:
     if summary.still_pending:
-        console.print(
-            f"{_n(summary.still_pending)} rows still pending ({summary.pending_reason}): "
-            "not in the output; their gsm_track_ids are in the failed file",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
+        template = (
+            "{rows} rows still pending ({reason}): not in the output; their gsm_track_ids "
+            "are in the failed file"
         )
+        text = word(template, lang).format(
+            rows=_n(summary.still_pending), reason=summary.pending_reason
+        )
+        _line(console, text)
     if summary.failed_file:
         how = (
-            "fetch them with --ids FILE --until-final"
+            word("fetch them with --ids FILE --until-final", lang)
             if summary.still_pending
-            else "re-run with --resume, or fetch them with --ids FILE"
+            else word("re-run with --resume, or fetch them with --ids FILE", lang)
         )
-        console.print(
-            f"failed IDs, with their reasons: {summary.failed_file} ({how})",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
+        template = "failed IDs, with their reasons: {path} ({how})"
+        _line(console, word(template, lang).format(path=summary.failed_file, how=how))
     for line in summary.bad_lines:
-        console.print(f"skipped {line}", highlight=False, markup=False, soft_wrap=True)
+        _line(console, word("skipped {line}", lang).format(line=line))
     for note in summary.notes:
-        console.print(note, highlight=False, markup=False, soft_wrap=True)
+        _line(console, note)

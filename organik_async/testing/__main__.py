@@ -3,7 +3,10 @@
 Benchmarks run the server in its own process so that it does not share a
 CPU (or a GIL) with the client being measured. The command prints the base
 URL on stdout once the server accepts connections, serves until SIGINT or
-SIGTERM, then prints its stats as JSON on stderr.
+SIGTERM, then prints its stats as JSON on stderr. Once ready it also says, on
+stderr, the shell line that points ``organik-report`` at it: the base URL, and
+with the default key, a command that computes the demo key (the key itself is
+never printed).
 
 The dataset is deterministic: a client process that calls
 ``Dataset.generate(rows, seed=seed)`` with the same arguments knows every ID
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -198,10 +202,23 @@ def build(args: argparse.Namespace) -> FakeOrganikAPI:
     )
 
 
+def usage_hint(url: str, demo_key: bool) -> str:
+    """How to point ``organik-report`` or a client at the server: the shell line that sets
+    the environment (the demo key is computed by the line, never printed)."""
+    line = f"export ORGANIK_BASE_URL={url}"
+    if not demo_key:
+        return f"{line} and ORGANIK_API_KEY to one of the keys given with --key"
+    program = "from organik_async.testing import DEMO_API_KEY; print(DEMO_API_KEY)"
+    key = f"$({shlex.quote(sys.executable)} -c {shlex.quote(program)})"
+    return f'{line} ORGANIK_API_KEY="{key}"'
+
+
 async def _serve(fake: FakeOrganikAPI, args: argparse.Namespace) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with serve(fake, host=args.host, port=args.port, log_level=args.log_level) as url:
             print(url, flush=True)
+            hint = usage_hint(url, demo_key=not args.keys)
+            print(f"organik fake: to use it: {hint}", file=sys.stderr, flush=True)
             async for _ in signals:
                 break
 

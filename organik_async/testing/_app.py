@@ -131,7 +131,7 @@ class FakeOrganikAPI:
         """The rows answered from."""
         self.faults: list[Fault] = list(faults)
         """The active faults, in order; change it at any time (append, clear...)."""
-        self.stats: Stats = Stats()
+        self.stats: Stats = Stats(max_concurrent_requests=max_concurrent_requests)
         """What was served; ``stats.reset()`` also restarts request numbering."""
         self.seed = seed
         self.max_ids_per_request = max_ids_per_request

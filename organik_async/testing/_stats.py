@@ -80,7 +80,12 @@ class Stats:
     latency_added: float
     """Seconds of injected latency, summed."""
 
-    def __init__(self) -> None:
+    max_concurrent_requests: int | None
+    """The cap `admitted` is counted against; ``None``: no cap (`as_dict()` then reports no
+    admissions, which would only repeat `in_flight`)."""
+
+    def __init__(self, *, max_concurrent_requests: int | None = None) -> None:
+        self.max_concurrent_requests = max_concurrent_requests
         self.in_flight = 0
         self.admitted = 0
         self.reset()
@@ -111,14 +116,17 @@ class Stats:
         return max(self.ids_per_request, default=0)
 
     def as_dict(self) -> dict[str, Any]:
-        """Everything, as JSON-ready plain values."""
+        """Everything, as JSON-ready plain values; ``admitted`` and ``peak_admitted`` are
+        ``None`` without a concurrency cap."""
+        capped = self.max_concurrent_requests is not None
         return {
             "requests": self.requests,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
+            "max_concurrent_requests": self.max_concurrent_requests,
             "refused": self.refused,
-            "admitted": self.admitted,
-            "peak_admitted": self.peak_admitted,
+            "admitted": self.admitted if capped else None,
+            "peak_admitted": self.peak_admitted if capped else None,
             "outcomes": {str(k): v for k, v in sorted(self.outcomes.items())},
             "api_error_codes": {str(k): v for k, v in sorted(self.api_error_codes.items())},
             "http_statuses": {str(k): v for k, v in sorted(self.http_statuses.items())},
