@@ -8,7 +8,8 @@ full-page screenshot of each, and fails when a page:
 
 * shows a raw reST role (``:meth:``, ``:class:``, ...) or a reST ``::`` marker as text;
 * shows a diagram as its Mermaid source instead of an SVG;
-* has a signature wider than its box (cut off at the page edge, or scrolled);
+* has a signature or a code block wider than its box (cut off at the page edge, or
+  scrolled sideways);
 * asks for anything that is not on 127.0.0.1 (the site must render offline).
 
     python docs/check_in_browser.py                  # build, serve, check, screenshot
@@ -71,12 +72,13 @@ PROSE_TEXT = """
 )).filter(e => !e.closest("pre")).map(e => e.innerText)
 """
 
-# Signatures wider than the box that shows them: [text, width needed, width shown].
-OVERFLOWING_SIGNATURES = """
+# Signatures and code blocks wider than the box that shows them (a reader would have to
+# scroll sideways to see their end): [text, width needed, width shown].
+OVERFLOWING_CODE = """
 () => {
   const content = document.querySelector(".md-content").getBoundingClientRect();
   const found = [];
-  for (const sig of document.querySelectorAll(".doc-signature")) {
+  for (const sig of document.querySelectorAll(".md-content .highlight, .doc-signature")) {
     // Material scrolls a code block inside its <code>: measure every box in turn.
     for (const box of [sig, ...sig.querySelectorAll("pre, code")]) {
       const rect = box.getBoundingClientRect();
@@ -160,8 +162,10 @@ def check_page(page: Page, name: str, report: Report) -> None:
     visible = page.locator(".md-content").inner_text()
     if MERMAID_SOURCE.search(visible):
         report.fail(name, "Mermaid source shown as text")
-    for text, needed, shown in page.evaluate(OVERFLOWING_SIGNATURES):
-        report.fail(name, f"a signature is cut off ({needed} px in {shown} px): {text!r}")
+    for text, needed, shown in page.evaluate(OVERFLOWING_CODE):
+        report.fail(
+            name, f"a signature or code block is cut off ({needed} px in {shown} px): {text!r}"
+        )
 
 
 def visit(context: BrowserContext, url: str, name: str, screenshots: Path, report: Report) -> None:

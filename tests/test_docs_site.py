@@ -66,17 +66,31 @@ def test_no_page_shows_a_restructuredtext_role_or_marker(site: Path) -> None:
     assert len(list(pages(site))) >= 20
 
 
-def test_signatures_are_formatted_to_fit_the_page(site: Path) -> None:
+def test_signatures_and_code_of_the_reference_fit_the_page(site: Path) -> None:
     too_long = []
     signatures = 0
     for name, page in pages(site):
-        for signature in page.xpath("//div[contains(@class, 'doc-signature')]//code"):
-            signatures += 1
-            for line in signature.text_content().splitlines():
+        reference = name.startswith("api/")
+        for block in page.xpath("//div[contains(@class, 'md-content')]//pre"):
+            is_signature = bool(block.xpath("ancestor::div[contains(@class, 'doc-signature')]"))
+            signatures += is_signature
+            if not (is_signature or reference):
+                continue
+            for line in block.text_content().splitlines():
                 if len(line) > LINE_LENGTH:
                     too_long.append(f"{name}: {line!r}")
     assert not too_long, "\n".join(too_long)
     assert signatures >= 100
+
+
+def test_the_detailed_report_method_shows_its_parameters(site: Path) -> None:
+    page = lxml.html.parse(str(site / "api" / "client" / "index.html")).getroot()
+    (method,) = page.xpath("//div[*[@id='organik_async.OrganikClient.detailed_report']]")
+    text = method.text_content()
+    for parameter in ("transaction_ids", "delivery_track_ids", "gsm_track_ids", "options"):
+        assert re.search(rf"\b{parameter}\b", text.split("Parameters", 1)[-1]), parameter
+    for section in ("Parameters", "Returns", "Raises"):
+        assert section in text
 
 
 def test_diagrams_are_drawn_by_the_mermaid_served_with_the_site(site: Path) -> None:
