@@ -837,7 +837,7 @@ class BulkRun:
         return workers if limit is None else min(workers, limit.limit)
 
     def outcome_error(self, rows: list[DetailedReport]) -> BaseException | None:
-        """The one error a caller sees, if any (see the README's rule)."""
+        """The one error a caller sees, if any (the rule of docs/bulk.md, "Which error you see")."""
         if self.fatal is not None:
             return self.fatal
         failures = sorted(self._tally.failures, key=lambda f: f.index)
