@@ -88,7 +88,8 @@ def _check_fraction(fraction: float) -> float:
 class Fault:
     """One kind of misbehaviour and the requests it hits.
 
-    Build it with a constructor ([`latency()`][organik_async.testing.Fault.latency], `status()`,
+    Build it with a constructor ([`latency()`][organik_async.testing.Fault.latency],
+    [`status()`][organik_async.testing.Fault.status],
     [`rate_limited()`][organik_async.testing.Fault.rate_limited],
     [`provider_error()`][organik_async.testing.Fault.provider_error],
     [`truncate()`][organik_async.testing.Fault.truncate],
