@@ -118,9 +118,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 class SettingChanges(TypedDict, total=False):
     """What [`OrganikClient.with_options()`][organik_async.OrganikClient.with_options] can change:
-    every setting that is not about connections, by the constructor's names (the
-    constructor's arguments say what each means). Values are validated as the constructor
-    validates them."""
+    every setting that is not about connections, by the constructor's names. Values are
+    validated as the constructor validates them."""
 
     request_format: Format
     """The format of request bodies: ``"json"`` or ``"xml"``."""
