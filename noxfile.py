@@ -40,7 +40,15 @@ def _installed(version: str) -> bool:
 PYTHONS = [v for v in ALL_PYTHONS if _installed(v)] or ALL_PYTHONS[:1]
 
 
-LINTED = ["organik_async", "tests", "benchmarks", "examples", "noxfile.py"]
+LINTED = [
+    "organik_async",
+    "tests",
+    "benchmarks",
+    "examples",
+    "noxfile.py",
+    "docs/check_in_browser.py",  # the docs' own scripts (not "docs": its Markdown is prose)
+    "docs/render_readme.py",
+]
 
 
 @nox.session(python=PYTHONS)

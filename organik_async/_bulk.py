@@ -837,7 +837,7 @@ class BulkRun:
         return workers if limit is None else min(workers, limit.limit)
 
     def outcome_error(self, rows: list[DetailedReport]) -> BaseException | None:
-        """The one error a caller sees, if any (see the README's rule)."""
+        """The one error a caller sees, if any (the rule of docs/bulk.md, "Which error you see")."""
         if self.fatal is not None:
             return self.fatal
         failures = sorted(self._tally.failures, key=lambda f: f.index)
@@ -859,11 +859,26 @@ class BulkRun:
 
 
 class ReportStream(Generic[T]):
-    """``async with`` it to run the call; iterate what it gives to get results.
+    """A streaming call: ``async with`` it to run the call, iterate what it gives.
 
-    The context manager is what makes shutdown clean: leaving the block early
-    (``break``, an exception, a cancelled caller) cancels every request still
-    in flight before the block is left, and nothing runs after it.
+    [`OrganikClient.iter_detailed_report()`][organik_async.OrganikClient.iter_detailed_report]
+    returns one that gives rows,
+    [`OrganikClient.iter_batches()`][organik_async.OrganikClient.iter_batches] one that gives
+    [`BatchResult`][organik_async.BatchResult]s:
+
+    ```python
+    async with client.iter_detailed_report(transaction_ids=ids) as rows:
+        async for row in rows:
+            ...
+    ```
+
+    The call starts when the block is entered. Results come as requests complete; failed
+    batches are raised at the end, after every result, as a
+    [`BulkReportError`][organik_async.BulkReportError] (or, for a call of one request, that
+    request's error). The context manager is what makes shutdown clean: leaving the block
+    early (``break``, an exception, a cancelled caller) cancels every request still in
+    flight before the block is left, and nothing runs after it. A stream is entered once;
+    iterating it without ``async with`` raises ``TypeError``.
     """
 
     def __init__(

@@ -61,6 +61,8 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL: Final = "https://organikapi.com"
+"""The provider's root URL: the client's ``base_url`` when neither the argument nor the
+``ORGANIK_BASE_URL`` environment variable gives one."""
 DEFAULT_BATCH_SIZES: Final = BatchSizes()
 API_KEY_ENV: Final = "ORGANIK_API_KEY"
 BASE_URL_ENV: Final = "ORGANIK_BASE_URL"
@@ -69,7 +71,15 @@ _V2_SEGMENT: Final = re.compile(r"(^|/)v2(/|$)", re.IGNORECASE)
 
 
 def api_key_from_credentials(username: str, password: str) -> str:
-    """The provider's API key for an account: ``MD5(username + password)``, hex."""
+    """The provider's API key for an account.
+
+    Args:
+        username: the account's user name.
+        password: its password.
+
+    Returns:
+        ``MD5(username + password)`` in hex: 32 characters, as the provider computes it.
+    """
     return hashlib.md5((username + password).encode(), usedforsecurity=False).hexdigest()
 
 
@@ -131,19 +141,65 @@ class OrganikClient:
 
     Open it once (an app's lifespan, a worker's start) and share it: it is
     safe under any number of concurrent calls. Use it as an async context
-    manager, or call `aclose()` when done. A client belongs to the event
-    loop that first uses it, as httpx's pools do.
+    manager, or call [`aclose()`][organik_async.OrganikClient.aclose] when done. A client
+    belongs to the event loop that first uses it, as httpx's pools do.
 
-    Pass ``http_client`` to use your own ``httpx.AsyncClient`` as is (we never
-    close it), or ``transport`` for a custom httpx transport (the simulator's
-    in-process one, say). Without either, the client owns its pools, and
-    ``http_backend`` picks what sends: ``"auto"`` (aiohttp on asyncio when it
-    is installed and httpx is not mocked, httpx otherwise), ``"httpx"`` or
-    ``"aiohttp"`` (asyncio only).
+    Every value is checked here, and a bad one raises ``ValueError`` naming the setting.
+    Settings are read-only properties afterwards, named as the arguments (``retry`` holds
+    the four retry settings); [`with_options()`][organik_async.OrganikClient.with_options]
+    gives a view with some changed. The [Client settings][client-settings] page has them
+    all in one table.
 
-    ``base_url`` defaults to the ``ORGANIK_BASE_URL`` environment variable, else the provider's;
-    ``api_key`` to ``ORGANIK_API_KEY``. Settings are read-only afterwards:
-    [`with_options()`][organik_async.OrganikClient.with_options] gives a view with some changed.
+    Args:
+        api_key: 32 hex characters, ``MD5(username + password)``
+            ([`api_key_from_credentials()`][organik_async.api_key_from_credentials]).
+            Default: the ``ORGANIK_API_KEY`` environment variable.
+        base_url: the provider's root, ``http://`` or ``https://`` with a host; a path
+            prefix (a proxy's) is kept. The client adds ``/v2/<key>/detailedreport/…``
+            itself. Default: the ``ORGANIK_BASE_URL`` environment variable, else
+            [`DEFAULT_BASE_URL`][organik_async.DEFAULT_BASE_URL].
+        request_format: ``"json"`` or ``"xml"``: the format of request bodies.
+        response_format: the format of answers; ``None``: the same as ``request_format``.
+        timeout: httpx's timeouts, per operation: seconds for all four, or an
+            ``httpx.Timeout``. Default: [`DEFAULT_TIMEOUT`][organik_async.DEFAULT_TIMEOUT].
+        max_retries: more attempts after the first; 0 sends once.
+        backoff_base: seconds before the first retry, doubled for each one after.
+        backoff_max: the longest wait between attempts, in seconds.
+        max_retry_after: a ``Retry-After`` longer than this many seconds is not waited for:
+            the error is raised at once.
+        max_response_bytes: a larger answer raises
+            [`ResponseTooLargeError`][organik_async.ResponseTooLargeError] (default 64 MiB).
+        batch_sizes: IDs per request, per kind ([`BatchSizes`][organik_async.BatchSizes];
+            default 20 transaction or delivery track IDs, 250 GSM track IDs), or one int for
+            every kind.
+        max_concurrency: requests in flight per call.
+        attempt_timeout: seconds one attempt may take, from sending to the last byte of the
+            answer (default 300); ``None`` for no bound.
+        unreachable_after: failures to connect in a row after which a call stops with
+            [`EndpointUnreachableError`][organik_async.EndpointUnreachableError].
+        rate_limit: requests per second, one budget shared by every call on this client and
+            its views, retries included; ``None`` for none.
+        max_connections: requests in flight on this client, all calls together; also the
+            ceiling of the adaptive limit.
+        pool_size: connections per internal httpx pool (the client spreads requests over
+            small pools).
+        adaptive_concurrency: keep a per-client limit on requests in flight that follows
+            the provider's pushback; ``False`` leaves only ``max_concurrency`` and
+            ``max_connections``.
+        http_client: your own ``httpx.AsyncClient``, used as is and never closed by this
+            client.
+        transport: an httpx transport for the client's own pool (the simulator's
+            in-process one, say).
+        http_backend: what sends requests: ``"auto"`` (aiohttp on asyncio when it is
+            installed and httpx is not mocked, httpx otherwise), ``"httpx"``, or
+            ``"aiohttp"`` (asyncio only).
+
+    Raises:
+        AuthenticationError: the key is missing, or not 32 hex characters.
+        ValueError: a setting out of range or of the wrong type; a ``base_url`` that is not
+            an http(s) URL, or holds ``/v2``, the key, a query or a fragment; both
+            ``http_client`` and ``transport``; ``http_backend="aiohttp"`` without aiohttp
+            installed, or with an ``http_client`` or ``transport``.
     """
 
     _requester: Requester
@@ -223,13 +279,28 @@ class OrganikClient:
         )
 
     def with_options(self, **changes: Unpack[SettingChanges]) -> OrganikClient:
-        """A view of this client with some settings changed (as openai-python's).
+        """A view of this client with some settings changed, as openai-python's.
 
-        The view shares this client's pools, rate budget and open/closed state:
-        closing either closes both. Values are validated as the constructor
-        validates them:
+        The view shares this client's pools, rate budget, adaptive limit and open/closed
+        state: closing either closes both. Values are validated as the constructor
+        validates them.
 
-            slow = client.with_options(max_retries=6, batch_sizes=50)
+        ```python
+        patient = client.with_options(max_retries=6, batch_sizes=50)
+        ```
+
+        Args:
+            **changes: the settings to change, by the constructor's names: those of
+                [`SettingChanges`][organik_async.SettingChanges] (everything that is not
+                about connections), and ``retry``, a whole
+                [`RetryPolicy`][organik_async.RetryPolicy].
+
+        Returns:
+            The view: an `OrganikClient`.
+
+        Raises:
+            TypeError: a name that is not a changeable setting.
+            ValueError: a value the constructor would refuse.
         """
         view = object.__new__(type(self))
         view._requester = self._requester
@@ -245,38 +316,50 @@ class OrganikClient:
 
     @property
     def request_format(self) -> Format:
+        """The format of request bodies: ``"json"`` or ``"xml"``."""
         return self._settings.request_format
 
     @property
     def response_format(self) -> Format:
+        """The format answers are asked in (``request_format`` unless set apart)."""
         return self._settings.answer_format
 
     @property
     def timeout(self) -> httpx.Timeout:
+        """httpx's timeouts, per operation (connect, read, write, pool)."""
         return self._settings.timeout
 
     @property
     def retry(self) -> RetryPolicy:
+        """The retry policy the ``max_retries``, ``backoff_base``, ``backoff_max`` and
+        ``max_retry_after`` settings make."""
         return self._settings.retry
 
     @property
     def max_response_bytes(self) -> int:
+        """The largest answer read, in bytes (decompressed); a larger one raises
+        [`ResponseTooLargeError`][organik_async.ResponseTooLargeError]."""
         return self._settings.max_response_bytes
 
     @property
     def batch_sizes(self) -> BatchSizes:
+        """IDs per request, per kind."""
         return self._settings.batch_sizes
 
     @property
     def max_concurrency(self) -> int:
+        """Requests in flight per call."""
         return self._settings.max_concurrency
 
     @property
     def attempt_timeout(self) -> float | None:
+        """Seconds one attempt may take, from sending to the last byte; ``None``: no bound."""
         return self._settings.attempt_timeout
 
     @property
     def unreachable_after(self) -> int:
+        """Failures to connect in a row after which a call stops with
+        [`EndpointUnreachableError`][organik_async.EndpointUnreachableError]."""
         return self._settings.unreachable_after
 
     @property
@@ -311,11 +394,20 @@ class OrganikClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pools this client opened. Calling it twice is harmless."""
+        """Close the pools this client opened, and end every call in flight.
+
+        A call cut short raises [`ClientClosedError`][organik_async.ClientClosedError]
+        (a call of several requests,
+        [`ClosedDuringCallError`][organik_async.ClosedDuringCallError]). Closing a view closes
+        the client, and the other way round. Calling it twice is harmless; an
+        ``http_client`` of your own is left open.
+        """
         await self._requester.aclose()
 
     @property
     def is_closed(self) -> bool:
+        """Whether [`aclose()`][organik_async.OrganikClient.aclose] was called (on this
+        client or on any view of it)."""
         return self._requester.is_closed
 
     def __repr__(self) -> str:
@@ -343,11 +435,40 @@ class OrganikClient:
         """Every row for the given IDs, fetched in concurrent batches.
 
         Rows come in input order (batch by batch, kinds in the order transaction, delivery track,
-        GSM track), each ``gsm_track_id`` once. A call of one request raises that request's error as
-        is; a call of several raises [`BulkReportError`][organik_async.BulkReportError] with the
-        rows that arrived and the failed batches; an
-        [`AuthenticationError`][organik_async.AuthenticationError] is raised at once. ``options``
-        are the per-call overrides of [`CallOptions`][organik_async.CallOptions].
+        GSM track), each ``gsm_track_id`` once. Lists are checked whole before anything is sent,
+        lazy inputs as they are read; duplicate IDs are sent once.
+
+        ```python
+        rows = await client.detailed_report(transaction_ids=[14094857, 16334701])
+        ```
+
+        Args:
+            transaction_ids: transaction IDs (the send tasks), as any iterable or async
+                iterable of ints or strings.
+            delivery_track_ids: delivery track IDs (your own IDs given to ``sendsms``).
+            gsm_track_ids: GSM track IDs (one row each).
+            **options: the per-call options of [`CallOptions`][organik_async.CallOptions]:
+                ``batch_sizes``, ``max_concurrency``, ``retry``, ``rate_limit``,
+                ``fail_fast``, ``dedupe``, ``on_progress``, ``timeout``.
+
+        Returns:
+            The rows, each a [`DetailedReport`][organik_async.DetailedReport]; none when the
+                provider has no record of the IDs.
+
+        Raises:
+            BulkReportError: some batches of a call of several requests failed after their
+                retries; it holds the rows that arrived and every failed ID.
+            AuthenticationError: the provider refused the key; raised at once, whatever the
+                call's size.
+            OrganikError: for a call of one request, that request's own error
+                ([`RateLimitError`][organik_async.RateLimitError],
+                [`DecodeError`][organik_async.DecodeError], ...).
+            TimeoutError: the call's ``timeout`` passed (a call of one request).
+            ClientClosedError: the client is closed, or was closed during the call.
+            TypeError: an ID that is not an int or a str, an ID argument that is not an
+                iterable, or an unknown option.
+            ValueError: an ID that cannot be one ID (empty, or holding a comma, whitespace or a
+                control character), or an option out of range.
         """
         start = self._prepare((transaction_ids, delivery_track_ids, gsm_track_ids), options)
         return await collect(start())
@@ -360,15 +481,37 @@ class OrganikClient:
         gsm_track_ids: IdSource | None = None,
         **options: Unpack[CallOptions],
     ) -> ReportStream[DetailedReport]:
-        """Rows as batches complete, in bounded memory:
+        """Rows as batches complete, in bounded memory.
 
-            async with client.iter_detailed_report(transaction_ids=ids) as rows:
-                async for row in rows:
-                    ...
+        ```python
+        async with client.iter_detailed_report(transaction_ids=ids) as rows:
+            async for row in rows:
+                ...
+        ```
 
-        Order follows completion, not input. With ``dedupe`` (the default)
-        each input ID is sent once and each ``gsm_track_id`` yielded once, at
-        the cost of remembering them (see the README for figures).
+        Order follows completion, not input. The input is read lazily, and fetching pauses
+        while the consumer is slow: at most ``max_concurrency`` answers are held. With
+        ``dedupe`` (the default) each input ID is sent once and each ``gsm_track_id``
+        yielded once, at the cost of remembering them (``dedupe=False`` for flat memory).
+
+        Args:
+            transaction_ids: transaction IDs, as any iterable or async iterable.
+            delivery_track_ids: delivery track IDs.
+            gsm_track_ids: GSM track IDs.
+            **options: the per-call options of [`CallOptions`][organik_async.CallOptions].
+
+        Returns:
+            A [`ReportStream`][organik_async.ReportStream] of
+                [`DetailedReport`][organik_async.DetailedReport]s: the call runs inside its
+                ``async with`` block.
+
+        Raises:
+            ClientClosedError: the client is closed.
+            TypeError: an ID argument that is not an iterable, or an unknown option.
+            ValueError: an option out of range.
+            BulkReportError: from the iteration, after the last row: some batches failed
+                (the rows already yielded are not in it). A call of one request raises that
+                request's error instead.
         """
         dedupe = options.get("dedupe", True)
         start = self._prepare((transaction_ids, delivery_track_ids, gsm_track_ids), options)
@@ -384,10 +527,33 @@ class OrganikClient:
     ) -> ReportStream[BatchResult]:
         """One [`BatchResult`][organik_async.BatchResult] per successful request, as they complete.
 
-        For checkpointing: each result names the IDs it answered. Failed
-        batches are raised at the end in a [`BulkReportError`][organik_async.BulkReportError]. With
-        ``dedupe`` (the default) a row already yielded in an earlier batch,
-        through any ID kind, is left out of later ones.
+        For checkpointing: each result names the IDs it answered. With ``dedupe`` (the
+        default) a row already yielded in an earlier batch, through any ID kind, is left out
+        of later ones.
+
+        ```python
+        async with client.iter_batches(transaction_ids=ids) as batches:
+            async for batch in batches:
+                save(batch.rows, done=batch.ids)
+        ```
+
+        Args:
+            transaction_ids: transaction IDs, as any iterable or async iterable.
+            delivery_track_ids: delivery track IDs.
+            gsm_track_ids: GSM track IDs.
+            **options: the per-call options of [`CallOptions`][organik_async.CallOptions].
+
+        Returns:
+            A [`ReportStream`][organik_async.ReportStream] of
+                [`BatchResult`][organik_async.BatchResult]s: the call runs inside its
+                ``async with`` block.
+
+        Raises:
+            ClientClosedError: the client is closed.
+            TypeError: an ID argument that is not an iterable, or an unknown option.
+            ValueError: an option out of range.
+            BulkReportError: from the iteration, after the last batch: the failed batches,
+                with their IDs. A call of one request raises that request's error instead.
         """
         dedupe = options.get("dedupe", True)
         start = self._prepare((transaction_ids, delivery_track_ids, gsm_track_ids), options)
@@ -404,18 +570,40 @@ class OrganikClient:
         deadline: float = 24 * 3600.0,
         **options: Unpack[CallOptions],
     ) -> FollowStream:
-        """Each row once, when it becomes final, until every row is final:
+        """Each row once, when it becomes final, until every row is final.
 
-            async with client.follow_until_final(transaction_ids=ids) as rows:
-                async for row in rows:
-                    ...  # delivered, invalid number or timed out
+        ```python
+        async with client.follow_until_final(transaction_ids=ids) as rows:
+            async for row in rows:
+                ...  # delivered, invalid number or timed out
+        ```
 
         The first round asks for the given IDs; later rounds only for the rows still pending, by
         ``gsm_track_id``, after ``poll_interval`` seconds, doubling up to ``max_poll_interval``.
-        When ``deadline`` seconds have passed with rows still pending, the stream raises
-        [`StillPendingError`][organik_async.StillPendingError] carrying them. ``options`` apply to
-        every round (a round is a [`detailed_report()`][organik_async.OrganikClient.detailed_report]
-        call).
+        A round is a [`detailed_report()`][organik_async.OrganikClient.detailed_report] call.
+
+        Args:
+            transaction_ids: transaction IDs, as any iterable or async iterable.
+            delivery_track_ids: delivery track IDs.
+            gsm_track_ids: GSM track IDs.
+            poll_interval: seconds before the second round.
+            max_poll_interval: the longest wait between rounds, in seconds.
+            deadline: seconds after entering the block at which rows still pending end the
+                stream (default one day).
+            **options: the per-call options of [`CallOptions`][organik_async.CallOptions],
+                applied to every round.
+
+        Returns:
+            A [`FollowStream`][organik_async.FollowStream] of the rows that became final:
+                the rounds run inside its ``async with`` block.
+
+        Raises:
+            ValueError: a ``poll_interval``, ``max_poll_interval`` or ``deadline`` that is not
+                a positive number, or an option out of range.
+            TypeError: an ID argument that is not an iterable, or an unknown option.
+            ClientClosedError: the client is closed.
+            StillPendingError: from the iteration, at the deadline, with the rows still
+                pending. A round's own error ends the iteration as it would end the call.
         """
         check_positive_number("poll_interval", poll_interval)
         check_positive_number("max_poll_interval", max_poll_interval)

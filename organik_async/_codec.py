@@ -503,12 +503,15 @@ LXML_MIN_VERSION: Final = (5, 0)
 
 
 def xml_parser() -> XmlParser:
-    """The parser that reads XML answers: ``"lxml"`` when lxml 5 or later can be
-    imported (``pip install 'organik_async[lxml]'``), else ``"xmltodict"``.
+    """Which parser reads XML answers.
 
-    Rows and errors are the same with either; lxml reads an answer for much less
-    CPU per row (see [Decoding](../performance.md#decoding-no-network)). The
-    first call (or the first XML answer) imports lxml.
+    Rows and errors are the same with either; lxml reads an answer for less CPU per row
+    (see [Performance](../performance.md#decoding-no-network)). The first call (or the
+    first XML answer) imports lxml: ``import organik_async`` never does.
+
+    Returns:
+        ``"lxml"`` when lxml 5 or later can be imported (the ``lxml`` extra), else
+            ``"xmltodict"``.
     """
     return "xmltodict" if _lxml_reader() is None else "lxml"
 

@@ -69,11 +69,21 @@ class RequestInfo(msgspec.Struct, frozen=True):
     """Which request an error belongs to. Safe to log: the URL is redacted."""
 
     url: str
+    """The request's URL, with the API key shown as ``***``."""
     request_format: Format
+    """The format of the request body: ``"json"`` or ``"xml"``."""
     response_format: Format
+    """The format asked for the answer."""
     id_count: int
+    """How many IDs the request carried."""
 
     def describe(self) -> str:
+        """The request in one line, as error messages show it.
+
+        Returns:
+            For example ``POST https://organikapi.com/v2/***/detailedreport/json/ (json,
+                20 IDs)``.
+        """
         fmt: str = self.request_format
         if self.response_format != fmt:
             fmt = f"{fmt}->{self.response_format}"
@@ -82,11 +92,17 @@ class RequestInfo(msgspec.Struct, frozen=True):
 
 
 class OrganikError(Exception):
-    """Base class of every error raised by organik_async."""
+    """Base class of every error raised by organik_async.
+
+    ``str(error)`` is the message, then the request and the attempts made, key masked.
+    """
 
     message: str
+    """What went wrong, without the request and attempts (``str(error)`` adds them)."""
     request: RequestInfo | None
+    """The request the error belongs to; ``None`` for an error of no single request."""
     attempts: int
+    """Attempts made for that request, the first included; 0 when none was sent."""
 
     def __init__(
         self, message: str, *, request: RequestInfo | None = None, attempts: int = 0
@@ -124,12 +140,19 @@ class APIError(OrganikError):
     """
 
     code: int | None
+    """The provider's error code (see [`PROVIDER_CODES`][organik_async.PROVIDER_CODES])."""
     number: str | None
+    """The provider's number for the request, as it sent it."""
     error_message: str | None
+    """The provider's own message (the key masked)."""
     time: str | None
+    """When the provider refused, as it wrote it (its local time)."""
     status_code: int | None
+    """The HTTP status of the answer (the provider sends most refusals with 200)."""
     body: bytes
+    """The start of the raw answer, the key masked."""
     retry_after: float | None
+    """The server's ``Retry-After``, in seconds, when it sent one."""
 
     def __init__(
         self,
@@ -173,8 +196,11 @@ class HTTPStatusError(OrganikError):
     """A non-2xx answer that carried no provider error envelope."""
 
     status_code: int
+    """The HTTP status of the answer."""
     body: bytes
+    """The start of the raw answer, the key masked."""
     retry_after: float | None
+    """The server's ``Retry-After``, in seconds, when it sent one."""
 
     def __init__(
         self,
@@ -200,6 +226,7 @@ class TransportError(OrganikError):
     """
 
     cause: str
+    """What failed underneath: the HTTP library's exception type and its text, redacted."""
 
     def __init__(
         self,
@@ -237,7 +264,10 @@ class DecodeError(OrganikError):
     """
 
     position: str
+    """Where the answer went wrong: a byte offset, a line and column, or a path such as
+    ``$.response.data[3].gsm``; empty when unknown."""
     excerpt: str
+    """A short slice of the answer around ``position``, the key masked."""
 
     def __init__(
         self,
@@ -266,7 +296,16 @@ class ResponseTooLargeError(OrganikError):
 
     @classmethod
     def for_size(cls, size: int, limit: int, *, request: RequestInfo) -> Self:
-        """The error for an answer of ``size`` bytes (or more) against ``limit``."""
+        """The error for an answer of ``size`` bytes or more against ``limit``.
+
+        Args:
+            size: bytes read when the answer passed the limit (or its ``Content-Length``).
+            limit: the ``max_response_bytes`` setting.
+            request: the request the answer belongs to.
+
+        Returns:
+            The error, its message saying what to change.
+        """
         return cls(
             f"answer of {size} bytes or more exceeds max_response_bytes={limit}; "
             "send fewer IDs per request or raise the limit",
@@ -282,6 +321,7 @@ class StillPendingError(OrganikError):
     """
 
     pending: list[DetailedReport]
+    """The rows still pending at the deadline, as last seen (status 0 or 1)."""
 
     def __init__(self, message: str, *, pending: Sequence[DetailedReport] = ()) -> None:
         super().__init__(message)
@@ -306,14 +346,22 @@ class BatchFailure(msgspec.Struct, frozen=True):
     """
 
     index: int
+    """The batch's place in the call, from 0, in input order."""
     kind: IdKind
+    """The kind of the IDs (``"transaction_ids"``, ...)."""
     ids: tuple[Id, ...]
+    """The IDs that got no answer."""
     outcome: BatchOutcome
+    """``"failed"``, ``"cancelled"`` or ``"not_attempted"``."""
     error: OrganikError | None = None
+    """Why it failed: the last attempt's typed error; for a cancelled or unsent batch, what
+    stopped the call, if an error did."""
     attempts: int = 0
+    """Attempts made, the first included; 0 if never sent."""
 
     @property
     def attempted(self) -> bool:
+        """Whether any of the batch was sent (the outcome is not ``"not_attempted"``)."""
         return self.outcome != "not_attempted"
 
     @property
@@ -334,7 +382,9 @@ class BulkReportError(OrganikError):
     """
 
     rows: list[DetailedReport]
+    """The rows that arrived, in input order (empty for the streaming APIs)."""
     failures: list[BatchFailure]
+    """One entry per batch not answered, in input order."""
 
     def __init__(
         self,
@@ -380,12 +430,19 @@ class ProviderCode(msgspec.Struct, frozen=True):
     """
 
     code: int
+    """The code, as ``error.code`` carries it."""
     english: str
+    """What it means, in plain English."""
     message: str
+    """The provider's own English wording, as its server sends it in ``error.message``."""
     turkish: str
+    """The provider's explanation, in Turkish."""
     error: type[APIError] = APIError
+    """The class raised for this code."""
     retryable: bool = False
+    """Whether another attempt could succeed (the client retries it)."""
     no_records: bool = False
+    """Whether the code means "nothing found": a report of zero rows, not an error."""
 
 
 def _code_table(*entries: ProviderCode) -> Mapping[int, ProviderCode]:

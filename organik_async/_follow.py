@@ -33,10 +33,20 @@ RoundFetch = Callable[[Mapping[IdKind, IdSource]], Awaitable[list[DetailedReport
 
 
 class FollowStream:
-    """``async with client.follow_until_final(...) as rows: async for row in rows:``.
+    """Rows followed until final: what
+    [`OrganikClient.follow_until_final()`][organik_async.OrganikClient.follow_until_final]
+    returns.
+
+    ```python
+    async with client.follow_until_final(transaction_ids=ids) as rows:
+        async for row in rows:
+            ...  # delivered, invalid number or timed out
+    ```
 
     Yields each row once, when it is final. Ends when every row is final; at
     the deadline, raises [`StillPendingError`][organik_async.StillPendingError] instead.
+    A round's error ends the stream as it would end the call. A stream is entered once;
+    iterating it without ``async with`` raises ``TypeError``.
     """
 
     def __init__(
@@ -61,12 +71,12 @@ class FollowStream:
 
     @property
     def rounds(self) -> int:
-        """Rounds asked so far."""
+        """Rounds asked so far (a round is one report call)."""
         return self._rounds
 
     @property
     def pending(self) -> list[DetailedReport]:
-        """The rows not final yet, as last seen."""
+        """The rows not final yet, as last seen: followed by the next round."""
         return list(self._pending.values())
 
     async def __aenter__(self) -> Self:

@@ -36,7 +36,14 @@ def rows_to_columns(rows: Iterable[DetailedReport]) -> dict[str, list[Any]]:
     [`DeliveryStatus`][organik_async.DeliveryStatus] name (``"DELIVERED"``...) or ``None`` for a
     status code the provider added since, and ``failure_reason``
     ([`DetailedReport.failure_reason`][organik_async.DetailedReport.failure_reason]). Dates are
-    naive ``datetime`` values in the provider's local time (Turkey). No rows give empty columns.
+    naive ``datetime`` values in the provider's local time (Turkey).
+
+    Args:
+        rows: the rows, in any iterable.
+
+    Returns:
+        Column name to its values, one per row, in the rows' order; no rows give empty
+            columns.
     """
     rows = rows if isinstance(rows, list) else list(rows)
     if not rows:

@@ -61,8 +61,11 @@ class IdArguments(TypedDict, total=False):
     """IDs by kind, as keyword arguments: ``await client.detailed_report(**ids)``."""
 
     transaction_ids: list[Id]
+    """Transaction IDs: the send tasks ``sendsms`` returned."""
     delivery_track_ids: list[Id]
+    """Delivery track IDs: your own IDs given to ``sendsms``."""
     gsm_track_ids: list[Id]
+    """GSM track IDs: one per recipient number of a send."""
 
 
 def id_arguments(kind: IdKind, ids: Iterable[Id]) -> IdArguments:
@@ -129,10 +132,15 @@ class DeliveryStatus(enum.IntEnum):
     """The ``status`` of one recipient number, as the provider defines it."""
 
     NOT_SENT = 0
+    """0: not sent yet (pending)."""
     SENT_TO_OPERATOR = 1
+    """1: handed to the operator, not yet delivered (pending)."""
     DELIVERED = 2
+    """2: delivered to the recipient (final)."""
     INVALID_NUMBER = 3
+    """3: the number is invalid (final, failed)."""
     TIMED_OUT = 4
+    """4: not delivered in time (final, failed)."""
 
     def __str__(self) -> str:
         """The name (``DELIVERED``), not the bare number an ``IntEnum`` prints."""
@@ -163,8 +171,11 @@ class DeliveryErrorCode(msgspec.Struct, frozen=True):
     """One entry of the provider's per-number ``errorcode`` table."""
 
     code: int
+    """The code, as a row's `errorcode` carries it."""
     english: str
+    """What it means, in English."""
     turkish: str
+    """The provider's own description, in Turkish."""
 
 
 def _error_table(*rows: tuple[int, str, str]) -> Mapping[int, DeliveryErrorCode]:
@@ -206,26 +217,45 @@ DELIVERY_ERROR_CODES: Mapping[int, DeliveryErrorCode] = _error_table(
 
 
 class DetailedReport(msgspec.Struct, frozen=True, kw_only=True):
-    """What happened to one SMS for one recipient number.
+    """What happened to one SMS for one recipient number: one row of a report.
 
-    Dates are naive ``datetime``s in the provider's local time (Turkey, ``Europe/Istanbul``); see
-    the README for timezone-aware values. ``status`` and ``errorcode`` stay plain integers so
-    unknown codes survive; use [`delivery_status`][organik_async.DetailedReport.delivery_status],
-    `error` and [`failure_reason`][organik_async.DetailedReport.failure_reason] for the typed views.
+    Dates are naive ``datetime``s in the provider's local time (Turkey, ``Europe/Istanbul``),
+    exactly as sent. ``status`` and ``errorcode`` stay plain integers so that a code the provider
+    adds later survives; [`delivery_status`][organik_async.DetailedReport.delivery_status],
+    [`error`][organik_async.DetailedReport.error] and
+    [`failure_reason`][organik_async.DetailedReport.failure_reason] are the typed views. Rows are
+    frozen, hashable, and encode back to the provider's JSON with ``msgspec.json.encode``.
     """
 
     gsm: int
+    """The recipient number, in international form (``905445359675``)."""
     transaction_id: int
+    """The send task the row belongs to (the ``sendsms`` call that sent it)."""
     gsm_track_id: int | str
+    """The per-number tracking ID: an int in reports, a string such as
+    ``"16502030-4730-63032793"`` where the provider writes it so. Unique per row."""
     delivery_track_id: str | None = None
+    """Your own ID for the send, as given to ``sendsms``; ``None`` when there is none."""
     create_date: datetime
+    """When the send task was created (provider's local time, naive)."""
     start_date: datetime
+    """When sending of the task started; later than `create_date` for a scheduled send."""
     finish_date: datetime | None = None
+    """When sending to this number concluded; ``None`` while it has not."""
     status: int
+    """The delivery status code: 0 not sent yet, 1 handed to the operator, 2 delivered,
+    3 invalid number, 4 timed out (see [`DeliveryStatus`][organik_async.DeliveryStatus])."""
     sms_count: int
+    """How many SMS parts the text takes; 0 while sending to this number has not started."""
     credit_amount: int
+    """The credit calculated for the send (not the credit actually spent); 0 for a foreign
+    number and for a send not started."""
     is_foreign_gsm: bool
+    """Whether the number is foreign (not Turkish); the provider sends 0 or 1."""
     errorcode: int = 0
+    """The operator's error for this number, 0 for none or when the answer does not carry
+    it (XML answers at this provider); see
+    [`DELIVERY_ERROR_CODES`][organik_async.DELIVERY_ERROR_CODES]."""
 
     @property
     def delivery_status(self) -> DeliveryStatus | int:
@@ -273,12 +303,16 @@ class BatchSizes(msgspec.Struct, frozen=True, kw_only=True):
 
     Conservative, because the provider documents no limit: a transaction or a
     delivery track ID can stand for thousands of recipient numbers (rows), so
-    those batches are small; a GSM track ID is one row.
+    those batches are small; a GSM track ID is one row. Each size is an ``int >= 1``;
+    another value raises ``ValueError`` when the object is built.
     """
 
     transaction_ids: int = 20
+    """Transaction IDs per request (each can stand for thousands of rows)."""
     delivery_track_ids: int = 20
+    """Delivery track IDs per request (each can stand for thousands of rows)."""
     gsm_track_ids: int = 250
+    """GSM track IDs per request (one row each)."""
 
     def __post_init__(self) -> None:
         for kind in ID_KINDS:
@@ -288,25 +322,56 @@ class BatchSizes(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def coerce(cls, value: "BatchSizes | int") -> "BatchSizes":
-        """An int means the same size for every kind."""
+        """A `BatchSizes` from what the ``batch_sizes`` setting accepts.
+
+        Args:
+            value: sizes per kind, or one int for every kind.
+
+        Returns:
+            ``value`` itself if it is a `BatchSizes`, else one with ``value`` for every kind.
+
+        Raises:
+            ValueError: an int below 1.
+        """
         if isinstance(value, BatchSizes):
             return value
         return cls(transaction_ids=value, delivery_track_ids=value, gsm_track_ids=value)
 
     def for_kind(self, kind: IdKind) -> int:
+        """The size for one kind of ID.
+
+        Args:
+            kind: ``"transaction_ids"``, ``"delivery_track_ids"`` or ``"gsm_track_ids"``.
+
+        Returns:
+            IDs per request for that kind.
+        """
         size: int = getattr(self, kind)
         return size
 
 
 class BatchResult(msgspec.Struct, frozen=True):
-    """One successful request: the IDs asked, the rows, attempts and timing."""
+    """One successful request: the IDs asked, the rows, attempts and timing.
+
+    [`OrganikClient.iter_batches()`][organik_async.OrganikClient.iter_batches] yields one per
+    request, as requests complete: record ``ids`` as done to checkpoint a long job.
+    """
 
     index: int
+    """The batch's place in the call, from 0, in input order (not completion order)."""
     kind: IdKind
+    """The kind of the IDs asked (``"transaction_ids"``, ...)."""
     ids: tuple[Id, ...]
+    """The IDs answered (all of the batch's, or the part that succeeded when a batch
+    refused as too large was split)."""
     rows: list[DetailedReport]
+    """The rows answered, in the provider's order (with ``dedupe``, less those an earlier
+    batch already yielded)."""
     attempts: int
+    """Attempts made, the first included (1 when no retry was needed)."""
     elapsed: float
+    """Seconds the batch took, from its start to its answer: waits for the limits,
+    retries and their waits included."""
 
     @property
     def id_arguments(self) -> IdArguments:
@@ -315,16 +380,22 @@ class BatchResult(msgspec.Struct, frozen=True):
 
 
 class Progress(msgspec.Struct, frozen=True):
-    """A snapshot for progress bars and metrics, sent after every batch."""
+    """A snapshot for progress bars and metrics, sent to a call's ``on_progress`` after
+    every batch."""
 
     batches_done: int
+    """Batches finished so far, failed ones included."""
     batches_total: int | None
     """Exact once the input has been read to the end; before that an estimate
     from ``len()`` of sized inputs (duplicates included), or ``None``."""
     rows: int
+    """Rows received so far."""
     retries: int
+    """Retries so far, across every batch."""
     failures: int
+    """Failed batches reported so far (after their retries)."""
     elapsed: float
+    """Seconds since the call started."""
     concurrency: int = 0
     """Requests this call may have in flight now: its ``max_concurrency``, or
     less while the client's adaptive limit is lower (after pushback)."""

@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=180.0, write=30.0, pool=60.0)
-"""Connect fails fast; read waits as long as the provider's own PHP sample (180 s)."""
+"""The client's ``timeout`` by default: connect fails fast; read waits as long as the
+provider's own PHP sample does, since a big report takes time."""
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_ATTEMPT_TIMEOUT: Final = 300.0
 """httpx's timeouts are per operation: a server trickling a byte every few seconds
@@ -116,48 +117,72 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SettingChanges(TypedDict, total=False):
-    """What [`OrganikClient.with_options()`][organik_async.OrganikClient.with_options] can change
-    (the constructor's names)."""
+    """What [`OrganikClient.with_options()`][organik_async.OrganikClient.with_options] can change:
+    every setting that is not about connections, by the constructor's names. Values are
+    validated as the constructor validates them."""
 
     request_format: Format
+    """The format of request bodies: ``"json"`` or ``"xml"``."""
     response_format: Format | None
+    """The format of answers; ``None``: the same as ``request_format``."""
     timeout: float | httpx.Timeout | None
+    """httpx's timeouts: seconds for all four, an ``httpx.Timeout``, or ``None`` for no
+    per-operation limit (``attempt_timeout`` still bounds an attempt)."""
     max_retries: int
+    """More attempts after the first."""
     backoff_base: float
+    """Seconds before the first retry, doubled for each one after."""
     backoff_max: float
+    """The longest wait between attempts, in seconds."""
     max_retry_after: float
+    """A longer ``Retry-After``, in seconds, is not waited for."""
     retry: RetryPolicy
+    """A whole retry policy, instead of its four settings one by one (those given beside it
+    change it)."""
     max_response_bytes: int
+    """The largest answer read, in bytes."""
     batch_sizes: BatchSizes | int
+    """IDs per request, per kind, or one int for every kind."""
     max_concurrency: int
+    """Requests in flight per call."""
     attempt_timeout: float | None
+    """Seconds one attempt may take, from sending to the last byte; ``None``: no bound."""
     unreachable_after: int
+    """Failures to connect in a row after which a call stops."""
 
 
 _CHANGEABLE: Final = frozenset(SettingChanges.__annotations__)
 
 
 class CallOptions(TypedDict, total=False):
-    """Per-call overrides, accepted by every report method.
+    """Per-call options, accepted as keywords by every report method.
 
-    ``batch_sizes``, ``max_concurrency`` and ``retry`` replace the client's settings for this call
-    (validated as the constructor validates them); ``rate_limit`` adds a requests-per-second budget
-    of this call's own, on top of the client's shared one; ``fail_fast`` stops the call at the first
-    failed batch; ``dedupe`` sends each ID once and yields each row once; ``on_progress`` hears a
-    [`Progress`][organik_async.Progress] after every batch; ``timeout`` bounds the whole call,
-    retries included, in seconds (what a web request needs): when it expires, requests in flight are
-    cancelled and the call raises [`TimeoutError`][organik_async.TimeoutError] (one request) or
-    [`BulkReportError`][organik_async.BulkReportError].
+    Overrides are validated as the constructor validates them: ``max_concurrency=0`` is a
+    ``ValueError``, never a silent fallback; ``None`` keeps the client's setting.
     """
 
     batch_sizes: BatchSizes | int | None
+    """Replaces the client's ``batch_sizes`` for this call."""
     max_concurrency: int | None
+    """Replaces the client's ``max_concurrency`` for this call."""
     rate_limit: float | None
+    """A requests-per-second budget of this call's own, on top of the client's shared one."""
     retry: RetryPolicy | None
+    """Replaces the client's retry policy for this call."""
     fail_fast: bool
+    """Stop at the first failed batch: requests in flight are cancelled, IDs not yet sent are
+    reported ``"not_attempted"`` (default ``False``)."""
     dedupe: bool
+    """Send each input ID once and yield each ``gsm_track_id`` once, at the cost of memory
+    that grows with the input (default ``True``)."""
     on_progress: Callable[[Progress], object] | None
+    """Called with a [`Progress`][organik_async.Progress] after every batch; an exception it
+    raises stops the call and is raised as is."""
     timeout: float | None
+    """Seconds for the whole call, retries included (what a web request needs): when they
+    pass, requests in flight are cancelled and the call raises
+    [`TimeoutError`][organik_async.TimeoutError] (one request) or
+    [`BulkReportError`][organik_async.BulkReportError] (several; the rows that came are kept)."""
 
 
 CALL_OPTIONS: Final = frozenset(CallOptions.__annotations__)

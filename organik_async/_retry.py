@@ -54,12 +54,22 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     from the server replaces that wait, unless it is longer than
     ``max_retry_after``: then waiting is not worth it and the error is raised
     at once. Set ``backoff_base=0`` to make every computed wait zero.
+
+    The client's ``max_retries``, ``backoff_base``, ``backoff_max`` and ``max_retry_after``
+    settings make one (`OrganikClient.retry`); pass one as ``retry=`` to
+    [`with_options()`][organik_async.OrganikClient.with_options] or to a call. A negative
+    value, or NaN, raises ``ValueError`` when the policy is built.
     """
 
     max_retries: int = 3
+    """More attempts after the first; 0 sends once."""
     backoff_base: float = 0.5
+    """Seconds: the wait before the first retry, doubled for each one after."""
     backoff_max: float = 30.0
+    """Seconds: the longest computed wait."""
     max_retry_after: float = 120.0
+    """Seconds: a server's ``Retry-After`` longer than this is not waited for; the error
+    is raised at once."""
 
     def __post_init__(self) -> None:
         if isinstance(self.max_retries, bool) or self.max_retries < 0:
@@ -70,9 +80,15 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
                 raise ValueError(f"{name} must be a number >= 0: {value!r}")
 
     def backoff(self, retry: int, *, draw: float | None = None) -> float:
-        """The computed wait, in seconds, before retry number ``retry`` (1-based).
+        """The computed wait before a retry, ``Retry-After`` aside.
 
-        ``draw`` is the jitter's random number in [0, 1) (drawn when omitted).
+        Args:
+            retry: which retry, from 1.
+            draw: the jitter's random number in [0, 1); drawn when omitted.
+
+        Returns:
+            Seconds: ``backoff_base * 2 ** (retry - 1)``, capped at ``backoff_max``, times
+                ``0.5 + draw / 2``.
         """
         # 2.0 ** 1024 overflows (OverflowError); past 2 ** 1023 the cap has long won.
         ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** min(retry - 1, 1023))
@@ -83,7 +99,21 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     def delay_for(
         self, error: OrganikError, retry: int, *, draw: float | None = None
     ) -> float | None:
-        """How long to wait before retry ``retry`` after ``error``; ``None``: give up."""
+        """The decision after a failed attempt: wait and retry, or give up.
+
+        A pure function of its arguments (and of ``draw``): it sleeps and sends nothing.
+
+        Args:
+            error: what the attempt raised.
+            retry: the number the next retry would have, from 1.
+            draw: the jitter's random number in [0, 1); drawn when omitted.
+
+        Returns:
+            Seconds to wait before retrying (the server's ``Retry-After`` when it sent one,
+                else [`backoff()`][organik_async.RetryPolicy.backoff]), or ``None`` to give
+                up: the error is not retryable, the retries are used up, or the
+                ``Retry-After`` is longer than ``max_retry_after``.
+        """
         if retry > self.max_retries or not is_retryable(error):
             return None
         retry_after = error.retry_after if isinstance(error, APIError | HTTPStatusError) else None
@@ -140,28 +170,41 @@ _testing = False
 
 
 def set_testing(testing: bool) -> None:
-    """Make every retry wait instant (``True``) or real again (``False``).
+    """Make every retry wait instant, or real again.
 
     For a user's test suite: retries still happen, with every decision and ``Retry-After`` honoured,
     but nobody waits. Put it in a ``conftest.py`` (``organik_async.set_testing(True)``), or use
     [`instant_retries()`][organik_async.instant_retries] for one block.
+
+    Args:
+        testing: ``True`` for instant waits, ``False`` for real ones.
     """
     global _testing
     _testing = testing
 
 
 def is_testing() -> bool:
-    """Whether retry waits are instant (see [`set_testing()`][organik_async.set_testing])."""
+    """Whether retry waits are instant now.
+
+    Returns:
+        ``True`` after [`set_testing(True)`][organik_async.set_testing] or inside an
+            [`instant_retries()`][organik_async.instant_retries] block.
+    """
     return _testing or bool(_skipped)
 
 
 @contextmanager
 def instant_retries() -> Iterator[list[float]]:
-    """Within the block, retry waits are instant; yields the list of waits skipped:
+    """Within the block, retry waits are instant.
 
+    ```python
     with organik_async.instant_retries() as waits:
         await client.detailed_report(transaction_ids=ids)
     assert waits == [2.0]  # the Retry-After the server asked for
+    ```
+
+    Yields:
+        The list of the waits skipped in the block, in seconds, filled as retries happen.
     """
     waits: list[float] = []
     _skipped.append(waits)

@@ -7,3 +7,4 @@ from importlib import metadata
 __all__ = ["__version__"]
 
 __version__: str = metadata.version("organik_async")
+"""The installed version of organik_async, as its package metadata says."""

@@ -61,42 +61,56 @@ class HTTPErrorAnswer(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     status_code: int
+    """The HTTP status to answer with: 422, 500, 502, 503 or 504."""
     detail: str
+    """A short message safe to show the service's caller."""
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    """Headers to add to the answer (``Retry-After`` on a 503); a fresh dict each time."""
 
 
 def http_error_answer(
     exc: Exception, *, default_retry_after: int = DEFAULT_RETRY_AFTER
 ) -> HTTPErrorAnswer:
-    """The HTTP answer for ``exc``, an error raised by a client call.
+    """The HTTP answer for an error a client call raised.
 
-    ================================  ======  ========================================
-    error                             status  why
-    ================================  ======  ========================================
-    ``RateLimitError``                503     retry later: ``Retry-After`` is the
-                                              provider's (rounded up) or
-                                              ``default_retry_after``
-    ``ClientClosedError``             503     the service is shutting down
-    ``TimeoutError`` (ours or the     504     the provider did not answer in time, or
-    builtin one, e.g. from                    the request's time budget ran out
-    ``anyio.fail_after``)
-    ``AuthenticationError``           502     the provider refused the service's key
-    other ``APIError``                502     the provider refused the request (its
-                                              code and the code's documented meaning)
-    ``HTTPStatusError``               502     the provider answered an HTTP error
-    ``TransportError``                502     the provider could not be reached
-    ``DecodeError``                   502     the provider's answer was unreadable
-    ``ResponseTooLargeError``         502     the provider's answer was too large
-    ``BulkReportError``               503,    the most telling of its failed
-                                      504 or  batches: rate limited, else timed out,
-                                      502     else 502
-    ``ValueError``, ``TypeError``     422     the caller's own input (the message
-                                              is the caller's input, shown back)
-    anything else                     500     an internal error, no details
-    ================================  ======  ========================================
+    * [`RateLimitError`][organik_async.RateLimitError]: **503**, retry later;
+      ``Retry-After`` is the provider's (whole seconds, rounded up), else
+      ``default_retry_after``.
+    * [`ClientClosedError`][organik_async.ClientClosedError]: **503**, the service is
+      shutting down.
+    * [`TimeoutError`][organik_async.TimeoutError], or the builtin one (from
+      ``anyio.fail_after``, say): **504**, the provider did not answer in time, or the
+      request's time budget ran out.
+    * [`StillPendingError`][organik_async.StillPendingError]: **504**, the report was not
+      final in time.
+    * [`AuthenticationError`][organik_async.AuthenticationError]: **502**, the provider
+      refused the service's key.
+    * Another [`APIError`][organik_async.APIError]: **502**, the provider refused the
+      request (its code and the code's documented meaning, never its message).
+    * [`HTTPStatusError`][organik_async.HTTPStatusError],
+      [`TransportError`][organik_async.TransportError],
+      [`DecodeError`][organik_async.DecodeError],
+      [`ResponseTooLargeError`][organik_async.ResponseTooLargeError]: **502**, the provider
+      answered an HTTP error, could not be reached, or its answer was unreadable or too
+      large.
+    * [`BulkReportError`][organik_async.BulkReportError]: the most telling of its failed
+      batches: **503** if one was rate limited (with the longest ``Retry-After``), else
+      **504** if one timed out, else **502**.
+    * ``ValueError``, ``TypeError``: **422**, the caller's own input (the message shows it
+      back).
+    * Anything else: **500**, an internal error, no details.
 
     Call it on what a client call (and the validation of the caller's input)
     raised, not as a catch-all: a ``TypeError`` from a bug would become a 422.
+
+    Args:
+        exc: what the call raised.
+        default_retry_after: the ``Retry-After`` seconds of a rate-limited answer when the
+            provider named no time.
+
+    Returns:
+        The status, a short fixed ``detail`` that never holds the provider's text, a URL or
+            the key, and the headers to answer with.
     """
     if isinstance(exc, BulkReportError) and not isinstance(exc, ClientClosedError):
         return _bulk_answer(exc, default_retry_after)

@@ -1,18 +1,20 @@
 """Every ```python block of the README and the documentation site runs, so neither drifts.
 
 Blocks are collected from ``README.md`` and ``docs/**/*.md`` (shell, console, text and
-TOML blocks are not Python and are left alone). Each runs in a fresh namespace:
+TOML blocks are not Python and are left alone); a block shown in several places (a
+piece of ``docs/snippets/`` is in the README and in a page) runs once, under the first
+file that shows it. Each runs in a fresh namespace:
 
 * a block that ends in ``anyio.run(main)`` (or defines everything itself) runs as a
   script;
 * a block with a top-level ``await`` / ``async with`` is a fragment of an app: it runs
   inside an event loop with the names such fragments lean on already defined (see
-  :func:`fragment_names`), ``client`` being an ``OrganikClient()`` built from the
+  `fragment_names`), ``client`` being an ``OrganikClient()`` built from the
   environment, exactly as the README's users build it: ``ORGANIK_API_KEY`` is the
   simulator's ``DEMO_API_KEY`` and ``ORGANIK_BASE_URL`` a simulator served over TCP
-  with :func:`organik_async.testing.serve`;
+  with `organik_async.testing.serve`;
 * what a block only defines (a FastAPI app, an error handler, a test function, a
-  client) is then used, by the checks in :data:`PROOFS`, so that defining it is not
+  client) is then used, by the checks in `PROOFS`, so that defining it is not
   all that is proven.
 
 A block that is only ``--8<-- "examples/…"`` includes an example program in the site;
@@ -44,7 +46,10 @@ from organik_async import DetailedReport, OrganikClient
 from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, serve
 
 ROOT = Path(__file__).parent.parent
-SOURCES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+SOURCES = [
+    ROOT / "README.md",
+    *sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name != "README.template.md"),
+]
 FENCE = re.compile(
     r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
 )
@@ -64,7 +69,8 @@ class Block:
 
 
 def _blocks(language: str) -> list[Block]:
-    found = []
+    found: list[Block] = []
+    seen: set[str] = set()
     for path in SOURCES:
         text = path.read_text(encoding="utf-8")
         for match in FENCE.finditer(text):
@@ -74,7 +80,9 @@ def _blocks(language: str) -> list[Block]:
             lines = match["body"].splitlines()
             code = "\n".join(line.removeprefix(indent) for line in lines) + "\n"
             line = text.count("\n", 0, match.start()) + 2  # the block's first line of code
-            found.append(Block(path, line, code))
+            if code not in seen:
+                seen.add(code)
+                found.append(Block(path, line, code))
     return found
 
 

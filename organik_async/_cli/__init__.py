@@ -5,7 +5,7 @@ sent), fetches their rows in concurrent batches with the public client, and
 writes each row once, as it arrives, to JSON lines, CSV or JSON; failed IDs
 go to a file it reads back; a journal beside the output makes any run
 resumable. ``demo`` runs the same job against the built-in simulator, and
-``summarize`` reads an output back. See the README's section on the command.
+``summarize`` reads an output back. docs/cli.md describes the command.
 
 The command's libraries (click, rich; uvicorn for the demo) come with the
 ``cli`` extra. This module imports none of them: without the extra,

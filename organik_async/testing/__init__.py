@@ -2,16 +2,21 @@
 
 Test your code against it in-process (no sockets):
 
-    from organik_async.testing import FakeOrganikAPI
+```python
+from organik_async.testing import FakeOrganikAPI
 
-    fake = FakeOrganikAPI()                     # 1,000 generated rows, demo key
-    async with fake.client() as client:         # an OrganikClient wired to it
-        rows = await client.detailed_report(transaction_ids=fake.dataset.transaction_ids[:3])
+fake = FakeOrganikAPI()  # 1,000 generated rows, the demo key
+async with fake.client() as client:  # an OrganikClient wired to it
+    ids = fake.dataset.transaction_ids[:3]
+    rows = await client.detailed_report(transaction_ids=ids)
+```
 
 or over real TCP (needs ``organik_async[testing]``, i.e. uvicorn):
 
-    async with serve(fake) as base_url:
-        ...
+```python
+async with serve(fake) as base_url:
+    ...
+```
 
 or as a separate process: ``python -m organik_async.testing serve --port 8080``. Faults
 ([`Fault`][organik_async.testing.Fault]) are injected on demand; `FakeOrganikAPI.stats` records what

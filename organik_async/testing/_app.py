@@ -80,29 +80,35 @@ class FakeOrganikAPI:
     [`transport()`][organik_async.testing.FakeOrganikAPI.transport], or over TCP with
     [`serve()`][organik_async.testing.serve].
 
-    ``dataset`` is a [`Dataset`][organik_async.testing.Dataset], or your own rows
-    (``DetailedReport``s or dicts), or ``None`` for ``Dataset.generate(1_000, seed=seed)``.
-    ``api_keys`` are the accepted keys (32 characters; default
-    [`DEMO_API_KEY`][organik_async.testing.DEMO_API_KEY]). ``faults`` is the initial `faults` list.
-    ``seed`` drives which requests probabilistic faults hit, random latencies, and how pending rows
-    finish.
+    Args:
+        dataset: the rows to answer from: a [`Dataset`][organik_async.testing.Dataset], or
+            your own rows ([`DetailedReport`][organik_async.DetailedReport]s or dicts), or
+            ``None`` for ``Dataset.generate(1_000, seed=seed)``.
+        api_keys: the accepted keys, 32 characters each (default
+            [`DEMO_API_KEY`][organik_async.testing.DEMO_API_KEY]).
+        faults: the initial [`faults`][organik_async.testing.FakeOrganikAPI.faults] list.
+        seed: drives which requests probabilistic faults hit, random latencies, and how
+            pending rows finish.
+        max_ids_per_request: larger requests fail with code 96, as an undocumented provider
+            limit might; ``None`` for no limit.
+        max_concurrent_requests: a request that arrives while that many are being handled
+            is answered at once with code 93 ("Too much request.", HTTP 200, as the provider
+            sends every refusal); ``None`` for no cap.
+        xml_wrapped: XML answers as ``<response><result>1</result><data><item>...``, as
+            the provider's API documentation shows them; ``False``: bare top-level
+            ``<item>``s, as its seed page does.
+        errorcode_in: the formats whose rows carry ``errorcode`` (the provider's documents:
+            JSON only).
+        finalize_after: how long each pending row (status 0 or 1) stays pending before it
+            becomes final (2, 3 or 4), counted from when this object was built: seconds, or
+            a ``(low, high)`` range drawn per row; ``None``: rows never change.
+        clock: returns "now" in the provider's local time (default: the real time); it gives
+            the ``time`` of error answers and drives ``finalize_after``. A
+            [`ManualClock`][organik_async.testing.ManualClock] lets a test move time by hand.
 
-    ``max_ids_per_request`` makes larger requests fail with code 96, as an
-    unknown provider limit might. ``max_concurrent_requests`` answers a
-    request that arrives while that many are being handled at once with code
-    93 ("Too much request.", HTTP 200, as the provider sends every refusal);
-    `Stats.refused` counts them.
-
-    XML answers are ``<response><result>1</result><data><item>...``, as in
-    the provider's API README; ``xml_wrapped=False`` gives the seed page's
-    bare top-level ``<item>``s. ``errorcode_in`` are the formats whose rows
-    carry ``errorcode`` (the provider's documents: JSON only).
-
-    ``clock`` returns "now" in the provider's local time (default: the real time); it gives the
-    ``time`` of error answers and, with ``finalize_after`` (seconds, or a ``(low, high)`` range
-    drawn per row), the moment each pending row (status 0 or 1) becomes final (2, 3 or 4), counted
-    from when this object was built. Without ``finalize_after`` rows never change. A
-    [`ManualClock`][organik_async.testing.ManualClock] lets a test move time by hand.
+    Raises:
+        ValueError: a limit below 1, a key that is not 32 characters, an unknown format in
+            ``errorcode_in``, or a bad ``finalize_after``.
     """
 
     def __init__(
@@ -134,10 +140,15 @@ class FakeOrganikAPI:
         self.stats: Stats = Stats(max_concurrent_requests=max_concurrent_requests)
         """What was served; ``stats.reset()`` also restarts request numbering."""
         self.seed = seed
+        """The seed of fault draws, random latencies and pending rows' fates."""
         self.max_ids_per_request = max_ids_per_request
+        """Requests with more IDs are refused with code 96; ``None``: no limit."""
         self.max_concurrent_requests = max_concurrent_requests
+        """More requests at once are refused with code 93; ``None``: no cap."""
         self.xml_wrapped = xml_wrapped
+        """Whether XML answers are wrapped in ``<response>`` (else bare ``<item>``s)."""
         self.errorcode_in: frozenset[Format] = _formats(errorcode_in, "errorcode_in")
+        """The formats whose rows carry ``errorcode``."""
         self._keys = KeyRing(api_keys)
         self._clock = clock
         self._timeline = (
@@ -183,6 +194,15 @@ class FakeOrganikAPI:
         Like [`Dataset.expected()`][organik_async.testing.Dataset.expected], with the clock's
         current time applied (rows that became final are final) and, for a format whose rows carry
         no ``errorcode`` (XML by default), ``errorcode`` 0 as a client reads its absence.
+
+        Args:
+            transaction_ids: transaction IDs.
+            delivery_track_ids: delivery track IDs.
+            gsm_track_ids: GSM track IDs.
+            response_format: the format of the answer the rows would come in.
+
+        Returns:
+            The rows, in the simulator's order: what a correct client returns.
         """
         spans = self.dataset.select(
             [normalize_id(v) for v in transaction_ids],
@@ -195,10 +215,13 @@ class FakeOrganikAPI:
         return [msgspec.structs.replace(row, errorcode=0) for row in rows]
 
     def warm(self, formats: Iterable[Format] = ("json",)) -> None:
-        """Encode every row now in the way this simulator writes ``formats``.
+        """Encode every row now, so that no request pays for it.
 
         As [`Dataset.warm()`][organik_async.testing.Dataset.warm], with this simulator's
         ``errorcode_in``.
+
+        Args:
+            formats: the answer formats to prepare.
         """
         self.dataset.warm([self._style(fmt) for fmt in formats])
 
@@ -211,15 +234,26 @@ class FakeOrganikAPI:
     # -- wiring a client ----------------------------------------------------------
 
     def transport(self) -> FakeTransport:
-        """An ``httpx`` transport that sends requests to this app with no sockets."""
+        """An ``httpx`` transport that sends requests to this app with no sockets.
+
+        Returns:
+            A new [`FakeTransport`][organik_async.testing.FakeTransport], for an
+                ``httpx.AsyncClient`` or an ``OrganikClient(transport=...)`` of your own.
+        """
         return FakeTransport(self)
 
     def client(self, **kwargs: Any) -> OrganikClient:
         """An [`OrganikClient`][organik_async.OrganikClient] wired to this app in-process.
 
-        It uses [`api_key`][organik_async.testing.FakeOrganikAPI.api_key], base URL
-        ``http://organik.test`` and [`transport()`][organik_async.testing.FakeOrganikAPI.transport]
-        unless ``kwargs`` say otherwise; other keyword arguments go to the client as they are.
+        Args:
+            **kwargs: the client's settings. ``api_key`` defaults to
+                [`api_key`][organik_async.testing.FakeOrganikAPI.api_key], ``base_url`` to
+                ``http://organik.test``, ``transport`` to
+                [`transport()`][organik_async.testing.FakeOrganikAPI.transport] (unless an
+                ``http_client`` is given); the others go to the client as they are.
+
+        Returns:
+            A new client, to use as ``async with fake.client() as client:``.
         """
         from .._client import OrganikClient
 

@@ -64,9 +64,12 @@ class ManualClock:
     """A clock that moves only when told: ``clock.advance(60)``.
 
     Give it to [`FakeOrganikAPI`][organik_async.testing.FakeOrganikAPI] as ``clock=``;
-    calling it returns the current time. It starts at ``start`` (a naive
-    ``datetime`` in the provider's local time; by default 2024-01-01 12:00:00,
-    so that answers are the same on every run) and never goes backwards.
+    calling it returns the current time. It never goes backwards.
+
+    Args:
+        start: where it starts: a naive ``datetime`` in the provider's local time (an aware
+            one is converted to it); by default 2024-01-01 12:00:00, so that answers are the
+            same on every run.
     """
 
     __slots__ = ("_now",)
@@ -83,14 +86,25 @@ class ManualClock:
         return f"ManualClock({self._now.isoformat(sep=' ')})"
 
     def now(self) -> datetime:
-        """The current time (the same as calling the clock)."""
+        """The current time, the same as calling the clock.
+
+        Returns:
+            A naive ``datetime`` in the provider's local time.
+        """
         return self._now
 
     def advance(self, seconds: float | timedelta) -> datetime:
-        """Move the clock forward and return the new time.
+        """Move the clock forward.
 
-        Raises ``ValueError`` for a negative step: the provider's time does
-        not run backwards, and rows that became final stay final.
+        Args:
+            seconds: how far, in seconds or as a ``timedelta``.
+
+        Returns:
+            The new time.
+
+        Raises:
+            ValueError: a negative step: the provider's time does not run backwards, and
+                rows that became final stay final.
         """
         step = seconds if isinstance(seconds, timedelta) else timedelta(seconds=seconds)
         if step < timedelta(0):

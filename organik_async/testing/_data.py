@@ -136,7 +136,13 @@ class Dataset:
 
     def __init__(self, groups: list[_Group], source: _RowSource, *, eager_index: bool) -> None:
         """Internal: use [`generate()`][organik_async.testing.Dataset.generate] or
-        [`from_rows()`][organik_async.testing.Dataset.from_rows]."""
+        [`from_rows()`][organik_async.testing.Dataset.from_rows].
+
+        Args:
+            groups: the rows' groups (one per transaction and delivery track ID).
+            source: where each group's rows come from.
+            eager_index: build the index by ``gsm_track_id`` now, not on first use.
+        """
         self._groups = groups
         self._source = source
         self._rows = groups[-1].base + groups[-1].size if groups else 0
@@ -172,21 +178,36 @@ class Dataset:
         unknown_errorcode_share: float = 0.03,
         max_transaction_rows: int = 5_000,
     ) -> Dataset:
-        """A realistic dataset of ``rows`` rows; the same seed gives the same rows.
+        """A realistic dataset; the same seed gives the same rows.
 
         Transactions are heavy-tailed in size (most have a few numbers, a few
-        have thousands, up to ``max_transaction_rows``). Rows mix delivered,
-        pending (status 0/1, ``finish_date`` null), invalid and timed-out
-        numbers (3/4 with error codes from the provider's table, and
-        ``unknown_errorcode_share`` of them with codes it does not list),
-        foreign numbers (``credit_amount`` 0), and scheduled sends
-        (``start_date`` after ``create_date``). gsm_track_ids are integers,
-        as in every report the provider documents; ``string_track_id_share``
-        puts that share of them in the ``"16502030-4730-63032793"`` string
-        form of its ``sendsms`` answers instead.
+        have thousands). Rows mix delivered, pending (status 0/1, ``finish_date``
+        null), invalid and timed-out numbers (3/4 with error codes from the
+        provider's table, and some with codes it does not list), foreign numbers
+        (``credit_amount`` 0), and scheduled sends (``start_date`` after
+        ``create_date``). gsm_track_ids are integers, as in every report the
+        provider documents, unless ``string_track_id_share`` says otherwise.
 
         Only the transactions are drawn now; rows are drawn when first asked
-        for and encoded once per format (see `warm()`).
+        for and encoded once per format (see [`warm()`][organik_async.testing.Dataset.warm]).
+
+        Args:
+            rows: how many rows.
+            seed: the seed of every draw.
+            string_track_id_share: the share of gsm_track_ids in the
+                ``"16502030-4730-63032793"`` string form of the provider's ``sendsms``
+                answers.
+            foreign_share: the share of foreign numbers.
+            scheduled_share: the share of transactions sent later than created.
+            in_progress_share: the share of rows handed to the operator, not final yet
+                (status 1).
+            not_started_share: the share of rows not sent yet (status 0).
+            unknown_errorcode_share: the share of failed rows whose ``errorcode`` the
+                provider's table does not list.
+            max_transaction_rows: the most rows one transaction has.
+
+        Returns:
+            The dataset.
         """
         settings = GeneratorSettings(
             rows=rows,
@@ -211,13 +232,21 @@ class Dataset:
     def from_rows(cls, rows: Iterable[DetailedReport | Mapping[str, Any]]) -> Dataset:
         """A dataset of your own rows.
 
-        Each row is a [`DetailedReport`][organik_async.DetailedReport] or a dict with its
-        fields (dates as ``datetime`` or ``"YYYY-MM-DD HH:MM:SS"``,
-        ``is_foreign_gsm`` as bool or 0/1, ``errorcode`` and
-        ``delivery_track_id`` optional). Timezone-aware dates are converted to
-        the provider's local time. Rows are grouped by ``(transaction_id,
-        delivery_track_id)`` in order of first appearance; gsm_track_ids must
-        be unique, as they are at the provider.
+        Timezone-aware dates are converted to the provider's local time. Rows are grouped
+        by ``(transaction_id, delivery_track_id)`` in order of first appearance;
+        gsm_track_ids must be unique, as they are at the provider.
+
+        Args:
+            rows: each a [`DetailedReport`][organik_async.DetailedReport] or a dict with its
+                fields (dates as ``datetime`` or ``"YYYY-MM-DD HH:MM:SS"``,
+                ``is_foreign_gsm`` as bool or 0/1, ``errorcode`` and ``delivery_track_id``
+                optional).
+
+        Returns:
+            The dataset.
+
+        Raises:
+            ValueError: a row that is not a valid report, or a gsm_track_id given twice.
         """
         grouped: dict[tuple[int, str | None], list[WireRow]] = {}
         for position, row in enumerate(rows):
@@ -256,12 +285,23 @@ class Dataset:
         return list(self._by_delivery)
 
     def gsm_track_ids(self) -> Iterator[int | str]:
-        """Every gsm_track_id, in row order (as the rows carry it: int or str)."""
+        """Every gsm_track_id.
+
+        Returns:
+            An iterator over them, in row order, as the rows carry them (int or str).
+        """
         for index in range(len(self._groups)):
             yield from self._source.track_ids(index)
 
     def transaction_size(self, transaction_id: int) -> int:
-        """How many rows a transaction ID has (0 if unknown)."""
+        """How many rows a transaction has.
+
+        Args:
+            transaction_id: the transaction ID.
+
+        Returns:
+            Its rows; 0 for an unknown ID.
+        """
         return sum(self._groups[g].size for g in self._by_transaction.get(transaction_id, ()))
 
     def expected(
@@ -271,12 +311,19 @@ class Dataset:
         delivery_track_ids: Iterable[int | str] = (),
         gsm_track_ids: Iterable[int | str] = (),
     ) -> list[DetailedReport]:
-        """The rows the simulator answers for these IDs, in its order, as models.
+        """The rows the simulator answers for these IDs: the oracle for tests.
 
-        This is the oracle for tests: a correct client returns exactly this.
-        It gives the rows as stored; `FakeOrganikAPI.expected
-        <organik_async.testing.FakeOrganikAPI.expected>()` gives them as a
-        simulator answers at its clock's current time.
+        It gives the rows as stored;
+        [`FakeOrganikAPI.expected()`][organik_async.testing.FakeOrganikAPI.expected] gives them
+        as a simulator answers at its clock's current time.
+
+        Args:
+            transaction_ids: transaction IDs.
+            delivery_track_ids: delivery track IDs.
+            gsm_track_ids: GSM track IDs.
+
+        Returns:
+            The rows, in the simulator's order: what a correct client returns.
         """
         spans = self.select(
             [normalize_id(v) for v in transaction_ids],
@@ -293,10 +340,19 @@ class Dataset:
         delivery_track_ids: Sequence[str],
         gsm_track_ids: Sequence[IdKey],
     ) -> list[Span]:
-        """The distinct rows matching any of the IDs, in dataset order.
+        """The distinct rows matching any of the IDs, in dataset order (the simulator's
+        lookup).
 
         Like a SQL ``IN`` on each column joined with ``OR``: an ID asked for
         twice, or a row matched by two IDs, comes back once.
+
+        Args:
+            transaction_ids: transaction IDs, normalized.
+            delivery_track_ids: delivery track IDs.
+            gsm_track_ids: GSM track IDs, normalized.
+
+        Returns:
+            The rows, as runs of rows of one group.
         """
         whole: set[int] = set()
         for key in transaction_ids:
@@ -341,7 +397,15 @@ class Dataset:
         return runs
 
     def reports(self, spans: Sequence[Span], moment: Moment | None = None) -> list[DetailedReport]:
-        """The rows of ``spans`` as models, as they stand at ``moment`` (default: as stored)."""
+        """Rows as models.
+
+        Args:
+            spans: the rows, as [`select()`][organik_async.testing.Dataset.select] gives them.
+            moment: the point of a timeline to see them at; ``None``: as stored.
+
+        Returns:
+            The rows, in the spans' order.
+        """
         drawn: dict[int, list[WireRow]] = {}  # a group's rows, drawn once per call
         reports: list[DetailedReport] = []
         for span in spans:
@@ -353,11 +417,16 @@ class Dataset:
     def encoded(
         self, spans: Sequence[Span], style: Format | RowStyle, moment: Moment | None = None
     ) -> tuple[list[memoryview], int]:
-        """The encoded rows of ``spans`` (zero-copy slices) and how many rows.
+        """Rows as the answer's bytes (the simulator's encoding, cached per format).
 
-        ``style`` is a format (rows written as the provider's documents show
-        them in it) or a `RowStyle`; ``moment`` is the point
-        of a timeline to answer at (default: the rows as stored).
+        Args:
+            spans: the rows, as [`select()`][organik_async.testing.Dataset.select] gives them.
+            style: a format (rows written as the provider's documents show them in it), or
+                a row style naming whether rows carry ``errorcode``.
+            moment: the point of a timeline to answer at; ``None``: the rows as stored.
+
+        Returns:
+            The encoded rows (zero-copy slices) and how many rows they hold.
         """
         if not isinstance(style, RowStyle):
             style = RowStyle.default(style)
@@ -388,6 +457,9 @@ class Dataset:
         A benchmark calls this before it starts the clock. Encoded rows take
         about their wire size in memory (an XML row is larger than a JSON one),
         so warm only the formats you will ask for.
+
+        Args:
+            formats: the formats (or row styles) to encode.
         """
         whole = [Span(g, 0, group.size) for g, group in enumerate(self._groups)]
         for style in formats:

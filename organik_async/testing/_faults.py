@@ -52,6 +52,8 @@ __all__ = [
 FaultKind = Literal[
     "latency", "status", "provider_error", "truncate", "malformed", "trickle", "disconnect"
 ]
+"""The kinds of fault, one per [`Fault`][organik_async.testing.Fault] constructor
+(`rate_limited()` makes a ``"status"`` fault)."""
 RequestSet = frozenset[int] | range
 
 
@@ -86,7 +88,8 @@ def _check_fraction(fraction: float) -> float:
 class Fault:
     """One kind of misbehaviour and the requests it hits.
 
-    Build it with a constructor ([`latency()`][organik_async.testing.Fault.latency], `status()`,
+    Build it with a constructor ([`latency()`][organik_async.testing.Fault.latency],
+    [`status()`][organik_async.testing.Fault.status],
     [`rate_limited()`][organik_async.testing.Fault.rate_limited],
     [`provider_error()`][organik_async.testing.Fault.provider_error],
     [`truncate()`][organik_async.testing.Fault.truncate],
@@ -103,13 +106,18 @@ class Fault:
     """
 
     kind: ClassVar[FaultKind]
+    """The fault's kind, from its class."""
     adds_latency: ClassVar[bool] = False
     """Latencies add up; of the other faults only the first that hits acts."""
     sends_slowly: ClassVar[bool] = False
     """Its delivery takes time, during which the client may leave."""
 
     on_requests: RequestSet | None = None
+    """The request numbers it may hit (from 1, since the last ``stats.reset()``); ``None``:
+    every request."""
     probability: float = 1.0
+    """The chance that a request it may hit is hit, from the server's seed and the request's
+    number."""
 
     def __post_init__(self) -> None:
         if type(self) is Fault:
@@ -127,7 +135,19 @@ class Fault:
         on_requests: Iterable[int] | None = None,
         probability: float = 1.0,
     ) -> Fault:
-        """Wait before answering: a fixed time, or uniform in ``(low, high)``."""
+        """Wait before answering.
+
+        Args:
+            seconds: a fixed time, or ``(low, high)`` for a uniform draw per request.
+            on_requests: the request numbers it may hit; ``None``: every request.
+            probability: the chance that a request it may hit is hit.
+
+        Returns:
+            The fault: a ``Latency``.
+
+        Raises:
+            ValueError: a negative time or range, or a probability outside [0, 1].
+        """
         return Latency(
             _requests(on_requests), _check_probability(probability), delay=_check_delay(seconds)
         )
@@ -147,7 +167,20 @@ class Fault:
         The body is the HTML page a proxy in front of the provider would send,
         or, with ``code``, the provider's ``result: false`` envelope with that
         API error code (so a client can check which of the two it reports).
-        ``retry_after`` sets the ``Retry-After`` header (seconds or a date).
+
+        Args:
+            status: the HTTP status, 400 to 599.
+            retry_after: the ``Retry-After`` header: seconds, or an HTTP date as text;
+                ``None`` for none.
+            code: an API error code to put in the body, in the provider's envelope.
+            on_requests: the request numbers it may hit; ``None``: every request.
+            probability: the chance that a request it may hit is hit.
+
+        Returns:
+            The fault: a ``Status``.
+
+        Raises:
+            ValueError: a status outside 400 to 599, or a probability outside [0, 1].
         """
         if not 400 <= status <= 599:
             raise ValueError(f"an error status is 400-599, got {status!r}")
@@ -167,7 +200,17 @@ class Fault:
         on_requests: Iterable[int] | None = None,
         probability: float = 1.0,
     ) -> Fault:
-        """HTTP 429 with a ``Retry-After`` header (``None``: without one)."""
+        """HTTP 429, "too many requests".
+
+        Args:
+            retry_after: the ``Retry-After`` header: seconds, or an HTTP date as text;
+                ``None`` for none.
+            on_requests: the request numbers it may hit; ``None``: every request.
+            probability: the chance that a request it may hit is hit.
+
+        Returns:
+            The fault: a ``Status`` of 429.
+        """
         return cls.status(
             429, retry_after=retry_after, on_requests=on_requests, probability=probability
         )
@@ -180,7 +223,17 @@ class Fault:
         on_requests: Iterable[int] | None = None,
         probability: float = 1.0,
     ) -> Fault:
-        """The provider refuses with an API error code (93, 94, 95...) and HTTP 200."""
+        """The provider refuses with an API error code, sent with HTTP 200 as it does.
+
+        Args:
+            code: the API error code (93 "too many requests", 94, 95...), worded as the
+                provider words it.
+            on_requests: the request numbers it may hit; ``None``: every request.
+            probability: the chance that a request it may hit is hit.
+
+        Returns:
+            The fault: a ``ProviderError``.
+        """
         return ProviderError(_requests(on_requests), _check_probability(probability), code=code)
 
     @classmethod
@@ -191,9 +244,22 @@ class Fault:
         on_requests: Iterable[int] | None = None,
         probability: float = 1.0,
     ) -> Fault:
-        """Send only the first ``fraction`` of the body, with a matching
-        ``Content-Length``: the HTTP exchange is complete, the payload is not,
-        so the client sees a decode error rather than a transport error."""
+        """Send only the start of the body, with a matching ``Content-Length``.
+
+        The HTTP exchange is complete, the payload is not, so the client sees a decode
+        error rather than a transport error.
+
+        Args:
+            fraction: the share of the body sent, in [0, 1).
+            on_requests: the request numbers it may hit; ``None``: every request.
+            probability: the chance that a request it may hit is hit.
+
+        Returns:
+            The fault: a ``Truncate``.
+
+        Raises:
+            ValueError: a fraction outside [0, 1), or a probability outside [0, 1].
+        """
         return Truncate(
             _requests(on_requests),
             _check_probability(probability),
@@ -207,7 +273,15 @@ class Fault:
         on_requests: Iterable[int] | None = None,
         probability: float = 1.0,
     ) -> Fault:
-        """Send the whole answer with a syntax error injected near its start."""
+        """Send the whole answer with a syntax error injected near its start.
+
+        Args:
+            on_requests: the request numbers it may hit; ``None``: every request.
+            probability: the chance that a request it may hit is hit.
+
+        Returns:
+            The fault: a ``Malformed``.
+        """
         return Malformed(_requests(on_requests), _check_probability(probability))
 
     @classmethod
@@ -219,9 +293,24 @@ class Fault:
         on_requests: Iterable[int] | None = None,
         probability: float = 1.0,
     ) -> Fault:
-        """Send the body ``chunk_size`` bytes at a time, ``delay`` seconds apart
-        (over TCP this trips a client's read timeout; in-process the transport
-        buffers the body, so it only makes the answer slow)."""
+        """Send the body a few bytes at a time.
+
+        Over TCP this trips a client's read timeout; in-process the transport buffers
+        the body, so it only makes the answer slow.
+
+        Args:
+            chunk_size: bytes per chunk.
+            delay: seconds between chunks.
+            on_requests: the request numbers it may hit; ``None``: every request.
+            probability: the chance that a request it may hit is hit.
+
+        Returns:
+            The fault: a ``Trickle``.
+
+        Raises:
+            ValueError: a chunk size below 1, a negative delay, or a probability outside
+                [0, 1].
+        """
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
@@ -241,7 +330,19 @@ class Fault:
         on_requests: Iterable[int] | None = None,
         probability: float = 1.0,
     ) -> Fault:
-        """Start the answer, send ``fraction`` of its body, then drop the connection."""
+        """Start the answer, send part of its body, then drop the connection.
+
+        Args:
+            fraction: the share of the body sent before the connection drops, in [0, 1).
+            on_requests: the request numbers it may hit; ``None``: every request.
+            probability: the chance that a request it may hit is hit.
+
+        Returns:
+            The fault: a ``Disconnect``.
+
+        Raises:
+            ValueError: a fraction outside [0, 1), or a probability outside [0, 1].
+        """
         return Disconnect(
             _requests(on_requests),
             _check_probability(probability),
@@ -250,13 +351,22 @@ class Fault:
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
-        """Build a fault from the command line's ``KIND[:ARG...][@REQUESTS][%PROBABILITY]``.
+        """Build a fault from the command line's form.
 
         Examples: ``latency:0.05``, ``latency:0.05:0.2``, ``status:503@2,3``,
         ``status:502:2`` (Retry-After 2), ``rate-limit:1.5%0.05``,
         ``provider:93%0.1``, ``truncate:0.3@4``, ``malformed@5``,
-        ``trickle:128:0.1``, ``disconnect%0.02``. ``REQUESTS`` is a comma list
-        of numbers and ``A-B`` ranges, ``A-`` meaning "from A on".
+        ``trickle:128:0.1``, ``disconnect%0.02``.
+
+        Args:
+            spec: ``KIND[:ARG...][@REQUESTS][%PROBABILITY]``; ``REQUESTS`` is a comma list of
+                numbers and ``A-B`` ranges, ``A-`` meaning "from A on".
+
+        Returns:
+            The fault, as its constructor builds it.
+
+        Raises:
+            ValueError: a spec that does not parse, naming it.
         """
         try:
             return _parse(spec)
@@ -271,7 +381,15 @@ class Fault:
         return self.kind
 
     def hits(self, number: int, rng: random.Random) -> bool:
-        """Whether this fault hits request ``number`` (drawing from its stream)."""
+        """Whether this fault hits a request (the simulator asks, request by request).
+
+        Args:
+            number: the request's number, from 1.
+            rng: the request's own random stream (from the server's seed and the number).
+
+        Returns:
+            ``True`` when the request is one it may hit and the draw says so.
+        """
         if self.on_requests is not None and number not in self.on_requests:
             return False
         return self.probability >= 1.0 or rng.random() < self.probability
@@ -279,15 +397,38 @@ class Fault:
     # -- its effect ------------------------------------------------------------------
 
     def seconds(self, rng: random.Random) -> float:
-        """The latency it adds to a request it hits (none but `Latency`'s)."""
+        """The latency it adds to a request it hits (none but a ``Latency``'s).
+
+        Args:
+            rng: the request's own random stream.
+
+        Returns:
+            Seconds.
+        """
         return 0.0
 
     def rewrite(self, answer: Answer, exchange: Exchange) -> Answer:
-        """The answer to send instead of ``answer`` (the same one by default)."""
+        """What the fault does to an answer before it is sent.
+
+        Args:
+            answer: the provider's answer to the request.
+            exchange: the request being answered.
+
+        Returns:
+            The answer to send instead (``answer`` itself by default).
+        """
         return answer
 
     async def send(self, answer: Answer, exchange: Exchange) -> Outcome:
-        """Send the (rewritten) answer; how the request ended."""
+        """Send the (rewritten) answer, in the fault's own way.
+
+        Args:
+            answer: what to send.
+            exchange: the request being answered.
+
+        Returns:
+            How the request ended.
+        """
         return await exchange.send_whole(answer)
 
 

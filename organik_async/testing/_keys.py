@@ -21,7 +21,14 @@ provider's own rule for keys (username ``demo``, password ``demo``)."""
 
 
 def redact_key(key: str) -> str:
-    """A key as it may be shown: its first 4 characters, or nothing if it is short."""
+    """A key as it may be shown, as the simulator's stats show keys.
+
+    Args:
+        key: the key.
+
+    Returns:
+        Its first 4 characters and an ellipsis, or only its length if it is short.
+    """
     if len(key) < 16:
         return f"…({len(key)} chars)"
     return f"{key[:4]}…"

@@ -116,13 +116,32 @@ async def serve(
     startup_timeout: float = 10.0,
     shutdown_timeout: float = 5.0,
 ) -> AsyncIterator[str]:
-    """Serve ``app`` over TCP with uvicorn for the duration of the block.
+    """Serve an app over TCP with uvicorn for the duration of the block.
 
-    ``async with serve(fake) as base_url:`` yields ``"http://127.0.0.1:PORT"``
-    once the server accepts connections, and on exit stops it and waits for
-    its thread (requests still running get ``shutdown_timeout`` seconds).
-    Works under asyncio and trio: uvicorn runs in a thread on its own loop.
-    Needs the ``testing`` extra (uvicorn).
+    ```python
+    async with serve(fake) as base_url:
+        async with OrganikClient(fake.api_key, base_url=base_url) as client:
+            ...
+    ```
+
+    On exit it stops the server and waits for its thread (requests still running get
+    ``shutdown_timeout`` seconds). Works under asyncio and trio: uvicorn runs in a thread
+    on its own loop. Needs the ``testing`` extra (uvicorn).
+
+    Args:
+        app: the ASGI app (a [`FakeOrganikAPI`][organik_async.testing.FakeOrganikAPI]).
+        host: the address to listen on.
+        port: the port; 0 picks a free one.
+        log_level: uvicorn's log level.
+        startup_timeout: seconds to wait for the server to accept connections.
+        shutdown_timeout: seconds requests still running get when the block ends.
+
+    Yields:
+        The base URL, ``"http://127.0.0.1:PORT"``, once the server accepts connections.
+
+    Raises:
+        RuntimeError: the server failed to start.
+        TimeoutError: it did not accept connections within ``startup_timeout``.
     """
     server = make_server(app, log_level=log_level, shutdown_timeout=shutdown_timeout)
     sock = bind_socket(host, port)

@@ -33,7 +33,9 @@ class Outcome(enum.StrEnum):
     HTTP_ERROR = "http_error"
     """A non-200 status: an injected status fault, 404 or 405."""
     TRUNCATED = "truncated"
+    """A truncate fault sent part of the body, with a matching ``Content-Length``."""
     MALFORMED = "malformed"
+    """A malformed fault sent the body with a syntax error in it."""
     DROPPED = "dropped"
     """The connection was dropped part-way through the body."""
     CLIENT_GONE = "client_gone"
@@ -116,8 +118,13 @@ class Stats:
         return max(self.ids_per_request, default=0)
 
     def as_dict(self) -> dict[str, Any]:
-        """Everything, as JSON-ready plain values; ``admitted`` and ``peak_admitted`` are
-        ``None`` without a concurrency cap."""
+        """Every counter, for a JSON report.
+
+        Returns:
+            The counters by name, as plain values (counters' keys as strings), with
+                ``max_ids_per_request`` too; ``admitted`` and ``peak_admitted`` are
+                ``None`` without a concurrency cap.
+        """
         capped = self.max_concurrent_requests is not None
         return {
             "requests": self.requests,
@@ -150,7 +157,11 @@ class Stats:
     # -- updated by the app ----------------------------------------------------
 
     def begin(self) -> int:
-        """A request arrived: count it, and return its number."""
+        """Count a request that arrived (the simulator's own bookkeeping).
+
+        Returns:
+            The request's number, from 1 since the last reset.
+        """
         self.requests += 1
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)

@@ -26,6 +26,11 @@ class FakeTransport(httpx.AsyncBaseTransport):
     Like ``httpx.ASGITransport`` (the whole body is buffered, so a trickled
     body only makes the answer late), except that an answer the app leaves
     unfinished raises ``httpx.RemoteProtocolError``, as over TCP.
+    [`FakeOrganikAPI.transport()`][organik_async.testing.FakeOrganikAPI.transport] makes one.
+
+    Args:
+        app: the ASGI app to send to (a [`FakeOrganikAPI`][organik_async.testing.FakeOrganikAPI]).
+        client: the client address the app sees.
     """
 
     def __init__(self, app: ASGIApp, *, client: tuple[str, int] = ("127.0.0.1", 50000)) -> None:
@@ -46,6 +51,18 @@ class FakeTransport(httpx.AsyncBaseTransport):
             raise _Dropped
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send one request to the app (httpx calls this).
+
+        Args:
+            request: the request.
+
+        Returns:
+            The app's answer, its body read whole.
+
+        Raises:
+            httpx.RemoteProtocolError: the app left its answer unfinished (a dropped
+                connection, as a server would).
+        """
         try:
             return await self._inner.handle_async_request(request)
         except _Dropped:
@@ -56,4 +73,5 @@ class FakeTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        """Close the transport (httpx calls this when its client closes)."""
         await self._inner.aclose()
