@@ -1,12 +1,12 @@
 """What the direct aiohttp path relies on from aiohttp, pinned with the version.
 
-`_aiohttp.AiohttpPool` maps aiohttp's exceptions by class, as httpx's are:
+`_http._aiohttp.AiohttpSender` maps aiohttp's exceptions by class, as httpx's are:
 ``ClientConnectorError`` is "could not connect", ``ServerTimeoutError`` or the builtin
 ``TimeoutError`` a timeout, any other ``ClientError`` (or ``OSError``) a failure on the
 wire. A body that does not decompress is told by its ``ContentEncodingError`` (or a
 message naming Content-Encoding) while the body is read. The session is made with
 ``trust_env=False``, so that no request looks up the proxy variables or ``.netrc``,
-and with the proxy ``get_env_proxy_for_url`` names for the base URL, once. Every test
+and with the proxy the client decided from the environment, once, as ``proxy=``. Every test
 talks to a raw server on 127.0.0.1 or to no server at all; aiohttp runs on asyncio only.
 """
 
@@ -20,11 +20,9 @@ from typing import Any, Final
 
 import aiohttp
 import pytest
-from aiohttp.helpers import get_env_proxy_for_url
 from raw_server import CLOSE, HANG, answer, closed_port, raw_server
-from yarl import URL
 
-from organik_async import _aiohttp
+from organik_async._http import _aiohttp
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -39,7 +37,7 @@ def anyio_backend() -> str:
 
 @asynccontextmanager
 async def session(**options: Any) -> AsyncIterator[aiohttp.ClientSession]:
-    """A session made as `_aiohttp.AiohttpPool` makes it (``options`` override)."""
+    """A session made as `_http._aiohttp.AiohttpSender` makes it (``options`` override)."""
     settings: dict[str, Any] = {
         "trust_env": False,
         "cookie_jar": aiohttp.DummyCookieJar(),
@@ -47,7 +45,7 @@ async def session(**options: Any) -> AsyncIterator[aiohttp.ClientSession]:
         "auto_decompress": True,
         **options,
     }
-    connector = aiohttp.TCPConnector(limit=4, limit_per_host=0, ssl=False, keepalive_timeout=5.0)
+    connector = aiohttp.TCPConnector(limit=4, limit_per_host=0, ssl=False, keepalive_timeout=4.0)
     async with aiohttp.ClientSession(connector=connector, **settings) as opened:
         yield opened
 
@@ -56,7 +54,7 @@ READ_TIMEOUT: Final = aiohttp.ClientTimeout(total=None, connect=None, sock_conne
 
 
 async def post(opened: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
-    """POST as `_aiohttp.AiohttpPool.post` does: the status and the body, read in chunks."""
+    """POST as `AiohttpSender.send` does: the status and the body, read in chunks."""
     async with opened.post(url, data=b"{}", timeout=READ_TIMEOUT) as response:
         chunks = [chunk async for chunk in response.content.iter_any()]
         return response.status, b"".join(chunks)
@@ -132,7 +130,7 @@ async def test_a_body_that_does_not_decompress_fails_while_read_and_says_so() ->
                 return
     raise AssertionError(
         f"{V}: a gzip answer that is not gzip raised no ClientError while its body was read; "
-        "_aiohttp.AiohttpPool.post looks for it there"
+        "AiohttpSender.send looks for it there"
     )
 
 
@@ -179,30 +177,3 @@ async def test_trust_env_false_reads_no_proxy_variable(
         f"{V}: ClientSession(proxy=...) did not send through that proxy; "
         "_aiohttp passes the proxy from the environment that way"
     )
-
-
-def no_proxy_for(url: URL) -> bool:
-    """Whether get_env_proxy_for_url says "no proxy" as _aiohttp._env_proxy expects."""
-    try:
-        get_env_proxy_for_url(url)
-    except LookupError:
-        return True
-    return False
-
-
-def test_the_proxy_for_a_url_comes_from_the_variables(
-    proxy_variables: pytest.MonkeyPatch,
-) -> None:
-    url = URL("http://api.example/v2/")
-    no_proxy = f"{V}: get_env_proxy_for_url no longer raises LookupError when no proxy applies"
-    assert no_proxy_for(url), f"{no_proxy} (no variable set)"
-    proxy_variables.setenv("HTTP_PROXY", "http://user:secret@proxy.example:3128")
-    proxy, auth = get_env_proxy_for_url(url)
-    assert proxy.host == "proxy.example", f"{V}: get_env_proxy_for_url ignores HTTP_PROXY"
-    credentials = None if auth is None else (auth.login, auth.password)
-    assert credentials == ("user", "secret"), (
-        f"{V}: get_env_proxy_for_url drops the proxy's credentials ({auth!r})"
-    )
-    proxy_variables.setenv("NO_PROXY", "api.example")
-    assert no_proxy_for(url), f"{no_proxy} (NO_PROXY names the host)"
-    assert _aiohttp._env_proxy(str(url)) is None

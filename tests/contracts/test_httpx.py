@@ -4,7 +4,7 @@
 ``DecodingError`` while reading is a body that does not decompress, ``ConnectError``
 is "could not connect", ``TimeoutException`` a timeout, and any other
 ``TransportError`` a failure on the wire; anything else escapes as a bug. The client
-checks a base URL with ``httpx.URL``; `_aiohttp.httpx_is_mocked` looks at three
+checks a base URL with ``httpx.URL``; `_http.httpx_is_mocked` looks at three
 methods a mocking library replaces; `_redact` filters httpx's and httpcore's loggers
 by name. Every test talks to a raw server on 127.0.0.1 or to no server at all.
 """
@@ -23,7 +23,7 @@ import httpx
 import pytest
 from raw_server import CLOSE, HANG, answer, closed_port, raw_server
 
-from organik_async import _aiohttp, _redact
+from organik_async import _http, _redact
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -158,12 +158,12 @@ def test_a_malformed_url_raises_invalid_url(url: str) -> None:
 
 
 def test_the_methods_a_mocking_library_replaces_are_httpx_and_httpcore_own() -> None:
-    for owner, name in _aiohttp._HTTPX_SEAMS:
+    for owner, name in _http._HTTPX_SEAMS:
         method = getattr(owner, name, None)
         module = getattr(method, "__module__", None) or ""
         assert module.startswith(("httpx.", "httpcore.")), (
             f"{V}: {owner.__name__}.{name} is missing or lives in {module!r}; "
-            "_aiohttp.httpx_is_mocked would think httpx mocked and never use aiohttp"
+            "_http.httpx_is_mocked would think httpx mocked and never use aiohttp"
         )
 
 
