@@ -87,6 +87,10 @@ class OrganikError(Exception):
     message: str
     request: RequestInfo | None
     attempts: int
+    """Requests sent before this error was raised (0: none was sent)."""
+    refusals: int = 0
+    """How many of those the provider refused ("slow down": code 93, HTTP 429,
+    a 503 with ``Retry-After``)."""
 
     def __init__(
         self, message: str, *, request: RequestInfo | None = None, attempts: int = 0
@@ -102,6 +106,8 @@ class OrganikError(Exception):
             parts.append(f"request: {self.request.describe()}")
         if self.attempts:
             parts.append(f"attempts: {self.attempts}")
+        if self.refusals:
+            parts.append(f"refusals: {self.refusals}")
         return "; ".join(parts)
 
     def __repr__(self) -> str:
@@ -311,6 +317,8 @@ class BatchFailure(msgspec.Struct, frozen=True):
     outcome: BatchOutcome
     error: OrganikError | None = None
     attempts: int = 0
+    refusals: int = 0
+    """Attempts the provider refused ("slow down"); they spend no ``max_retries``."""
 
     @property
     def attempted(self) -> bool:

@@ -307,6 +307,8 @@ class BatchResult(msgspec.Struct, frozen=True):
     rows: list[DetailedReport]
     attempts: int
     elapsed: float
+    refusals: int = 0
+    """Attempts the provider refused ("slow down") before it answered."""
 
     @property
     def id_arguments(self) -> IdArguments:
@@ -323,8 +325,12 @@ class Progress(msgspec.Struct, frozen=True):
     from ``len()`` of sized inputs (duplicates included), or ``None``."""
     rows: int
     retries: int
+    """Requests sent again after a fault (a transport error, a timeout, a 5xx...)."""
     failures: int
     elapsed: float
     concurrency: int = 0
     """Requests this call may have in flight now: its ``max_concurrency``, or
     less while the client's adaptive limit is lower (after pushback)."""
+    refusals: int = 0
+    """Answers that said "slow down" (code 93, HTTP 429, a 503 with ``Retry-After``);
+    each is sent again, under ``pushback_timeout``, not ``max_retries``."""

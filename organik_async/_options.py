@@ -126,6 +126,7 @@ class SettingChanges(TypedDict, total=False):
     backoff_base: float
     backoff_max: float
     max_retry_after: float
+    pushback_timeout: float | None
     retry: RetryPolicy
     max_response_bytes: int
     batch_sizes: BatchSizes | int
