@@ -32,7 +32,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, TypedDict
 
-import anyio
 import msgspec
 import uvicorn
 from fastapi import Depends, FastAPI, Request
@@ -44,6 +43,9 @@ logger = logging.getLogger("web_service")
 
 REQUEST_BUDGET = 30.0
 """Seconds a request may spend waiting for the provider, retries included."""
+REFUSAL_PATIENCE = 5.0
+"""Seconds a request waits out the provider's "slow down" before passing it on
+to its caller as a 503 with ``Retry-After`` (a worker would wait much longer)."""
 MAX_IDS = 1_000
 """IDs one POST may ask for: a bigger job belongs in a worker, not a web request."""
 
@@ -90,17 +92,13 @@ Client = Annotated[OrganikClient, Depends(organik)]
 async def fetch_rows(
     client: OrganikClient, query: ReportQuery, budget: float
 ) -> list[DetailedReport]:
-    """The rows for ``query``, within ``budget`` seconds.
-
-    Once the client takes a per-call ``timeout=``, the two lines below become
-    ``return await client.detailed_report(..., timeout=budget)``.
-    """
-    with anyio.fail_after(budget):
-        return await client.detailed_report(
-            transaction_ids=query.transaction_ids,
-            delivery_track_ids=query.delivery_track_ids,
-            gsm_track_ids=query.gsm_track_ids,
-        )
+    """The rows for ``query``, within ``budget`` seconds, retries included."""
+    return await client.detailed_report(
+        transaction_ids=query.transaction_ids,
+        delivery_track_ids=query.delivery_track_ids,
+        gsm_track_ids=query.gsm_track_ids,
+        timeout=budget,
+    )
 
 
 def create_app(
@@ -114,7 +112,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         async with client_factory() as client:
-            yield {"organik": client}
+            yield {"organik": client.with_options(pushback_timeout=REFUSAL_PATIENCE)}
 
     app = FastAPI(title="Delivery reports", lifespan=lifespan)
 

@@ -66,7 +66,7 @@ from ._models import (
     validate_id,
 )
 from ._ratelimit import AdaptiveLimit, SizeLimit
-from ._requester import is_too_large
+from ._requester import CallState, is_too_large
 
 __all__ = [
     "Batches",
@@ -93,13 +93,13 @@ class Fetch(Protocol):
     """What the engine calls for each batch: one request, with its retries.
 
     Returns the rows and the attempts made, or raises the last attempt's
-    [`OrganikError`][organik_async.OrganikError] (``attempts`` set). ``on_attempt`` hears each
-    attempt's number as it starts, so a batch cancelled in flight knows how
-    many were sent.
+    [`OrganikError`][organik_async.OrganikError] (``attempts`` and ``refusals`` set).
+    ``on_attempt`` hears each attempt's number and the refusals so far as it
+    starts, so a batch cancelled in flight knows how many were sent.
     """
 
     def __call__(
-        self, ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int], object]
+        self, ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int, int], object]
     ) -> Awaitable[tuple[list[DetailedReport], int]]: ...
 
 
@@ -470,7 +470,6 @@ def _iterate(source: IdSource) -> Iterator[Id] | AsyncIterator[Id]:
 class _Tally:
     batches_done: int = 0
     rows: int = 0
-    retries: int = 0
     failures: list[BatchFailure] = field(default_factory=list)
 
 
@@ -478,10 +477,16 @@ class BulkRun:
     """One call's batches, workers and bookkeeping."""
 
     def __init__(
-        self, fetch: Fetch, sources: Mapping[IdKind, IdSource], options: BulkOptions
+        self,
+        fetch: Fetch,
+        sources: Mapping[IdKind, IdSource],
+        options: BulkOptions,
+        call: CallState | None = None,
     ) -> None:
         self._fetch_ids = fetch
         self._options = options
+        self._call = CallState() if call is None else call
+        """The retries and refusals of the call's requests (the fetch counts them)."""
         self.dedupe = _Dedupe() if options.dedupe else None
         """What ``dedupe`` remembers, shared by the batcher and the rows' consumer."""
         self._batcher = _Batcher(sources, options, self.dedupe)
@@ -608,12 +613,12 @@ class BulkRun:
         pending = deque(_cut(batch.ids, None if sizes is None else sizes.cap))
         rows: list[DetailedReport] = []
         done: list[Id] = []
-        attempts = retries = current = 0
+        attempts = refusals = current = current_refusals = 0
         part: tuple[Id, ...] = ()
 
-        def count(attempt: int) -> None:
-            nonlocal current
-            current = attempt  # known even if this fetch is cancelled
+        def count(attempt: int, refused: int) -> None:
+            nonlocal current, current_refusals
+            current, current_refusals = attempt, refused  # known even if cancelled
 
         def leftover() -> tuple[Id, ...]:
             return (*part, *(i for p in pending for i in p))
@@ -623,7 +628,7 @@ class BulkRun:
             self._in_flight[batch.index] = scope
             try:
                 while pending:
-                    part, current = pending.popleft(), 0
+                    part, current, current_refusals = pending.popleft(), 0, 0
                     cap = None if sizes is None else sizes.cap
                     if cap is not None and len(part) > cap:  # learned since the cut
                         pending.extendleft(reversed(_cut(part, cap)))
@@ -633,14 +638,14 @@ class BulkRun:
                     except OrganikError as exc:
                         if sizes is None or len(part) == 1 or not is_too_large(exc):
                             raise
-                        attempts += exc.attempts
+                        attempts, refusals = attempts + exc.attempts, refusals + exc.refusals
                         sizes.refused(len(part))
                         pending.extendleft(reversed(_cut(part, (len(part) + 1) // 2)))
                         continue
                     if got is None:  # the size learned while waiting to probe
                         pending.appendleft(part)
                         continue
-                    attempts, retries = attempts + sent, retries + sent - 1
+                    attempts, refusals = attempts + sent, refusals + current_refusals
                     rows.extend(got)
                     done.extend(part)
                     part = ()
@@ -648,15 +653,15 @@ class BulkRun:
                 self._abort(exc)  # every other batch would fail the same way
                 return None
             except ClientClosedError as exc:  # aclose() during the call
-                attempts, retries = attempts + exc.attempts, retries + max(0, exc.attempts - 1)
+                attempts, refusals = attempts + exc.attempts, refusals + exc.refusals
                 failure = ("cancelled", exc)
                 self._stop(exc)
             except EndpointUnreachableError as exc:  # every other batch would wait to fail
-                attempts, retries = attempts + exc.attempts, retries + max(0, exc.attempts - 1)
+                attempts, refusals = attempts + exc.attempts, refusals + exc.refusals
                 failure = ("failed", exc)
                 self._stop(exc)
             except OrganikError as exc:
-                attempts, retries = attempts + exc.attempts, retries + max(0, exc.attempts - 1)
+                attempts, refusals = attempts + exc.attempts, refusals + exc.refusals
                 failure = ("failed", exc)
                 if self._options.fail_fast:
                     self._stop_fast()
@@ -666,12 +671,11 @@ class BulkRun:
             finally:
                 del self._in_flight[batch.index]
         if scope.cancelled_caught:
-            attempts, retries = attempts + current, retries + max(0, current - 1)
+            attempts, refusals = attempts + current, refusals + current_refusals
             # Stopped while waiting its turn (a limiter, a probe): nothing was sent.
             failure = ("cancelled" if attempts else "not_attempted", self._stop_reason)
-        self._tally.retries += retries
         if failure is not None:
-            self._fail(batch, failure[0], failure[1], attempts, leftover())
+            self._fail(batch, failure[0], failure[1], attempts, leftover(), refusals=refusals)
         if not done:
             return None
         self._tally.rows += len(rows)
@@ -679,7 +683,7 @@ class BulkRun:
             self._tally.batches_done += 1
             self._report_progress()
         elapsed = time.perf_counter() - started
-        return BatchResult(batch.index, batch.kind, tuple(done), rows, attempts, elapsed)
+        return BatchResult(batch.index, batch.kind, tuple(done), rows, attempts, elapsed, refusals)
 
     async def _fetch_mixed(
         self, batch: _Batch, mixed: dict[IdKind, tuple[Id, ...]]
@@ -690,11 +694,11 @@ class BulkRun:
         two kinds is yielded once, as `_unseen()` would leave it anyway).
         """
         started = time.perf_counter()
-        attempts = 0
+        attempts = refusals = 0
 
-        def count(attempt: int) -> None:
-            nonlocal attempts
-            attempts = attempt
+        def count(attempt: int, refused: int) -> None:
+            nonlocal attempts, refusals
+            attempts, refusals = attempt, refused
 
         failure: tuple[BatchOutcome, OrganikError | None] | None = None
         rows: list[DetailedReport] = []
@@ -709,7 +713,7 @@ class BulkRun:
                 failure = ("cancelled", exc)
                 self._stop(exc)
             except OrganikError as exc:
-                attempts, failure = exc.attempts, ("failed", exc)
+                attempts, refusals, failure = exc.attempts, exc.refusals, ("failed", exc)
             except Exception as exc:
                 self._abort(exc)
                 return []
@@ -717,10 +721,9 @@ class BulkRun:
                 del self._in_flight[batch.index]
         if scope.cancelled_caught:
             failure = ("cancelled" if attempts else "not_attempted", self._stop_reason)
-        self._tally.retries += max(0, attempts - 1)
         if failure is not None:
             for kind, ids in mixed.items():
-                self._fail(batch, failure[0], failure[1], attempts, ids, kind)
+                self._fail(batch, failure[0], failure[1], attempts, ids, kind, refusals=refusals)
             return []
         by_kind: dict[IdKind, list[DetailedReport]] = {kind: [] for kind in mixed}
         wanted = {kind: {canonical_id(i) for i in ids} for kind, ids in mixed.items()}
@@ -731,7 +734,7 @@ class BulkRun:
         self._report_progress()
         elapsed = time.perf_counter() - started
         return [
-            BatchResult(batch.index, kind, ids, by_kind[kind], attempts, elapsed)
+            BatchResult(batch.index, kind, ids, by_kind[kind], attempts, elapsed, refusals)
             for kind, ids in mixed.items()
         ]
 
@@ -740,7 +743,7 @@ class BulkRun:
         kind: IdKind,
         ids: tuple[Id, ...],
         sizes: SizeLimit | None,
-        count: Callable[[int], object],
+        count: Callable[[int, int], object],
     ) -> tuple[list[DetailedReport] | None, int]:
         """One request; one of a size not yet seen to work goes alone (a probe).
 
@@ -770,10 +773,12 @@ class BulkRun:
         attempts: int,
         ids: tuple[Id, ...] | None = None,
         kind: IdKind | None = None,
+        *,
+        refusals: int = 0,
     ) -> None:
         ids = batch.ids if ids is None else ids
         kind = batch.kind if kind is None else kind
-        failure = BatchFailure(batch.index, kind, ids, outcome, error, attempts)
+        failure = BatchFailure(batch.index, kind, ids, outcome, error, attempts, refusals)
         self._tally.failures.append(failure)
         self._tally.batches_done += 1
         self._report_progress()
@@ -821,10 +826,11 @@ class BulkRun:
             batches_done=self._tally.batches_done,
             batches_total=total,
             rows=self._tally.rows,
-            retries=self._tally.retries,
+            retries=self._call.retries,
             failures=len(self._tally.failures),
             elapsed=time.perf_counter() - self._started,
             concurrency=self._concurrency(),
+            refusals=self._call.refusals,
         )
         try:
             callback(progress)

@@ -50,7 +50,7 @@ from ._options import (
 )
 from ._ratelimit import AdaptiveLimit, RateLimiter
 from ._redact import Redactor, Secret, install_log_filter
-from ._requester import Reachability, Requester
+from ._requester import CallState, Requester
 from ._retry import RetryPolicy
 
 __all__ = [
@@ -217,6 +217,7 @@ class OrganikClient:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         max_retry_after: float = 120.0,
+        pushback_timeout: float | None = 600.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         batch_sizes: BatchSizes | int = DEFAULT_BATCH_SIZES,
         max_concurrency: int = 8,
@@ -248,6 +249,7 @@ class OrganikClient:
                 "backoff_base": backoff_base,
                 "backoff_max": backoff_max,
                 "max_retry_after": max_retry_after,
+                "pushback_timeout": pushback_timeout,
                 "max_response_bytes": max_response_bytes,
                 "batch_sizes": batch_sizes,
                 "max_concurrency": max_concurrency,
@@ -668,19 +670,15 @@ class OrganikClient:
         requester = self._requester
 
         def start() -> BulkRun:
-            reachability = Reachability()  # one per call: connection failures in a row
+            call = CallState()  # one per call: connection failures in a row, retries, refusals
 
             async def fetch(
-                ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int], object]
+                ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int, int], object]
             ) -> tuple[list[DetailedReport], int]:
                 return await requester.fetch(
-                    ids,
-                    settings,
-                    rate_limiter=limiter,
-                    on_attempt=on_attempt,
-                    reachability=reachability,
+                    ids, settings, rate_limiter=limiter, on_attempt=on_attempt, call=call
                 )
 
-            return BulkRun(fetch, checked, engine)
+            return BulkRun(fetch, checked, engine, call)
 
         return start

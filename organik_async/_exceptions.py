@@ -103,6 +103,9 @@ class OrganikError(Exception):
     """The request the error belongs to; ``None`` for an error of no single request."""
     attempts: int
     """Attempts made for that request, the first included; 0 when none was sent."""
+    refusals: int = 0
+    """How many of those the provider refused ("slow down": code 93, HTTP 429,
+    a 503 with ``Retry-After``)."""
 
     def __init__(
         self, message: str, *, request: RequestInfo | None = None, attempts: int = 0
@@ -118,6 +121,8 @@ class OrganikError(Exception):
             parts.append(f"request: {self.request.describe()}")
         if self.attempts:
             parts.append(f"attempts: {self.attempts}")
+        if self.refusals:
+            parts.append(f"refusals: {self.refusals}")
         return "; ".join(parts)
 
     def __repr__(self) -> str:
@@ -358,6 +363,8 @@ class BatchFailure(msgspec.Struct, frozen=True):
     stopped the call, if an error did."""
     attempts: int = 0
     """Attempts made, the first included; 0 if never sent."""
+    refusals: int = 0
+    """Attempts the provider refused ("slow down"); they spend no ``max_retries``."""
 
     @property
     def attempted(self) -> bool:

@@ -372,6 +372,8 @@ class BatchResult(msgspec.Struct, frozen=True):
     elapsed: float
     """Seconds the batch took, from its start to its answer: waits for the limits,
     retries and their waits included."""
+    refusals: int = 0
+    """Attempts the provider refused ("slow down") before it answered."""
 
     @property
     def id_arguments(self) -> IdArguments:
@@ -391,7 +393,7 @@ class Progress(msgspec.Struct, frozen=True):
     rows: int
     """Rows received so far."""
     retries: int
-    """Retries so far, across every batch."""
+    """Requests sent again after a fault (a transport error, a timeout, a 5xx...)."""
     failures: int
     """Failed batches reported so far (after their retries)."""
     elapsed: float
@@ -399,3 +401,6 @@ class Progress(msgspec.Struct, frozen=True):
     concurrency: int = 0
     """Requests this call may have in flight now: its ``max_concurrency``, or
     less while the client's adaptive limit is lower (after pushback)."""
+    refusals: int = 0
+    """Answers that said "slow down" (code 93, HTTP 429, a 503 with ``Retry-After``);
+    each is sent again, under ``pushback_timeout``, not ``max_retries``."""

@@ -136,6 +136,8 @@ class SettingChanges(TypedDict, total=False):
     """The longest wait between attempts, in seconds."""
     max_retry_after: float
     """A longer ``Retry-After``, in seconds, is not waited for."""
+    pushback_timeout: float | None
+    """Seconds a request keeps retrying after the provider first refused it."""
     retry: RetryPolicy
     """A whole retry policy, instead of its four settings one by one (those given beside it
     change it)."""

@@ -136,10 +136,11 @@ class AdaptiveLimit:
     and grow by one per success (slow start, doubling per round) until the
     first pushback; then halve on pushback (multiplicative decrease, at most
     once per round: the requests already in flight when the limit fell, and
-    those answered before a full round of answers at the new limit, say
-    nothing new) and grow by one per two rounds of successes (additive
-    increase), never above ``ceiling``. One limit per client, shared by all
-    its calls, as the rate budget is.
+    the outcomes before a full round of them at the new limit, say nothing
+    new) and grow by one per two rounds of successes (additive increase),
+    never above ``ceiling``. While refusals go on round after round, the limit
+    keeps halving down to one. One limit per client, shared by all its calls,
+    as the rate budget is.
     """
 
     __slots__ = ("_calm", "_credit", "_limiter", "_round", "_slow_start", "ceiling", "changes")
@@ -195,9 +196,13 @@ class AdaptiveLimit:
 
     def pushed_back(self, sent_in_round: int) -> None:
         """The provider said "slow down" to a request sent in ``sent_in_round``."""
-        if sent_in_round != self._round or self._calm:
-            # The limit already fell after this request was sent, or has not yet
-            # seen a full round of answers since it fell: this says nothing new.
+        if sent_in_round != self._round:
+            return  # the limit already fell after this request was sent: nothing new
+        if self._calm:
+            # Not yet a full round of outcomes at the new limit: this one counts
+            # toward it. Refusals that go on past a full round halve it again, so
+            # the limit reaches its floor while the provider keeps refusing.
+            self._calm -= 1
             return
         self._round += 1
         self._slow_start = False

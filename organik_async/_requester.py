@@ -46,9 +46,10 @@ from ._models import DetailedReport, Format, HttpBackend, Id, IdKind
 from ._options import Settings
 from ._ratelimit import AdaptiveLimit, Outcome, Permit, RateLimiter, SizeLimit, Throttle
 from ._redact import Redactor, Secret
+from ._retry import RetryPolicy
 
 __all__ = [
-    "Reachability",
+    "CallState",
     "Requester",
     "error_for",
     "is_pushback",
@@ -158,17 +159,18 @@ class Requester:
         settings: Settings,
         *,
         rate_limiter: RateLimiter | None = None,
-        on_attempt: Callable[[int], object] | None = None,
-        reachability: Reachability | None = None,
+        on_attempt: Callable[[int, int], object] | None = None,
+        call: CallState | None = None,
     ) -> tuple[list[DetailedReport], int]:
         """One request for ``ids`` (kind → IDs), retried as ``settings.retry`` says.
 
         Returns the rows and the attempts made; raises the last attempt's
-        error, with ``attempts`` set, when retrying is over. ``on_attempt``
-        hears each attempt's number as it starts, so a caller that cancels
-        this knows how many were sent. ``reachability`` counts connection
-        failures across a call. `aclose()` ends a fetch at once, waits
-        included, with [`ClientClosedError`][organik_async.ClientClosedError].
+        error, with ``attempts`` and ``refusals`` set, when retrying is over.
+        ``on_attempt`` hears each attempt's number and the refusals heard so
+        far as it starts, so a caller that cancels this knows how many were
+        sent. ``call`` counts, across a call, connection failures in a row,
+        retries and refusals. `aclose()` ends a fetch at once, waits included,
+        with [`ClientClosedError`][organik_async.ClientClosedError].
         """
         self.check_open()
         answer = settings.answer_format
@@ -177,7 +179,9 @@ class Requester:
         info = RequestInfo(route.shown, settings.request_format, answer, count)
         body = encode_request(settings.request_format, ids)
         retry = settings.retry
-        attempt = 0
+        call = CallState() if call is None else call
+        attempt = faults = refusals = at_floor = 0
+        first_refused = waited = 0.0  # patience: real time, or the waits asked if skipped
         with anyio.CancelScope() as closing:
             self._active.add(closing)
             try:
@@ -186,57 +190,61 @@ class Requester:
                     throttles = (rate_limiter, *throttles)
                 while True:
                     attempt += 1
-                    outcome = await self._throttled(
-                        throttles, route, body, info, settings, attempt, on_attempt
-                    )
+                    if on_attempt is not None:
+                        on_attempt(attempt, refusals)
+                    outcome = await self._throttled(throttles, route, body, info, settings, attempt)
                     if isinstance(outcome, list):
-                        if reachability is not None:
-                            reachability.reached()
+                        call.reached()
                         return outcome, attempt
-                    if reachability is not None:
-                        outcome = reachability.record(outcome, settings.unreachable_after)
+                    outcome = call.record(outcome, settings.unreachable_after)
                     if isinstance(outcome, CouldNotConnect):
                         outcome = outcome.public()
-                    delay = (
-                        None
-                        if isinstance(outcome, EndpointUnreachableError)
-                        else retry.delay_for(outcome, attempt)
-                    )
-                    if delay and self._limit_is_the_wait(outcome):
-                        delay = 0.0
+                    refused = is_pushback(outcome)
+                    if refused:
+                        # "Not now": its own patience, never max_retries.
+                        refusals += 1
+                        call.refusals += 1
+                        now = anyio.current_time()
+                        if refusals == 1:
+                            first_refused = now
+                        refused_for = max(now - first_refused, waited)
+                        limit = self.concurrency
+                        at_floor = at_floor + 1 if limit is None or limit.limit <= 1 else 0
+                        delay = retry.pushback_delay(outcome, refused_for, at_floor)
+                        if delay is None and not _asks_too_long(outcome, retry.max_retry_after):
+                            outcome = _out_of_patience(outcome, refusals, refused_for, retry)
+                        waited += delay or 0.0
+                    else:
+                        faults += 1
+                        delay = (
+                            None
+                            if isinstance(outcome, EndpointUnreachableError)
+                            else retry.delay_for(outcome, faults)
+                        )
+                        if delay is not None:
+                            call.retries += 1
                     if delay is None:
                         outcome.attempts = attempt
+                        outcome.refusals = refusals
                         raise outcome
                     logger.info(
-                        "retrying %s in %.2fs after %s (attempt %d of %d)",
+                        "retrying %s in %.2fs after %s (attempt %d %s)",
                         info.describe(),
                         delay,
                         type(outcome).__name__,
                         attempt + 1,
-                        retry.max_retries + 1,
+                        f"after {refusals} refusals"
+                        if refused
+                        else f"of {retry.max_retries + 1 + refusals}",
                     )
                     await _retry.wait(delay)
             finally:
                 self._active.discard(closing)
-        raise ClientClosedError(
+        error = ClientClosedError(
             "the client was closed during this request", request=info, attempts=attempt
         )
-
-    def _limit_is_the_wait(self, error: OrganikError) -> bool:
-        """Whether a refusal is retried as soon as the lowered limit has room.
-
-        A "slow down" that names no ``Retry-After`` has just lowered the
-        adaptive limit: waiting for a slot under it is the backoff. At a limit
-        of one, the retry waits as usual (exponential backoff).
-        """
-        limit = self.concurrency
-        return (
-            limit is not None
-            and limit.limit > 1
-            and is_pushback(error)
-            and isinstance(error, APIError | HTTPStatusError)
-            and error.retry_after is None
-        )
+        error.refusals = refusals
+        raise error
 
     async def _throttled(
         self,
@@ -246,7 +254,6 @@ class Requester:
         info: RequestInfo,
         settings: Settings,
         attempt: int,
-        on_attempt: Callable[[int], object] | None,
     ) -> list[DetailedReport] | OrganikError:
         """One try, once every throttle let it through; each hears how it ended."""
         permits: list[tuple[Throttle, Permit]] = []
@@ -254,8 +261,6 @@ class Requester:
         try:
             for throttle in throttles:
                 permits.append((throttle, await throttle.acquire()))
-            if on_attempt is not None:
-                on_attempt(attempt)
             outcome = await self._attempt(route, body, info, settings, attempt)
             return outcome
         finally:
@@ -342,18 +347,24 @@ class Requester:
         )
 
 
-class Reachability:
-    """Counts failures to connect in a row across one call's attempts.
+class CallState:
+    """What one call's requests learn together: connection failures in a row,
+    and the retries and refusals so far (which `Progress` shows).
 
     A wrong or dead endpoint fails every attempt of every batch the same way;
     after ``unreachable_after`` such failures in a row, with no answer between
-    them, the call stops with [`EndpointUnreachableError`][organik_async.EndpointUnreachableError].
+    them, the call stops with
+    [`EndpointUnreachableError`][organik_async.EndpointUnreachableError].
     """
 
-    __slots__ = ("in_a_row",)
+    __slots__ = ("in_a_row", "refusals", "retries")
 
     def __init__(self) -> None:
         self.in_a_row = 0
+        self.retries = 0
+        """Requests sent again after a fault (refusals not counted)."""
+        self.refusals = 0
+        """Answers that said "slow down" (each is sent again unless patience ran out)."""
 
     def reached(self) -> None:
         self.in_a_row = 0
@@ -372,6 +383,31 @@ class Reachability:
             cause=error.cause,
             request=error.request,
         )
+
+
+def _asks_too_long(refusal: OrganikError, max_retry_after: float) -> bool:
+    retry_after = _retry_after(refusal)
+    return retry_after is not None and retry_after > max_retry_after
+
+
+def _out_of_patience(
+    refusal: OrganikError, refusals: int, seconds: float, retry: RetryPolicy
+) -> RateLimitError:
+    """The error of a request the provider kept refusing for ``pushback_timeout``."""
+    assert isinstance(refusal, APIError | HTTPStatusError)  # what is_pushback() accepts
+    api = refusal if isinstance(refusal, APIError) else None
+    return RateLimitError(
+        f"the provider refused this request {refusals} times over {seconds:.1f} s "
+        f"(pushback_timeout={retry.pushback_timeout:g} s); last answer: {refusal.message}",
+        code=None if api is None else api.code,
+        number=None if api is None else api.number,
+        error_message=None if api is None else api.error_message,
+        time=None if api is None else api.time,
+        status_code=refusal.status_code,
+        body=refusal.body,
+        retry_after=refusal.retry_after,
+        request=refusal.request,
+    )
 
 
 def is_pushback(error: OrganikError) -> bool:

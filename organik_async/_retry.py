@@ -46,30 +46,48 @@ RETRYABLE_STATUS_CODES: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """Retry settings: how many more attempts, and the backoff curve.
+    """When to send a request again, and how long to wait first.
 
-    The wait before retry ``n`` (1-based) is ``backoff_base * 2 ** (n - 1)``,
-    capped at ``backoff_max``, then scaled by a random factor in [0.5, 1] so
-    that many clients retrying together do not stampede. A ``Retry-After``
-    from the server replaces that wait, unless it is longer than
-    ``max_retry_after``: then waiting is not worth it and the error is raised
-    at once. Set ``backoff_base=0`` to make every computed wait zero.
+    Two budgets, because two different things go wrong:
 
-    The client's ``max_retries``, ``backoff_base``, ``backoff_max`` and ``max_retry_after``
-    settings make one (`OrganikClient.retry`); pass one as ``retry=`` to
-    [`with_options()`][organik_async.OrganikClient.with_options] or to a call. A negative
-    value, or NaN, raises ``ValueError`` when the policy is built.
+    * **Faults** (a transport error, a timeout, a 5xx, a body that does not
+      decode) spend ``max_retries``. The wait before retry ``n`` (1-based) is
+      ``backoff_base * 2 ** (n - 1)``, capped at ``backoff_max``, then scaled
+      by a random factor in [0.5, 1] so that many clients retrying together do
+      not stampede.
+    * **Refusals** (the provider's "slow down": code 93, HTTP 429, or a 503
+      with ``Retry-After``) never do: the provider said "not now", not "no".
+      They are retried until ``pushback_timeout`` seconds have passed since
+      the request's first refusal (``None``: until the call's own
+      ``timeout``, if any). While the adaptive concurrency limit is above one,
+      lowering it is the wait; at its floor, each further refusal waits with
+      exponential backoff and full jitter (a random wait between zero and
+      ``backoff_base * 2 ** (n - 1)``, capped at ``backoff_max``), so that
+      processes sharing one account fall out of step instead of refusing each
+      other in lockstep.
+
+    A ``Retry-After`` from the server replaces either wait, unless it is
+    longer than ``max_retry_after``: then waiting is not worth it and the
+    error is raised at once. Set ``backoff_base=0`` to make every computed
+    wait zero.
+
+    The client's ``max_retries``, ``backoff_base``, ``backoff_max``, ``max_retry_after``
+    and ``pushback_timeout`` settings make one (`OrganikClient.retry`); pass one as
+    ``retry=`` to [`with_options()`][organik_async.OrganikClient.with_options] or to a call.
+    A negative value, or NaN, raises ``ValueError`` when the policy is built.
     """
 
     max_retries: int = 3
-    """More attempts after the first; 0 sends once."""
+    """Retries after faults, per request (refusals do not count)."""
     backoff_base: float = 0.5
-    """Seconds: the wait before the first retry, doubled for each one after."""
+    """Seconds: the first backoff; it doubles with each retry."""
     backoff_max: float = 30.0
-    """Seconds: the longest computed wait."""
+    """Seconds: no computed backoff is longer."""
     max_retry_after: float = 120.0
-    """Seconds: a server's ``Retry-After`` longer than this is not waited for; the error
-    is raised at once."""
+    """Seconds: a longer ``Retry-After`` is not waited for; the error is raised."""
+    pushback_timeout: float | None = 600.0
+    """Seconds a request keeps retrying after the provider first refused it
+    (``None``: no limit but the call's ``timeout``)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.max_retries, bool) or self.max_retries < 0:
@@ -78,6 +96,9 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, name)
             if not value >= 0:  # also refuses NaN
                 raise ValueError(f"{name} must be a number >= 0: {value!r}")
+        timeout = self.pushback_timeout
+        if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+            raise ValueError(f"pushback_timeout must be a positive number or None: {timeout!r}")
 
     def backoff(self, retry: int, *, draw: float | None = None) -> float:
         """The computed wait before a retry, ``Retry-After`` aside.
@@ -90,16 +111,18 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
             Seconds: ``backoff_base * 2 ** (retry - 1)``, capped at ``backoff_max``, times
                 ``0.5 + draw / 2``.
         """
-        # 2.0 ** 1024 overflows (OverflowError); past 2 ** 1023 the cap has long won.
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** min(retry - 1, 1023))
         if draw is None:
             draw = random.random()  # jitter: not a secret
-        return ceiling * (0.5 + draw / 2)
+        return self._ceiling(retry) * (0.5 + draw / 2)
+
+    def _ceiling(self, retry: int) -> float:
+        # 2.0 ** 1024 overflows (OverflowError); past 2 ** 1023 the cap has long won.
+        return min(self.backoff_max, self.backoff_base * 2.0 ** min(retry - 1, 1023))
 
     def delay_for(
         self, error: OrganikError, retry: int, *, draw: float | None = None
     ) -> float | None:
-        """The decision after a failed attempt: wait and retry, or give up.
+        """The decision after a fault (not a refusal): wait and retry, or give up.
 
         A pure function of its arguments (and of ``draw``): it sleeps and sends nothing.
 
@@ -122,6 +145,43 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         if retry_after > self.max_retry_after:
             return None
         return retry_after
+
+    def pushback_delay(
+        self,
+        error: OrganikError,
+        refused_for: float,
+        at_floor: int,
+        *,
+        draw: float | None = None,
+    ) -> float | None:
+        """How long to wait before retrying a refused request; ``None``: give up.
+
+        Args:
+            error: the refusal just heard.
+            refused_for: seconds since this request was first refused.
+            at_floor: refusals in a row heard with the concurrency limit at its
+                floor (0: the limit is still above one, and lowering it is the wait).
+            draw: the jitter's random number in [0, 1) (drawn when omitted).
+
+        Returns:
+            The wait in seconds, or ``None`` when ``pushback_timeout`` would pass
+            first or a ``Retry-After`` asks for more than ``max_retry_after``.
+        """
+        retry_after = error.retry_after if isinstance(error, APIError | HTTPStatusError) else None
+        if retry_after is not None:
+            if retry_after > self.max_retry_after:
+                return None
+            delay = retry_after
+        elif at_floor == 0:
+            delay = 0.0
+        else:
+            if draw is None:
+                draw = random.random()  # jitter: not a secret
+            delay = self._ceiling(at_floor) * draw  # full jitter
+        timeout = self.pushback_timeout
+        if timeout is not None and refused_for + delay > timeout:
+            return None
+        return delay
 
 
 def is_retryable(error: OrganikError) -> bool:

@@ -27,6 +27,7 @@ from organik_async import (
     Progress,
     RateLimitError,
     ResponseTooLargeError,
+    instant_retries,
 )
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault
 
@@ -314,11 +315,21 @@ async def test_progress_total_is_unknown_for_lazy_input_until_it_is_read() -> No
 
 
 async def test_one_request_call_raises_that_requests_error_as_is() -> None:
-    fake = FakeOrganikAPI(DATASET, faults=[Fault.rate_limited(None)])
+    fake = FakeOrganikAPI(DATASET, faults=[Fault.status(502)])
     async with fast(fake, max_retries=1) as client:
-        with pytest.raises(RateLimitError) as caught:
+        with pytest.raises(HTTPStatusError) as caught:
             await client.detailed_report(transaction_ids=TX[:3])
+    assert caught.value.status_code == 502
     assert caught.value.attempts == 2
+
+
+async def test_one_request_refused_past_its_patience_raises_a_rate_limit_error() -> None:
+    fake = FakeOrganikAPI(DATASET, faults=[Fault.rate_limited(None)])
+    client = fake.client(max_retries=0, pushback_timeout=5, backoff_base=1.0)
+    async with client:
+        with instant_retries(), pytest.raises(RateLimitError) as caught:
+            await client.detailed_report(transaction_ids=TX[:3])
+    assert caught.value.attempts == caught.value.refusals == fake.stats.requests > 1
 
 
 async def test_one_request_call_with_a_bad_body_raises_decode_error() -> None:

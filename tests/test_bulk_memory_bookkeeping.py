@@ -41,9 +41,9 @@ def provider(has_row: Callable[[Id], bool] = lambda _: True) -> Fetch:
     its rows, as the dataset has them."""
 
     async def fetch(
-        ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int], object]
+        ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int, int], object]
     ) -> tuple[list[DetailedReport], int]:
-        on_attempt(1)
+        on_attempt(1, 0)
         tracks = ids.get("gsm_track_ids", ())
         rows = [replace(ROW, gsm_track_id=k) for k in tracks if has_row(k)]
         rows += DATASET.expected(transaction_ids=list(ids.get("transaction_ids", ())))

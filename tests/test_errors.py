@@ -388,7 +388,7 @@ async def test_response_over_max_response_bytes_is_refused() -> None:
 FAILURES: dict[str, Handler] = {
     "api": lambda r: httpx.Response(200, content=envelope(fmt_of(r), 97)),
     "auth": lambda r: httpx.Response(200, content=envelope(fmt_of(r), 99)),
-    "rate-limit": lambda r: httpx.Response(429),
+    "rate-limit": lambda r: httpx.Response(429, headers={"Retry-After": "30"}),
     "http": lambda r: httpx.Response(404, text="not here"),
     "decode": lambda r: httpx.Response(200, content=b"<<<not a body>>>"),
 }
@@ -421,9 +421,11 @@ async def test_every_error_names_the_request_and_attempts(
         response_format=response_format,
         backoff_base=0,
         max_retries=1,
+        pushback_timeout=45,  # a refusal's patience: one wait of 30 s, then no more
     )
     retried = kind in {"rate-limit", "transport", "timeout"}
     assert error.attempts == (2 if retried else 1)
+    assert error.refusals == (2 if kind == "rate-limit" else 0)
     assert isinstance(error.request, RequestInfo)
     assert error.request.id_count == 3
     assert error.request.request_format == request_format

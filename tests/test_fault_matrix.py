@@ -10,6 +10,11 @@ of IDs and once with four batches) and drives them at the same time:
   the call raises the fault's typed error; a bulk call keeps the rows of its
   healthy batches and names every failed ID (``failures``,
   ``failed_id_arguments``);
+* a refusal ("slow down"), now and then: every row arrives, the refusals the
+  client counted equal the ones the server sent, and no retry was spent; on
+  every request from some point on: the request's patience
+  (``pushback_timeout``) runs out, and the call raises a ``RateLimitError``
+  saying how often the provider refused;
 * a fault no retry can fix: the same, at once, with one attempt;
 * a refused key (code 99): the whole call stops with ``AuthenticationError``,
   whatever its size (the README's rule);
@@ -71,7 +76,9 @@ FROM_THIRD = range(3, 10**9)
 HEALTHY_BATCHES = 2
 TRANSIENT: dict[str, frozenset[int]] = {"single": frozenset({1}), "bulk": frozenset({2, 3})}
 
-Outcome = Literal["harmless", "retried", "permanent", "fatal"]
+Outcome = Literal["harmless", "retried", "refused", "permanent", "fatal"]
+PATIENCE = 10.0
+"""``pushback_timeout`` of the refusal cases: waits are skipped, but counted."""
 
 
 @dataclass(frozen=True)
@@ -93,29 +100,35 @@ CASES: dict[str, Case] = {
     ),
     # Faults a retry can fix.
     "trickle-stalled": Case(
-        lambda on: Fault.trickle(chunk_size=1, delay=5.0, on_requests=on),
+        # attempt_timeout leaves a healthy answer seconds, even on a loaded machine.
+        lambda on: Fault.trickle(chunk_size=1, delay=30.0, on_requests=on),
         "retried",
         TimeoutError,
-        settings={"attempt_timeout": 1.0},
+        settings={"attempt_timeout": 3.0},
     ),
     "disconnect": Case(lambda on: Fault.disconnect(on_requests=on), "retried", TransportError),
     "status-503-retry-after": Case(
         lambda on: Fault.status(503, retry_after=1, on_requests=on),
-        "retried",
-        HTTPStatusError,
+        "refused",
+        RateLimitError,
         retry_after=1.0,
+        settings={"pushback_timeout": PATIENCE},
     ),
     "status-502-code-95": Case(
         lambda on: Fault.status(502, code=95, on_requests=on), "retried", APIError
     ),
     "rate-limited": Case(
         lambda on: Fault.rate_limited(retry_after=2, on_requests=on),
-        "retried",
+        "refused",
         RateLimitError,
         retry_after=2.0,
+        settings={"pushback_timeout": PATIENCE},
     ),
     "provider-93": Case(
-        lambda on: Fault.provider_error(93, on_requests=on), "retried", RateLimitError
+        lambda on: Fault.provider_error(93, on_requests=on),
+        "refused",
+        RateLimitError,
+        settings={"pushback_timeout": PATIENCE},
     ),
     # Faults no retry can fix.
     "status-400": Case(lambda on: Fault.status(400, on_requests=on), "permanent", HTTPStatusError),
@@ -233,7 +246,7 @@ async def drive(case: Case, base_url: str, lane: Lane, fake: FakeOrganikAPI) -> 
             runs.append(await call(client, fake, case.make(EVERYWHERE), lane))
         else:
             runs.append(await call(client, fake, case.make(TRANSIENT[shape]), lane))
-        if case.outcome == "retried":
+        if case.outcome in ("retried", "refused"):
             persistent = EVERYWHERE if shape == "single" else FROM_THIRD
             runs.append(await call(client, fake, case.make(persistent), lane))
     return runs
@@ -289,6 +302,24 @@ def check_failed(run: Run, case: Case, failed_batches: int, attempts: int) -> No
     assert run.requests == healthy_batches + failed_batches * attempts, where + "requests"
 
 
+def check_out_of_patience(run: Run, failed_batches: int) -> None:
+    """A call whose failing batches were refused until their patience ran out."""
+    where = f"{run.lane}: "
+    error = run.error
+    failures = (
+        [(error.attempts, error.refusals, error)]
+        if run.shape == "single" and isinstance(error, OrganikError)
+        else [(f.attempts, f.refusals, f.error) for f in getattr(error, "failures", [])]
+    )
+    assert len(failures) == failed_batches, where + repr(error)
+    for attempts, refusals, cause in failures:
+        assert type(cause) is RateLimitError, where + repr(cause)
+        assert attempts == refusals > 1, where + repr(cause)
+        assert f"pushback_timeout={PATIENCE:g} s" in str(cause), where + repr(cause)
+    healthy = len(batches(run.ids)) - failed_batches if run.shape == "bulk" else 0
+    assert run.requests == healthy + sum(a for a, _, _ in failures), where + "requests"
+
+
 @pytest.mark.parametrize("name", list(CASES))
 async def test_every_fault_gives_every_row_or_a_typed_error_naming_the_failed_ids(
     name: str,
@@ -328,6 +359,15 @@ async def test_every_fault_gives_every_row_or_a_typed_error_naming_the_failed_id
             failing = len(batches(first.ids)) - HEALTHY_BATCHES if bulk else 1
             check_failed(exhausted, case, failing, MAX_RETRIES + 1)
             assert exhausted.faults == failing * (MAX_RETRIES + 1), first.lane
+        elif case.outcome == "refused":
+            recovered, exhausted = runs
+            check_all_rows(recovered)
+            assert recovered.progress is not None
+            assert recovered.faults == len(TRANSIENT[first.shape]), first.lane
+            assert recovered.progress.refusals == recovered.faults, first.lane
+            assert recovered.progress.retries == 0, first.lane  # refusals spend no retries
+            failing = len(batches(first.ids)) - HEALTHY_BATCHES if bulk else 1
+            check_out_of_patience(exhausted, failing)
         elif case.outcome == "permanent":
             check_failed(first, case, len(TRANSIENT[first.shape]), 1)
             assert first.faults == len(TRANSIENT[first.shape])

@@ -97,27 +97,35 @@ async def run_failing(script: Script, **kwargs: Any) -> OrganikError:
     return info.value
 
 
-RETRYABLE: dict[str, Answer] = {
+FAULTS: dict[str, Answer] = {
     "connect-error": raises(httpx.ConnectError),
     "read-error": raises(httpx.ReadError),
     "remote-protocol": raises(httpx.RemoteProtocolError),
     "connect-timeout": raises(httpx.ConnectTimeout),
     "read-timeout": raises(httpx.ReadTimeout),
     "http-408": bare(408),
-    "http-429": bare(429),
     "http-500": bare(500),
     "http-502": bare(502),
     "http-503": bare(503),
     "http-504": bare(504),
     "code-84": envelope(84),
-    "code-93": envelope(93),
     "code-94": envelope(94),
     "code-95": envelope(95),
     "code-84-http-500": envelope(84, status=500),
     "code-94-http-503": envelope(94, status=503),
+}
+"""Failures a later attempt may fix: each retry spends one of ``max_retries``."""
+
+REFUSALS: dict[str, Answer] = {
+    "http-429": bare(429),
+    "code-93": envelope(93),
     "code-93-http-429": envelope(93, status=429),
     "code-93-http-400": envelope(93, status=400),
+    "http-503-retry-after": bare(503, {"Retry-After": "1"}),
 }
+"""The provider's "slow down": retried under ``pushback_timeout``, never ``max_retries``."""
+
+RETRYABLE: dict[str, Answer] = {**FAULTS, **REFUSALS}
 
 NOT_RETRYABLE: dict[str, tuple[Answer, type[OrganikError]]] = {
     "http-400": (bare(400), HTTPStatusError),
@@ -156,13 +164,64 @@ async def test_retryable_failure_is_retried_until_success(kind: str, sleeps: lis
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("kind", list(RETRYABLE))
-async def test_retryable_failure_gives_up_after_max_retries(kind: str, sleeps: list[float]) -> None:
-    script = Script(then=RETRYABLE[kind])
+@pytest.mark.parametrize("kind", list(FAULTS))
+async def test_a_fault_gives_up_after_max_retries(kind: str, sleeps: list[float]) -> None:
+    script = Script(then=FAULTS[kind])
     error = await run_failing(script, max_retries=2)
     assert len(script.requests) == 3
     assert error.attempts == 3
+    assert error.refusals == 0
     assert len(sleeps) == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", list(REFUSALS))
+async def test_refusals_never_spend_max_retries(kind: str, sleeps: list[float]) -> None:
+    script = Script(*[REFUSALS[kind]] * 12, FAULTS["http-502"])
+    rows = await run(script, max_retries=1)
+    assert [r.gsm for r in rows] == [905445359675]
+    assert len(script.requests) == 14  # twelve refusals, one fault and its one retry
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", list(REFUSALS))
+async def test_refused_past_pushback_timeout_is_a_rate_limit_error_saying_how_long_and_how_often(
+    kind: str, sleeps: list[float]
+) -> None:
+    script = Script(then=REFUSALS[kind])
+    error = await run_failing(script, max_retries=0, pushback_timeout=60)
+    assert type(error) is RateLimitError
+    assert error.attempts == error.refusals == len(script.requests) > 1
+    assert f"refused this request {error.refusals} times over" in str(error)
+    assert "pushback_timeout=60 s" in str(error)
+    assert 0 < sum(sleeps) <= 60  # the waits asked for stay within the patience
+
+
+@pytest.mark.anyio
+async def test_at_the_floor_refusals_back_off_with_full_jitter(sleeps: list[float]) -> None:
+    script = Script(*[envelope(93)] * 40)
+    await run(script, adaptive_concurrency=False, backoff_base=1.0, backoff_max=8.0)
+    ceilings = [1.0, 2.0, 4.0] + [8.0] * 37  # no adaptive limit: every refusal is at the floor
+    assert len(sleeps) == len(ceilings)
+    for delay, ceiling in zip(sleeps, ceilings, strict=True):
+        assert 0 <= delay <= ceiling
+    assert min(sleeps[3:]) < 4.0  # full jitter: from zero, not from half the ceiling
+
+
+@pytest.mark.anyio
+async def test_above_the_floor_a_refusal_waits_only_for_the_lowered_limit(
+    sleeps: list[float],
+) -> None:
+    transport = httpx.MockTransport(Script(*[envelope(93)] * 30))
+    async with OrganikClient(KEY, transport=transport, backoff_base=1.0, backoff_max=8.0) as client:
+        with anyio.fail_after(5):
+            await client.detailed_report(transaction_ids=[14094857])
+        limit = client._requester.concurrency
+        assert limit is not None
+        assert limit.limit == 1  # refusals went on round after round: it halved to its floor
+    first_backoff = next(i for i, delay in enumerate(sleeps) if delay > 0)
+    assert sleeps[:first_backoff] == [0.0] * first_backoff
+    assert all(delay <= 8.0 for delay in sleeps)
 
 
 @pytest.mark.anyio
@@ -176,7 +235,7 @@ async def test_default_is_three_retries_after_the_first_attempt(sleeps: list[flo
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("kind", ["connect-error", "http-503", "code-93", "read-timeout"])
+@pytest.mark.parametrize("kind", ["connect-error", "http-503", "code-94", "read-timeout"])
 async def test_max_retries_0_sends_once(kind: str, sleeps: list[float]) -> None:
     script = Script(then=RETRYABLE[kind])
     error = await run_failing(script, max_retries=0)
@@ -246,8 +305,10 @@ async def test_retry_after_seconds_replaces_the_computed_wait(
     assert len(rows) == 1
     assert sleeps == [7.0]
     failing = Script(then=answer)
-    error = await run_failing(failing, max_retries=1)
-    assert type(error) is kind
+    error = await run_failing(failing, max_retries=1, pushback_timeout=10)
+    assert kind is RateLimitError or getattr(error, "status_code", None) == 503
+    assert isinstance(error, RateLimitError)  # a refusal: patience ran out after one wait
+    assert error.attempts == error.refusals == 2
     assert getattr(error, "retry_after", None) == 7.0
 
 

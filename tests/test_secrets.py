@@ -223,7 +223,7 @@ async def tcp_errors(base_url: str, http_backend: HttpBackend) -> list[BaseExcep
     scenarios: list[tuple[str, dict[str, Any]]] = [
         ("api-96", {}),
         ("auth-99-xml", {"request_format": "xml"}),
-        ("rate-limited", {}),
+        ("rate-limited", {"pushback_timeout": 0.5}),  # Retry-After: 0, refused for ever
         ("unavailable", {}),
         ("dropped", {}),
         ("stalled", {"attempt_timeout": 0.3, "max_retries": 1}),

@@ -140,12 +140,13 @@ async def test_provider_rate_limit_is_retried_then_succeeds() -> None:
     assert fake.stats.requests == 3
 
 
-async def test_http_429_without_retries_is_a_rate_limit_error_with_retry_after() -> None:
+async def test_http_429_past_its_patience_is_a_rate_limit_error_with_retry_after() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.rate_limited(7)])
-    async with fake.client(max_retries=0) as client:
-        with pytest.raises(RateLimitError) as caught:
+    async with fake.client(max_retries=0, pushback_timeout=5) as client:
+        with pytest.raises(RateLimitError) as caught:  # 7 s asked, 5 s of patience
             await client.detailed_report(transaction_ids=IDS[:1])
     assert caught.value.retry_after == 7
+    assert caught.value.attempts == caught.value.refusals == 1
 
 
 async def test_dropped_connection_in_process_is_a_transport_error() -> None:

@@ -56,6 +56,10 @@ _RETRYABLE: list[Fault] = [
 ]
 
 
+_REFUSALS = frozenset({"status:429", "provider_error:93"})
+"""The faults that say "slow down" (counted as refusals, not retries), by stats name."""
+
+
 def faults() -> list[Fault]:
     """Each retryable kind with the same chance, 20 % in all; plus a little jitter.
 
@@ -174,7 +178,9 @@ async def test_a_long_soak_at_twenty_percent_faults_loses_nothing_and_stays_flat
         # Seeded: about one request in five is refused (251 of 1 251 with this seed).
         assert 0.15 < injected / done.requests < 0.25, where + f"{injected}/{done.requests}"
         assert len(done.faults) == len(_RETRYABLE), where + f"every kind: {done.faults}"
-        assert done.progress.retries == injected, where + "one retry per fault"
+        refusals = sum(n for name, n in done.faults.items() if name in _REFUSALS)
+        assert done.progress.refusals == refusals, where + "each refusal counted as one"
+        assert done.progress.retries == injected - refusals, where + "one retry per other fault"
         assert done.waits == injected, where + "one retry wait per fault"
         assert done.requests == requests_per_job + injected, where + "no request unaccounted"
         assert done.server_in_flight == 0, where + "the server is idle"

@@ -298,7 +298,7 @@ async def test_real_client_errors_map_as_documented() -> None:
     assert (await answer_for(wrong_key, ids, api_key=KEY)).status_code == 502
 
     limited_fake = FakeOrganikAPI(data, faults=[Fault.rate_limited(retry_after=2)])
-    answer = await answer_for(limited_fake, ids, max_retries=0)
+    answer = await answer_for(limited_fake, ids, pushback_timeout=1)  # 2 s asked, 1 s patience
     assert (answer.status_code, answer.headers) == (503, {"Retry-After": "2"})
 
     refusing = FakeOrganikAPI(data, faults=[Fault.provider_error(95)])
@@ -312,7 +312,7 @@ async def test_real_client_errors_map_as_documented() -> None:
 
     one_of_two_limited = FakeOrganikAPI(data, faults=[Fault.rate_limited(1, on_requests={2})])
     answer = await answer_for(
-        one_of_two_limited, data.transaction_ids[:2], batch_sizes=1, max_retries=0
+        one_of_two_limited, data.transaction_ids[:2], batch_sizes=1, pushback_timeout=0.5
     )
     assert answer.status_code == 503  # BulkReportError: one of two batches rate limited
 
