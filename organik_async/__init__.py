@@ -1,6 +1,7 @@
 """organik_async: an async client for the Organik SMS API's delivery reports.
 
-Runs on asyncio and trio (through anyio). Start with [`OrganikClient`][organik_async.OrganikClient].
+Runs on asyncio and trio (through anyio). Start with [`OrganikClient`][organik_async.OrganikClient],
+or [`SyncOrganikClient`][organik_async.SyncOrganikClient] in code that is not async.
 """
 
 from types import FunctionType as _FunctionType
@@ -49,6 +50,7 @@ from ._models import (
 )
 from ._options import DEFAULT_TIMEOUT, CallOptions, SettingChanges
 from ._retry import RetryPolicy, instant_retries, is_testing, set_testing
+from ._sync import SyncFollowStream, SyncOrganikClient, SyncReportStream
 from ._version import __version__
 from ._web import HTTPErrorAnswer, http_error_answer
 
@@ -93,6 +95,9 @@ __all__ = [
     "RetryPolicy",
     "SettingChanges",
     "StillPendingError",
+    "SyncFollowStream",
+    "SyncOrganikClient",
+    "SyncReportStream",
     "TimeoutError",
     "TransportError",
     "XmlParser",
