@@ -46,6 +46,7 @@ from ._models import DetailedReport, Format, HttpBackend, Id, IdKind
 from ._options import Settings
 from ._ratelimit import AdaptiveLimit, Outcome, Permit, RateLimiter, SizeLimit, Throttle
 from ._redact import Redactor, Secret
+from ._telemetry import Instrumentation, RequestTrace, off
 
 __all__ = [
     "Reachability",
@@ -59,6 +60,8 @@ __all__ = [
 logger = logging.getLogger("organik_async")
 
 _BODY_CAP: Final = 2048
+Keep = Callable[[Answer, int, float], object]
+"""Hears the answer that brought a request's rows: the answer, its attempt, its seconds."""
 _BAD_PARAMETERS_CODE: Final = 96
 
 
@@ -81,6 +84,7 @@ class Requester:
         rate_limiter: RateLimiter | None,
         concurrency: AdaptiveLimit | None,
         http_backend: HttpBackend = "httpx",
+        telemetry: Instrumentation | None = None,
     ) -> None:
         self._key = api_key
         self._base_url = base_url
@@ -96,6 +100,7 @@ class Requester:
         self._state = _State.UNOPENED
         self._active: set[anyio.CancelScope] = set()
         self.http_backend: HttpBackend = http_backend
+        self.telemetry = off() if telemetry is None else telemetry
 
     def __repr__(self) -> str:
         return f"<Requester {self.redactor.text(self._base_url)} {self._state.value}>"
@@ -160,6 +165,8 @@ class Requester:
         rate_limiter: RateLimiter | None = None,
         on_attempt: Callable[[int], object] | None = None,
         reachability: Reachability | None = None,
+        batch: int | None = None,
+        keep: Keep | None = None,
     ) -> tuple[list[DetailedReport], int]:
         """One request for ``ids`` (kind → IDs), retried as ``settings.retry`` says.
 
@@ -169,6 +176,8 @@ class Requester:
         this knows how many were sent. ``reachability`` counts connection
         failures across a call. `aclose()` ends a fetch at once, waits
         included, with [`ClientClosedError`][organik_async.ClientClosedError].
+        ``batch`` is the call's batch index (for telemetry); ``keep`` hears
+        the answer that brought the rows, as it came.
         """
         self.check_open()
         answer = settings.answer_format
@@ -177,6 +186,7 @@ class Requester:
         info = RequestInfo(route.shown, settings.request_format, answer, count)
         body = encode_request(settings.request_format, ids)
         retry = settings.retry
+        observed = self.telemetry.request(info, ids, batch)
         attempt = 0
         with anyio.CancelScope() as closing:
             self._active.add(closing)
@@ -187,7 +197,7 @@ class Requester:
                 while True:
                     attempt += 1
                     outcome = await self._throttled(
-                        throttles, route, body, info, settings, attempt, on_attempt
+                        throttles, route, body, info, settings, attempt, on_attempt, observed, keep
                     )
                     if isinstance(outcome, list):
                         if reachability is not None:
@@ -207,6 +217,7 @@ class Requester:
                     if delay is None:
                         outcome.attempts = attempt
                         raise outcome
+                    observed.retrying(outcome, attempt, delay)
                     logger.info(
                         "retrying %s in %.2fs after %s (attempt %d of %d)",
                         info.describe(),
@@ -247,6 +258,8 @@ class Requester:
         settings: Settings,
         attempt: int,
         on_attempt: Callable[[int], object] | None,
+        observed: RequestTrace,
+        keep: Keep | None,
     ) -> list[DetailedReport] | OrganikError:
         """One try, once every throttle let it through; each hears how it ended."""
         permits: list[tuple[Throttle, Permit]] = []
@@ -256,7 +269,7 @@ class Requester:
                 permits.append((throttle, await throttle.acquire()))
             if on_attempt is not None:
                 on_attempt(attempt)
-            outcome = await self._attempt(route, body, info, settings, attempt)
+            outcome = await self._attempt(route, body, info, settings, attempt, observed, keep)
             return outcome
         finally:
             if permits:
@@ -266,40 +279,57 @@ class Requester:
                     await throttle.release(permit, heard, retry_after=retry_after)
 
     async def _attempt(
-        self, route: Route, body: bytes, info: RequestInfo, settings: Settings, attempt: int
+        self,
+        route: Route,
+        body: bytes,
+        info: RequestInfo,
+        settings: Settings,
+        attempt: int,
+        observed: RequestTrace,
+        keep: Keep | None,
     ) -> list[DetailedReport] | OrganikError:
         """One try: the rows, or the typed error (returned, so the caller decides)."""
         started = time.perf_counter()
         limit = settings.attempt_timeout
+        sender = self.sender.resolve()
         sent: Answer | OrganikError | None = None
-        with anyio.CancelScope(
-            deadline=math.inf if limit is None else anyio.current_time() + limit
-        ):
-            sent = await exchange(
-                self.sender.resolve(),
-                route,
-                body,
-                timeouts=settings.timeout,
-                limit=settings.max_response_bytes,
-                info=info,
-                redactor=self.redactor,
+        with observed.attempt(attempt, sender.name, route) as seen:  # a span, when traced
+            with anyio.CancelScope(
+                deadline=math.inf if limit is None else anyio.current_time() + limit
+            ):
+                sent = await exchange(
+                    sender,
+                    seen.route,
+                    body,
+                    timeouts=settings.timeout,
+                    limit=settings.max_response_bytes,
+                    info=info,
+                    redactor=self.redactor,
+                )
+            elapsed = time.perf_counter() - started
+            if sent is None:
+                sent = TimeoutError(
+                    f"no complete answer within attempt_timeout={limit:g} s", request=info
+                )
+            logger.debug(
+                "POST %s ids=%d status=%s duration=%.3fs attempt=%d",
+                info.url,
+                info.id_count,
+                sent.status if isinstance(sent, Answer) else "-",
+                elapsed,
+                attempt,
             )
-        if sent is None:
-            sent = TimeoutError(
-                f"no complete answer within attempt_timeout={limit:g} s", request=info
+            result = (
+                sent
+                if isinstance(sent, OrganikError)
+                else self._interpret(
+                    sent.status, sent.headers, sent.body, info, settings.answer_format
+                )
             )
-        logger.debug(
-            "POST %s ids=%d status=%s duration=%.3fs attempt=%d",
-            info.url,
-            info.id_count,
-            sent.status if isinstance(sent, Answer) else "-",
-            time.perf_counter() - started,
-            attempt,
-        )
-        if isinstance(sent, OrganikError):
-            return sent
-        status, headers, raw, _ = sent
-        return self._interpret(status, headers, raw, info, settings.answer_format)
+            if keep is not None and isinstance(result, list) and isinstance(sent, Answer):
+                keep(sent, attempt, elapsed)
+            seen.ended(sent, result, elapsed)
+            return result
 
     def _interpret(
         self, status: int, headers: Mapping[str, str], raw: bytes, info: RequestInfo, fmt: Format

@@ -20,6 +20,7 @@ requests, as leaving an ``async with`` block does.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import itertools
 import logging
 import threading
@@ -35,7 +36,7 @@ from collections.abc import (
 )
 from concurrent.futures import CancelledError, Future
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from functools import partial
+from functools import cached_property, partial
 from types import TracebackType
 from typing import Final, Generic, Self, TypeGuard, TypeVar, Unpack
 
@@ -63,10 +64,12 @@ from ._options import (
     CallOptions,
     SettingChanges,
 )
+from ._raw import RawResponse
 from ._redact import Secret
 from ._retry import RetryPolicy
+from ._telemetry import Telemetry
 
-__all__ = ["SyncFollowStream", "SyncOrganikClient", "SyncReportStream"]
+__all__ = ["SyncFollowStream", "SyncOrganikClient", "SyncRawResponses", "SyncReportStream"]
 
 logger = logging.getLogger("organik_async")
 
@@ -118,6 +121,7 @@ class _Loop:
         """
         portal = self._running_portal()
         finished = threading.Event()
+        func = _in_callers_context(func)
 
         async def task() -> T:
             try:
@@ -142,7 +146,7 @@ class _Loop:
 
     def enter(self, stream: AbstractAsyncContextManager[T]) -> AbstractContextManager[T]:
         """``stream`` entered and left in one task of the loop (an ``async with`` block)."""
-        return self._running_portal().wrap_async_context_manager(stream)
+        return self._running_portal().wrap_async_context_manager(_InCallersContext(stream))
 
     def in_loop_thread(self) -> bool:
         return self._thread is not None and threading.current_thread() is self._thread
@@ -190,6 +194,47 @@ def _start_portal() -> tuple[BlockingPortal, threading.Thread]:
     thread = threading.Thread(target=main, name=f"organik-sync-{next(_numbers)}", daemon=True)
     thread.start()
     return ready.result(), thread
+
+
+def _in_callers_context(func: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """``func`` run with the calling thread's context variables (its current span, say).
+
+    The call runs in a task of the loop's thread, whose context is not the caller's;
+    as asgiref's ``async_to_sync`` does, the caller's variables are copied into it, so
+    the call's span is a child of the caller's and log context follows.
+    """
+    values = list(contextvars.copy_context().items())
+    if not values:
+        return func
+
+    async def call() -> T:
+        for variable, value in values:
+            variable.set(value)
+        return await func()
+
+    return call
+
+
+class _InCallersContext(Generic[T]):
+    """An async context manager entered with the calling thread's context variables (the
+    stream's run task, started on entering, inherits them)."""
+
+    def __init__(self, inner: AbstractAsyncContextManager[T]) -> None:
+        self._inner = inner
+        self._values = list(contextvars.copy_context().items())
+
+    async def __aenter__(self) -> T:
+        for variable, value in self._values:
+            variable.set(value)
+        return await self._inner.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return await self._inner.__aexit__(exc_type, exc, tb)
 
 
 def _result(future: Future[T]) -> T:
@@ -362,6 +407,7 @@ class SyncOrganikClient:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: HttpBackend = "auto",
+        telemetry: Telemetry | bool = True,
     ) -> None:
         # The key never sits in a plain local: a traceback with locals shows reprs.
         secret = Secret(api_key) if isinstance(api_key, str) else api_key
@@ -390,6 +436,7 @@ class SyncOrganikClient:
             http_client=http_client,
             transport=transport,
             http_backend=http_backend,
+            telemetry=telemetry,
         )
         self._client = client
         self._shared = _Shared(client)
@@ -460,6 +507,11 @@ class SyncOrganikClient:
         return self._client.rate_limit
 
     @property
+    def telemetry(self) -> Telemetry:
+        """How this client reports to OpenTelemetry."""
+        return self._client.telemetry
+
+    @property
     def url(self) -> str:
         """The request URL, with the key redacted: safe to show."""
         return self._client.url
@@ -505,6 +557,13 @@ class SyncOrganikClient:
     def _check_open(self) -> None:
         if self.is_closed:
             raise ClientClosedError("this SyncOrganikClient is closed; create a new one")
+
+    @cached_property
+    def with_raw_response(self) -> SyncRawResponses:
+        """The calls of one request that return the answer as it came:
+        ``client.with_raw_response.detailed_report(...)`` returns a
+        [`RawResponse`][organik_async.RawResponse]."""
+        return SyncRawResponses(self)
 
     # --- the report methods -------------------------------------------------------------
 
@@ -657,6 +716,50 @@ class SyncOrganikClient:
             **options,
         )
         return SyncFollowStream(self._shared, stream)
+
+
+class SyncRawResponses:
+    """``client.with_raw_response`` of a blocking client, as
+    [`RawResponses`][organik_async.RawResponses]."""
+
+    def __init__(self, client: SyncOrganikClient) -> None:
+        self._client = client
+
+    def detailed_report(
+        self,
+        *,
+        transaction_ids: IdSource = (),
+        delivery_track_ids: IdSource = (),
+        gsm_track_ids: IdSource = (),
+        **options: Unpack[CallOptions],
+    ) -> RawResponse:
+        """The answer to one request for these IDs, as
+        [`RawResponses.detailed_report()`][organik_async.RawResponses.detailed_report].
+
+        Args:
+            transaction_ids: IDs of send tasks.
+            delivery_track_ids: the delivery track IDs given when sending.
+            gsm_track_ids: IDs of single messages.
+            **options: per-call overrides ([`CallOptions`][organik_async.CallOptions]).
+
+        Returns:
+            The successful answer (after any retries), with ``parse()`` for its rows.
+
+        Raises:
+            ValueError: the IDs do not fit in one request, or there are none.
+            OrganikError: as the plain call raises it.
+        """
+        client = self._client
+        client._check_open()
+        ids = _read_here((transaction_ids, delivery_track_ids, gsm_track_ids))
+        call = partial(
+            client._client.with_raw_response.detailed_report,
+            transaction_ids=ids[0],
+            delivery_track_ids=ids[1],
+            gsm_track_ids=ids[2],
+            **options,
+        )
+        return client._shared.loop.run(call)
 
 
 # --- where lazy inputs are read ---------------------------------------------------------

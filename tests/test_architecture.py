@@ -314,7 +314,11 @@ def test_version_comes_from_the_package_metadata() -> None:
 
 
 CONSTRUCTED_INSIDE = {
+    organik_async.FollowStream,
+    organik_async.RawResponse,
+    organik_async.RawResponses,
     organik_async.ReportStream,
+    organik_async.SyncRawResponses,
     organik_async.SyncReportStream,
     organik_async.SyncFollowStream,
 }
