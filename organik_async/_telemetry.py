@@ -147,15 +147,6 @@ def _otel() -> _Api:
     return _api
 
 
-def _api_importable() -> bool:
-    try:
-        importlib.import_module("opentelemetry.trace")
-        importlib.import_module("opentelemetry.metrics")
-    except ImportError:
-        return False
-    return True
-
-
 def _a_global_provider_is_set() -> bool:
     """Whether the application set a global tracer or meter provider.
 
@@ -303,10 +294,10 @@ class Instrumentation:
         is_refusal: Callable[[OrganikError], bool],
     ) -> None:
         self._setting = setting
+        # Whether the API is installed is never asked: a provider set globally or given
+        # here means it is (nothing else could have made one).
         self._enabled = (
-            setting.enabled
-            and os.environ.get(ENABLED_ENV, "true").strip().lower() != "false"
-            and _api_importable()
+            setting.enabled and os.environ.get(ENABLED_ENV, "true").strip().lower() != "false"
         )
         self.redactor = redactor
         self.limit = limit
