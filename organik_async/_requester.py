@@ -293,13 +293,13 @@ class Requester:
         limit = settings.attempt_timeout
         sender = self.sender.resolve()
         sent: Answer | OrganikError | None = None
-        with observed.attempt(attempt, sender.name, route) as seen:  # a span, when traced
+        with observed.attempt(attempt, sender.name) as seen:  # a span, when traced
             with anyio.CancelScope(
                 deadline=math.inf if limit is None else anyio.current_time() + limit
             ):
                 sent = await exchange(
                     sender,
-                    seen.route,
+                    seen.prepared(route),
                     body,
                     timeouts=settings.timeout,
                     limit=settings.max_response_bytes,

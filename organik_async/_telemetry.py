@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar
 
 import httpx
 
@@ -275,6 +275,7 @@ class Instrumentation:
         "__weakref__",
         "_base",
         "_enabled",
+        "_explicit",
         "_instruments",
         "_setting",
         "_tracer",
@@ -299,6 +300,7 @@ class Instrumentation:
         self._enabled = (
             setting.enabled and os.environ.get(ENABLED_ENV, "true").strip().lower() != "false"
         )
+        self._explicit = setting.tracer_provider is not None or setting.meter_provider is not None
         self.redactor = redactor
         self.limit = limit
         self.is_refusal = is_refusal
@@ -322,10 +324,7 @@ class Instrumentation:
         """Whether anything is reported now (a global provider may be set later)."""
         if not self._enabled:
             return False
-        setting = self._setting
-        if setting.tracer_provider is not None or setting.meter_provider is not None:
-            return True
-        return _a_global_provider_is_set()
+        return self._explicit or _providers_set or _a_global_provider_is_set()
 
     @property
     def tracer(self) -> Tracer:
@@ -538,12 +537,12 @@ class RequestTrace:
         self._instrumentation = instrumentation
         self._attributes = attributes
 
-    def attempt(self, number: int, backend: str, route: R) -> AttemptTrace[R]:
-        """Around one attempt: ``with trace.attempt(n, sender.name, route) as seen:``,
-        sending ``seen.route`` (the trace context added, when propagated)."""
+    def attempt(self, number: int, backend: str) -> AttemptTrace:
+        """Around one attempt: ``with trace.attempt(n, sender.name) as seen:``, sending
+        ``seen.prepared(route)`` (the trace context added, when propagated)."""
         if self._instrumentation is None:
-            return AttemptTrace(None, route, self._attributes, number, backend)
-        return AttemptTrace(self._instrumentation, route, self._attributes, number, backend)
+            return _NO_ATTEMPT
+        return AttemptTrace(self._instrumentation, self._attributes, number, backend)
 
     def retrying(self, error: OrganikError, attempt: int, delay: float) -> None:
         """Attempt ``attempt`` failed with ``error``; the next follows in ``delay`` seconds."""
@@ -559,26 +558,25 @@ class RequestTrace:
         inst.instruments.retries.add(1, {**inst.metric_base(), "error.type": kind})
 
 
-class AttemptTrace(Generic[R]):
+class AttemptTrace:
     """One HTTP attempt's span (kind CLIENT, named ``POST``) and its metrics."""
 
-    __slots__ = ("_attempt", "_attributes", "_backend", "_inst", "_span", "_token", "route")
+    __slots__ = ("_attempt", "_attributes", "_backend", "_context", "_inst", "_span", "_token")
 
     def __init__(
         self,
         instrumentation: Instrumentation | None,
-        route: R,
         attributes: dict[str, Any],
         attempt: int,
         backend: str,
     ) -> None:
         self._inst = instrumentation
-        self.route = route
         self._attributes = attributes
         self._attempt = attempt
         self._backend = backend
         self._span: Span | None = None
         self._token: object = None
+        self._context: Context | None = None
 
     def __enter__(self) -> Self:
         inst = self._inst
@@ -600,10 +598,16 @@ class AttemptTrace(Generic[R]):
         context: Context = api.trace.set_span_in_context(span)
         self._token = api.context.attach(context)
         if inst.setting.propagate:
-            headers: dict[str, str] = {}
-            api.propagate.inject(headers, context=context)
-            self.route = self.route.with_headers(headers)
+            self._context = context
         return self
+
+    def prepared(self, route: R) -> R:
+        """``route``, with the trace context in its headers when it is propagated."""
+        if self._context is None:
+            return route
+        headers: dict[str, str] = {}
+        _otel().propagate.inject(headers, context=self._context)
+        return route.with_headers(headers)
 
     def ended(
         self,
@@ -677,6 +681,7 @@ NO_CALL: Final = CallTrace(None, "", {})
 """The span of a call that is not traced."""
 _NO_CALL_SPAN: Final = CallSpan(None, None)
 _NO_REQUEST: Final = RequestTrace(None, {})
+_NO_ATTEMPT: Final = AttemptTrace(None, {}, 0, "")
 _UNTRACED: Final = nullcontext(_NO_CALL_SPAN)
 
 
