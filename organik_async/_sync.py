@@ -119,6 +119,11 @@ class _Loop:
         signal handler's) cancels the call, waits until its requests are let go (at most
         `_CLEANUP_WAIT` seconds), and goes on.
         """
+        if self.in_loop_thread():
+            raise RuntimeError(
+                "a SyncOrganikClient cannot be called from its own event loop's thread "
+                "(an on_progress callback, say): the call would wait for itself"
+            )
         portal = self._running_portal()
         finished = threading.Event()
         func = _in_callers_context(func)

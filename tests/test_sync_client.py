@@ -446,6 +446,22 @@ def test_a_script_interrupted_mid_call_exits_at_once(
     assert done.stderr.rstrip().endswith("KeyboardInterrupt")
 
 
+def test_calling_the_client_from_its_own_thread_is_refused() -> None:
+    fake = FakeOrganikAPI(DATASET)
+    refused: list[BaseException] = []
+
+    def on_progress(_: object) -> None:
+        try:
+            client.detailed_report(transaction_ids=TX[:1])
+        except RuntimeError as exc:
+            refused.append(exc)
+
+    with sync_client(fake) as client:
+        client.detailed_report(transaction_ids=TX[:1], on_progress=on_progress)
+    assert len(refused) == 1
+    assert "its own event loop's thread" in str(refused[0])
+
+
 def test_closing_from_another_thread_ends_calls_in_flight() -> None:
     fake = FakeOrganikAPI(DATASET)
     client = sync_client(fake, adaptive_concurrency=False)  # all three requests at once

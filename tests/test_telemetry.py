@@ -390,6 +390,16 @@ def test_without_a_provider_opentelemetry_is_not_even_imported() -> None:
     assert run_python(NO_PROVIDER) == "[]"
 
 
+def test_with_the_api_imported_and_no_provider_set_nothing_is_reported() -> None:
+    imported = "import opentelemetry.trace, opentelemetry.metrics"
+    shown = run_python(
+        NO_PROVIDER + "print(_telemetry._providers_set)\n",
+        imported,
+        "from organik_async import _telemetry",
+    )
+    assert shown.splitlines()[-1] == "False"
+
+
 def test_without_opentelemetry_installed_calls_work() -> None:
     blocked = "import sys; sys.modules['opentelemetry'] = None"  # as if not installed
     assert run_python(NO_PROVIDER, blocked) == "[]"
