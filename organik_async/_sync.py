@@ -99,11 +99,6 @@ class _Loop:
         self._thread: threading.Thread | None = None
         self.closed = False
 
-    @property
-    def thread(self) -> threading.Thread | None:
-        """The loop's thread, while it runs."""
-        return self._thread
-
     def _running_portal(self) -> BlockingPortal:
         with self._lock:
             if self.closed:

@@ -235,16 +235,22 @@ class _Instruments:
                 yield observation(client.limit(), client.identity)
 
 
-_shared_instruments: dict[int, tuple[object, _Instruments]] = {}
+_global_instruments: _Instruments | None = None
+_instruments_of: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _instruments_for(provider: MeterProvider | None) -> _Instruments:
-    key = id(provider)
-    entry = _shared_instruments.get(key)
-    if entry is None or entry[0] is not provider:
-        entry = (provider, _Instruments(provider))
-        _shared_instruments[key] = entry
-    return entry[1]
+    global _global_instruments
+    if provider is None:
+        if _global_instruments is None:
+            _global_instruments = _Instruments(None)
+        return _global_instruments
+    instruments = _instruments_of.get(provider)
+    if instruments is None:
+        instruments = _instruments_of[provider] = _Instruments(provider)
+    return instruments
 
 
 # --- a client's hooks ---------------------------------------------------------------
