@@ -383,8 +383,9 @@ def test_follow_until_final_is_a_plain_iterator_too(no_waits: list[float]) -> No
 
 
 @pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("method", ["detailed_report", "iter_detailed_report"])
 def test_ctrl_c_mid_call_leaves_no_thread_or_socket_behind(
-    tcp_fake: tuple[FakeOrganikAPI, str], backend: HttpBackend
+    tcp_fake: tuple[FakeOrganikAPI, str], backend: HttpBackend, method: str
 ) -> None:
     fake, url = tcp_fake
     port = int(url.rsplit(":", 1)[1])
@@ -407,7 +408,11 @@ def test_ctrl_c_mid_call_leaves_no_thread_or_socket_behind(
         threading.Thread(target=interrupt_when_sent, daemon=True).start()
         started = time.monotonic()
         try:
-            client.detailed_report(transaction_ids=TX[:3])
+            if method == "detailed_report":
+                client.detailed_report(transaction_ids=TX[:3])
+            else:
+                for _ in client.iter_detailed_report(transaction_ids=TX[:40], batch_sizes=2):
+                    pass
         finally:
             assert time.monotonic() - started < 20  # not the server's 30 s
             assert busy_connections(client._client) == 0  # let go before Ctrl-C went on
