@@ -31,6 +31,7 @@ import importlib
 import itertools
 import os
 import sys
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -138,6 +139,9 @@ class _Api:
 
 _api: _Api | None = None
 _providers_set = False
+_unset_until = 0.0
+_RECHECK: Final = 1.0
+"""Seconds a "no global provider set" answer is kept."""
 
 
 def _otel() -> _Api:
@@ -152,14 +156,20 @@ def _a_global_provider_is_set() -> bool:
 
     An application that set one imported ``opentelemetry`` to do it, so until it is
     in ``sys.modules`` the answer is no, for the price of a dictionary look-up. Once
-    yes, always yes (a global provider can be set only once).
+    yes, always yes (a global provider can be set only once). With the API imported
+    and nothing set, asking it costs microseconds (its getters read the environment),
+    so a no is kept for `_RECHECK` seconds: a provider set later is used from the next
+    call after that.
     """
-    global _providers_set
+    global _providers_set, _unset_until
     if _providers_set:
         return True
     trace: ModuleType | None = sys.modules.get("opentelemetry.trace")
     metrics: ModuleType | None = sys.modules.get("opentelemetry.metrics")
     if trace is None and metrics is None:
+        return False
+    now = time.monotonic()
+    if now < _unset_until:
         return False
     if trace is not None:
         provider = trace.get_tracer_provider()
@@ -171,6 +181,8 @@ def _a_global_provider_is_set() -> bool:
         unset = type(provider).__name__ == "_ProxyMeterProvider"
         if not unset and not isinstance(provider, metrics.NoOpMeterProvider):
             _providers_set = True
+    if not _providers_set:
+        _unset_until = now + _RECHECK
     return _providers_set
 
 
