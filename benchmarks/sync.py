@@ -8,6 +8,9 @@ runs in a background thread (the hop to that thread and back is the difference).
 Reported per call: wall time, and this process's CPU (both threads)::
 
     python -m benchmarks.sync [--calls 1000] [--backend auto|httpx] [--quick]
+
+``--hop`` measures the hop alone, without a network: a blocking call of a coroutine that
+does nothing, through the client's loop thread (the same path a report call takes).
 """
 
 from __future__ import annotations
@@ -78,13 +81,39 @@ def sync_round(url: str, calls: int, backend: HttpBackend) -> Timing:
         return timed(calls, run)
 
 
+def hop(calls: int) -> None:
+    """Wall and CPU microseconds of one round trip to the client's loop thread and back."""
+
+    async def nothing() -> None:
+        return None
+
+    with SyncOrganikClient(DEMO_API_KEY, base_url="http://127.0.0.1:9") as client:
+        run = client._shared.loop.run  # the path every blocking call takes
+        for _ in range(WARM_UP):
+            run(nothing)
+
+        def hops() -> None:
+            for _ in range(calls):
+                run(nothing)
+
+        for _ in range(3):
+            wall, cpu = timed(calls, hops)
+            print(f"  hop to the loop thread and back: {wall:,.0f} µs wall, {cpu:,.0f} µs CPU")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sync", description=__doc__)
     parser.add_argument("--calls", type=int, default=1_000)
     parser.add_argument("--backend", choices=["auto", "httpx"], default="auto")
     parser.add_argument("--quick", action="store_true", help="200 calls per round")
+    parser.add_argument("--hop", action="store_true", help="the thread hop alone")
     args = parser.parse_args()
     calls = 200 if args.quick else args.calls
+    if args.hop:
+        if can_pin():
+            os.sched_setaffinity(0, {CLIENT_CPU})
+        hop(calls)
+        return 0
     backend: HttpBackend = args.backend
     server = subprocess.Popen(
         [sys.executable, "-m", "organik_async.testing", "serve", "--port", "0",
