@@ -49,6 +49,7 @@ from ._client import DEFAULT_BATCH_SIZES, OrganikClient
 from ._exceptions import ClientClosedError
 from ._follow import FollowStream
 from ._models import (
+    ID_KINDS,
     BatchResult,
     BatchSizes,
     DetailedReport,
@@ -751,7 +752,14 @@ class SyncRawResponses:
         """
         client = self._client
         client._check_open()
-        ids = _read_here((transaction_ids, delivery_track_ids, gsm_track_ids))
+        given = options.get("batch_sizes")
+        sizes = client._client.batch_sizes if given is None else BatchSizes.coerce(given)
+        # One request's IDs and one more (to tell "too many") are read here, no further;
+        # the call itself checks the sizes (a bad one is a ValueError naming it).
+        first, second, third = (max(1, sizes.for_kind(kind) + 1) for kind in ID_KINDS)
+        ids = _read_here(
+            (transaction_ids, delivery_track_ids, gsm_track_ids), limits=(first, second, third)
+        )
         call = partial(
             client._client.with_raw_response.detailed_report,
             transaction_ids=ids[0],
@@ -776,13 +784,18 @@ def _is_lazy(source: IdSource) -> TypeGuard[Iterable[Id]]:
     )
 
 
-def _read_here(sources: _Sources) -> _Sources:
-    """Lazy inputs read into lists by the calling thread (a call returns every row anyway).
+def _read_here(sources: _Sources, limits: tuple[int, int, int] | None = None) -> _Sources:
+    """Lazy inputs read into lists by the calling thread (a call returns every row anyway),
+    each to its limit if one is given.
 
     User code (a generator, an ORM cursor) then runs in the caller's thread, with its
     thread-local state, never in the event loop's thread.
     """
-    first, second, third = (list(s) if _is_lazy(s) else s for s in sources)
+    bounds = limits or (None, None, None)
+    first, second, third = (
+        list(itertools.islice(s, bound)) if _is_lazy(s) else s
+        for s, bound in zip(sources, bounds, strict=True)
+    )
     return first, second, third
 
 

@@ -160,9 +160,19 @@ async def test_the_key_is_masked_where_the_answer_echoed_it() -> None:
 
 def test_the_blocking_client_has_it_too() -> None:
     fake = FakeOrganikAPI(DATASET)
+    read: list[int | str] = []
+
+    def ids() -> Iterator[int | str]:
+        for value in GSM:
+            read.append(value)
+            yield value
+
     with SyncOrganikClient(
         fake.api_key, base_url="http://organik.test", transport=fake.transport()
     ) as client:
         raw = client.with_raw_response.detailed_report(transaction_ids=iter(TX[:2]))
+        with pytest.raises(ValueError, match="fit in one request"):
+            client.with_raw_response.detailed_report(gsm_track_ids=ids(), batch_sizes=10)
     assert raw.status_code == 200
     assert raw.parse() == fake.expected(transaction_ids=TX[:2])
+    assert len(read) == 11  # read no further than needed to tell
