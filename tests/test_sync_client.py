@@ -47,14 +47,11 @@ from organik_async.testing import Dataset, FakeOrganikAPI, Fault, ManualClock, s
 
 DATASET = Dataset.generate(2_000, seed=21, max_transaction_rows=20)
 TX = DATASET.transaction_ids
-IN_PROCESS = "http://organik.test"
 
 
 def sync_client(fake: FakeOrganikAPI, **settings: Any) -> SyncOrganikClient:
     """A blocking client wired to ``fake`` in-process (no sockets)."""
-    settings.setdefault("base_url", IN_PROCESS)
-    settings.setdefault("transport", fake.transport())
-    return SyncOrganikClient(fake.api_key, **settings)
+    return fake.sync_client(**settings)
 
 
 def loop_threads() -> list[threading.Thread]:
