@@ -33,7 +33,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
@@ -745,9 +745,8 @@ def _known_empty(source: object) -> bool:
 
 
 def _size(source: object) -> int | None:
+    """How many IDs an input holds, when that is known without reading it (as the
+    engine's estimate: a collection's ``len``; a lazy input is never asked)."""
     if source is None:
         return 0
-    try:
-        return len(source)  # type: ignore[arg-type]
-    except TypeError:
-        return None
+    return len(source) if isinstance(source, Collection) else None
