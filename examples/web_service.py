@@ -20,6 +20,13 @@ key needed), then ``curl`` the URLs it prints::
 Against the real API, with ``ORGANIK_API_KEY`` set::
 
     uvicorn web_service:app --app-dir examples
+
+The client reports to OpenTelemetry by itself once a tracer or meter provider is set.
+``--otel`` sets one up that prints spans and metrics to stderr (the console exporters,
+``pip install opentelemetry-sdk``); docs/telemetry.md shows how to send them to a
+collector instead::
+
+    python examples/web_service.py --port 8000 --otel
 """
 
 from __future__ import annotations
@@ -154,11 +161,44 @@ app = create_app()
 """For ``uvicorn web_service:app``: the client reads ``ORGANIK_API_KEY``."""
 
 
+def export_to_console() -> Callable[[], None]:
+    """Global tracer and meter providers printing to stderr; returns what flushes them."""
+    import sys
+
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        ConsoleMetricExporter,
+        PeriodicExportingMetricReader,
+    )
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    resource = Resource.create({"service.name": "web_service"})
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+    reader = PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stderr), 5_000)
+    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+
+    def flush() -> None:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+    return flush
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="The report service, against the simulator.")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--rows", type=int, default=10_000, help="rows the simulator holds")
+    parser.add_argument(
+        "--otel", action="store_true", help="print OpenTelemetry spans and metrics to stderr"
+    )
     args = parser.parse_args()
+    flush = export_to_console() if args.otel else None
     from organik_async.testing import Dataset, FakeOrganikAPI  # the demo's provider only
 
     fake = FakeOrganikAPI(Dataset.generate(args.rows, seed=1))
@@ -178,6 +218,8 @@ def main() -> None:
     print(f"  curl -d '{body}' {url}/reports", flush=True)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops cleanly, then re-raises it
         server.run(sockets=[sock])
+    if flush is not None:
+        flush()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """organik_async: an async client for the Organik SMS API's delivery reports.
 
-Runs on asyncio and trio (through anyio). Start with [`OrganikClient`][organik_async.OrganikClient].
+Runs on asyncio and trio (through anyio). Start with [`OrganikClient`][organik_async.OrganikClient],
+or [`SyncOrganikClient`][organik_async.SyncOrganikClient] in code that is not async.
 """
 
 from types import FunctionType as _FunctionType
 
 from ._bulk import ReportStream
-from ._client import DEFAULT_BASE_URL, OrganikClient, api_key_from_credentials
+from ._client import DEFAULT_BASE_URL, OrganikClient, RawResponses, api_key_from_credentials
 from ._codec import XmlParser, xml_parser
 from ._exceptions import (
     API_ERROR_CODES,
@@ -48,7 +49,10 @@ from ._models import (
     Progress,
 )
 from ._options import DEFAULT_TIMEOUT, CallOptions, SettingChanges
+from ._raw import RawResponse
 from ._retry import RetryPolicy, instant_retries, is_testing, set_testing
+from ._sync import SyncFollowStream, SyncOrganikClient, SyncRawResponses, SyncReportStream
+from ._telemetry import Telemetry
 from ._version import __version__
 from ._web import HTTPErrorAnswer, http_error_answer
 
@@ -87,12 +91,19 @@ __all__ = [
     "Progress",
     "ProviderCode",
     "RateLimitError",
+    "RawResponse",
+    "RawResponses",
     "ReportStream",
     "RequestInfo",
     "ResponseTooLargeError",
     "RetryPolicy",
     "SettingChanges",
     "StillPendingError",
+    "SyncFollowStream",
+    "SyncOrganikClient",
+    "SyncRawResponses",
+    "SyncReportStream",
+    "Telemetry",
     "TimeoutError",
     "TransportError",
     "XmlParser",

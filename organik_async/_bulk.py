@@ -67,6 +67,7 @@ from ._models import (
 )
 from ._ratelimit import AdaptiveLimit, SizeLimit
 from ._requester import CallState, is_too_large
+from ._telemetry import NO_CALL, CallSpan, CallTrace
 
 __all__ = [
     "Batches",
@@ -94,12 +95,16 @@ class Fetch(Protocol):
 
     Returns the rows and the attempts made, or raises the last attempt's
     [`OrganikError`][organik_async.OrganikError] (``attempts`` and ``refusals`` set).
-    ``on_attempt`` hears each attempt's number and the refusals so far as it
-    starts, so a batch cancelled in flight knows how many were sent.
+    ``on_attempt`` hears each attempt's number and the refusals so far as it is
+    sent, so a batch cancelled in flight knows how many were sent; ``batch`` is
+    the batch's index in the call.
     """
 
     def __call__(
-        self, ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int, int], object]
+        self,
+        ids: Mapping[IdKind, Sequence[Id]],
+        on_attempt: Callable[[int, int], object],
+        batch: int,
     ) -> Awaitable[tuple[list[DetailedReport], int]]: ...
 
 
@@ -117,6 +122,8 @@ class BulkOptions:
     """The client's adaptive limit, shown in [`Progress`][organik_async.Progress]."""
     sizes: SizeLimit | None = None
     """The client's learned request size: batches refused as too large are split."""
+    trace: CallTrace = NO_CALL
+    """The call's span (telemetry), around its run."""
 
 
 class _Batch:
@@ -506,6 +513,13 @@ class BulkRun:
 
     async def run(self, send: MemoryObjectSendStream[BatchResult]) -> None:
         """Fetch every batch; send results; record failures. Never raises."""
+        with self._options.trace.span() as call:
+            try:
+                await self._run(send)
+            finally:
+                self._traced(call)
+
+    async def _run(self, send: MemoryObjectSendStream[BatchResult]) -> None:
         try:
             async with send:
                 async with anyio.create_task_group() as tg:
@@ -532,13 +546,27 @@ class BulkRun:
             results.append(result)
             return True
 
-        try:
-            with anyio.CancelScope() as scope:
-                self._scope = scope
-                await self._work(keep)
-            await self._finish()
-        finally:
-            await self._close_input()
+        with self._options.trace.span() as call:
+            try:
+                with anyio.CancelScope() as scope:
+                    self._scope = scope
+                    await self._work(keep)
+                await self._finish()
+            finally:
+                await self._close_input()
+                self._traced(call)
+
+    def _traced(self, call: CallSpan) -> None:
+        """What the call did, for its span (nothing is computed unless it is traced)."""
+        tally = self._tally
+        call.finish(
+            rows=tally.rows,
+            batches=self.batch_count,
+            retries=self._call.retries,
+            refusals=self._call.refusals,
+            failures=tally.failures,
+            error=lambda: self.outcome_error([]),
+        )
 
     async def _close_input(self) -> None:
         if self._batcher.reading_async_input:
@@ -634,7 +662,7 @@ class BulkRun:
                         pending.extendleft(reversed(_cut(part, cap)))
                         continue
                     try:
-                        got, sent = await self._fetch_part(batch.kind, part, sizes, count)
+                        got, sent = await self._fetch_part(batch, part, sizes, count)
                     except OrganikError as exc:
                         if sizes is None or len(part) == 1 or not is_too_large(exc):
                             raise
@@ -705,7 +733,7 @@ class BulkRun:
         with anyio.CancelScope() as scope:
             self._in_flight[batch.index] = scope
             try:
-                rows, attempts = await self._fetch_ids(mixed, count)
+                rows, attempts = await self._fetch_ids(mixed, count, batch.index)
             except AuthenticationError as exc:
                 self._abort(exc)
                 return []
@@ -740,7 +768,7 @@ class BulkRun:
 
     async def _fetch_part(
         self,
-        kind: IdKind,
+        batch: _Batch,
         ids: tuple[Id, ...],
         sizes: SizeLimit | None,
         count: Callable[[int, int], object],
@@ -750,18 +778,19 @@ class BulkRun:
         Returns ``(None, 0)`` when, while waiting to probe, a smaller size was
         learned: the caller cuts the IDs again before sending anything.
         """
+        kind, index = batch.kind, batch.index
         if sizes is None:
-            return await self._fetch_ids({kind: ids}, count)
+            return await self._fetch_ids({kind: ids}, count, index)
         if not sizes.proven(len(ids)):
             async with sizes.probe:
                 cap = sizes.cap
                 if cap is not None and len(ids) > cap:
                     return None, 0
                 if not sizes.proven(len(ids)):  # still unknown: this request is the probe
-                    rows, sent = await self._fetch_ids({kind: ids}, count)
+                    rows, sent = await self._fetch_ids({kind: ids}, count, index)
                     sizes.worked(len(ids))
                     return rows, sent
-        rows, sent = await self._fetch_ids({kind: ids}, count)
+        rows, sent = await self._fetch_ids({kind: ids}, count, index)
         sizes.worked(len(ids))
         return rows, sent
 

@@ -16,16 +16,17 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
+from functools import cached_property
 from types import TracebackType
 from typing import Any, Final, Self, Unpack
 
 import httpx
 
 from ._bulk import Batches, BulkOptions, BulkRun, ReportStream, Rows, check_sources, collect
-from ._exceptions import AuthenticationError
+from ._exceptions import AuthenticationError, RequestInfo
 from ._follow import FollowStream
-from ._http import make_sender, url_problem
+from ._http import Answer, make_sender, url_problem
 from ._models import (
     ID_KINDS,
     BatchResult,
@@ -36,6 +37,8 @@ from ._models import (
     Id,
     IdKind,
     IdSource,
+    canonical_id,
+    validate_id,
 )
 from ._options import (
     CALL_OPTIONS,
@@ -49,14 +52,17 @@ from ._options import (
     check_positive_number,
 )
 from ._ratelimit import AdaptiveLimit, RateLimiter
+from ._raw import RawResponse, masked_headers
 from ._redact import Redactor, Secret, install_log_filter
-from ._requester import CallState, Requester
+from ._requester import CallState, Keep, Requester, is_pushback
 from ._retry import RetryPolicy
+from ._telemetry import Instrumentation, Telemetry, telemetry_setting
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
     "OrganikClient",
+    "RawResponses",
     "api_key_from_credentials",
 ]
 
@@ -150,6 +156,11 @@ class OrganikClient:
     gives a view with some changed. The [Client settings][client-settings] page has them
     all in one table.
 
+    ``telemetry`` reports calls and requests to OpenTelemetry when the application has set a
+    tracer or meter provider (``False`` never does; a [`Telemetry`][organik_async.Telemetry]
+    says more). [`with_raw_response`][organik_async.OrganikClient.with_raw_response] gives the
+    answer as it came.
+
     Args:
         api_key: 32 hex characters, ``MD5(username + password)``
             ([`api_key_from_credentials()`][organik_async.api_key_from_credentials]).
@@ -167,6 +178,9 @@ class OrganikClient:
         backoff_max: the longest wait between attempts, in seconds.
         max_retry_after: a ``Retry-After`` longer than this many seconds is not waited for:
             the error is raised at once.
+        pushback_timeout: seconds a request keeps retrying after the provider first refused
+            it ("slow down": code 93, HTTP 429, a 503 with ``Retry-After``); refusals spend
+            no ``max_retries``. ``None``: until the call's own ``timeout``.
         max_response_bytes: a larger answer raises
             [`ResponseTooLargeError`][organik_async.ResponseTooLargeError] (default 64 MiB).
         batch_sizes: IDs per request, per kind ([`BatchSizes`][organik_async.BatchSizes];
@@ -193,6 +207,9 @@ class OrganikClient:
         http_backend: what sends requests: ``"auto"`` (aiohttp on asyncio when it is
             installed and httpx is not mocked, httpx otherwise), ``"httpx"``, or
             ``"aiohttp"`` (asyncio only).
+        telemetry: OpenTelemetry traces and metrics: ``True`` (on when the application set
+            a tracer or meter provider), ``False`` (never), or a
+            [`Telemetry`][organik_async.Telemetry].
 
     Raises:
         AuthenticationError: the key is missing, or not 32 hex characters.
@@ -230,6 +247,7 @@ class OrganikClient:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: HttpBackend = "auto",
+        telemetry: Telemetry | bool = True,
     ) -> None:
         # The key never sits in a plain local: a traceback with locals shows reprs.
         secret = Secret(api_key) if isinstance(api_key, str) else api_key
@@ -269,6 +287,14 @@ class OrganikClient:
             max_connections=max_connections,
             pool_size=pool_size,
         )
+        concurrency = AdaptiveLimit(max_connections) if adaptive_concurrency else None
+        instrumentation = Instrumentation(
+            telemetry_setting(telemetry),
+            base_url=url,
+            redactor=redactor,
+            limit=None if concurrency is None else lambda: concurrency.limit,
+            is_refusal=is_pushback,
+        )
         self._settings = settings
         self._requester = Requester(
             api_key=key,
@@ -276,8 +302,9 @@ class OrganikClient:
             redactor=redactor,
             sender=sender,
             rate_limiter=rate_limiter,
-            concurrency=AdaptiveLimit(max_connections) if adaptive_concurrency else None,
+            concurrency=concurrency,
             http_backend=http_backend,
+            telemetry=instrumentation,
         )
 
     def with_options(self, **changes: Unpack[SettingChanges]) -> OrganikClient:
@@ -376,6 +403,11 @@ class OrganikClient:
         return None if limiter is None else limiter.rate
 
     @property
+    def telemetry(self) -> Telemetry:
+        """How this client reports to OpenTelemetry."""
+        return self._requester.telemetry.setting
+
+    @property
     def url(self) -> str:
         """The request URL, with the key redacted: safe to show."""
         settings = self._settings
@@ -472,7 +504,9 @@ class OrganikClient:
             ValueError: an ID that cannot be one ID (empty, or holding a comma, whitespace or a
                 control character), or an option out of range.
         """
-        start = self._prepare((transaction_ids, delivery_track_ids, gsm_track_ids), options)
+        start = self._prepare(
+            (transaction_ids, delivery_track_ids, gsm_track_ids), options, "detailed_report"
+        )
         return await collect(start())
 
     def iter_detailed_report(
@@ -516,7 +550,9 @@ class OrganikClient:
                 request's error instead.
         """
         dedupe = options.get("dedupe", True)
-        start = self._prepare((transaction_ids, delivery_track_ids, gsm_track_ids), options)
+        start = self._prepare(
+            (transaction_ids, delivery_track_ids, gsm_track_ids), options, "iter_detailed_report"
+        )
         return ReportStream(start, lambda results: Rows(results, dedupe))
 
     def iter_batches(
@@ -558,7 +594,9 @@ class OrganikClient:
                 with their IDs. A call of one request raises that request's error instead.
         """
         dedupe = options.get("dedupe", True)
-        start = self._prepare((transaction_ids, delivery_track_ids, gsm_track_ids), options)
+        start = self._prepare(
+            (transaction_ids, delivery_track_ids, gsm_track_ids), options, "iter_batches"
+        )
         return ReportStream(start, lambda results: Batches(results, dedupe))
 
     def follow_until_final(
@@ -611,7 +649,7 @@ class OrganikClient:
         check_positive_number("max_poll_interval", max_poll_interval)
         check_positive_number("deadline", deadline)
         sources = (transaction_ids, delivery_track_ids, gsm_track_ids)
-        self._prepare(sources, options)  # refuse bad arguments now, at the call
+        self._prepare(sources, options, "follow_until_final")  # refuse bad arguments now
         first = {k: v for k, v in zip(ID_KINDS, sources, strict=True) if v is not None}
 
         async def one_round(ids: Mapping[IdKind, IdSource]) -> list[DetailedReport]:
@@ -628,13 +666,27 @@ class OrganikClient:
             poll_interval=poll_interval,
             max_poll_interval=max(max_poll_interval, poll_interval),
             deadline=deadline,
+            trace=self._requester.telemetry.follow(first),
         )
 
+    @cached_property
+    def with_raw_response(self) -> RawResponses:
+        """The calls of one request that return the answer as it came (openai-python's
+        convention): ``await client.with_raw_response.detailed_report(...)`` returns a
+        [`RawResponse`][organik_async.RawResponse]."""
+        return RawResponses(self)
+
     def _prepare(
-        self, sources: tuple[object, object, object], options: Mapping[str, Any]
+        self,
+        sources: tuple[object, object, object],
+        options: Mapping[str, Any],
+        operation: str,
+        *,
+        keep: Keep | None = None,
     ) -> Callable[[], BulkRun]:
         """Check a call's arguments now (errors are raised at the call) and
-        return what starts its run."""
+        return what starts its run. With ``keep`` (a call of one request that
+        returns the answer as it came), a batch refused for its size is not split."""
         self._requester.check_open()
         unknown = sorted(set(options) - CALL_OPTIONS)
         if unknown:
@@ -665,7 +717,8 @@ class OrganikClient:
             on_progress=options.get("on_progress"),
             timeout=timeout,
             concurrency=self._requester.concurrency,
-            sizes=self._requester.sizes,
+            sizes=self._requester.sizes if keep is None else None,
+            trace=self._requester.telemetry.call(operation, checked),
         )
         requester = self._requester
 
@@ -673,12 +726,139 @@ class OrganikClient:
             call = CallState()  # one per call: connection failures in a row, retries, refusals
 
             async def fetch(
-                ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int, int], object]
+                ids: Mapping[IdKind, Sequence[Id]],
+                on_attempt: Callable[[int, int], object],
+                batch: int,
             ) -> tuple[list[DetailedReport], int]:
                 return await requester.fetch(
-                    ids, settings, rate_limiter=limiter, on_attempt=on_attempt, call=call
+                    ids,
+                    settings,
+                    rate_limiter=limiter,
+                    on_attempt=on_attempt,
+                    call=call,
+                    batch=batch,
+                    keep=keep,
                 )
 
             return BulkRun(fetch, checked, engine, call)
 
         return start
+
+
+class RawResponses:
+    """``client.with_raw_response``: calls of one request that return the answer as it came.
+
+    Each takes the arguments of the plain method of the same name, and the IDs must fit in
+    one request (see [`BatchSizes`][organik_async.BatchSizes]; IDs of several kinds share
+    it). Errors are raised as the plain method raises them.
+    """
+
+    def __init__(self, client: OrganikClient) -> None:
+        self._client = client
+
+    async def detailed_report(
+        self,
+        *,
+        transaction_ids: IdSource = (),
+        delivery_track_ids: IdSource = (),
+        gsm_track_ids: IdSource = (),
+        **options: Unpack[CallOptions],
+    ) -> RawResponse:
+        """The answer to one request for these IDs: status, headers, body, the key masked.
+
+        Args:
+            transaction_ids: IDs of send tasks.
+            delivery_track_ids: the delivery track IDs given when sending.
+            gsm_track_ids: IDs of single messages.
+            **options: per-call overrides ([`CallOptions`][organik_async.CallOptions]); a
+                ``batch_sizes`` given here decides what fits in one request.
+
+        Returns:
+            The successful answer (after any retries), with ``parse()`` for its rows.
+
+        Raises:
+            ValueError: the IDs do not fit in one request, or there are none.
+            OrganikError: as [`detailed_report()`][organik_async.OrganikClient.detailed_report]
+                raises it for a call of one request.
+        """
+        client = self._client
+        client._requester.check_open()
+        sizes = client._settings.batch_sizes
+        if options.get("batch_sizes") is not None:
+            sizes = client._settings.evolve({"batch_sizes": options["batch_sizes"]}).batch_sizes
+        dedupe = bool(options.get("dedupe", True))
+        sources = check_sources(
+            dict(zip(ID_KINDS, (transaction_ids, delivery_track_ids, gsm_track_ids), strict=True))
+        )
+        ids = {
+            kind: await _read_one_request(kind, sources[kind], sizes, dedupe) for kind in ID_KINDS
+        }
+        share = sum(len(ids[kind]) / sizes.for_kind(kind) for kind in ID_KINDS)
+        if share > 1:
+            asked = ", ".join(f"{len(ids[k])} {k}" for k in ID_KINDS if ids[k])
+            raise ValueError(
+                f"with_raw_response needs IDs that fit in one request ({asked} is {share:.2f} "
+                f"requests at batch_sizes={sizes}); call detailed_report() for more"
+            )
+        if not share:
+            raise ValueError(
+                "with_raw_response needs at least one ID (no request is sent for none)"
+            )
+        kept: list[tuple[Answer, int, float]] = []
+        start = client._prepare(
+            (ids["transaction_ids"], ids["delivery_track_ids"], ids["gsm_track_ids"]),
+            options,
+            "detailed_report",
+            keep=lambda answer, attempt, elapsed: kept.append((answer, attempt, elapsed)),
+        )
+        rows = await collect(start())
+        answer, attempts, elapsed = kept[-1]
+        redactor = client._requester.redactor
+        settings = client._settings
+        route = client._requester.route(settings.request_format, settings.answer_format)
+        count = sum(len(v) for v in ids.values())
+        return RawResponse(
+            status_code=answer.status,
+            headers=masked_headers(answer.headers, redactor),
+            content=redactor.bytes(answer.body),
+            request=RequestInfo(
+                route.shown, settings.request_format, settings.answer_format, count
+            ),
+            attempts=attempts,
+            elapsed=elapsed,
+            rows=rows,
+        )
+
+
+async def _read_one_request(
+    kind: IdKind, source: IdSource, sizes: BatchSizes, dedupe: bool
+) -> list[Id]:
+    """The IDs of ``kind``, each once with ``dedupe``: at most one request's and one
+    more (to tell "too many"); a lazy input is read no further, then closed."""
+    limit = sizes.for_kind(kind) + 1
+    ids: list[Id] = []
+    seen: set[Id] = set()
+
+    def take(value: object) -> bool:
+        checked = validate_id(value, kind)
+        key = canonical_id(checked)
+        if not dedupe or key not in seen:
+            seen.add(key)
+            ids.append(checked)
+        return len(ids) < limit
+
+    if isinstance(source, AsyncIterable):
+        iterator = aiter(source)
+        try:
+            async for value in iterator:
+                if not take(value):
+                    break
+        finally:
+            closer = getattr(iterator, "aclose", None)
+            if closer is not None:
+                await closer()
+    else:
+        for value in source:
+            if not take(value):
+                break
+    return ids

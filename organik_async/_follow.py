@@ -23,6 +23,7 @@ import anyio
 
 from ._exceptions import StillPendingError
 from ._models import DetailedReport, Id, IdKind, IdSource, canonical_id
+from ._telemetry import NO_CALL, CallSpan, CallTrace
 
 __all__ = ["FollowStream", "RoundFetch"]
 
@@ -57,6 +58,7 @@ class FollowStream:
         poll_interval: float,
         max_poll_interval: float,
         deadline: float,
+        trace: CallTrace = NO_CALL,
     ) -> None:
         self._fetch = fetch
         self._next: Mapping[IdKind, IdSource] | None = first
@@ -68,6 +70,8 @@ class FollowStream:
         self._ready: Iterator[DetailedReport] = iter(())
         self._pending: dict[Id, DetailedReport] = {}
         self._rounds = 0
+        self._trace = trace
+        self._span: CallSpan | None = None
 
     @property
     def rounds(self) -> int:
@@ -84,6 +88,7 @@ class FollowStream:
             raise RuntimeError("a follow stream can be entered only once")
         self._entered = True
         self._deadline = anyio.current_time() + self._deadline_after
+        self._span = self._trace.start()
         return self
 
     async def __aexit__(
@@ -93,6 +98,15 @@ class FollowStream:
         tb: TracebackType | None,
     ) -> None:
         self._next = None  # nothing runs after the block: each round is awaited inside it
+        if self._span is not None:
+            span, self._span = self._span, None
+            span.set(
+                {
+                    "organik.follow.rounds": self._rounds,
+                    "organik.follow.pending": len(self._pending),
+                }
+            )
+            span.end(exc)
 
     def __aiter__(self) -> Self:
         if not self._entered:
@@ -125,7 +139,8 @@ class FollowStream:
         self._interval = min(self._interval * 2, self._max_interval)
 
     async def _round(self, ids: Mapping[IdKind, IdSource]) -> None:
-        rows = await self._fetch(ids)
+        with self._trace.within(self._span):  # the round's call, beneath the follow's span
+            rows = await self._fetch(ids)
         self._rounds += 1
         final: list[DetailedReport] = []
         for row in rows:

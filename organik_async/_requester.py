@@ -47,6 +47,7 @@ from ._options import Settings
 from ._ratelimit import AdaptiveLimit, Outcome, Permit, RateLimiter, SizeLimit, Throttle
 from ._redact import Redactor, Secret
 from ._retry import RetryPolicy
+from ._telemetry import Instrumentation, RequestTrace, off
 
 __all__ = [
     "CallState",
@@ -60,6 +61,8 @@ __all__ = [
 logger = logging.getLogger("organik_async")
 
 _BODY_CAP: Final = 2048
+Keep = Callable[[Answer, int, float], object]
+"""Hears the answer that brought a request's rows: the answer, its attempt, its seconds."""
 _BAD_PARAMETERS_CODE: Final = 96
 
 
@@ -82,6 +85,7 @@ class Requester:
         rate_limiter: RateLimiter | None,
         concurrency: AdaptiveLimit | None,
         http_backend: HttpBackend = "httpx",
+        telemetry: Instrumentation | None = None,
     ) -> None:
         self._key = api_key
         self._base_url = base_url
@@ -97,6 +101,7 @@ class Requester:
         self._state = _State.UNOPENED
         self._active: set[anyio.CancelScope] = set()
         self.http_backend: HttpBackend = http_backend
+        self.telemetry = off() if telemetry is None else telemetry
 
     def __repr__(self) -> str:
         return f"<Requester {self.redactor.text(self._base_url)} {self._state.value}>"
@@ -161,16 +166,20 @@ class Requester:
         rate_limiter: RateLimiter | None = None,
         on_attempt: Callable[[int, int], object] | None = None,
         call: CallState | None = None,
+        batch: int | None = None,
+        keep: Keep | None = None,
     ) -> tuple[list[DetailedReport], int]:
         """One request for ``ids`` (kind → IDs), retried as ``settings.retry`` says.
 
         Returns the rows and the attempts made; raises the last attempt's
         error, with ``attempts`` and ``refusals`` set, when retrying is over.
         ``on_attempt`` hears each attempt's number and the refusals heard so
-        far as it starts, so a caller that cancels this knows how many were
+        far as it is sent, so a caller that cancels this knows how many were
         sent. ``call`` counts, across a call, connection failures in a row,
         retries and refusals. `aclose()` ends a fetch at once, waits included,
         with [`ClientClosedError`][organik_async.ClientClosedError].
+        ``batch`` is the call's batch index (for telemetry); ``keep`` hears
+        the answer that brought the rows, as it came.
         """
         self.check_open()
         answer = settings.answer_format
@@ -180,6 +189,7 @@ class Requester:
         body = encode_request(settings.request_format, ids)
         retry = settings.retry
         call = CallState() if call is None else call
+        observed = self.telemetry.request(info, ids, batch)
         attempt = faults = refusals = at_floor = 0
         first_refused = waited = 0.0  # patience: real time, or the waits asked if skipped
         with anyio.CancelScope() as closing:
@@ -190,9 +200,18 @@ class Requester:
                     throttles = (rate_limiter, *throttles)
                 while True:
                     attempt += 1
-                    if on_attempt is not None:
-                        on_attempt(attempt, refusals)
-                    outcome = await self._throttled(throttles, route, body, info, settings, attempt)
+                    outcome = await self._throttled(
+                        throttles,
+                        route,
+                        body,
+                        info,
+                        settings,
+                        attempt,
+                        refusals,
+                        on_attempt,
+                        observed,
+                        keep,
+                    )
                     if isinstance(outcome, list):
                         call.reached()
                         return outcome, attempt
@@ -227,6 +246,7 @@ class Requester:
                         outcome.attempts = attempt
                         outcome.refusals = refusals
                         raise outcome
+                    observed.retrying(outcome, attempt, delay)
                     logger.info(
                         "retrying %s in %.2fs after %s (attempt %d %s)",
                         info.describe(),
@@ -254,6 +274,10 @@ class Requester:
         info: RequestInfo,
         settings: Settings,
         attempt: int,
+        refusals: int,
+        on_attempt: Callable[[int, int], object] | None,
+        observed: RequestTrace,
+        keep: Keep | None,
     ) -> list[DetailedReport] | OrganikError:
         """One try, once every throttle let it through; each hears how it ended."""
         permits: list[tuple[Throttle, Permit]] = []
@@ -261,7 +285,9 @@ class Requester:
         try:
             for throttle in throttles:
                 permits.append((throttle, await throttle.acquire()))
-            outcome = await self._attempt(route, body, info, settings, attempt)
+            if on_attempt is not None:  # let through: the caller now counts it as sent
+                on_attempt(attempt, refusals)
+            outcome = await self._attempt(route, body, info, settings, attempt, observed, keep)
             return outcome
         finally:
             if permits:
@@ -271,40 +297,57 @@ class Requester:
                     await throttle.release(permit, heard, retry_after=retry_after)
 
     async def _attempt(
-        self, route: Route, body: bytes, info: RequestInfo, settings: Settings, attempt: int
+        self,
+        route: Route,
+        body: bytes,
+        info: RequestInfo,
+        settings: Settings,
+        attempt: int,
+        observed: RequestTrace,
+        keep: Keep | None,
     ) -> list[DetailedReport] | OrganikError:
         """One try: the rows, or the typed error (returned, so the caller decides)."""
         started = time.perf_counter()
         limit = settings.attempt_timeout
+        sender = self.sender.resolve()
         sent: Answer | OrganikError | None = None
-        with anyio.CancelScope(
-            deadline=math.inf if limit is None else anyio.current_time() + limit
-        ):
-            sent = await exchange(
-                self.sender.resolve(),
-                route,
-                body,
-                timeouts=settings.timeout,
-                limit=settings.max_response_bytes,
-                info=info,
-                redactor=self.redactor,
+        with observed.attempt(attempt, sender.name) as seen:  # a span, when traced
+            with anyio.CancelScope(
+                deadline=math.inf if limit is None else anyio.current_time() + limit
+            ):
+                sent = await exchange(
+                    sender,
+                    seen.prepared(route),
+                    body,
+                    timeouts=settings.timeout,
+                    limit=settings.max_response_bytes,
+                    info=info,
+                    redactor=self.redactor,
+                )
+            elapsed = time.perf_counter() - started
+            if sent is None:
+                sent = TimeoutError(
+                    f"no complete answer within attempt_timeout={limit:g} s", request=info
+                )
+            logger.debug(
+                "POST %s ids=%d status=%s duration=%.3fs attempt=%d",
+                info.url,
+                info.id_count,
+                sent.status if isinstance(sent, Answer) else "-",
+                elapsed,
+                attempt,
             )
-        if sent is None:
-            sent = TimeoutError(
-                f"no complete answer within attempt_timeout={limit:g} s", request=info
+            result = (
+                sent
+                if isinstance(sent, OrganikError)
+                else self._interpret(
+                    sent.status, sent.headers, sent.body, info, settings.answer_format
+                )
             )
-        logger.debug(
-            "POST %s ids=%d status=%s duration=%.3fs attempt=%d",
-            info.url,
-            info.id_count,
-            sent.status if isinstance(sent, Answer) else "-",
-            time.perf_counter() - started,
-            attempt,
-        )
-        if isinstance(sent, OrganikError):
-            return sent
-        status, headers, raw, _ = sent
-        return self._interpret(status, headers, raw, info, settings.answer_format)
+            if keep is not None and isinstance(result, list) and isinstance(sent, Answer):
+                keep(sent, attempt, elapsed)
+            seen.ended(sent, result, elapsed)
+            return result
 
     def _interpret(
         self, status: int, headers: Mapping[str, str], raw: bytes, info: RequestInfo, fmt: Format

@@ -313,7 +313,15 @@ def test_version_comes_from_the_package_metadata() -> None:
     assert organik_async.__version__ == metadata.version("organik_async")
 
 
-CONSTRUCTED_INSIDE = {organik_async.ReportStream}
+CONSTRUCTED_INSIDE = {
+    organik_async.FollowStream,
+    organik_async.RawResponse,
+    organik_async.RawResponses,
+    organik_async.ReportStream,
+    organik_async.SyncRawResponses,
+    organik_async.SyncReportStream,
+    organik_async.SyncFollowStream,
+}
 """Public classes only the client builds: their constructors are not public API."""
 
 

@@ -41,7 +41,7 @@ def provider(has_row: Callable[[Id], bool] = lambda _: True) -> Fetch:
     its rows, as the dataset has them."""
 
     async def fetch(
-        ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int, int], object]
+        ids: Mapping[IdKind, Sequence[Id]], on_attempt: Callable[[int, int], object], batch: int
     ) -> tuple[list[DetailedReport], int]:
         on_attempt(1, 0)
         tracks = ids.get("gsm_track_ids", ())

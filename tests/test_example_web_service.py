@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import httpx
 import msgspec
+import pytest
 import uvicorn
 from anyio.from_thread import BlockingPortal
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -378,9 +379,15 @@ def test_the_callers_bad_input_is_a_422_naming_the_problem() -> None:
     assert fake.stats.requests == 0  # nothing reached the provider
 
 
-def test_the_demo_serves_reports_from_the_simulator_and_stops_on_sigint() -> None:
+@pytest.mark.parametrize("otel", [False, True])
+def test_the_demo_serves_reports_from_the_simulator_and_stops_on_sigint(otel: bool) -> None:
     process = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "web_service.py"), "--port", "0", "--rows", "1000"],
+        [
+            sys.executable,
+            str(EXAMPLES / "web_service.py"),
+            *("--port", "0", "--rows", "1000"),
+            *(["--otel"] if otel else []),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -398,3 +405,8 @@ def test_the_demo_serves_reports_from_the_simulator_and_stops_on_sigint() -> Non
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
+    if otel:  # the call's span and its request's, then the metrics, flushed on the way out
+        assert '"name": "organik.detailed_report"' in stderr
+        assert '"name": "POST"' in stderr
+        assert '"url.full": "http://organik.test/v2/***/detailedreport/json/"' in stderr
+        assert '"name": "http.client.request.duration"' in stderr

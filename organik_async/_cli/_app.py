@@ -53,6 +53,7 @@ from ._job import (
     UntilFinal,
     run_job,
 )
+from ._otel import exporting
 from ._sink import Tally
 from ._summary import Summary, render, status_rows, write_json
 
@@ -364,6 +365,12 @@ _ui_options = _options(
         metavar="FILE",
         help="Also write the summary as JSON.",
     ),
+    click.option(
+        "--otel",
+        is_flag=True,
+        help="Send OpenTelemetry spans and metrics where the standard OTEL_* variables say "
+        "(OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT...; needs opentelemetry-sdk).",
+    ),
 )
 
 
@@ -459,7 +466,7 @@ def fetch(ctx: click.Context, /, **options: Any) -> int:
             rerun=_rerun(ctx),
             until_final=until,
         )
-        with _client_logging(options["verbose"], ui):
+        with _client_logging(options["verbose"], ui), exporting(options["otel"]):
             return anyio.run(run_job, job, ui)
     except InputError as exc:
         ui.say(str(exc))
@@ -502,7 +509,7 @@ def demo(ctx: click.Context, /, rows: int, seed: int, **options: Any) -> int:
             client=_client(options, None),
             rerun=_rerun(ctx),
         )
-        with _client_logging(options["verbose"], ui):
+        with _client_logging(options["verbose"], ui), exporting(options["otel"]):
             return anyio.run(partial(run_demo, job, ui, rows=rows, seed=seed))
     except InputError as exc:
         ui.say(str(exc))

@@ -37,6 +37,7 @@ from ._wire import RowStyle, content_type, error_body, error_message, rows_body
 
 if TYPE_CHECKING:
     from .._client import OrganikClient
+    from .._sync import SyncOrganikClient
 
 __all__ = ["FakeOrganikAPI"]
 
@@ -257,11 +258,22 @@ class FakeOrganikAPI:
         """
         from .._client import OrganikClient
 
+        return OrganikClient(**self._client_settings(kwargs))
+
+    def sync_client(self, **kwargs: Any) -> SyncOrganikClient:
+        """A [`SyncOrganikClient`][organik_async.SyncOrganikClient] wired to this app
+        in-process, as [`client()`][organik_async.testing.FakeOrganikAPI.client] wires an
+        async one."""
+        from .._sync import SyncOrganikClient
+
+        return SyncOrganikClient(**self._client_settings(kwargs))
+
+    def _client_settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs.setdefault("api_key", self.api_key)
         kwargs.setdefault("base_url", _IN_PROCESS_BASE_URL)
         if "http_client" not in kwargs:
             kwargs.setdefault("transport", self.transport())
-        return OrganikClient(**kwargs)
+        return kwargs
 
     # -- ASGI -------------------------------------------------------------------------
 
