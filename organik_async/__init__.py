@@ -49,6 +49,7 @@ from ._models import (
 )
 from ._options import DEFAULT_TIMEOUT, CallOptions, SettingChanges
 from ._retry import RetryPolicy, instant_retries, is_testing, set_testing
+from ._shared import SharedLimits
 from ._version import __version__
 from ._web import HTTPErrorAnswer, http_error_answer
 
@@ -92,6 +93,7 @@ __all__ = [
     "ResponseTooLargeError",
     "RetryPolicy",
     "SettingChanges",
+    "SharedLimits",
     "StillPendingError",
     "TimeoutError",
     "TransportError",

@@ -55,6 +55,8 @@ from ._ratelimit import AdaptiveLimit, RateLimiter
 from ._redact import Redactor, Secret, install_log_filter
 from ._requester import Reachability, Requester
 from ._retry import RetryPolicy
+from ._shared import SharedBudget, SharedConcurrency, SharedLimits
+from ._shared import resolve as resolve_shared_limits
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -155,7 +157,9 @@ class OrganikClient:
     ``"aiohttp"`` (asyncio only).
 
     ``base_url`` defaults to the ``ORGANIK_BASE_URL`` environment variable, else the provider's;
-    ``api_key`` to ``ORGANIK_API_KEY``. Settings are read-only afterwards:
+    ``api_key`` to ``ORGANIK_API_KEY``. ``shared_limits`` (a Redis URL or a
+    [`SharedLimits`][organik_async.SharedLimits], default ``ORGANIK_SHARED_LIMITS``) shares
+    one budget among every process that uses the key: see "Many processes, one account". Settings are read-only afterwards:
     [`with_options()`][organik_async.OrganikClient.with_options] gives a view with some changed.
     """
 
@@ -186,6 +190,7 @@ class OrganikClient:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: HttpBackend = "auto",
+        shared_limits: str | SharedLimits | None = None,
     ) -> None:
         # The key never sits in a plain local: a traceback with locals shows reprs.
         secret = Secret(api_key) if isinstance(api_key, str) else api_key
@@ -213,6 +218,16 @@ class OrganikClient:
             }
         )
         rate_limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+        shared = resolve_shared_limits(shared_limits)
+        budget = None
+        if shared is not None:  # the account's budget, in Redis, replaces this process's own
+            budget = SharedBudget(
+                shared,
+                api_key=key,
+                ceiling=max_connections,
+                adaptive=adaptive_concurrency,
+                rate=rate_limit,
+            )
         check_positive_int("max_connections", max_connections)
         check_positive_int("pool_size", pool_size)
         if http_client is not None and transport is not None:
@@ -248,8 +263,14 @@ class OrganikClient:
             redactor=redactor,
             pools=pools,
             owns_pools=http_client is None,
-            rate_limiter=rate_limiter,
-            concurrency=AdaptiveLimit(max_connections) if adaptive_concurrency else None,
+            rate_limiter=rate_limiter if budget is None else budget.rate,
+            concurrency=(
+                budget.concurrency
+                if budget is not None
+                else AdaptiveLimit(max_connections)
+                if adaptive_concurrency
+                else None
+            ),
             http_backend=http_backend,
             aiohttp_pool=aiohttp_pool,
         )
@@ -358,6 +379,17 @@ class OrganikClient:
         return None if limiter is None else limiter.rate
 
     @property
+    def shared_limits(self) -> SharedLimits | None:
+        """Where the account's budget is shared with other processes (Redis), if it is."""
+        budget = self._shared_budget
+        return None if budget is None else budget.settings
+
+    @property
+    def _shared_budget(self) -> SharedBudget | None:
+        concurrency = self._requester.concurrency
+        return concurrency.budget if isinstance(concurrency, SharedConcurrency) else None
+
+    @property
     def url(self) -> str:
         """The request URL, with the key redacted: safe to show."""
         settings = self._settings
@@ -367,6 +399,8 @@ class OrganikClient:
 
     async def __aenter__(self) -> Self:
         self._requester.open()
+        if (budget := self._shared_budget) is not None:
+            await budget.open()
         return self
 
     async def __aexit__(
@@ -380,6 +414,8 @@ class OrganikClient:
     async def aclose(self) -> None:
         """Close the pools this client opened. Calling it twice is harmless."""
         await self._requester.aclose()
+        if (budget := self._shared_budget) is not None:
+            await budget.aclose()
 
     @property
     def is_closed(self) -> bool:

@@ -48,7 +48,15 @@ from ._exceptions import (
 from ._models import DetailedReport, Format, HttpBackend, Id, IdKind
 from ._options import Settings
 from ._pool import PoolSet
-from ._ratelimit import AdaptiveLimit, Outcome, Permit, RateLimiter, SizeLimit, Throttle
+from ._ratelimit import (
+    ConcurrencyBudget,
+    Outcome,
+    Permit,
+    RateBudget,
+    RateLimiter,
+    SizeLimit,
+    Throttle,
+)
 from ._redact import Redactor, Secret
 from ._version import __version__
 
@@ -108,8 +116,8 @@ class Requester:
         redactor: Redactor,
         pools: PoolSet,
         owns_pools: bool,
-        rate_limiter: RateLimiter | None,
-        concurrency: AdaptiveLimit | None,
+        rate_limiter: RateBudget | None,
+        concurrency: ConcurrencyBudget | None,
         http_backend: HttpBackend = "httpx",
         aiohttp_pool: AiohttpPool | None = None,
     ) -> None:

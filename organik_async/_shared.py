@@ -1,0 +1,988 @@
+"""One provider budget for every process that uses the same API key, kept in Redis.
+
+The provider's limits belong to the account, not to a process: code 93 ("more
+simultaneous requests than allowed") counts every request made with the key. Processes
+that each tune their own `AdaptiveLimit` fight over one budget they cannot see. With
+[`SharedLimits`][organik_async.SharedLimits] the throttles of `_ratelimit` are kept in
+Redis instead, one set per account, so every process (and host) waits its turn in the
+same queue:
+
+* **requests in flight**: a counting semaphore of leases, one member per request in a
+  sorted set scored by its lease's deadline, taken and given back by Lua scripts that
+  read Redis's own clock (``TIME``), so hosts' clocks do not matter. Expired leases are
+  dropped before counting: a process killed mid-request frees its slots when its leases
+  run out (``lease`` seconds). One refresher per client renews the leases of long
+  requests while it holds any (the pattern of Redisson's expirable-permit semaphore and
+  of "Redis in Action" §6.3).
+* **the adaptive limit**: `AdaptiveLimit`'s AIMD state lives beside the semaphore and is
+  updated by the same release script, atomically, so the account halves once per round
+  of refusals, not once per process.
+* **the rate** (``rate_limit``) is a shared timeline (GCRA: `RateLimiter`'s spacing with
+  one "next free slot" for the account), and a ``Retry-After`` from the provider pauses
+  every process.
+
+A waiter that finds no room blocks on a short ``BLPOP`` of a wake-up list that a release
+pushes to (only while someone waits), rather than polling: a freed slot is taken within a
+round trip, and an idle wait costs nothing. Only one task per process waits in Redis (the
+others queue behind it locally), so a process holds at most one blocked connection. The
+``BLPOP`` timeout is short and jittered, so a missed wake-up, or a lease that expires
+rather than being given back, costs at most a fraction of a second.
+
+Keys are named after a digest of the API key, never the key (``{prefix}:{<16 hex of
+sha256>}:leases``; the braces are a cluster hash tag, so every key of an account lives on
+one cluster node), and no value holds it. When Redis is down or does not answer within
+``timeout``, the client goes on with local limits (the last shared limit divided among
+the processes that were sharing it), logs one WARNING per outage and one INFO when Redis
+answers again, and asks again at most every ``probe_interval`` seconds. A request that
+would have worked without Redis never fails because of it.
+
+Only coredis 6 (which runs on anyio) is used: it serves asyncio and trio alike.
+redis-py's asyncio client does not run on trio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import logging
+import os
+import random
+import secrets
+from collections import deque
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ._options import check_positive_int, check_positive_number
+from ._ratelimit import AdaptiveLimit, Outcome, Permit, RateLimiter
+
+__all__ = [
+    "SHARED_LIMITS_ENV",
+    "SharedBudget",
+    "SharedConcurrency",
+    "SharedLimits",
+    "SharedRate",
+    "account_digest",
+    "mask_url",
+    "resolve",
+]
+
+logger = logging.getLogger("organik_async")
+
+SHARED_LIMITS_ENV: Final = "ORGANIK_SHARED_LIMITS"
+_SCHEMES: Final = ("redis", "rediss", "unix")
+_START: Final = 8
+"""The shared limit an account starts at (as `AdaptiveLimit`'s ``start``)."""
+_MAX_PAUSE: Final = 120.0
+"""The longest account-wide pause one ``Retry-After`` sets (the default ``max_retry_after``)."""
+_MAX_BLOCK: Final = 0.2
+"""The longest a waiter blocks in Redis before asking again (a missed wake-up's cost)."""
+_MIN_BLOCK: Final = 0.01
+_STATE_TTL_MS: Final = 24 * 3600 * 1000
+"""An account's AIMD state is forgotten after a day without requests."""
+_SECRET_QUERY: Final = frozenset({"password", "ssl_keyfile"})
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class SharedLimits:
+    """Where the account's shared budget lives: a Redis server, and how it is used.
+
+    Give a URL (``redis://``, ``rediss://`` for TLS, or ``unix://`` for a socket), or
+    your own coredis client (``coredis.Redis`` or ``coredis.RedisCluster``, which this
+    library never closes):
+
+        OrganikClient(shared_limits="redis://:password@redis.internal:6379/0")
+        OrganikClient(shared_limits=SharedLimits("redis://redis.internal/0", lease=30))
+
+    Every process that uses the same API key and the same Redis (and ``prefix``) shares
+    one budget: requests in flight, the adaptive limit, the rate and ``Retry-After``
+    pauses. The budget is used while the client is open (``async with OrganikClient(...)``).
+
+    Args:
+        url: The Redis server's URL. Its password is masked wherever it is shown.
+        client: A coredis client to use instead of a URL.
+        lease: Seconds a request's permit lasts unless renewed: a process killed
+            mid-request gives its permits back after at most this long. Long requests
+            renew theirs every ``lease / 3`` seconds.
+        prefix: The first part of every key this library writes (for ACLs and for keeping
+            apart several deployments that share one Redis).
+        max_in_flight: The most requests in flight for the whole account, when the
+            provider's limit is known; the adaptive limit never grows above it. ``None``:
+            each process's ``max_connections``.
+        timeout: Seconds to wait for Redis's answer to one step before going on with
+            local limits.
+        probe_interval: While Redis is unavailable, ask it again at most this often
+            (seconds).
+
+    Raises:
+        ValueError: A setting is invalid (the message names it).
+    """
+
+    url: str | None = None
+    _: KW_ONLY
+    client: Any = None
+    lease: float = 15.0
+    prefix: str = "organik"
+    max_in_flight: int | None = None
+    timeout: float = 1.0
+    probe_interval: float = 5.0
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.client is None):
+            raise ValueError("SharedLimits needs a url or a client (one of them, not both)")
+        if self.url is not None:
+            _check_url(self.url)
+        else:
+            _check_client(self.client)
+        for name in ("lease", "timeout", "probe_interval"):
+            object.__setattr__(self, name, check_positive_number(name, getattr(self, name)))
+        if self.max_in_flight is not None:
+            check_positive_int("max_in_flight", self.max_in_flight)
+        prefix = self.prefix
+        if (
+            not isinstance(prefix, str)
+            or not prefix
+            or any(c.isspace() or c in "{}" for c in prefix)
+        ):
+            raise ValueError(f"prefix must be a non-empty str without spaces or braces: {prefix!r}")
+
+    @property
+    def shown(self) -> str:
+        """Where the budget lives, safe to show (the password masked)."""
+        if self.url is not None:
+            return mask_url(self.url)
+        return f"the Redis client given ({type(self.client).__name__})"
+
+    def __repr__(self) -> str:
+        where = f"{mask_url(self.url)!r}" if self.url is not None else f"client={self.client!r}"
+        return (
+            f"SharedLimits({where}, lease={self.lease!r}, prefix={self.prefix!r}, "
+            f"max_in_flight={self.max_in_flight!r}, timeout={self.timeout!r}, "
+            f"probe_interval={self.probe_interval!r})"
+        )
+
+    def _password(self) -> str | None:
+        if self.url is None:
+            return None
+        parts = urlsplit(self.url)
+        query = dict(parse_qsl(parts.query))
+        return parts.password or query.get("password") or None
+
+
+def resolve(value: object, environ: Mapping[str, str] = os.environ) -> SharedLimits | None:
+    """The shared limits a client was given, or read from ``ORGANIK_SHARED_LIMITS``.
+
+    ``None`` reads the environment variable; an empty string means none.
+
+    Raises:
+        ValueError: ``value`` (or the variable) is not a URL this accepts.
+    """
+    if value is None:
+        value = environ.get(SHARED_LIMITS_ENV, "").strip()
+    if isinstance(value, SharedLimits):
+        return value
+    if isinstance(value, str):
+        return SharedLimits(value) if value else None
+    raise ValueError(
+        "shared_limits must be a redis://, rediss:// or unix:// URL or a SharedLimits: "
+        f"{type(value).__name__}"
+    )
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (in the user part or the query) shown as ``***``."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, hostinfo = netloc.rpartition("@")
+            user, colon, _password = userinfo.partition(":")
+            netloc = f"{user}:***@{hostinfo}" if colon else f"{userinfo}@{hostinfo}"
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            query = urlencode(
+                [(k, "***" if k.lower() in _SECRET_QUERY else v) for k, v in pairs], safe="*/"
+            )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return "<a URL that does not parse>"
+
+
+def _check_url(url: object) -> None:
+    if not isinstance(url, str):
+        raise ValueError(f"url must be a str: {type(url).__name__}")
+    shown = mask_url(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a bad port number raises here
+    except ValueError:
+        raise ValueError(f"url is not a valid URL: {shown!r}") from None
+    if parts.scheme not in _SCHEMES:
+        raise ValueError(f"url must start with redis://, rediss:// or unix://: {shown!r}")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError(f"url has no socket path (unix:///path/to/redis.sock): {shown!r}")
+    elif not parts.hostname:
+        raise ValueError(f"url has no host: {shown!r}")
+    if parts.fragment:
+        raise ValueError(f"url must have no fragment: {shown!r}")
+
+
+def _coredis() -> Any:
+    """The coredis module, if a version that runs on both asyncio and trio is installed."""
+    try:
+        import coredis
+    except ImportError:
+        raise ValueError(
+            "shared_limits needs coredis: pip install 'organik_async[redis]'"
+        ) from None
+    major = str(getattr(coredis, "__version__", "0")).split(".")[0]
+    if not major.isdigit() or int(major) < 6:
+        raise ValueError(
+            f"shared_limits needs coredis 6 or later, which runs on asyncio and trio "
+            f"(found {coredis.__version__}): pip install 'organik_async[redis]'"
+        )
+    return coredis
+
+
+def _check_client(client: object) -> None:
+    coredis = _coredis()
+    if not isinstance(client, coredis.Redis | coredis.RedisCluster):
+        raise ValueError(
+            "client must be a coredis client (coredis.Redis or coredis.RedisCluster), "
+            f"which runs on asyncio and trio: {type(client).__name__}"
+        )
+
+
+def account_digest(api_key: str) -> str:
+    """The name an account's keys are filed under: 16 hex characters of a SHA-256, not the key."""
+    return hashlib.sha256(b"organik_async:" + api_key.encode()).hexdigest()[:16]
+
+
+# --- the scripts ---------------------------------------------------------------------------
+# Each runs atomically in Redis; every time is Redis's TIME (milliseconds, or
+# microseconds for the rate), so the hosts' clocks never matter.
+
+_NOW_MS: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+_ACQUIRE: Final = (
+    _NOW_MS
+    + """
+-- KEYS: leases, state, pause, members, waiters
+-- ARGV: holder, lease_ms, member, member_ttl_ms, ceiling, start, adaptive
+local lease = tonumber(ARGV[2])
+local member_ttl = tonumber(ARGV[4])
+local ceiling = tonumber(ARGV[5])
+redis.call('ZADD', KEYS[4], now + member_ttl, ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+redis.call('PEXPIRE', KEYS[4], member_ttl)
+local members = redis.call('ZCARD', KEYS[4])
+local state = redis.call('HMGET', KEYS[2], 'limit', 'round')
+local limit = tonumber(state[1])
+local round = tonumber(state[2]) or 0
+if not limit then
+  limit = math.max(1, math.min(tonumber(ARGV[6]), ceiling))
+  redis.call('HSET', KEYS[2], 'limit', limit, 'round', 0, 'slow', 1, 'credit', 0, 'calm', 0)
+  redis.call('PEXPIRE', KEYS[2], """
+    + str(_STATE_TTL_MS)
+    + """)
+end
+local allowed = limit
+if ARGV[7] == '0' or allowed > ceiling then allowed = ceiling end
+local pause = redis.call('PTTL', KEYS[3])
+if pause > 0 then
+  return {0, 0, pause, allowed, round, members}
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local held = redis.call('ZCARD', KEYS[1])
+if held < allowed then
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], lease * 2)
+  redis.call('ZREM', KEYS[5], ARGV[3])
+  return {1, 0, 0, allowed, round, members}
+end
+redis.call('ZADD', KEYS[5], now + member_ttl, ARGV[3])
+redis.call('PEXPIRE', KEYS[5], member_ttl)
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, tonumber(first[2]) - now, 0, allowed, round, members}
+"""
+)
+
+_RELEASE: Final = (
+    _NOW_MS
+    + """
+-- KEYS: leases, state, pause, waiters, wake
+-- ARGV: holder, outcome (a: answered, p: pushback, f: failed, c: cancelled),
+--       round sent in, retry_after_ms, ceiling, start, adaptive
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+local ceiling = tonumber(ARGV[5])
+local s = redis.call('HMGET', KEYS[2], 'limit', 'round', 'slow', 'credit', 'calm')
+local limit = tonumber(s[1]) or math.max(1, math.min(tonumber(ARGV[6]), ceiling))
+local round = tonumber(s[2]) or 0
+local slow = tonumber(s[3]) or 1
+local credit = tonumber(s[4]) or 0
+local calm = tonumber(s[5]) or 0
+local before = limit
+local outcome = ARGV[2]
+if ARGV[7] == '1' and (outcome == 'a' or outcome == 'p') then
+  -- AdaptiveLimit.succeeded / pushed_back, line for line, with the round made global
+  if outcome == 'a' then
+    calm = math.max(0, calm - 1)
+    if limit < ceiling then
+      if slow == 1 then credit = credit + 1 else credit = credit + 1 / (2 * limit) end
+      if credit >= 1 then
+        credit = 0
+        limit = limit + 1
+      end
+    end
+  elseif tonumber(ARGV[3]) == round and calm == 0 then
+    round = round + 1
+    slow = 0
+    credit = 0
+    limit = math.max(1, math.floor(limit / 2))
+    calm = limit
+  end
+  redis.call('HSET', KEYS[2], 'limit', limit, 'round', round, 'slow', slow,
+             'credit', tostring(credit), 'calm', calm)
+  redis.call('PEXPIRE', KEYS[2], """
+    + str(_STATE_TTL_MS)
+    + """)
+end
+local retry_after = tonumber(ARGV[4])
+if outcome == 'p' and retry_after > 0 and redis.call('PTTL', KEYS[3]) < retry_after then
+  redis.call('SET', KEYS[3], '1', 'PX', retry_after)
+end
+if removed == 1 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  local waiting = redis.call('ZCARD', KEYS[4])
+  if waiting > 0 then
+    redis.call('LPUSH', KEYS[5], '1')
+    redis.call('LTRIM', KEYS[5], 0, waiting - 1)
+    redis.call('PEXPIRE', KEYS[5], 60000)
+  end
+end
+return {limit, before}
+"""
+)
+
+_REFRESH: Final = (
+    _NOW_MS
+    + """
+-- KEYS: leases, members; ARGV: lease_ms, member, member_ttl_ms, holders...
+local lease = tonumber(ARGV[1])
+local renewed = 0
+for i = 4, #ARGV do
+  renewed = renewed + redis.call('ZADD', KEYS[1], 'XX', 'CH', now + lease, ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], lease * 2)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]))
+return renewed
+"""
+)
+
+_FREE: Final = """
+-- KEYS: leases, members, waiters; ARGV: member, holders...
+for i = 2, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+_RATE: Final = """
+-- KEYS: tat; ARGV: interval_us. Returns the microseconds to wait for this request's slot.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local after = tat + interval
+redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX',
+           math.ceil((after - now) / 1000) + 1000)
+return tat - now
+"""
+
+_OUTCOME_CODES: Final = {
+    Outcome.ANSWERED: "a",
+    Outcome.PUSHBACK: "p",
+    Outcome.FAILED: "f",
+    Outcome.CANCELLED: "c",
+}
+
+
+class _Unavailable(Exception):
+    """Redis did not serve one step (internal: always caught here)."""
+
+    def __init__(self, why: str, *, tried: bool = True) -> None:
+        super().__init__(why)
+        self.why = why
+        self.tried = tried
+        """False: Redis was not asked (an outage goes on, no probe is due)."""
+
+
+class _Keys:
+    __slots__ = ("leases", "members", "pause", "state", "tat", "waiters", "wake")
+
+    def __init__(self, prefix: str, account: str) -> None:
+        base = f"{prefix}:{{{account}}}:"
+        self.leases = base + "leases"
+        self.state = base + "aimd"
+        self.pause = base + "pause"
+        self.members = base + "members"
+        self.waiters = base + "waiters"
+        self.wake = base + "wake"
+        self.tat = base + "tat"
+
+
+# --- the connection and its health ---------------------------------------------------------
+
+
+class SharedBudget:
+    """One client's link to its account's budget in Redis: the connection, its health,
+    and the throttles (`SharedConcurrency`, `SharedRate`) that use it.
+
+    Opened with the client (``async with``), closed by its ``aclose()``. Requests of a
+    client that is not open use local limits (one WARNING says so).
+    """
+
+    def __init__(
+        self,
+        settings: SharedLimits,
+        *,
+        api_key: str,
+        ceiling: int,
+        adaptive: bool,
+        rate: float | None,
+    ) -> None:
+        _coredis()  # a clear ValueError now, not at the first request
+        self.settings = settings
+        self.keys = _Keys(settings.prefix, account_digest(api_key))
+        self.member = secrets.token_hex(6)
+        self._password = settings._password()
+        self._redis: Any = None
+        self._scripts: dict[str, Any] = {}
+        self._stack: AsyncExitStack | None = None
+        self._owner: object = None
+        self.task_group: TaskGroup | None = None
+        self._closed = False
+        self._up = True
+        self._down_since = 0.0
+        self._next_probe = 0.0
+        self._warned_unopened = False
+        self.outages = 0
+        self.last_limit: int | None = None
+        self.members = 1
+        self.concurrency = SharedConcurrency(self, ceiling=ceiling, adaptive=adaptive)
+        self.rate = None if rate is None else SharedRate(self, rate)
+
+    def __repr__(self) -> str:
+        return f"<SharedBudget {self.settings.shown} {'up' if self._up else 'down'}>"
+
+    # --- lifecycle
+
+    async def open(self) -> None:
+        """Connect (lazily: the first request does) and start the task group the lease
+        refresher runs in. Idempotent."""
+        if self._stack is not None or self._closed:
+            return
+        coredis = _coredis()
+        from coredis.retry import NoRetryPolicy
+
+        settings = self.settings
+        if settings.client is not None:
+            redis = settings.client
+        else:
+            redis = coredis.Redis.from_url(
+                settings.url,
+                retry_policy=NoRetryPolicy(),
+                connect_timeout=settings.timeout,
+            )
+        stack = AsyncExitStack()
+        try:
+            await stack.enter_async_context(redis)
+            self.task_group = await stack.enter_async_context(anyio.create_task_group())
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._scripts = {
+            name: redis.register_script(text)
+            for name, text in (
+                ("acquire", _ACQUIRE),
+                ("release", _RELEASE),
+                ("refresh", _REFRESH),
+                ("free", _FREE),
+                ("rate", _RATE),
+            )
+        }
+        self._redis = redis
+        self._stack = stack
+        self._owner = anyio.get_current_task().id
+
+    async def aclose(self) -> None:
+        """Give back every permit this process holds, then disconnect. Idempotent.
+
+        The connection is closed by the task that opened it (an anyio rule); a call
+        from another task only gives the permits back.
+        """
+        if not self._closed:
+            self._closed = True
+            holders = self.concurrency.holders()
+            if self._redis is not None and self._up:
+                with anyio.CancelScope(shield=True):
+                    with contextlib.suppress(_Unavailable):  # else the leases expire
+                        await self.run("free", self._free_keys(), [self.member, *holders])
+        if self._stack is not None and anyio.get_current_task().id == self._owner:
+            stack, self._stack = self._stack, None
+            if self.task_group is not None:
+                self.task_group.cancel_scope.cancel()  # the lease refresher
+            self._redis = None
+            self.task_group = None
+            await stack.aclose()
+
+    def _free_keys(self) -> list[str]:
+        return [self.keys.leases, self.keys.members, self.keys.waiters]
+
+    # --- one step in Redis
+
+    async def run(self, name: str, keys: list[str], args: list[Any], *, wait: float = 0.0) -> Any:
+        """One script in Redis, within ``timeout`` (plus ``wait``); `_Unavailable` otherwise."""
+        script = self._scripts.get(name)
+        if script is None or self._redis is None:
+            raise _Unavailable("the client is closed")
+        why = await self._step(lambda: script(keys=keys, args=args), wait)
+        if isinstance(why, _Failure):
+            raise _Unavailable(why.text)
+        return why
+
+    async def block(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for a released permit's wake-up (``BLPOP``)."""
+        redis = self._redis
+        if redis is None:
+            raise _Unavailable("the client is closed")
+        why = await self._step(lambda: redis.blpop([self.keys.wake], timeout=seconds), seconds)
+        if isinstance(why, _Failure):
+            raise _Unavailable(why.text)
+
+    async def _step(self, send: Any, wait: float) -> Any:
+        failure: _Failure | None = None
+        with anyio.move_on_after(self.settings.timeout + wait):
+            try:
+                return await send()
+            except Exception as exc:  # any failure of the store: go on without it
+                failure = _Failure(self._describe(exc))
+        return failure or _Failure(f"no answer within timeout={self.settings.timeout:g} s")
+
+    def _describe(self, exc: BaseException) -> str:
+        """A Redis error as text: its type and message, never a password."""
+        text = f"{type(exc).__name__}: {exc}"[:300]
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+    # --- health
+
+    def connected(self) -> bool:
+        """Whether the client is open with Redis (else: one WARNING, local limits)."""
+        if self._redis is None:
+            if not self._closed and not self._warned_unopened:
+                self._warned_unopened = True
+                logger.warning(
+                    "shared limits (%s) are used by a client opened with "
+                    "`async with OrganikClient(...)`; this one was not opened and uses "
+                    "local limits",
+                    self.settings.shown,
+                )
+            return False
+        return True
+
+    def usable(self) -> bool:
+        """Whether to ask Redis now: it is up, or down and due for a probe."""
+        if not self.connected():
+            return False
+        if self._up:
+            return True
+        now = anyio.current_time()
+        if now >= self._next_probe:
+            self._next_probe = now + self.settings.probe_interval
+            return True
+        return False
+
+    def failed(self, why: str) -> None:
+        """A step failed: start (or prolong) an outage; one WARNING per outage."""
+        now = anyio.current_time()
+        self._next_probe = now + self.settings.probe_interval
+        if not self._up or self._redis is None:
+            return
+        self._up = False
+        self._down_since = now
+        self.outages += 1
+        self.concurrency.outage_started()
+        if self.rate is not None:
+            self.rate.outage_started()
+        logger.warning(
+            "shared limits: Redis (%s) is unavailable (%s); going on with local limits "
+            "(%d requests in flight, %s) and asking Redis again every %g s",
+            self.settings.shown,
+            why,
+            self.concurrency.fallback_limit,
+            self._share_text(),
+            self.settings.probe_interval,
+        )
+
+    def answered(self) -> None:
+        """A step worked: end an outage, if there was one (one INFO)."""
+        if self._up:
+            return
+        self._up = True
+        logger.info(
+            "shared limits: Redis (%s) answers again after %.1f s; the account's budget "
+            "is shared again",
+            self.settings.shown,
+            anyio.current_time() - self._down_since,
+        )
+
+    @property
+    def up(self) -> bool:
+        return self._up and self._redis is not None
+
+    def _share_text(self) -> str:
+        if self.last_limit is None:
+            return "no shared limit was known yet"
+        return (
+            f"a share of the account's last limit {self.last_limit} among {self.members} processes"
+        )
+
+    def heard(self, limit: int, members: int) -> None:
+        self.last_limit = limit
+        self.members = max(1, members)
+
+
+class _Failure:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+# --- requests in flight --------------------------------------------------------------------
+
+
+class _SharedPermit(Permit):
+    """A permit from Redis (``holder``) or, during an outage, from a local limit."""
+
+    __slots__ = ("holder", "local", "local_limit")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holder: str | None = None
+        self.local: Permit | None = None
+        self.local_limit: AdaptiveLimit | None = None
+
+    def __repr__(self) -> str:
+        kind = "shared" if self.holder is not None else "local"
+        return f"<Permit {kind} round={self.round}>"
+
+
+class _Turn:
+    """A task's place in this process's queue for the shared budget."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+
+
+class SharedConcurrency:
+    """The account's requests in flight: a `ConcurrencyBudget` kept in Redis.
+
+    A process first takes one of its own ``ceiling`` slots (``max_connections``: it
+    never holds more account permits than it can send at once), then a lease in Redis.
+    Only the first task of the process's queue waits in Redis; the others wait here.
+    """
+
+    def __init__(self, budget: SharedBudget, *, ceiling: int, adaptive: bool) -> None:
+        self._budget = budget
+        self.budget = budget
+        self.ceiling = budget.settings.max_in_flight or ceiling
+        self.adaptive = adaptive
+        self._process_slots = ceiling
+        self._slots = anyio.CapacityLimiter(ceiling)
+        self._queue: deque[_Turn] = deque()
+        self._holders: set[str] = set()
+        self._ids = itertools.count(1)
+        self._refreshing = False
+        self._limit = max(1, min(_START, self.ceiling)) if adaptive else self.ceiling
+        self._fallback: AdaptiveLimit | None = None
+        self.changes = 0
+
+    def __repr__(self) -> str:
+        return f"SharedConcurrency(limit={self.limit}, ceiling={self.ceiling})"
+
+    @property
+    def limit(self) -> int:
+        """The account's limit as last heard from Redis (during an outage: the local one)."""
+        if not self._budget.up and self._fallback is not None:
+            return self._fallback.limit
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        """This process's requests holding a permit."""
+        return self._slots.borrowed_tokens
+
+    @property
+    def fallback_limit(self) -> int:
+        return self._fallback.limit if self._fallback is not None else self._limit
+
+    def holders(self) -> list[str]:
+        return sorted(self._holders)
+
+    def outage_started(self) -> None:
+        """Local limits for the outage: this process's share of the last shared limit."""
+        budget = self._budget
+        share = self.ceiling
+        if budget.last_limit is not None:
+            share = max(1, budget.last_limit // budget.members)
+        share = min(share, self._process_slots)
+        self._fallback = AdaptiveLimit(share, start=share)
+
+    def _local_limit(self) -> AdaptiveLimit:
+        if self._fallback is None:
+            start = self._limit if self.adaptive else self.ceiling
+            self._fallback = AdaptiveLimit(self._process_slots, start=start)
+        return self._fallback
+
+    async def acquire(self) -> Permit:
+        """Wait for room in this process, then in the account (or, without Redis, locally)."""
+        permit = _SharedPermit()
+        try:
+            self._slots.acquire_on_behalf_of_nowait(permit)
+        except anyio.WouldBlock:
+            await self._slots.acquire_on_behalf_of(permit)
+        try:
+            budget = self._budget
+            if budget.connected():
+                try:
+                    await self._acquire_shared(permit)
+                    return permit
+                except _Unavailable as exc:
+                    if exc.tried:
+                        budget.failed(exc.why)
+            limit = self._local_limit()
+            permit.local = await limit.acquire()
+            permit.local_limit = limit
+            permit.round = permit.local.round
+            return permit
+        except BaseException:
+            self._slots.release_on_behalf_of(permit)
+            raise
+
+    async def _acquire_shared(self, permit: _SharedPermit) -> None:
+        holder = f"{self._budget.member}:{next(self._ids)}"
+        reply: list[int] | None = None
+        if not self._queue:
+            reply = await self._try(holder)
+            if reply[0]:
+                self._granted(permit, holder, reply)
+                return
+        turn = _Turn()
+        self._queue.append(turn)
+        try:
+            if self._queue[0] is not turn:
+                await turn.event.wait()
+                reply = None
+            while True:
+                if reply is None:
+                    reply = await self._try(holder)
+                    if reply[0]:
+                        self._granted(permit, holder, reply)
+                        return
+                await self._wait(reply)
+                reply = None
+        finally:
+            first = self._queue[0] is turn
+            self._queue.remove(turn)
+            if first and self._queue:
+                self._queue[0].event.set()
+
+    async def _try(self, holder: str) -> list[int]:
+        """The acquire script: [granted, ms to the first lease's end, pause ms, limit,
+        round, members]."""
+        budget = self._budget
+        if not budget.usable():
+            raise _Unavailable("Redis is unavailable", tried=False)
+        settings = budget.settings
+        keys = budget.keys
+        lease_ms = round(settings.lease * 1000)
+        raw = await budget.run(
+            "acquire",
+            [keys.leases, keys.state, keys.pause, keys.members, keys.waiters],
+            [
+                holder,
+                lease_ms,
+                budget.member,
+                2 * lease_ms,
+                self.ceiling,
+                _START,
+                1 if self.adaptive else 0,
+            ],
+        )
+        reply = [int(v) for v in raw]
+        budget.answered()
+        budget.heard(reply[3], reply[5])
+        self._limit = reply[3]
+        return reply
+
+    async def _wait(self, reply: list[int]) -> None:
+        """Sleep out a pause, or block until a permit is given back (or a lease ends)."""
+        pause_ms = reply[2]
+        if pause_ms > 0:
+            await anyio.sleep(pause_ms / 1000 * (1 + 0.1 * random.random()))
+            return
+        seconds = min(max(reply[1] / 1000, _MIN_BLOCK), _MAX_BLOCK)
+        await self._budget.block(round(seconds * (0.75 + 0.5 * random.random()), 3))
+
+    def _granted(self, permit: _SharedPermit, holder: str, reply: list[int]) -> None:
+        permit.holder = holder
+        permit.round = reply[4]
+        self._holders.add(holder)
+        budget = self._budget
+        if not self._refreshing and budget.task_group is not None:
+            self._refreshing = True
+            budget.task_group.start_soon(self._refresh)
+
+    async def release(
+        self, permit: Permit, outcome: Outcome, *, retry_after: float | None = None
+    ) -> None:
+        """Give the permit back and report the outcome; shielded, so a cancelled request
+        gives it back too (within ``timeout``: past that, the lease expires)."""
+        assert isinstance(permit, _SharedPermit)
+        try:
+            if permit.local is not None and permit.local_limit is not None:
+                await permit.local_limit.release(permit.local, outcome, retry_after=retry_after)
+            elif permit.holder is not None:
+                self._holders.discard(permit.holder)
+                with anyio.CancelScope(shield=True):
+                    await self._release_shared(permit, outcome, retry_after)
+        finally:
+            self._slots.release_on_behalf_of(permit)
+
+    async def _release_shared(
+        self, permit: _SharedPermit, outcome: Outcome, retry_after: float | None
+    ) -> None:
+        budget = self._budget
+        if not budget.up:
+            return  # its lease expires by itself
+        keys = budget.keys
+        pause_ms = 0
+        if retry_after is not None and outcome is Outcome.PUSHBACK:
+            pause_ms = round(min(max(retry_after, 0.0), _MAX_PAUSE) * 1000)
+        try:
+            raw = await budget.run(
+                "release",
+                [keys.leases, keys.state, keys.pause, keys.waiters, keys.wake],
+                [
+                    permit.holder,
+                    _OUTCOME_CODES[outcome],
+                    permit.round,
+                    pause_ms,
+                    self.ceiling,
+                    _START,
+                    1 if self.adaptive else 0,
+                ],
+            )
+        except _Unavailable as exc:
+            budget.failed(exc.why)
+            return
+        limit, before = (int(v) for v in raw)
+        allowed = min(limit, self.ceiling) if self.adaptive else self.ceiling
+        if allowed != self._limit:
+            self.changes += 1
+        if limit < before:
+            logger.info(
+                "shared concurrency limit %d -> %d: the provider asked to slow down",
+                before,
+                limit,
+            )
+        elif limit > before:
+            logger.debug("shared concurrency limit %d -> %d", before, limit)
+        self._limit = allowed
+
+    async def _refresh(self) -> None:
+        """Renew this process's leases every ``lease / 3`` s while it holds any."""
+        budget = self._budget
+        settings = budget.settings
+        lease_ms = round(settings.lease * 1000)
+        try:
+            while self._holders:
+                await anyio.sleep(settings.lease / 3)
+                holders = sorted(self._holders)
+                if not holders or not budget.up:
+                    continue
+                try:
+                    await budget.run(
+                        "refresh",
+                        [budget.keys.leases, budget.keys.members],
+                        [lease_ms, budget.member, 2 * lease_ms, *holders],
+                    )
+                except _Unavailable as exc:
+                    budget.failed(exc.why)
+        finally:
+            self._refreshing = False
+
+
+# --- requests per second -------------------------------------------------------------------
+
+
+class SharedRate:
+    """The account's ``rate_limit``: one timeline of slots in Redis (GCRA), so every
+    process together sends at most ``rate`` requests per second."""
+
+    def __init__(self, budget: SharedBudget, rate: float) -> None:
+        self._local = RateLimiter(rate)  # validates rate, and serves without Redis
+        self.rate = rate
+        self._budget = budget
+        self._interval_us = max(1, round(1_000_000 / rate))
+
+    def __repr__(self) -> str:
+        return f"SharedRate(rate={self.rate!r})"
+
+    def outage_started(self) -> None:
+        """Local spacing for the outage: this process's share of the rate."""
+        self._local = RateLimiter(self.rate / self._budget.members)
+
+    async def acquire(self) -> Permit:
+        """Wait for this request's slot on the account's timeline."""
+        budget = self._budget
+        if budget.usable():
+            try:
+                wait_us = int(await budget.run("rate", [budget.keys.tat], [self._interval_us]))
+            except _Unavailable as exc:
+                budget.failed(exc.why)
+            else:
+                budget.answered()
+                if wait_us > 0:
+                    await anyio.sleep(wait_us / 1_000_000)
+                return _ANY
+        return await self._local.acquire()
+
+    async def release(
+        self, permit: Permit, outcome: Outcome, *, retry_after: float | None = None
+    ) -> None:
+        """Nothing to give back: a slot is spent when it is taken."""
+
+
+_ANY: Final = Permit()
