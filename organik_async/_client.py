@@ -159,8 +159,9 @@ class OrganikClient:
     ``base_url`` defaults to the ``ORGANIK_BASE_URL`` environment variable, else the provider's;
     ``api_key`` to ``ORGANIK_API_KEY``. ``shared_limits`` (a Redis URL or a
     [`SharedLimits`][organik_async.SharedLimits], default ``ORGANIK_SHARED_LIMITS``) shares
-    one budget among every process that uses the key: see "Many processes, one account". Settings are read-only afterwards:
-    [`with_options()`][organik_async.OrganikClient.with_options] gives a view with some changed.
+    one budget among every process that uses the key: see "Many processes, one account".
+    Settings are read-only afterwards: [`with_options()`][organik_async.OrganikClient.with_options]
+    gives a view with some changed.
     """
 
     _requester: Requester
@@ -410,6 +411,8 @@ class OrganikClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+        if (budget := self._shared_budget) is not None:
+            await budget.exit()  # its connection ends where it began, as anyio requires
 
     async def aclose(self) -> None:
         """Close the pools this client opened. Calling it twice is harmless."""

@@ -213,6 +213,8 @@ def mask_url(url: str) -> str:
             query = urlencode(
                 [(k, "***" if k.lower() in _SECRET_QUERY else v) for k, v in pairs], safe="*/"
             )
+        if parts.scheme == "unix" and not netloc:  # urlunsplit would drop the "//"
+            return f"unix://{parts.path}" + (f"?{query}" if query else "")
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     except ValueError:
         return "<a URL that does not parse>"
@@ -454,8 +456,9 @@ class SharedBudget:
     """One client's link to its account's budget in Redis: the connection, its health,
     and the throttles (`SharedConcurrency`, `SharedRate`) that use it.
 
-    Opened with the client (``async with``), closed by its ``aclose()``. Requests of a
-    client that is not open use local limits (one WARNING says so).
+    Opened by the client's ``async with``, given back by its ``aclose()``, disconnected
+    at the end of the ``async with``. Requests of a client that is not open use local
+    limits (one WARNING says so).
     """
 
     def __init__(
@@ -475,7 +478,6 @@ class SharedBudget:
         self._redis: Any = None
         self._scripts: dict[str, Any] = {}
         self._stack: AsyncExitStack | None = None
-        self._owner: object = None
         self.task_group: TaskGroup | None = None
         self._closed = False
         self._up = True
@@ -529,27 +531,28 @@ class SharedBudget:
         }
         self._redis = redis
         self._stack = stack
-        self._owner = anyio.get_current_task().id
 
     async def aclose(self) -> None:
-        """Give back every permit this process holds, then disconnect. Idempotent.
+        """Give back every permit this process holds and stop the lease refresher.
+        Idempotent; `exit()` then disconnects."""
+        if self._closed:
+            return
+        self._closed = True
+        holders = self.concurrency.holders()
+        if self._redis is not None and self._up:
+            with anyio.CancelScope(shield=True), contextlib.suppress(_Unavailable):
+                await self.run("free", self._free_keys(), [self.member, *holders])
+            # else: the leases expire by themselves
+        self.concurrency.stop_refreshing()
 
-        The connection is closed by the task that opened it (an anyio rule); a call
-        from another task only gives the permits back.
-        """
-        if not self._closed:
-            self._closed = True
-            holders = self.concurrency.holders()
-            if self._redis is not None and self._up:
-                with anyio.CancelScope(shield=True):
-                    with contextlib.suppress(_Unavailable):  # else the leases expire
-                        await self.run("free", self._free_keys(), [self.member, *holders])
-        if self._stack is not None and anyio.get_current_task().id == self._owner:
-            stack, self._stack = self._stack, None
-            if self.task_group is not None:
-                self.task_group.cancel_scope.cancel()  # the lease refresher
-            self._redis = None
-            self.task_group = None
+    async def exit(self) -> None:
+        """Disconnect: the end of the client's ``async with`` (the task and scope that
+        opened it, as anyio requires)."""
+        await self.aclose()
+        stack, self._stack = self._stack, None
+        self._redis = None
+        self.task_group = None
+        if stack is not None:
             await stack.aclose()
 
     def _free_keys(self) -> list[str]:
@@ -596,8 +599,10 @@ class SharedBudget:
 
     def connected(self) -> bool:
         """Whether the client is open with Redis (else: one WARNING, local limits)."""
+        if self._closed:
+            return False
         if self._redis is None:
-            if not self._closed and not self._warned_unopened:
+            if not self._warned_unopened:
                 self._warned_unopened = True
                 logger.warning(
                     "shared limits (%s) are used by a client opened with "
@@ -634,7 +639,7 @@ class SharedBudget:
             self.rate.outage_started()
         logger.warning(
             "shared limits: Redis (%s) is unavailable (%s); going on with local limits "
-            "(%d requests in flight, %s) and asking Redis again every %g s",
+            "(at most %d requests in flight: %s) and asking Redis again every %g s",
             self.settings.shown,
             why,
             self.concurrency.fallback_limit,
@@ -661,6 +666,8 @@ class SharedBudget:
     def _share_text(self) -> str:
         if self.last_limit is None:
             return "no shared limit was known yet"
+        if self.members == 1:
+            return f"the account's last limit {self.last_limit}"
         return (
             f"a share of the account's last limit {self.last_limit} among {self.members} processes"
         )
@@ -724,6 +731,7 @@ class SharedConcurrency:
         self._holders: set[str] = set()
         self._ids = itertools.count(1)
         self._refreshing = False
+        self._refresher: anyio.CancelScope | None = None
         self._limit = max(1, min(_START, self.ceiling)) if adaptive else self.ceiling
         self._fallback: AdaptiveLimit | None = None
         self.changes = 0
@@ -921,27 +929,39 @@ class SharedConcurrency:
             logger.debug("shared concurrency limit %d -> %d", before, limit)
         self._limit = allowed
 
+    def stop_refreshing(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+
     async def _refresh(self) -> None:
-        """Renew this process's leases every ``lease / 3`` s while it holds any."""
+        """Renew this process's leases every ``lease / 3`` s while it holds any.
+
+        Its own cancel scope: the task group it runs in was entered by the client's
+        ``async with``, so that group's scope covers the caller's code too.
+        """
         budget = self._budget
-        settings = budget.settings
-        lease_ms = round(settings.lease * 1000)
+        lease_ms = round(budget.settings.lease * 1000)
         try:
-            while self._holders:
-                await anyio.sleep(settings.lease / 3)
-                holders = sorted(self._holders)
-                if not holders or not budget.up:
-                    continue
-                try:
-                    await budget.run(
-                        "refresh",
-                        [budget.keys.leases, budget.keys.members],
-                        [lease_ms, budget.member, 2 * lease_ms, *holders],
-                    )
-                except _Unavailable as exc:
-                    budget.failed(exc.why)
+            with anyio.CancelScope() as self._refresher:
+                await self._renew(budget, lease_ms)
         finally:
             self._refreshing = False
+            self._refresher = None
+
+    async def _renew(self, budget: SharedBudget, lease_ms: int) -> None:
+        while self._holders:
+            await anyio.sleep(budget.settings.lease / 3)
+            holders = sorted(self._holders)
+            if not holders or not budget.up:
+                continue
+            try:
+                await budget.run(
+                    "refresh",
+                    [budget.keys.leases, budget.keys.members],
+                    [lease_ms, budget.member, 2 * lease_ms, *holders],
+                )
+            except _Unavailable as exc:
+                budget.failed(exc.why)
 
 
 # --- requests per second -------------------------------------------------------------------
