@@ -16,6 +16,9 @@ minutes at most on the project's 2-core machine:
 ``memory``     streaming memory at 250 000 and 1 000 000 rows (:mod:`benchmarks.memory`)
 ``tuning``     the adaptive concurrency limit and batch size against a capped simulator
                (:mod:`benchmarks.tuning`)
+``shared``     N processes against a capped simulator, each with its own limits or all
+               sharing one budget through Redis; Redis's cost per request
+               (:mod:`benchmarks.shared_limits`)
 
 With no part named, all of them run. Each part writes
 ``benchmarks/results/<part>.json`` (machine, versions, date, command, figures,
@@ -42,7 +45,7 @@ from typing import Any
 
 import anyio
 
-from . import decode, endtoend, overhead, tuning
+from . import decode, endtoend, overhead, shared_limits, tuning
 from ._common import (
     CLIENT_CPU,
     DISTURBED,
@@ -78,8 +81,8 @@ from .memory import (
     run_memory,
 )
 
-PARTS = ("decode", "e2e", "overhead", "simulator", "fanout", "memory", "tuning")
-UNPINNED_PARTS = frozenset({"tuning"})
+PARTS = ("decode", "e2e", "overhead", "simulator", "fanout", "memory", "tuning", "shared")
+UNPINNED_PARTS = frozenset({"tuning", "shared"})
 """Parts whose server runs in a thread of this process: they run on every CPU."""
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 CHART = RESULTS_DIR / "e2e.png"
@@ -409,6 +412,20 @@ def run_tuning_part(args: argparse.Namespace, report: Report, log: Log) -> None:
     report.figures = figures
 
 
+def run_shared_part(args: argparse.Namespace, report: Report, log: Log) -> None:
+    with unpinned() if args.pin else contextlib.nullcontext():
+        figures = shared_limits.run_shared(
+            rows=shared_limits.QUICK_ROWS if args.quick else shared_limits.DEFAULT_ROWS,
+            counts=shared_limits.PROCESS_COUNTS,
+            rounds=args.rounds or (1 if args.quick else 3),
+            backend=args.backend,
+            log=log,
+        )
+    report.add(shared_limits.shared_markdown(figures))
+    report.verdicts += shared_limits.shared_verdicts(figures)
+    report.figures = figures
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace, Report, Log], None]] = {
     "decode": run_decode_part,
     "e2e": run_e2e_part,
@@ -417,6 +434,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Report, Log], None]] = {
     "fanout": run_fanout,
     "memory": run_memory_part,
     "tuning": run_tuning_part,
+    "shared": run_shared_part,
 }
 
 

@@ -84,6 +84,8 @@ _MAX_PAUSE: Final = 120.0
 _MAX_BLOCK: Final = 0.2
 """The longest a waiter blocks in Redis before asking again (a missed wake-up's cost)."""
 _MIN_BLOCK: Final = 0.01
+_FLUSH_DELAY: Final = 0.002
+"""How long a given-back lease waits for this process's next acquire to carry it."""
 _STATE_TTL_MS: Final = 24 * 3600 * 1000
 """An account's AIMD state is forgotten after a day without requests."""
 _SECRET_QUERY: Final = frozenset({"password", "ssl_keyfile"})
@@ -280,68 +282,31 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-_ACQUIRE: Final = (
+_PRELUDE: Final = (
     _NOW_MS
     + """
--- KEYS: leases, state, pause, members, waiters
--- ARGV: holder, lease_ms, member, member_ttl_ms, ceiling, start, adaptive
-local lease = tonumber(ARGV[2])
-local member_ttl = tonumber(ARGV[4])
-local ceiling = tonumber(ARGV[5])
-redis.call('ZADD', KEYS[4], now + member_ttl, ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-redis.call('PEXPIRE', KEYS[4], member_ttl)
-local members = redis.call('ZCARD', KEYS[4])
-local state = redis.call('HMGET', KEYS[2], 'limit', 'round')
-local limit = tonumber(state[1])
-local round = tonumber(state[2]) or 0
-if not limit then
-  limit = math.max(1, math.min(tonumber(ARGV[6]), ceiling))
-  redis.call('HSET', KEYS[2], 'limit', limit, 'round', 0, 'slow', 1, 'credit', 0, 'calm', 0)
-  redis.call('PEXPIRE', KEYS[2], """
-    + str(_STATE_TTL_MS)
-    + """)
-end
-local allowed = limit
-if ARGV[7] == '0' or allowed > ceiling then allowed = ceiling end
-local pause = redis.call('PTTL', KEYS[3])
-if pause > 0 then
-  return {0, 0, pause, allowed, round, members}
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local held = redis.call('ZCARD', KEYS[1])
-if held < allowed then
-  redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], lease * 2)
-  redis.call('ZREM', KEYS[5], ARGV[3])
-  return {1, 0, 0, allowed, round, members}
-end
-redis.call('ZADD', KEYS[5], now + member_ttl, ARGV[3])
-redis.call('PEXPIRE', KEYS[5], member_ttl)
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, tonumber(first[2]) - now, 0, allowed, round, members}
-"""
-)
-
-_RELEASE: Final = (
-    _NOW_MS
-    + """
--- KEYS: leases, state, pause, waiters, wake
--- ARGV: holder, outcome (a: answered, p: pushback, f: failed, c: cancelled),
---       round sent in, retry_after_ms, ceiling, start, adaptive
-local removed = redis.call('ZREM', KEYS[1], ARGV[1])
-local ceiling = tonumber(ARGV[5])
+-- KEYS: leases, state, pause, members, waiters, wake
+-- ARGV: ceiling, start, adaptive (1 or 0), m, then m releases of 4 values: holder,
+--       outcome (a: answered, p: pushback, f: failed, c: cancelled), round sent in,
+--       retry_after_ms; then the script's own arguments from ARGV[5 + 4 m]
+local ceiling = tonumber(ARGV[1])
+local adaptive = ARGV[3] == '1'
 local s = redis.call('HMGET', KEYS[2], 'limit', 'round', 'slow', 'credit', 'calm')
-local limit = tonumber(s[1]) or math.max(1, math.min(tonumber(ARGV[6]), ceiling))
+local limit = tonumber(s[1])
+local changed = not limit
+if not limit then limit = math.max(1, math.min(tonumber(ARGV[2]), ceiling)) end
 local round = tonumber(s[2]) or 0
 local slow = tonumber(s[3]) or 1
 local credit = tonumber(s[4]) or 0
 local calm = tonumber(s[5]) or 0
 local before = limit
-local outcome = ARGV[2]
-if ARGV[7] == '1' and (outcome == 'a' or outcome == 'p') then
-  -- AdaptiveLimit.succeeded / pushed_back, line for line, with the round made global
-  if outcome == 'a' then
+local freed = 0
+
+-- AdaptiveLimit.succeeded and pushed_back, line for line, with the round made global
+local function release(holder, outcome, sent, pause_ms)
+  freed = freed + redis.call('ZREM', KEYS[1], holder)
+  if adaptive and outcome == 'a' then
+    changed = true
     calm = math.max(0, calm - 1)
     if limit < ceiling then
       if slow == 1 then credit = credit + 1 else credit = credit + 1 / (2 * limit) end
@@ -350,33 +315,88 @@ if ARGV[7] == '1' and (outcome == 'a' or outcome == 'p') then
         limit = limit + 1
       end
     end
-  elseif tonumber(ARGV[3]) == round and calm == 0 then
+  elseif adaptive and outcome == 'p' and sent == round and calm == 0 then
+    changed = true
     round = round + 1
     slow = 0
     credit = 0
     limit = math.max(1, math.floor(limit / 2))
     calm = limit
   end
+  if outcome == 'p' and pause_ms > 0 and redis.call('PTTL', KEYS[3]) < pause_ms then
+    redis.call('SET', KEYS[3], '1', 'PX', pause_ms)
+  end
+end
+
+-- a freed slot wakes one process that waits for one (BLPOP on the wake list)
+local function wake(n)
+  if n <= 0 then return end
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  local waiting = redis.call('ZCARD', KEYS[5])
+  if waiting == 0 then return end
+  for _ = 1, math.min(n, waiting) do redis.call('LPUSH', KEYS[6], '1') end
+  redis.call('LTRIM', KEYS[6], 0, waiting - 1)
+  redis.call('PEXPIRE', KEYS[6], 60000)
+end
+
+local m = tonumber(ARGV[4])
+for i = 0, m - 1 do
+  local b = 5 + 4 * i
+  release(ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]))
+end
+local rest = 5 + 4 * m
+if changed then
   redis.call('HSET', KEYS[2], 'limit', limit, 'round', round, 'slow', slow,
              'credit', tostring(credit), 'calm', calm)
   redis.call('PEXPIRE', KEYS[2], """
     + str(_STATE_TTL_MS)
     + """)
 end
-local retry_after = tonumber(ARGV[4])
-if outcome == 'p' and retry_after > 0 and redis.call('PTTL', KEYS[3]) < retry_after then
-  redis.call('SET', KEYS[3], '1', 'PX', retry_after)
-end
-if removed == 1 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-  local waiting = redis.call('ZCARD', KEYS[4])
-  if waiting > 0 then
-    redis.call('LPUSH', KEYS[5], '1')
-    redis.call('LTRIM', KEYS[5], 0, waiting - 1)
-    redis.call('PEXPIRE', KEYS[5], 60000)
-  end
-end
+"""
+)
+
+_RELEASE: Final = (
+    _PRELUDE
+    + """
+wake(freed)
 return {limit, before}
+"""
+)
+
+_ACQUIRE: Final = (
+    _PRELUDE
+    + """
+-- ARGV[rest ...]: holder, lease_ms, member, member_ttl_ms
+-- Returns: granted, ms to the first lease's end, pause ms, allowed, round, members,
+--          limit, limit before the releases
+local holder = ARGV[rest]
+local lease = tonumber(ARGV[rest + 1])
+local member = ARGV[rest + 2]
+local member_ttl = tonumber(ARGV[rest + 3])
+redis.call('ZADD', KEYS[4], now + member_ttl, member)
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+redis.call('PEXPIRE', KEYS[4], member_ttl)
+local members = redis.call('ZCARD', KEYS[4])
+local allowed = limit
+if not adaptive or allowed > ceiling then allowed = ceiling end
+local pause = redis.call('PTTL', KEYS[3])
+if pause > 0 then
+  wake(freed)
+  return {0, 0, pause, allowed, round, members, limit, before}
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < allowed then
+  redis.call('ZADD', KEYS[1], now + lease, holder)
+  redis.call('PEXPIRE', KEYS[1], lease * 2)
+  redis.call('ZREM', KEYS[5], member)
+  wake(freed - 1)
+  return {1, 0, 0, allowed, round, members, limit, before}
+end
+wake(freed)
+redis.call('ZADD', KEYS[5], now + member_ttl, member)
+redis.call('PEXPIRE', KEYS[5], member_ttl)
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, tonumber(first[2]) - now, 0, allowed, round, members, limit, before}
 """
 )
 
@@ -501,15 +521,17 @@ class SharedBudget:
         if self._stack is not None or self._closed:
             return
         coredis = _coredis()
-        from coredis.retry import NoRetryPolicy
+        from coredis.exceptions import ConnectionError
+        from coredis.retry import ConstantRetryPolicy
 
         settings = self.settings
         if settings.client is not None:
             redis = settings.client
         else:
+            # One retry on a new connection: a pooled one may have died with a restart.
             redis = coredis.Redis.from_url(
                 settings.url,
-                retry_policy=NoRetryPolicy(),
+                retry_policy=ConstantRetryPolicy((ConnectionError,), retries=1, delay=0.01),
                 connect_timeout=settings.timeout,
             )
         stack = AsyncExitStack()
@@ -732,6 +754,9 @@ class SharedConcurrency:
         self._ids = itertools.count(1)
         self._refreshing = False
         self._refresher: anyio.CancelScope | None = None
+        self._pending: list[tuple[str, str, int, int]] = []
+        """Releases not yet sent to Redis: holder, outcome code, round, pause (ms)."""
+        self._flushing = False
         self._limit = max(1, min(_START, self.ceiling)) if adaptive else self.ceiling
         self._fallback: AdaptiveLimit | None = None
         self.changes = 0
@@ -756,7 +781,9 @@ class SharedConcurrency:
         return self._fallback.limit if self._fallback is not None else self._limit
 
     def holders(self) -> list[str]:
-        return sorted(self._holders)
+        """The leases this process holds, or gave back without telling Redis yet."""
+        pending, self._pending = self._pending, []
+        return sorted(self._holders | {release[0] for release in pending})
 
     def outage_started(self) -> None:
         """Local limits for the outage: this process's share of the last shared limit."""
@@ -827,32 +854,50 @@ class SharedConcurrency:
                 self._queue[0].event.set()
 
     async def _try(self, holder: str) -> list[int]:
-        """The acquire script: [granted, ms to the first lease's end, pause ms, limit,
-        round, members]."""
+        """The acquire script, carrying the releases not yet sent: [granted, ms to the
+        first lease's end, pause ms, allowed, round, members, limit, limit before]."""
         budget = self._budget
         if not budget.usable():
             raise _Unavailable("Redis is unavailable", tried=False)
-        settings = budget.settings
-        keys = budget.keys
-        lease_ms = round(settings.lease * 1000)
+        lease_ms = round(budget.settings.lease * 1000)
         raw = await budget.run(
             "acquire",
-            [keys.leases, keys.state, keys.pause, keys.members, keys.waiters],
-            [
-                holder,
-                lease_ms,
-                budget.member,
-                2 * lease_ms,
-                self.ceiling,
-                _START,
-                1 if self.adaptive else 0,
-            ],
+            self._keys(),
+            [*self._releases(), holder, lease_ms, budget.member, 2 * lease_ms],
         )
         reply = [int(v) for v in raw]
         budget.answered()
         budget.heard(reply[3], reply[5])
-        self._limit = reply[3]
+        self._heard(reply[6], reply[7])
         return reply
+
+    def _keys(self) -> list[str]:
+        keys = self._budget.keys
+        return [keys.leases, keys.state, keys.pause, keys.members, keys.waiters, keys.wake]
+
+    def _releases(self) -> list[Any]:
+        """The scripts' first arguments: the settings, and the releases not yet sent
+        (taken: a failed step loses them, and their leases expire by themselves)."""
+        pending, self._pending = self._pending, []
+        args: list[Any] = [self.ceiling, _START, 1 if self.adaptive else 0, len(pending)]
+        for release in pending:
+            args += release
+        return args
+
+    def _heard(self, limit: int, before: int) -> None:
+        """The account's limit after this process's releases (and before them)."""
+        allowed = min(limit, self.ceiling) if self.adaptive else self.ceiling
+        if allowed != self._limit:
+            self.changes += 1
+        if limit < before:
+            logger.info(
+                "shared concurrency limit %d -> %d: the provider asked to slow down",
+                before,
+                limit,
+            )
+        elif limit > before:
+            logger.debug("shared concurrency limit %d -> %d", before, limit)
+        self._limit = allowed
 
     async def _wait(self, reply: list[int]) -> None:
         """Sleep out a pause, or block until a permit is given back (or a lease ends)."""
@@ -875,59 +920,64 @@ class SharedConcurrency:
     async def release(
         self, permit: Permit, outcome: Outcome, *, retry_after: float | None = None
     ) -> None:
-        """Give the permit back and report the outcome; shielded, so a cancelled request
-        gives it back too (within ``timeout``: past that, the lease expires)."""
+        """Give the permit back and report the outcome (no checkpoint).
+
+        A lease goes back with this process's next step in Redis: the next acquire
+        carries it (one round trip for "give back, take again"), or a task of the
+        client sends the releases that no acquire took. Neither belongs to the request,
+        so a cancelled request gives its lease back too; if Redis does not answer
+        within ``timeout``, the lease expires by itself.
+        """
         assert isinstance(permit, _SharedPermit)
         try:
             if permit.local is not None and permit.local_limit is not None:
                 await permit.local_limit.release(permit.local, outcome, retry_after=retry_after)
             elif permit.holder is not None:
                 self._holders.discard(permit.holder)
-                with anyio.CancelScope(shield=True):
-                    await self._release_shared(permit, outcome, retry_after)
+                if self._budget.up:
+                    pause_ms = 0
+                    if retry_after is not None and outcome is Outcome.PUSHBACK:
+                        pause_ms = round(min(max(retry_after, 0.0), _MAX_PAUSE) * 1000)
+                    code = _OUTCOME_CODES[outcome]
+                    self._pending.append((permit.holder, code, permit.round, pause_ms))
+                    self._flush_soon()
         finally:
             self._slots.release_on_behalf_of(permit)
 
-    async def _release_shared(
-        self, permit: _SharedPermit, outcome: Outcome, retry_after: float | None
-    ) -> None:
-        budget = self._budget
-        if not budget.up:
-            return  # its lease expires by itself
-        keys = budget.keys
-        pause_ms = 0
-        if retry_after is not None and outcome is Outcome.PUSHBACK:
-            pause_ms = round(min(max(retry_after, 0.0), _MAX_PAUSE) * 1000)
-        try:
-            raw = await budget.run(
-                "release",
-                [keys.leases, keys.state, keys.pause, keys.waiters, keys.wake],
-                [
-                    permit.holder,
-                    _OUTCOME_CODES[outcome],
-                    permit.round,
-                    pause_ms,
-                    self.ceiling,
-                    _START,
-                    1 if self.adaptive else 0,
-                ],
-            )
-        except _Unavailable as exc:
-            budget.failed(exc.why)
+    async def drain(self) -> None:
+        """Wait until every release has reached Redis (or Redis is down)."""
+        while self._pending or self._flushing:
+            await anyio.sleep(0.001)
+
+    def _flush_soon(self) -> None:
+        task_group = self._budget.task_group
+        if self._flushing or task_group is None:
             return
-        limit, before = (int(v) for v in raw)
-        allowed = min(limit, self.ceiling) if self.adaptive else self.ceiling
-        if allowed != self._limit:
-            self.changes += 1
-        if limit < before:
-            logger.info(
-                "shared concurrency limit %d -> %d: the provider asked to slow down",
-                before,
-                limit,
-            )
-        elif limit > before:
-            logger.debug("shared concurrency limit %d -> %d", before, limit)
-        self._limit = allowed
+        self._flushing = True
+        task_group.start_soon(self._flush)
+
+    async def _flush(self) -> None:
+        """Send the releases that no acquire has carried, all in one step.
+
+        Unless a task of this process waits for a lease, it first gives the next acquire
+        a moment to carry them (a worker takes its next batch right away).
+        """
+        budget = self._budget
+        try:
+            if not self._queue:
+                await anyio.sleep(_FLUSH_DELAY)
+            while self._pending and budget.up:
+                try:
+                    raw = await budget.run("release", self._keys(), self._releases())
+                except _Unavailable as exc:
+                    budget.failed(exc.why)
+                    break
+                limit, before = (int(v) for v in raw)
+                self._heard(limit, before)
+        finally:
+            self._flushing = False
+            if not budget.up:
+                self._pending.clear()  # their leases expire by themselves
 
     def stop_refreshing(self) -> None:
         if self._refresher is not None:

@@ -188,6 +188,8 @@ async def test_the_account_halves_once_per_round_not_once_per_client(redis_url: 
         assert {permit.round for _, permit in permits} == {0}
         for budget, permit in permits:  # six refusals of requests sent in one round
             await budget.release(permit, Outcome.PUSHBACK)
+        await first.drain()
+        await second.drain()
         assert (first.limit, second.limit) == (4, 4)  # 8 -> 4 once, not 8 -> 4 -> 2 -> 1
         assert first.in_flight == second.in_flight == 0
         # A full round of answers at the new limit, then the next refusal halves again.
@@ -195,8 +197,10 @@ async def test_the_account_halves_once_per_round_not_once_per_client(redis_url: 
             permit = await second.acquire()
             assert permit.round == 1
             await second.release(permit, Outcome.ANSWERED)
+        await second.drain()
         permit = await first.acquire()
         await first.release(permit, Outcome.PUSHBACK)
+        await first.drain()
         assert first.limit == 2
     redis_state = await read_hash(redis_url, f"organik:{{{account_digest(DEMO_API_KEY)}}}:aimd")
     assert redis_state[b"limit"] == b"2"
@@ -215,6 +219,7 @@ async def test_answers_grow_the_shared_limit_up_to_max_in_flight(redis_url: str)
         assert budget.limit == 8
         for _ in range(5):  # slow start: one more per answer, until the ceiling
             await budget.release(await budget.acquire(), Outcome.ANSWERED)
+        await budget.drain()
         assert budget.limit == 10
 
 
@@ -246,6 +251,7 @@ async def test_a_cancelled_call_gives_its_permits_back(
                     assert leases(redis_server) == 4
                     tg.cancel_scope.cancel()
             assert not scope.cancelled_caught
+            await concurrency_of(client).drain()  # sent by the client, not the cancelled call
             assert leases(redis_server) == 0
             assert concurrency_of(client).in_flight == 0
 
