@@ -49,7 +49,6 @@ import logging
 import os
 import random
 import secrets
-from collections import deque
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import KW_ONLY, dataclass
@@ -84,6 +83,8 @@ _MAX_PAUSE: Final = 120.0
 _MAX_BLOCK: Final = 0.2
 """The longest a waiter blocks in Redis before asking again (a missed wake-up's cost)."""
 _MIN_BLOCK: Final = 0.01
+_MAX_BATCH: Final = 64
+"""The most leases one acquire step asks for."""
 _FLUSH_DELAY: Final = 0.002
 """How long a given-back lease waits for this process's next acquire to carry it."""
 _STATE_TTL_MS: Final = 24 * 3600 * 1000
@@ -366,13 +367,13 @@ return {limit, before}
 _ACQUIRE: Final = (
     _PRELUDE
     + """
--- ARGV[rest ...]: holder, lease_ms, member, member_ttl_ms
--- Returns: granted, ms to the first lease's end, pause ms, allowed, round, members,
---          limit, limit before the releases
-local holder = ARGV[rest]
-local lease = tonumber(ARGV[rest + 1])
-local member = ARGV[rest + 2]
-local member_ttl = tonumber(ARGV[rest + 3])
+-- ARGV[rest ...]: lease_ms, member, member_ttl_ms, wanted, then a holder name for each
+-- Returns: leases granted (to the first holders), ms to the first lease's end, pause
+--          ms, allowed, round, members, limit, limit before the releases
+local lease = tonumber(ARGV[rest])
+local member = ARGV[rest + 1]
+local member_ttl = tonumber(ARGV[rest + 2])
+local wanted = tonumber(ARGV[rest + 3])
 redis.call('ZADD', KEYS[4], now + member_ttl, member)
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 redis.call('PEXPIRE', KEYS[4], member_ttl)
@@ -385,18 +386,20 @@ if pause > 0 then
   return {0, 0, pause, allowed, round, members, limit, before}
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < allowed then
-  redis.call('ZADD', KEYS[1], now + lease, holder)
-  redis.call('PEXPIRE', KEYS[1], lease * 2)
-  redis.call('ZREM', KEYS[5], member)
-  wake(freed - 1)
-  return {1, 0, 0, allowed, round, members, limit, before}
+local granted = math.max(0, math.min(wanted, allowed - redis.call('ZCARD', KEYS[1])))
+for i = 1, granted do
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[rest + 3 + i])
 end
-wake(freed)
+if granted > 0 then redis.call('PEXPIRE', KEYS[1], lease * 2) end
+wake(freed - granted)
+if granted == wanted then
+  redis.call('ZREM', KEYS[5], member)
+  return {granted, 0, 0, allowed, round, members, limit, before}
+end
 redis.call('ZADD', KEYS[5], now + member_ttl, member)
 redis.call('PEXPIRE', KEYS[5], member_ttl)
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, tonumber(first[2]) - now, 0, allowed, round, members, limit, before}
+return {granted, tonumber(first[2]) - now, 0, allowed, round, members, limit, before}
 """
 )
 
@@ -726,12 +729,19 @@ class _SharedPermit(Permit):
 
 
 class _Turn:
-    """A task's place in this process's queue for the shared budget."""
+    """A request's place in this process's queue for the account's leases."""
 
-    __slots__ = ("event",)
+    __slots__ = ("event", "failed", "granted", "holder", "round")
 
-    def __init__(self) -> None:
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
         self.event = anyio.Event()
+        self.granted = False
+        self.round = 0
+        self.failed: str | None = None
+
+    def wake(self) -> None:
+        self.event.set()
 
 
 class SharedConcurrency:
@@ -749,7 +759,8 @@ class SharedConcurrency:
         self.adaptive = adaptive
         self._process_slots = ceiling
         self._slots = anyio.CapacityLimiter(ceiling)
-        self._queue: deque[_Turn] = deque()
+        self._queue: list[_Turn] = []
+        self._lead: _Turn | None = None
         self._holders: set[str] = set()
         self._ids = itertools.count(1)
         self._refreshing = False
@@ -826,36 +837,71 @@ class SharedConcurrency:
             raise
 
     async def _acquire_shared(self, permit: _SharedPermit) -> None:
-        holder = f"{self._budget.member}:{next(self._ids)}"
-        reply: list[int] | None = None
-        if not self._queue:
-            reply = await self._try(holder)
-            if reply[0]:
-                self._granted(permit, holder, reply)
-                return
-        turn = _Turn()
+        """A lease from Redis: one task of the process (the lead) asks for every queued
+        request at once, and waits in Redis when there is no room; the others wait here."""
+        turn = _Turn(f"{self._budget.member}:{next(self._ids)}")
         self._queue.append(turn)
         try:
-            if self._queue[0] is not turn:
-                await turn.event.wait()
-                reply = None
-            while True:
-                if reply is None:
-                    reply = await self._try(holder)
-                    if reply[0]:
-                        self._granted(permit, holder, reply)
-                        return
-                await self._wait(reply)
-                reply = None
-        finally:
-            first = self._queue[0] is turn
-            self._queue.remove(turn)
-            if first and self._queue:
-                self._queue[0].event.set()
+            while not turn.granted:
+                if turn.failed is not None:
+                    raise _Unavailable(turn.failed)
+                if self._lead is None:
+                    self._lead = turn
+                    try:
+                        await self._serve(turn)
+                    finally:
+                        self._lead = None
+                        self._pass_lead()
+                else:
+                    turn.event = anyio.Event()
+                    await turn.event.wait()
+        except BaseException:
+            if turn in self._queue:
+                self._queue.remove(turn)
+            if turn.granted:  # granted, then cancelled before it was used: give it back
+                self._pending.append((turn.holder, "c", turn.round, 0))
+                self._flush_soon()
+            raise
+        permit.holder = turn.holder
+        permit.round = turn.round
+        self._holders.add(turn.holder)
+        budget = self._budget
+        if not self._refreshing and budget.task_group is not None:
+            self._refreshing = True
+            budget.task_group.start_soon(self._refresh)
 
-    async def _try(self, holder: str) -> list[int]:
-        """The acquire script, carrying the releases not yet sent: [granted, ms to the
-        first lease's end, pause ms, allowed, round, members, limit, limit before]."""
+    async def _serve(self, lead: _Turn) -> None:
+        """As the lead: ask for leases for the queue (the lead first) until the lead has one."""
+        while not lead.granted:
+            batch = [lead, *(t for t in self._queue if t is not lead)][:_MAX_BATCH]
+            try:
+                with anyio.CancelScope(shield=True):  # bounded by timeout; grants are kept
+                    reply = await self._try([t.holder for t in batch])
+                    for turn in batch[: reply[0]]:
+                        turn.granted = True
+                        turn.round = reply[4]
+                        self._queue.remove(turn)
+                        if turn is not lead:
+                            turn.wake()
+            except _Unavailable as exc:
+                for turn in self._queue:
+                    if turn is not lead:
+                        turn.failed = exc.why
+                        turn.wake()
+                raise
+            if not lead.granted:
+                await self._wait(reply)
+
+    def _pass_lead(self) -> None:
+        for turn in self._queue:
+            if not turn.granted and turn.failed is None:
+                turn.wake()
+                return
+
+    async def _try(self, holders: list[str]) -> list[int]:
+        """The acquire script for ``holders``, carrying the releases not yet sent:
+        [leases granted, ms to the first lease's end, pause ms, allowed, round, members,
+        limit, limit before]."""
         budget = self._budget
         if not budget.usable():
             raise _Unavailable("Redis is unavailable", tried=False)
@@ -863,7 +909,7 @@ class SharedConcurrency:
         raw = await budget.run(
             "acquire",
             self._keys(),
-            [*self._releases(), holder, lease_ms, budget.member, 2 * lease_ms],
+            [*self._releases(), lease_ms, budget.member, 2 * lease_ms, len(holders), *holders],
         )
         reply = [int(v) for v in raw]
         budget.answered()
@@ -908,15 +954,6 @@ class SharedConcurrency:
         seconds = min(max(reply[1] / 1000, _MIN_BLOCK), _MAX_BLOCK)
         await self._budget.block(round(seconds * (0.75 + 0.5 * random.random()), 3))
 
-    def _granted(self, permit: _SharedPermit, holder: str, reply: list[int]) -> None:
-        permit.holder = holder
-        permit.round = reply[4]
-        self._holders.add(holder)
-        budget = self._budget
-        if not self._refreshing and budget.task_group is not None:
-            self._refreshing = True
-            budget.task_group.start_soon(self._refresh)
-
     async def release(
         self, permit: Permit, outcome: Outcome, *, retry_after: float | None = None
     ) -> None:
@@ -946,7 +983,7 @@ class SharedConcurrency:
 
     async def drain(self) -> None:
         """Wait until every release has reached Redis (or Redis is down)."""
-        while self._pending or self._flushing:
+        while self._pending or self._flushing:  # noqa: ASYNC110 (for tests: rare, brief)
             await anyio.sleep(0.001)
 
     def _flush_soon(self) -> None:

@@ -114,9 +114,8 @@ async def test_a_holder_killed_mid_request_frees_its_slots_when_its_leases_expir
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(60.0)])
     leases_key = f"organik:{{{account_digest(DEMO_API_KEY)}}}:leases"
 
-    def leases() -> int:
-        count: int = redis_server.client().zcard(leases_key)
-        return count
+    def leases() -> set[bytes]:
+        return set(redis_server.client().zrange(leases_key, 0, -1))
 
     async def wait_for(condition: Callable[[], bool]) -> None:
         with anyio.fail_after(30):
@@ -128,7 +127,8 @@ async def test_a_holder_killed_mid_request_frees_its_slots_when_its_leases_expir
         command = [sys.executable, "-c", HOLDER, base_url, redis_url, *TRACKS[:4]]
         async with await anyio.open_process(command, env=environment()) as holder:
             await wait_for(lambda: fake.stats.admitted == 2)
-            assert leases() == 2  # both slots of the account are the holder's
+            dead = leases()
+            assert len(dead) == 2  # both slots of the account are the holder's
             holder.send_signal(signal.SIGKILL)
             await holder.wait()
         fake.faults.clear()
@@ -137,5 +137,7 @@ async def test_a_holder_killed_mid_request_frees_its_slots_when_its_leases_expir
                 DEMO_API_KEY, base_url=base_url, shared_limits=limits, batch_sizes=1
             ) as client:
                 rows = await client.detailed_report(gsm_track_ids=TRACKS[4:6])
+    # The account had no free slot until the dead holder's leases expired; what is
+    # left in Redis is at most those (dropped by the next step after their end).
     assert rows == DATASET.expected(gsm_track_ids=TRACKS[4:6])
-    assert leases() == 0
+    assert leases() <= dead
