@@ -440,6 +440,19 @@ redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX',
 return tat - now
 """
 
+_SCRIPTS: Final = {
+    "acquire": _ACQUIRE,
+    "release": _RELEASE,
+    "refresh": _REFRESH,
+    "free": _FREE,
+    "rate": _RATE,
+}
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
 _OUTCOME_CODES: Final = {
     Outcome.ANSWERED: "a",
     Outcome.PUSHBACK: "p",
@@ -499,7 +512,8 @@ class SharedBudget:
         self.member = secrets.token_hex(6)
         self._password = settings._password()
         self._redis: Any = None
-        self._scripts: dict[str, Any] = {}
+        self._no_script: type[Exception] = Exception
+        self._scripts = {name: (_sha1(text), text) for name, text in _SCRIPTS.items()}
         self._stack: AsyncExitStack | None = None
         self.task_group: TaskGroup | None = None
         self._closed = False
@@ -524,8 +538,10 @@ class SharedBudget:
         if self._stack is not None or self._closed:
             return
         coredis = _coredis()
-        from coredis.exceptions import ConnectionError
+        from coredis.exceptions import ConnectionError, NoScriptError
         from coredis.retry import ConstantRetryPolicy
+
+        self._no_script = NoScriptError
 
         settings = self.settings
         if settings.client is not None:
@@ -544,16 +560,6 @@ class SharedBudget:
         except BaseException:
             await stack.aclose()
             raise
-        self._scripts = {
-            name: redis.register_script(text)
-            for name, text in (
-                ("acquire", _ACQUIRE),
-                ("release", _RELEASE),
-                ("refresh", _REFRESH),
-                ("free", _FREE),
-                ("rate", _RATE),
-            )
-        }
         self._redis = redis
         self._stack = stack
 
@@ -587,10 +593,20 @@ class SharedBudget:
 
     async def run(self, name: str, keys: list[str], args: list[Any], *, wait: float = 0.0) -> Any:
         """One script in Redis, within ``timeout`` (plus ``wait``); `_Unavailable` otherwise."""
-        script = self._scripts.get(name)
-        if script is None or self._redis is None:
+        redis = self._redis
+        if redis is None:
             raise _Unavailable("the client is closed")
-        why = await self._step(lambda: script(keys=keys, args=args), wait)
+        sha, text = self._scripts[name]
+        no_script = self._no_script
+
+        async def send() -> Any:
+            try:
+                return await redis.evalsha(sha, keys=keys, args=args)
+            except no_script:  # a new or restarted Redis: load it, then run it
+                await redis.script_load(text)
+                return await redis.evalsha(sha, keys=keys, args=args)
+
+        why = await self._step(send, wait)
         if isinstance(why, _Failure):
             raise _Unavailable(why.text)
         return why
