@@ -21,12 +21,15 @@ same queue:
   one "next free slot" for the account), and a ``Retry-After`` from the provider pauses
   every process.
 
-A waiter that finds no room blocks on a short ``BLPOP`` of a wake-up list that a release
-pushes to (only while someone waits), rather than polling: a freed slot is taken within a
-round trip, and an idle wait costs nothing. Only one task per process waits in Redis (the
-others queue behind it locally), so a process holds at most one blocked connection. The
-``BLPOP`` timeout is short and jittered, so a missed wake-up, or a lease that expires
-rather than being given back, costs at most a fraction of a second.
+One task of a process at a time talks to Redis for leases (the lead): it asks for a
+lease for every request queued in the process in one step, hands them out, and when
+there is no room blocks on a short ``BLPOP`` of a wake-up list that a release pushes to
+(only while a process waits), rather than polling: a freed slot is taken within a round
+trip, an idle wait costs nothing, and a process holds at most one blocked connection. The
+``BLPOP`` timeout is short (at most 0.2 s) and jittered, so a missed wake-up, or a lease
+that expires rather than being given back, costs at most a fraction of a second. A
+given-back lease rides on the process's next acquire (give back and take again: one
+round trip per request), or goes by itself 2 ms later when no acquire comes.
 
 Keys are named after a digest of the API key, never the key (``{prefix}:{<16 hex of
 sha256>}:leases``; the braces are a cluster hash tag, so every key of an account lives on
