@@ -49,6 +49,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import math
 import os
 import random
 import secrets
@@ -89,6 +90,10 @@ _MIN_BLOCK: Final = 0.01
 _MAX_BATCH: Final = 64
 """The most leases one acquire step asks for."""
 _FLUSH_DELAY: Final = 0.002
+_KEEP: Final = 0.02
+"""How long a lease no request took stays with its process (while no process waits)."""
+_REUSE_FRESH: Final = 0.05
+"""A kept lease serves another request only if Redis answered this recently."""
 """How long a given-back lease waits for this process's next acquire to carry it."""
 _STATE_TTL_MS: Final = 24 * 3600 * 1000
 """An account's AIMD state is forgotten after a day without requests."""
@@ -343,6 +348,13 @@ local function wake(n)
   redis.call('PEXPIRE', KEYS[6], 60000)
 end
 
+-- the account's leases in flight and processes waiting, once expired entries are gone
+local function load()
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  return redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[5])
+end
+
 local m = tonumber(ARGV[4])
 for i = 0, m - 1 do
   local b = 5 + 4 * i
@@ -363,7 +375,8 @@ _RELEASE: Final = (
     _PRELUDE
     + """
 wake(freed)
-return {limit, before}
+local held, waiting = load()
+return {limit, before, round, held, waiting}
 """
 )
 
@@ -372,7 +385,8 @@ _ACQUIRE: Final = (
     + """
 -- ARGV[rest ...]: lease_ms, member, member_ttl_ms, wanted, then a holder name for each
 -- Returns: leases granted (to the first holders), ms to the first lease's end, pause
---          ms, allowed, round, members, limit, limit before the releases
+--          ms, allowed, round, members, limit, limit before the releases, leases held
+--          in the account, processes waiting
 local lease = tonumber(ARGV[rest])
 local member = ARGV[rest + 1]
 local member_ttl = tonumber(ARGV[rest + 2])
@@ -386,23 +400,35 @@ if not adaptive or allowed > ceiling then allowed = ceiling end
 local pause = redis.call('PTTL', KEYS[3])
 if pause > 0 then
   wake(freed)
-  return {0, 0, pause, allowed, round, members, limit, before}
+  local held, waiting = load()
+  return {0, 0, pause, allowed, round, members, limit, before, held, waiting}
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local granted = math.max(0, math.min(wanted, allowed - redis.call('ZCARD', KEYS[1])))
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+local others = redis.call('ZCARD', KEYS[5])
+if redis.call('ZSCORE', KEYS[5], member) then others = others - 1 end
+local room = allowed - redis.call('ZCARD', KEYS[1])
+-- slots this step's own releases freed go to the processes that wait, if any: a
+-- process that gives back and takes again must not keep the account's slots
+if others > 0 then room = room - freed end
+local granted = math.max(0, math.min(wanted, room))
 for i = 1, granted do
   redis.call('ZADD', KEYS[1], now + lease, ARGV[rest + 3 + i])
 end
 if granted > 0 then redis.call('PEXPIRE', KEYS[1], lease * 2) end
-wake(freed - granted)
+if others > 0 then wake(freed) else wake(freed - granted) end
 if granted == wanted then
   redis.call('ZREM', KEYS[5], member)
-  return {granted, 0, 0, allowed, round, members, limit, before}
+  local held, waiting = load()
+  return {granted, 0, 0, allowed, round, members, limit, before, held, waiting}
 end
 redis.call('ZADD', KEYS[5], now + member_ttl, member)
 redis.call('PEXPIRE', KEYS[5], member_ttl)
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {granted, tonumber(first[2]) - now, 0, allowed, round, members, limit, before}
+local until_first = 0  -- none: the room went to processes that wait
+if first[2] then until_first = tonumber(first[2]) - now end
+local held, waiting = load()
+return {granted, until_first, 0, allowed, round, members, limit, before, held, waiting}
 """
 )
 
@@ -785,8 +811,14 @@ class SharedConcurrency:
         self._refreshing = False
         self._refresher: anyio.CancelScope | None = None
         self._pending: list[tuple[str, str, int, int]] = []
-        """Releases not yet sent to Redis: holder, outcome code, round, pause (ms)."""
+        """Releases not yet sent to Redis: holder ("" for an outcome alone), outcome
+        code, round, pause (ms)."""
         self._flushing = False
+        self._parked: list[tuple[str, float]] = []
+        """Leases kept for this process's next request: holder, since when."""
+        self._round = 0
+        self._share_ok = False
+        self._heard_at = -math.inf
         self._limit = max(1, min(_START, self.ceiling)) if adaptive else self.ceiling
         self._fallback: AdaptiveLimit | None = None
         self.changes = 0
@@ -839,6 +871,10 @@ class SharedConcurrency:
             await self._slots.acquire_on_behalf_of(permit)
         try:
             budget = self._budget
+            if self._parked and budget.up and self._reusable():
+                permit.holder = self._parked.pop()[0]  # still in Redis, still counted
+                permit.round = self._round
+                return permit
             if budget.connected():
                 try:
                     await self._acquire_shared(permit)
@@ -934,6 +970,7 @@ class SharedConcurrency:
         budget.answered()
         budget.heard(reply[3], reply[5])
         self._heard(reply[6], reply[7])
+        self._note(reply[4], reply[8], reply[9])
         return reply
 
     def _keys(self) -> list[str]:
@@ -948,6 +985,11 @@ class SharedConcurrency:
         for release in pending:
             args += release
         return args
+
+    def _note(self, round_: int, held: int, waiting: int) -> None:
+        self._round = round_
+        self._share_ok = waiting == 0 and held <= self._limit
+        self._heard_at = anyio.current_time()
 
     def _heard(self, limit: int, before: int) -> None:
         """The account's limit after this process's releases (and before them)."""
@@ -989,16 +1031,51 @@ class SharedConcurrency:
             if permit.local is not None and permit.local_limit is not None:
                 await permit.local_limit.release(permit.local, outcome, retry_after=retry_after)
             elif permit.holder is not None:
-                self._holders.discard(permit.holder)
-                if self._budget.up:
-                    pause_ms = 0
-                    if retry_after is not None and outcome is Outcome.PUSHBACK:
-                        pause_ms = round(min(max(retry_after, 0.0), _MAX_PAUSE) * 1000)
-                    code = _OUTCOME_CODES[outcome]
-                    self._pending.append((permit.holder, code, permit.round, pause_ms))
-                    self._flush_soon()
+                self._give_back(permit.holder, outcome, permit.round, retry_after)
         finally:
             self._slots.release_on_behalf_of(permit)
+
+    def _give_back(
+        self, holder: str, outcome: Outcome, sent_in: int, retry_after: float | None
+    ) -> None:
+        code = _OUTCOME_CODES[outcome]
+        if not self._budget.up:
+            self._holders.discard(holder)  # its lease expires by itself
+            return
+        if outcome is not Outcome.PUSHBACK and self._reusable():
+            # Kept for this process's next request; the outcome goes to Redis alone.
+            self._parked.append((holder, anyio.current_time()))
+            self._pending.append(("", code, sent_in, 0))
+        else:
+            self._holders.discard(holder)
+            pause_ms = 0
+            if retry_after is not None and outcome is Outcome.PUSHBACK:
+                pause_ms = round(min(max(retry_after, 0.0), _MAX_PAUSE) * 1000)
+            self._pending.append((holder, code, sent_in, pause_ms))
+        self._flush_soon()
+
+    def _reusable(self) -> bool:
+        """Whether a lease this process holds may serve its next request without Redis:
+        no process waits for one, the account is within its limit, and Redis said so
+        a moment ago."""
+        return (
+            self._share_ok
+            and not self._queue
+            and anyio.current_time() - self._heard_at < _REUSE_FRESH
+        )
+
+    def _return_idle(self) -> None:
+        """Kept leases go back to Redis when no request took them for `_KEEP` seconds,
+        or when they may no longer be kept (someone waits)."""
+        now = anyio.current_time()
+        keep = self._reusable()
+        parked, self._parked = self._parked, []
+        for holder, since in parked:
+            if keep and now - since < _KEEP:
+                self._parked.append((holder, since))
+            else:
+                self._holders.discard(holder)
+                self._pending.append((holder, "r", self._round, 0))
 
     async def drain(self) -> None:
         """Wait until every release has reached Redis (or Redis is down)."""
@@ -1013,27 +1090,43 @@ class SharedConcurrency:
         task_group.start_soon(self._flush)
 
     async def _flush(self) -> None:
-        """Send the releases that no acquire has carried, all in one step.
+        """Send the releases and outcomes that no acquire has carried, in one step, and
+        give back the kept leases no request took. Outcomes of requests whose lease was
+        kept go at most every `_KEEP` seconds: a busy process takes one step in Redis
+        per `_KEEP`, not one per request.
 
         Unless a task of this process waits for a lease, it first gives the next acquire
         a moment to carry them (a worker takes its next batch right away).
         """
         budget = self._budget
         try:
-            if not self._queue:
-                await anyio.sleep(_FLUSH_DELAY)
-            while self._pending and budget.up:
+            while budget.up:
+                if not self._queue:
+                    await anyio.sleep(_FLUSH_DELAY)
+                self._return_idle()
+                if not self._pending:
+                    if self._parked:
+                        continue
+                    break
+                if (
+                    all(not release[0] for release in self._pending)
+                    and anyio.current_time() - self._heard_at < _KEEP
+                ):
+                    continue  # outcomes alone go at most every _KEEP seconds
                 try:
                     raw = await budget.run("release", self._keys(), self._releases())
                 except _Unavailable as exc:
                     budget.failed(exc.why)
                     break
-                limit, before = (int(v) for v in raw)
+                limit, before, round_, held, waiting = (int(v) for v in raw)
                 self._heard(limit, before)
+                self._note(round_, held, waiting)
         finally:
             self._flushing = False
             if not budget.up:
                 self._pending.clear()  # their leases expire by themselves
+                self._holders.difference_update(holder for holder, _ in self._parked)
+                self._parked.clear()
 
     def stop_refreshing(self) -> None:
         if self._refresher is not None:

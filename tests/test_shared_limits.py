@@ -223,6 +223,38 @@ async def test_answers_grow_the_shared_limit_up_to_max_in_flight(redis_url: str)
         assert budget.limit == 10
 
 
+async def test_a_process_keeps_its_lease_while_no_one_waits_and_yields_it_when_one_does(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(0.01)])
+    limits = shared(redis_url, max_in_flight=1)
+    settings = {"batch_sizes": 1, "max_concurrency": 1}
+    done: list[str] = []
+    with anyio.fail_after(60):
+        async with client_for(fake, limits, **settings) as a, client_for(fake, limits) as b:
+            redis_server.client().config_resetstat()
+            await a.detailed_report(transaction_ids=TX[:20])  # alone: the lease is kept
+            steps = redis_server.client().info("commandstats")["cmdstat_evalsha"]["calls"]
+            assert steps < 20
+
+            async def first() -> None:
+                await a.detailed_report(transaction_ids=TX[:40])
+                done.append("a")
+
+            async def second() -> None:
+                await b.detailed_report(transaction_ids=TX[40:41])
+                done.append("b")
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first)
+                await wait_for(lambda: fake.stats.requests >= 23)
+                tg.start_soon(second)
+    # With one slot for the account, the waiting client got it long before the other's
+    # forty requests were done: a kept lease goes back as soon as someone waits.
+    assert done == ["b", "a"]
+    assert fake.stats.peak_admitted == 1
+
+
 async def test_a_long_request_renews_its_lease(redis_url: str) -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(2.5, on_requests={1})])
     limits = shared(redis_url, lease=0.6, max_in_flight=1)
