@@ -29,7 +29,11 @@ trip, an idle wait costs nothing, and a process holds at most one blocked connec
 ``BLPOP`` timeout is short (at most 0.2 s) and jittered, so a missed wake-up, or a lease
 that expires rather than being given back, costs at most a fraction of a second. A
 given-back lease rides on the process's next acquire (give back and take again: one
-round trip per request), or goes by itself 2 ms later when no acquire comes.
+round trip per request), or goes by itself 2 ms later when no acquire comes. While no
+other process waits and the account is within its limit, a process keeps a given-back
+lease (up to 20 ms) for its next request and sends the outcomes together every 20 ms;
+once a reply shows a process waiting, leases go back, and the slots a step frees go to
+the waiting processes before its own process takes again.
 
 Keys are named after a digest of the API key, never the key (``{prefix}:{<16 hex of
 sha256>}:leases``; the braces are a cluster hash tag, so every key of an account lives on
