@@ -16,18 +16,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import ssl
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, Unpack
 
 import httpx
 
-from ._aiohttp import AVAILABLE as AIOHTTP_AVAILABLE
-from ._aiohttp import AiohttpPool
 from ._bulk import Batches, BulkOptions, BulkRun, ReportStream, Rows, check_sources, collect
 from ._exceptions import AuthenticationError
 from ._follow import FollowStream
+from ._http import make_sender
 from ._models import (
     ID_KINDS,
     BatchResult,
@@ -50,7 +48,6 @@ from ._options import (
     check_positive_int,
     check_positive_number,
 )
-from ._pool import PoolSet
 from ._ratelimit import AdaptiveLimit, RateLimiter
 from ._redact import Redactor, Secret, install_log_filter
 from ._requester import Reachability, Requester
@@ -127,18 +124,6 @@ def _check_base_url(value: object, redactor: Redactor) -> str:
             f"itself (give the provider's root, or your proxy's prefix): {shown!r}"
         )
     return value.rstrip("/")
-
-
-def _pool_limits(size: int) -> httpx.Limits:
-    """Limits for one small pool.
-
-    Every connection is kept alive (a pool never holds more than it needs),
-    and an idle one is dropped after 4 s: servers commonly close idle
-    connections after 5 s (uvicorn, Apache), and reusing one at that moment
-    fails a request that never reached the server (measured: retries at
-    httpx's default 5 s, none at 4 s).
-    """
-    return httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=4.0)
 
 
 class OrganikClient:
@@ -231,39 +216,21 @@ class OrganikClient:
             )
         check_positive_int("max_connections", max_connections)
         check_positive_int("pool_size", pool_size)
-        if http_client is not None and transport is not None:
-            raise ValueError("pass http_client or transport, not both")
-        aiohttp_pool = self._aiohttp_pool(
+        sender = make_sender(
             http_backend,
-            custom=http_client is not None or transport is not None,
-            max_connections=max_connections,
+            http_client=http_client,
+            transport=transport,
+            timeout=settings.timeout,
             base_url=url,
+            max_connections=max_connections,
+            pool_size=pool_size,
         )
-        self._ssl_context: ssl.SSLContext | None = None
-        pool_timeout = settings.timeout
-        if http_client is not None:
-            pools = PoolSet(
-                None, max_connections=max_connections, pool_size=pool_size, shared=http_client
-            )
-        elif transport is not None:
-            pools = PoolSet(
-                lambda _size: httpx.AsyncClient(timeout=pool_timeout, transport=transport),
-                max_connections=max_connections,
-                pool_size=max_connections,
-            )
-        else:
-            pools = PoolSet(
-                lambda size: self._new_pool(size, pool_timeout),
-                max_connections=max_connections,
-                pool_size=pool_size,
-            )
         self._settings = settings
         self._requester = Requester(
             api_key=key,
             base_url=url,
             redactor=redactor,
-            pools=pools,
-            owns_pools=http_client is None,
+            sender=sender,
             rate_limiter=rate_limiter if budget is None else budget.rate,
             concurrency=(
                 budget.concurrency
@@ -273,41 +240,6 @@ class OrganikClient:
                 else None
             ),
             http_backend=http_backend,
-            aiohttp_pool=aiohttp_pool,
-        )
-
-    def _aiohttp_pool(
-        self, backend: object, *, custom: bool, max_connections: int, base_url: str
-    ) -> AiohttpPool | None:
-        if backend not in ("auto", "httpx", "aiohttp"):
-            raise ValueError(f"http_backend must be 'auto', 'httpx' or 'aiohttp': {backend!r}")
-        if backend == "aiohttp":
-            if custom:
-                raise ValueError(
-                    "http_backend='aiohttp' sends by itself: pass no http_client or transport"
-                )
-            if not AIOHTTP_AVAILABLE:
-                raise ValueError(
-                    "http_backend='aiohttp' needs aiohttp: pip install 'organik_async[aiohttp]'"
-                )
-        if backend == "httpx" or custom or not AIOHTTP_AVAILABLE:
-            return None
-        return AiohttpPool(
-            max_connections=max_connections,
-            base_url=base_url,
-            ssl_context=self._shared_ssl_context,
-        )
-
-    def _shared_ssl_context(self) -> ssl.SSLContext:
-        if self._ssl_context is None:
-            self._ssl_context = httpx.create_ssl_context()
-        return self._ssl_context
-
-    def _new_pool(self, size: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
-        # Building an AsyncClient loads the CA store (~24 ms); one SSL context,
-        # made when the first pool opens, serves them all (~0.1 ms each after).
-        return httpx.AsyncClient(
-            timeout=timeout, verify=self._shared_ssl_context(), limits=_pool_limits(size)
         )
 
     def with_options(self, **changes: Unpack[SettingChanges]) -> OrganikClient:
@@ -320,7 +252,6 @@ class OrganikClient:
             slow = client.with_options(max_retries=6, batch_sizes=50)
         """
         view = object.__new__(type(self))
-        view._ssl_context = None
         view._requester = self._requester
         view._settings = self._settings.evolve(changes)
         return view

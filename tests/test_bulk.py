@@ -276,7 +276,7 @@ async def test_leaving_a_stream_early_cancels_requests_and_keeps_the_client_usab
             async with client.iter_detailed_report(transaction_ids=TX[:200]) as rows:
                 async for _row in rows:
                     break
-        assert client._requester.pools.in_flight == 0
+        assert client._requester.sender.in_flight == 0
         assert fake.stats.requests < 20
         fake.faults.clear()
         assert await client.detailed_report(transaction_ids=TX[:2]) == DATASET.expected(
@@ -444,7 +444,7 @@ async def test_cancelling_the_caller_stops_every_request_promptly() -> None:
         with anyio.fail_after(5):
             with anyio.move_on_after(0.2):
                 await client.detailed_report(transaction_ids=TX[:50])
-            assert client._requester.pools.in_flight == 0
+            assert client._requester.sender.in_flight == 0
             fake.faults.clear()
             rows = await client.detailed_report(transaction_ids=TX[:3])
     assert rows == DATASET.expected(transaction_ids=TX[:3])

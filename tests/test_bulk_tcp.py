@@ -5,9 +5,9 @@ from __future__ import annotations
 import anyio
 import httpx
 import pytest
-from connections import busy_connections
+from connections import busy_connections, httpx_pools
 
-from organik_async import DetailedReport, OrganikClient
+from organik_async import DetailedReport, HttpBackend, OrganikClient
 from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, Fault, serve
 
 pytestmark = pytest.mark.anyio
@@ -25,10 +25,14 @@ def tcp_client(base_url: str, **kwargs: object) -> OrganikClient:
     return OrganikClient(DEMO_API_KEY, base_url=base_url, backoff_base=0, **kwargs)  # type: ignore[arg-type]
 
 
-async def test_batches_and_concurrency_are_bounded_over_tcp(fake: FakeOrganikAPI) -> None:
+async def test_batches_and_concurrency_are_bounded_over_tcp(
+    fake: FakeOrganikAPI, http_backend: HttpBackend
+) -> None:
     fake.faults.append(Fault.latency(0.02))
     async with serve(fake) as base_url:
-        async with tcp_client(base_url, batch_sizes=3, max_concurrency=12) as client:
+        async with tcp_client(
+            base_url, batch_sizes=3, max_concurrency=12, http_backend=http_backend
+        ) as client:
             with anyio.fail_after(30):
                 rows = await client.detailed_report(transaction_ids=TX[:60])
         assert fake.stats.max_ids_per_request == 3
@@ -46,31 +50,37 @@ async def test_small_pools_are_opened_as_concurrency_needs(fake: FakeOrganikAPI)
         ) as client:
             with anyio.fail_after(30):
                 await client.detailed_report(transaction_ids=TX[:60])
-            pools = client._requester.pools.pools
+            pools = httpx_pools(client)
             assert len(pools) == 3  # ceil(20 / 8): all workers start at once
         assert fake.stats.peak_in_flight <= 20
 
 
-async def test_cancelling_mid_flight_leaks_no_connection(fake: FakeOrganikAPI) -> None:
+async def test_cancelling_mid_flight_leaks_no_connection(
+    fake: FakeOrganikAPI, http_backend: HttpBackend
+) -> None:
     fake.faults.append(Fault.latency(20))
     async with serve(fake, shutdown_timeout=1) as base_url:
-        async with tcp_client(base_url, batch_sizes=1, max_concurrency=6) as client:
+        async with tcp_client(
+            base_url, batch_sizes=1, max_concurrency=6, http_backend=http_backend
+        ) as client:
             with anyio.fail_after(10):
                 with anyio.move_on_after(0.5) as scope:
                     await client.detailed_report(transaction_ids=TX[:40])
                 assert scope.cancelled_caught
-                assert client._requester.pools.in_flight == 0
+                assert client._requester.sender.in_flight == 0
                 assert busy_connections(client) == 0
                 fake.faults.clear()
                 rows = await client.detailed_report(transaction_ids=TX[:2])
             assert rows == DATASET.expected(transaction_ids=TX[:2])
 
 
-async def test_many_concurrent_callers_share_one_client(fake: FakeOrganikAPI) -> None:
+async def test_many_concurrent_callers_share_one_client(
+    fake: FakeOrganikAPI, http_backend: HttpBackend
+) -> None:
     fake.faults.append(Fault.latency((0.0, 0.01)))
     results: dict[int, list[DetailedReport]] = {}
     async with serve(fake) as base_url:
-        async with tcp_client(base_url, max_connections=16) as client:
+        async with tcp_client(base_url, max_connections=16, http_backend=http_backend) as client:
 
             async def one(transaction_id: int) -> None:
                 results[transaction_id] = await client.detailed_report(
@@ -91,7 +101,11 @@ async def test_many_concurrent_callers_share_one_client(fake: FakeOrganikAPI) ->
     [("xml", "xml", False), ("json", "xml", False), ("xml", "json", False), ("xml", "xml", True)],
 )
 async def test_every_format_pair_gives_the_same_rows_over_tcp(
-    fake: FakeOrganikAPI, request_format: str, response_format: str, xml_wrapped: bool
+    fake: FakeOrganikAPI,
+    request_format: str,
+    response_format: str,
+    xml_wrapped: bool,
+    http_backend: HttpBackend,
 ) -> None:
     fake.xml_wrapped = xml_wrapped
     fake.errorcode_in = frozenset({"json", "xml"})  # every field, in every format
@@ -101,16 +115,21 @@ async def test_every_format_pair_gives_the_same_rows_over_tcp(
             request_format=request_format,
             response_format=response_format,
             batch_sizes=4,
+            http_backend=http_backend,
         ) as client:
             with anyio.fail_after(30):
                 rows = await client.detailed_report(transaction_ids=TX[:12])
     assert rows == DATASET.expected(transaction_ids=TX[:12])
 
 
-async def test_dropped_connections_are_retried_over_tcp(fake: FakeOrganikAPI) -> None:
+async def test_dropped_connections_are_retried_over_tcp(
+    fake: FakeOrganikAPI, http_backend: HttpBackend
+) -> None:
     fake.faults.append(Fault.disconnect(on_requests={1, 3}))
     async with serve(fake) as base_url:
-        async with tcp_client(base_url, batch_sizes=5, max_concurrency=1) as client:
+        async with tcp_client(
+            base_url, batch_sizes=5, max_concurrency=1, http_backend=http_backend
+        ) as client:
             with anyio.fail_after(30):
                 rows = await client.detailed_report(transaction_ids=TX[:10])
     assert rows == DATASET.expected(transaction_ids=TX[:5]) + DATASET.expected(
@@ -126,7 +145,7 @@ async def test_a_callers_own_http_client_is_used_and_left_open(fake: FakeOrganik
                 with anyio.fail_after(30):
                     rows = await client.detailed_report(transaction_ids=TX[:6])
             assert not own.is_closed
-            assert client._requester.pools.pools == (own,)
+            assert httpx_pools(client) == (own,)
     assert len(rows) == len(DATASET.expected(transaction_ids=TX[:6]))
 
 
@@ -140,7 +159,7 @@ async def test_pools_share_one_ssl_context_and_hold_four_connections_each(
         ) as client:
             with anyio.fail_after(30):
                 await client.detailed_report(transaction_ids=TX[:24])
-            pools = client._requester.pools.pools
+            pools = httpx_pools(client)
             assert len(pools) == 3  # the default pool_size is 4
             contexts = {id(p._transport._pool._ssl_context) for p in pools}  # type: ignore[attr-defined]
             assert len(contexts) == 1
@@ -154,5 +173,5 @@ async def test_idle_connections_are_dropped_before_common_server_timeouts(
         async with tcp_client(base_url, http_backend="httpx") as client:
             with anyio.fail_after(30):
                 await client.detailed_report(transaction_ids=TX[:1])
-            (pool,) = client._requester.pools.pools
+            (pool,) = httpx_pools(client)
             assert pool._transport._pool._keepalive_expiry < 5  # type: ignore[attr-defined]

@@ -243,7 +243,7 @@ class Fuzz:
             target, api, how, arguments, sources, options, delay, stop_after
         )
         after_block = tasks()
-        in_pools = self.client._requester.pools.in_flight
+        in_pools = self.client._requester.sender.in_flight
         busy = 0 if self.client.is_closed else busy_connections(self.client)
         for _ in range(5):
             await anyio.lowlevel.checkpoint()
@@ -449,7 +449,7 @@ async def test_closing_at_each_step_of_a_call_ends_it_with_client_closed_error_o
                 for _ in range(n):
                     await anyio.lowlevel.checkpoint()
                 await client.aclose()
-        assert client._requester.pools.in_flight == 0
+        assert client._requester.sender.in_flight == 0
         assert fake.stats.in_flight == 0
     assert set(outcomes.values()) == {"ClientClosedError", "completed"}
     assert len(outcomes) == 60

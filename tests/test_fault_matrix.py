@@ -193,7 +193,7 @@ async def call(client: OrganikClient, fake: FakeOrganikAPI, fault: Fault, lane: 
         run.error = exc
     run.progress = seen[-1] if seen else None
     run.server_in_flight = await settled(fake)
-    run.client_in_flight = client._requester.pools.in_flight
+    run.client_in_flight = client._requester.sender.in_flight
     run.requests = fake.stats.requests
     run.faults = sum(n for name, n in fake.stats.faults.items() if name != "latency")
     return run

@@ -1,8 +1,8 @@
 """Both HTTP backends meet the wire the same way.
 
-``http_backend="auto"`` sends through aiohttp on asyncio (it is installed for
-the tests) and through httpx on trio, so every test here runs once on each
-backend: the same hostile bytes, the same typed error, the same masking. The
+Every wire test here takes the ``http_backend`` fixture, so it runs on each
+pair the client supports (httpx and aiohttp on asyncio, httpx on trio): the
+same hostile bytes, the same typed error, the same masking. The
 answers come from a raw socket server on 127.0.0.1, because the lies under
 test (a body that does not decompress, a length that is not kept, a closed
 connection) are what a well-behaved server such as uvicorn refuses to send.
@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import aiohttp
 import anyio
 import anyio.abc
 import httpx
@@ -144,6 +145,7 @@ def client(base_url: str, http_backend: HttpBackend = "auto", **kwargs: object) 
 async def one_call(
     reply: Callable[[int], bytes], **kwargs: object
 ) -> tuple[list[DetailedReport] | OrganikError, Wire]:
+    """One call of one ID against ``reply``; ``kwargs`` go to `client()`."""
     async with wire_server(reply) as wire, client(wire.url, **kwargs) as c:  # type: ignore[arg-type]
         try:
             with anyio.fail_after(10):
@@ -163,6 +165,14 @@ def assert_safe(error: OrganikError) -> None:
 
 def expected_agent(anyio_backend: str) -> str:
     return "aiohttp/" if anyio_backend == "asyncio" else "httpx/"
+
+
+def wire_agent(http_backend: str) -> str:
+    """The User-Agent a request sent through ``http_backend`` carries."""
+    from organik_async import __version__
+
+    library = aiohttp.__version__ if http_backend == "aiohttp" else httpx.__version__
+    return f"organik_async/{__version__} {http_backend}/{library}"
 
 
 # --- which backend sends -----------------------------------------------------------------
@@ -196,16 +206,18 @@ async def test_aiohttp_backend_runs_on_asyncio_and_is_refused_on_trio(anyio_back
                 assert "aiohttp/" in wire.user_agents().pop()
 
 
-async def test_a_multi_batch_call_keeps_every_row_on_either_backend(anyio_backend: str) -> None:
+async def test_a_multi_batch_call_keeps_every_row_on_either_backend(
+    http_backend: HttpBackend,
+) -> None:
     def reply(n: int) -> bytes:
         row = ROW.replace(b"410471976", str(1000 + n).encode())
         return answer(200, b'{"response": {"result": true, "data": [' + row + b"]}}")
 
-    async with wire_server(reply) as wire, client(wire.url, batch_sizes=1) as c:
+    async with wire_server(reply) as wire, client(wire.url, http_backend, batch_sizes=1) as c:
         with anyio.fail_after(10):
             rows = await c.detailed_report(transaction_ids=range(1, 41))
     assert sorted(row.gsm_track_id for row in rows) == list(range(1001, 1041))
-    assert expected_agent(anyio_backend) in wire.user_agents().pop()
+    assert wire.user_agents() == {wire_agent(http_backend)}
 
 
 def test_the_backend_is_a_read_only_setting_checked_at_construction() -> None:
@@ -262,18 +274,25 @@ async def test_without_aiohttp_auto_sends_through_httpx() -> None:
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
-async def test_a_200_that_does_not_decompress_is_a_decode_error(encoding: str) -> None:
+async def test_a_200_that_does_not_decompress_is_a_decode_error(
+    encoding: str, http_backend: HttpBackend
+) -> None:
     body = GOOD_JSON + KEY.encode()
-    error, wire = await one_call(lambda _: answer(200, body, ("Content-Encoding", encoding)))
+    error, wire = await one_call(
+        http_backend=http_backend, reply=lambda _: answer(200, body, ("Content-Encoding", encoding))
+    )
     assert isinstance(error, DecodeError)
     assert error.position == "Content-Encoding header"
     assert_safe(error)
     assert len(wire.heads) == 1  # not retried: it would fail the same way
 
 
-async def test_a_503_that_does_not_decompress_is_its_status_error_and_retried() -> None:
+async def test_a_503_that_does_not_decompress_is_its_status_error_and_retried(
+    http_backend: HttpBackend,
+) -> None:
     error, wire = await one_call(
-        lambda _: answer(503, b"Service Unavailable", ("Content-Encoding", "gzip"))
+        http_backend=http_backend,
+        reply=lambda _: answer(503, b"Service Unavailable", ("Content-Encoding", "gzip")),
     )
     assert isinstance(error, HTTPStatusError)
     assert error.status_code == 503
@@ -281,56 +300,70 @@ async def test_a_503_that_does_not_decompress_is_its_status_error_and_retried() 
     assert_safe(error)
 
 
-async def test_a_gzip_answer_that_is_whole_decodes() -> None:
+async def test_a_gzip_answer_that_is_whole_decodes(http_backend: HttpBackend) -> None:
     rows, _ = await one_call(
-        lambda _: answer(200, gzip.compress(GOOD_JSON), ("Content-Encoding", "gzip"))
+        http_backend=http_backend,
+        reply=lambda _: answer(200, gzip.compress(GOOD_JSON), ("Content-Encoding", "gzip")),
     )
     assert isinstance(rows, list)
     assert [row.gsm_track_id for row in rows] == [410471976]
 
 
-async def test_a_compression_bomb_stops_at_max_response_bytes() -> None:
+async def test_a_compression_bomb_stops_at_max_response_bytes(http_backend: HttpBackend) -> None:
     bomb = gzip.compress(b" " * (CAP * 16))
-    error, _ = await one_call(lambda _: answer(200, bomb, ("Content-Encoding", "gzip")))
+    error, _ = await one_call(
+        http_backend=http_backend, reply=lambda _: answer(200, bomb, ("Content-Encoding", "gzip"))
+    )
     assert isinstance(error, ResponseTooLargeError)
     assert_safe(error)
 
 
-async def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
-    error, _ = await one_call(lambda _: answer(200, GOOD_JSON, ("Content-Length", str(CAP * 100))))
+async def test_a_declared_length_over_the_cap_is_refused_before_reading(
+    http_backend: HttpBackend,
+) -> None:
+    error, _ = await one_call(
+        http_backend=http_backend,
+        reply=lambda _: answer(200, GOOD_JSON, ("Content-Length", str(CAP * 100))),
+    )
     assert isinstance(error, ResponseTooLargeError)
     assert str(CAP * 100) in str(error)
 
 
-async def test_a_chunked_answer_over_the_cap_stops_at_the_cap() -> None:
+async def test_a_chunked_answer_over_the_cap_stops_at_the_cap(http_backend: HttpBackend) -> None:
     big = b'{"response": {"result": true, "data": [' + b",".join([ROW] * 400) + b"]}}"
     assert len(big) > CAP
     error, _ = await one_call(
-        lambda _: answer(200, chunked(big), ("Transfer-Encoding", "chunked"), length=False)
+        http_backend=http_backend,
+        reply=lambda _: answer(200, chunked(big), ("Transfer-Encoding", "chunked"), length=False),
     )
     assert isinstance(error, ResponseTooLargeError)
 
 
-async def test_a_chunked_answer_under_the_cap_decodes() -> None:
+async def test_a_chunked_answer_under_the_cap_decodes(http_backend: HttpBackend) -> None:
     rows, _ = await one_call(
-        lambda _: answer(
+        http_backend=http_backend,
+        reply=lambda _: answer(
             200, chunked(GOOD_JSON, 50), ("Transfer-Encoding", "chunked"), length=False
-        )
+        ),
     )
     assert isinstance(rows, list)
     assert len(rows) == 1
 
 
-async def test_a_body_cut_short_is_a_transport_error_after_its_retry() -> None:
+async def test_a_body_cut_short_is_a_transport_error_after_its_retry(
+    http_backend: HttpBackend,
+) -> None:
     cut = answer(200, GOOD_JSON[:40], ("Content-Length", str(len(GOOD_JSON))))
-    error, wire = await one_call(lambda _: cut + CLOSE)
+    error, wire = await one_call(http_backend=http_backend, reply=lambda _: cut + CLOSE)
     assert isinstance(error, TransportError)
     assert_safe(error)
     assert len(wire.heads) == 2
 
 
-async def test_a_connection_closed_without_an_answer_is_retried_then_a_transport_error() -> None:
-    error, wire = await one_call(lambda _: CLOSE)
+async def test_a_connection_closed_without_an_answer_is_retried_then_a_transport_error(
+    http_backend: HttpBackend,
+) -> None:
+    error, wire = await one_call(http_backend=http_backend, reply=lambda _: CLOSE)
     assert isinstance(error, TransportError)
     assert not isinstance(error, EndpointUnreachableError)
     assert error.attempts == 2
@@ -338,52 +371,64 @@ async def test_a_connection_closed_without_an_answer_is_retried_then_a_transport
     assert_safe(error)
 
 
-async def test_a_closed_connection_then_an_answer_is_rows() -> None:
-    rows, wire = await one_call(lambda n: CLOSE if n == 1 else answer())
+async def test_a_closed_connection_then_an_answer_is_rows(http_backend: HttpBackend) -> None:
+    rows, wire = await one_call(
+        http_backend=http_backend, reply=lambda n: CLOSE if n == 1 else answer()
+    )
     assert isinstance(rows, list)
     assert len(rows) == 1
     assert len(wire.heads) == 2
 
 
-async def test_an_answer_that_stops_arriving_is_a_timeout_error() -> None:
-    error, _ = await one_call(lambda _: HANG, timeout=httpx.Timeout(5, read=0.3))
+async def test_an_answer_that_stops_arriving_is_a_timeout_error(http_backend: HttpBackend) -> None:
+    error, _ = await one_call(
+        http_backend=http_backend, reply=lambda _: HANG, timeout=httpx.Timeout(5, read=0.3)
+    )
     assert isinstance(error, TimeoutError)
     assert error.attempts == 2
     assert_safe(error)
 
 
-async def test_an_echoed_key_in_an_error_body_is_masked() -> None:
+async def test_an_echoed_key_in_an_error_body_is_masked(http_backend: HttpBackend) -> None:
     body = b"bad gateway for /v2/" + KEY.encode() + b"/detailedreport/ and " + KEY.upper().encode()
-    error, _ = await one_call(lambda _: answer(502, body))
+    error, _ = await one_call(http_backend=http_backend, reply=lambda _: answer(502, body))
     assert isinstance(error, HTTPStatusError)
     assert KEY.encode() not in error.body
     assert KEY.upper().encode() not in error.body
     assert_safe(error)
 
 
-async def test_a_429_with_retry_after_is_a_rate_limit_error_that_names_the_wait() -> None:
+async def test_a_429_with_retry_after_is_a_rate_limit_error_that_names_the_wait(
+    http_backend: HttpBackend,
+) -> None:
     error, _ = await one_call(
-        lambda _: answer(429, b"slow down", ("Retry-After", "7")), max_retries=0
+        http_backend=http_backend,
+        reply=lambda _: answer(429, b"slow down", ("Retry-After", "7")),
+        max_retries=0,
     )
     assert isinstance(error, RateLimitError)
     assert error.retry_after == 7.0
 
 
-async def test_nothing_listening_is_an_unreachable_endpoint_with_no_key() -> None:
+async def test_nothing_listening_is_an_unreachable_endpoint_with_no_key(
+    http_backend: HttpBackend,
+) -> None:
     with anyio.fail_after(10):
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
         await listener.aclose()  # the port is free again: nothing answers on it
-        async with client(f"http://127.0.0.1:{port}", max_retries=9, unreachable_after=3) as c:
+        async with client(
+            f"http://127.0.0.1:{port}", http_backend, max_retries=9, unreachable_after=3
+        ) as c:
             with pytest.raises(EndpointUnreachableError) as caught:
                 await c.detailed_report(transaction_ids=[1])
     assert caught.value.attempts == 3
     assert_safe(caught.value)
 
 
-async def test_closing_the_client_ends_a_hanging_request_at_once() -> None:
+async def test_closing_the_client_ends_a_hanging_request_at_once(http_backend: HttpBackend) -> None:
     async with wire_server(lambda _: HANG) as wire:
-        c = client(wire.url)
+        c = client(wire.url, http_backend)
         outcome: list[BaseException] = []
 
         async def call() -> None:
@@ -404,7 +449,6 @@ async def test_closing_the_client_ends_a_hanging_request_at_once() -> None:
 # --- the environment's proxy, looked up once ----------------------------------------------
 
 
-@pytest.mark.parametrize("http_backend", ["auto", "httpx"])
 async def test_a_proxy_named_in_the_environment_carries_the_requests(
     monkeypatch: pytest.MonkeyPatch, http_backend: HttpBackend
 ) -> None:
@@ -420,13 +464,48 @@ async def test_a_proxy_named_in_the_environment_carries_the_requests(
     assert head.startswith(b"POST http://provider.invalid/v2/")  # the absolute form: a proxy
 
 
-async def test_no_proxy_leaves_the_provider_direct(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_proxy_leaves_the_provider_direct(
+    monkeypatch: pytest.MonkeyPatch, http_backend: HttpBackend
+) -> None:
     async with wire_server(lambda _: answer()) as wire:
         monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the discard port: never used
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        async with client(wire.url) as c:
+        async with client(wire.url, http_backend) as c:
             with anyio.fail_after(10):
                 rows = await c.detailed_report(transaction_ids=[1])
     assert len(rows) == 1
     [head] = wire.heads
     assert head.startswith(b"POST /v2/")
+
+
+# --- redirects: an answer, never followed -------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_is_an_http_status_error_naming_where_never_followed(
+    http_backend: HttpBackend, status: int
+) -> None:
+    def reply(n: int) -> bytes:
+        if n == 1:
+            where = f"/v2/{KEY}/detailedreport/json/?page=2"  # same server: following would work
+            return answer(status, b"", ("Location", where))
+        return answer()
+
+    error, wire = await one_call(http_backend=http_backend, reply=reply, max_retries=3)
+    assert isinstance(error, HTTPStatusError)
+    assert error.status_code == status
+    assert "Location: /v2/***/detailedreport/json/?page=2" in str(error)
+    assert error.attempts == 1  # a redirect is not retried either
+    assert len(wire.heads) == 1  # and the IDs went nowhere else
+    assert_safe(error)
+
+
+async def test_a_2xx_that_does_not_decompress_says_it_took_one_attempt(
+    http_backend: HttpBackend,
+) -> None:
+    body = GOOD_JSON + KEY.encode()
+    error, _ = await one_call(
+        http_backend=http_backend, reply=lambda _: answer(200, body, ("Content-Encoding", "gzip"))
+    )
+    assert isinstance(error, DecodeError)
+    assert error.attempts == 1

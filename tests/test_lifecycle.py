@@ -32,6 +32,7 @@ from organik_async import (
     TransportError,
     instant_retries,
 )
+from organik_async._http import HttpxSender
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault, serve
 
 pytestmark = pytest.mark.anyio
@@ -139,7 +140,7 @@ async def test_closing_over_tcp_leaves_no_busy_connection_and_a_clear_error() ->
                 tg.start_soon(call)
                 await anyio.sleep(0.3)
                 await client.aclose()
-        assert client._requester.pools.in_flight == 0
+        assert client._requester.sender.in_flight == 0
         with pytest.raises(ClientClosedError):
             await client.detailed_report(transaction_ids=TX[:1])
 
@@ -331,9 +332,12 @@ async def test_no_async_generator_of_ours_is_left_to_the_event_loop() -> None:
 
 
 def test_tls_certificates_are_verified_by_default() -> None:
-    client = OrganikClient(KEY)
-    pool = client._new_pool(4, client.timeout)
-    assert client._ssl_context is not None
-    assert client._ssl_context.verify_mode == ssl.CERT_REQUIRED
-    assert client._ssl_context.check_hostname
-    del pool
+    client = OrganikClient(KEY, http_backend="httpx")
+    sender = client._requester.sender
+    assert isinstance(sender, HttpxSender)
+    factory = sender.pools._factory
+    assert factory is not None
+    pool = factory(4)
+    context = pool._transport._pool._ssl_context  # type: ignore[attr-defined]
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname

@@ -113,7 +113,7 @@ async def job(
         requests=fake.stats.requests,
         waits=len(waits),
         server_in_flight=fake.stats.in_flight,
-        client_in_flight=client._requester.pools.in_flight,
+        client_in_flight=client._requester.sender.in_flight,
     )
 
 

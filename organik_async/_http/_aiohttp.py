@@ -1,18 +1,13 @@
-"""The direct aiohttp path: the same request, at a third of httpx's CPU, on asyncio.
+"""The aiohttp backend: the same request for less client CPU, on asyncio only.
 
-httpx over httpcore and h11 spends about 1.5–2 ms of client CPU on a 500-row
-answer: most of a bulk call's time once decoding is at msgspec's limit
-(``benchmarks/PROFILE.md``). aiohttp parses HTTP in C and needs no anyio
-socket layer, but runs on asyncio only, and an httpx transport on top of it
-(httpx-aiohttp) still builds httpx's Request and Response objects per request.
-So when aiohttp is installed and the call runs on asyncio, the request path
-sends through one ``aiohttp.ClientSession`` directly; on trio, with a caller's
-own ``http_client`` or ``transport``, or with ``http_backend="httpx"``, it stays
-on httpx. Everything above this module (retries, throttles, decoding, errors)
-is the same on both.
+httpx over httpcore and h11 parses HTTP in Python, on anyio's socket layer;
+once decoding runs at msgspec's limit, that is most of a bulk call's client
+CPU (the performance page has the figures). aiohttp parses HTTP in C, but runs
+on asyncio only, and an httpx transport on top of it (httpx-aiohttp) still
+builds httpx's Request and Response objects per request. So this backend
+sends through one ``aiohttp.ClientSession`` directly, and `AutoSender` picks
+it on asyncio when aiohttp is installed.
 
-What aiohttp raises is mapped onto the exception tree by the request path,
-through the pool's `WireErrors`, exactly as httpx's exceptions are.
 aiohttp is optional, and imported only when the first request goes through
 it (it takes about as long to import as httpx, msgspec and anyio together):
 a trio program, or one on httpx, never pays for it.
@@ -23,20 +18,19 @@ from __future__ import annotations
 import builtins
 import importlib.util
 import ssl
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Final, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
 
-import httpcore
 import httpx
 
-from ._exceptions import DecodeError, RequestInfo, ResponseTooLargeError
-from ._version import __version__
+from .._exceptions import RequestInfo
+from .._version import __version__
+from ._base import KEEPALIVE_EXPIRY, Answer, Route, Sender, WireErrors, read_capped
 
 if TYPE_CHECKING:
     import aiohttp
-    from multidict import CIMultiDictProxy
 
-__all__ = ["AVAILABLE", "AiohttpPool", "WireErrors", "httpx_is_mocked"]
+__all__ = ["AVAILABLE", "AiohttpSender"]
 
 
 def _installed() -> bool:
@@ -49,45 +43,10 @@ def _installed() -> bool:
 AVAILABLE: Final = _installed()
 """Whether aiohttp can be imported (it is not, until a request needs it)."""
 
-_Errors = tuple[type[BaseException], ...]
+_NONE: Final = WireErrors((), (), (), lambda _: False)
 
 
-class WireErrors(NamedTuple):
-    """What an HTTP library raises, by what it means: the request path maps each
-    kind onto the exception tree the same way for every backend."""
-
-    connect: _Errors
-    """Could not connect: refused, name not resolved, certificate refused."""
-    timeout: _Errors
-    transport: _Errors
-    """Anything else on the wire (checked after the two above)."""
-
-
-_NONE: Final = WireErrors((), (), ())
-
-# What a mocking library (respx, pytest-httpx) replaces to see httpx's requests.
-_HTTPX_SEAMS: Final = (
-    (httpx.AsyncHTTPTransport, "handle_async_request"),
-    (httpx.AsyncClient, "_transport_for_url"),
-    (httpcore.AsyncConnectionPool, "handle_async_request"),
-)
-
-
-def httpx_is_mocked() -> bool:
-    """Whether respx, pytest-httpx or the like has patched httpx's request path.
-
-    Requests sent through aiohttp would pass such mocks by, and reach the
-    network from a test; so while httpx is patched, "auto" stays on httpx.
-    Asked on every request: three attribute look-ups.
-    """
-    for owner, name in _HTTPX_SEAMS:
-        module = getattr(getattr(owner, name, None), "__module__", None) or ""
-        if not module.startswith(("httpx.", "httpcore.")):
-            return True
-    return False
-
-
-class AiohttpPool:
+class AiohttpSender:
     """One ``aiohttp.ClientSession``, opened on first use, for every request of a client.
 
     aiohttp's connector queues requests beyond ``max_connections`` itself, in
@@ -96,6 +55,8 @@ class AiohttpPool:
     by the connect timeout (as under our limiter on httpx); the attempt
     deadline bounds it.
     """
+
+    name: Final = "aiohttp"
 
     def __init__(
         self,
@@ -110,12 +71,24 @@ class AiohttpPool:
         self._ssl_context = ssl_context
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._in_flight = 0
         self.user_agent = ""
         self.errors = _NONE  # what aiohttp raises, known once it is imported
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
     def __repr__(self) -> str:
-        return f"<AiohttpPool open={self._session is not None}>"
+        return f"<AiohttpSender open={self._session is not None}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def resolve(self) -> Sender:
+        return self
 
     def _open(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -129,6 +102,7 @@ class AiohttpPool:
             timeout=(aiohttp.ServerTimeoutError, builtins.TimeoutError),
             # The rest of what a request can meet on the wire (OSError: a reset socket).
             transport=(aiohttp.ClientError, OSError),
+            undecodable=_undecodable,
         )
         connector = aiohttp.TCPConnector(
             limit=self._max_connections,
@@ -137,7 +111,7 @@ class AiohttpPool:
             # store, ~24 ms); an https:// one gets httpx's, so both paths trust
             # the same certificates.
             ssl=self._ssl_context() if self._secure else False,
-            keepalive_timeout=5.0,  # httpx's keep-alive expiry
+            keepalive_timeout=KEEPALIVE_EXPIRY,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -164,52 +138,25 @@ class AiohttpPool:
             self._timeouts[key] = found
         return found
 
-    async def post(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        timeouts: httpx.Timeout,
-        limit: int,
-        info: RequestInfo,
-    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
-        """POST ``body``; the status, the headers and at most ``limit`` bytes of answer.
-
-        Raises [`ResponseTooLargeError`][organik_async.ResponseTooLargeError] past ``limit``,
-        [`DecodeError`][organik_async.DecodeError] for a 2xx body that does not decompress as
-        declared (on any other status, the status decides), and aiohttp's own errors otherwise.
-        """
+    async def send(
+        self, route: Route, body: bytes, *, timeouts: httpx.Timeout, limit: int, info: RequestInfo
+    ) -> Answer:
         session = self._session or self._open()
-        async with session.post(
-            url,
-            data=body,
-            headers={**headers, "User-Agent": self.user_agent},
-            timeout=self._timeout(timeouts),
-        ) as response:
-            declared = response.content_length
-            if declared is not None and declared > limit:
-                raise ResponseTooLargeError.for_size(declared, limit, request=info)
-            chunks: list[bytes] = []
-            size = 0
-            undecodable = False
-            try:
-                async for chunk in response.content.iter_any():
-                    size += len(chunk)
-                    if size > limit:
-                        raise ResponseTooLargeError.for_size(size, limit, request=info)
-                    chunks.append(chunk)
-            except self.errors.transport as exc:
-                if not _undecodable(exc):
-                    raise
-                undecodable = True  # raised below, unchained: aiohttp's error holds the URL
-            if undecodable and 200 <= response.status < 300:
-                raise DecodeError(
-                    "the answer does not decompress as its Content-Encoding says",
-                    position="Content-Encoding header",
-                    request=info,
+        self._in_flight += 1
+        try:
+            async with session.post(
+                route.text,
+                data=body,
+                headers={**route.media, "User-Agent": self.user_agent},
+                timeout=self._timeout(timeouts),
+                allow_redirects=False,  # as httpx: a 3xx is an answer, never followed
+            ) as response:
+                raw, undecodable = await read_capped(
+                    response.content.iter_any(), response.content_length, limit, info, _undecodable
                 )
-            return response.status, response.headers, b"".join(chunks)
+                return Answer(response.status, response.headers, raw, undecodable)
+        finally:
+            self._in_flight -= 1
 
     async def aclose(self) -> None:
         self._closed = True
