@@ -19,6 +19,9 @@ minutes at most on a 2-core machine:
                (`benchmarks.tuning`)
 ``percall``    a one-ID call's client CPU by layer: HTTP library, request path, engine
                (`benchmarks.percall`)
+``shared``     N processes against a capped simulator, each with its own limits or all
+               sharing one budget through Redis; Redis's cost per request
+               (`benchmarks.shared_limits`)
 
 With no part named, all of them run. Each part writes
 ``benchmarks/results/<part>.json`` (machine, versions, date, command, figures);
@@ -40,7 +43,18 @@ from typing import Any
 import anyio
 import msgspec
 
-from . import decode, endtoend, fanout, memory, overhead, percall, report, simulator, tuning
+from . import (
+    decode,
+    endtoend,
+    fanout,
+    memory,
+    overhead,
+    percall,
+    report,
+    shared_limits,
+    simulator,
+    tuning,
+)
 from ._common import (
     CLIENT_CPU,
     Log,
@@ -52,8 +66,10 @@ from ._common import (
     write_results,
 )
 
-PARTS = ("decode", "e2e", "overhead", "simulator", "fanout", "memory", "tuning", "percall")
-UNPINNED_PARTS = frozenset({"tuning"})
+PARTS = (
+    "decode", "e2e", "overhead", "simulator", "fanout", "memory", "tuning", "percall", "shared",
+)  # fmt: skip
+UNPINNED_PARTS = frozenset({"tuning", "shared"})
 """Parts whose server runs in a thread of this process: they run on every CPU."""
 
 
@@ -212,6 +228,17 @@ def run_percall(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     return percall.run_percall(args.calls, percall.BACKENDS, pin=args.pin, log=log)
 
 
+def run_shared(args: argparse.Namespace, log: Log) -> dict[str, Any]:
+    with unpinned() if args.pin else contextlib.nullcontext():
+        return shared_limits.run_shared(
+            rows=shared_limits.QUICK_ROWS if args.quick else shared_limits.DEFAULT_ROWS,
+            counts=shared_limits.PROCESS_COUNTS,
+            rounds=args.rounds or (1 if args.quick else 3),
+            backend=args.backend,
+            log=log,
+        )
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace, Log], dict[str, Any]]] = {
     "decode": run_decode,
     "e2e": run_e2e,
@@ -221,6 +248,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Log], dict[str, Any]]] = {
     "memory": run_memory,
     "tuning": run_tuning,
     "percall": run_percall,
+    "shared": run_shared,
 }
 
 

@@ -653,6 +653,111 @@ def percall_tables(figures: Figures) -> list[str]:
     ]
 
 
+# --- shared ------------------------------------------------------------------------------
+
+SHARED_REFUSED_LIMIT: Final = 0.02
+SHARED_WALL_LIMIT: Final = 1.25
+SHARED_THROUGHPUT_LIMIT: Final = 0.9
+INDEPENDENT_WALL_LIMIT: Final = 2.0
+
+
+def _refused_share(point: Mapping[str, Any]) -> float:
+    requests: int = point["requests"]
+    return point["refused"] / requests if requests else 0.0
+
+
+def shared_checks(figures: Figures) -> list[str]:
+    points = figures["processes"]
+    base = next(p for p in points if p["fixed"])
+    checks = []
+    for p in points:
+        if p["fixed"]:
+            continue
+        ratio = p["wall_s"] / base["wall_s"]
+        if p["shared"]:
+            ok = (
+                p["failed_ids"] == 0
+                and _refused_share(p) < SHARED_REFUSED_LIMIT
+                and ratio <= SHARED_WALL_LIMIT
+            )
+            checks.append(
+                f"{mark(ok)} {p['processes']} processes sharing Redis: {p['failed_ids']} IDs "
+                f"failed, {_refused_share(p):.1%} refused (under {SHARED_REFUSED_LIMIT:.0%}), "
+                f"wall {ratio:.2f} x one process at max_concurrency={figures['cap']} (at most "
+                f"{SHARED_WALL_LIMIT})"
+            )
+        else:
+            ok = p["failed_ids"] == 0 and ratio <= INDEPENDENT_WALL_LIMIT
+            checks.append(
+                f"{mark(ok)} {p['processes']} independent processes: {p['failed_ids']} IDs "
+                f"failed (none), wall {ratio:.2f} x one process at "
+                f"max_concurrency={figures['cap']} (at most {INDEPENDENT_WALL_LIMIT})"
+            )
+    ratio = figures["uncapped"]["ratio"]
+    checks.append(
+        f"{mark(ratio >= SHARED_THROUGHPUT_LIMIT)} one process with shared_limits keeps "
+        f"{ratio:.2f} x the rows/s it has without (at least {SHARED_THROUGHPUT_LIMIT})"
+    )
+    return checks
+
+
+def shared_tables(figures: Figures) -> list[str]:
+    points = figures["processes"]
+    base = next(p for p in points if p["fixed"])
+
+    def limits(p: Mapping[str, Any]) -> str:
+        if p["fixed"]:
+            return f"max_concurrency={figures['cap']} by hand"
+        return "shared (Redis)" if p["shared"] else "each its own"
+
+    lines = [
+        [
+            str(p["processes"]),
+            limits(p),
+            f"{p['failed_ids']:,} ({p['failed_ids'] / p['ids']:.1%})",
+            f"{p['processes_failed']} of {p['processes']}",
+            f"{p['refused']:,} of {p['requests']:,} ({_refused_share(p):.1%})",
+            f"{p['wall_s']:.2f}",
+            f"{p['wall_s'] / base['wall_s']:.2f}",
+        ]
+        for p in points
+    ]
+    cost = figures["cost"]
+    costs = [
+        [label, f"{cost[key]['cpu_us']:.0f}", f"{cost[key]['wall_us']:.0f}"]
+        for label, key in (
+            ("local adaptive limit", "local"),
+            ("shared, a lease from Redis each time", "shared"),
+            ("shared, the lease kept (no one waits)", "shared_kept"),
+        )
+    ]
+    free = figures["uncapped"]
+    return [
+        f"**Many processes, one account**: the simulator refuses more than {figures['cap']} "
+        f"requests in flight; {figures['rows']:,} rows split over the processes, "
+        f"{figures['batch']} IDs a request, latency {figures['latency']} s, default settings "
+        "(each its own limits, or all sharing one budget through Redis on 127.0.0.1).",
+        markdown_table(
+            [
+                "processes",
+                "limits",
+                "IDs failed",
+                "processes with failures",
+                "refused",
+                "wall s",
+                "x one by hand",
+            ],
+            lines,
+        ),
+        "**Redis's cost per request**, one process, client CPU and wall time:",
+        markdown_table(["", "CPU µs per request", "wall µs per request"], costs),
+        f"**One process, no cap**: {free['rows']:,} rows; {free['plain_rows_per_s']:,.0f} "
+        f"rows/s without shared limits, {free['shared_rows_per_s']:,.0f} with "
+        f"({free['ratio']:.2f} x; medians of {free['rounds']}).",
+        _checks(shared_checks(figures)),
+    ]
+
+
 # --- every part ---------------------------------------------------------------------------
 
 TABLES: Final[dict[str, Callable[[Figures], list[str]]]] = {
@@ -664,6 +769,7 @@ TABLES: Final[dict[str, Callable[[Figures], list[str]]]] = {
     "memory": memory_tables,
     "tuning": tuning_tables,
     "percall": percall_tables,
+    "shared": shared_tables,
 }
 """How each part's figures become Markdown, by part."""
 

@@ -51,6 +51,7 @@ from ._models import (
 from ._options import DEFAULT_TIMEOUT, CallOptions, SettingChanges
 from ._raw import RawResponse
 from ._retry import RetryPolicy, instant_retries, is_testing, set_testing
+from ._shared import SharedLimits
 from ._sync import SyncFollowStream, SyncOrganikClient, SyncRawResponses, SyncReportStream
 from ._telemetry import Telemetry
 from ._version import __version__
@@ -98,6 +99,7 @@ __all__ = [
     "ResponseTooLargeError",
     "RetryPolicy",
     "SettingChanges",
+    "SharedLimits",
     "StillPendingError",
     "SyncFollowStream",
     "SyncOrganikClient",

@@ -65,7 +65,7 @@ from ._models import (
     canonical_id,
     validate_id,
 )
-from ._ratelimit import AdaptiveLimit, SizeLimit
+from ._ratelimit import ConcurrencyBudget, SizeLimit
 from ._requester import CallState, is_too_large
 from ._telemetry import NO_CALL, CallSpan, CallTrace
 
@@ -118,7 +118,7 @@ class BulkOptions:
     dedupe: bool = True
     on_progress: Callable[[Progress], object] | None = None
     timeout: float | None = None
-    concurrency: AdaptiveLimit | None = None
+    concurrency: ConcurrencyBudget | None = None
     """The client's adaptive limit, shown in [`Progress`][organik_async.Progress]."""
     sizes: SizeLimit | None = None
     """The client's learned request size: batches refused as too large are split."""

@@ -51,11 +51,13 @@ from ._options import (
     check_positive_int,
     check_positive_number,
 )
-from ._ratelimit import AdaptiveLimit, RateLimiter
+from ._ratelimit import AdaptiveLimit, ConcurrencyBudget, RateLimiter
 from ._raw import RawResponse, masked_headers
 from ._redact import Redactor, Secret, install_log_filter
 from ._requester import CallState, Keep, Requester, is_pushback
 from ._retry import RetryPolicy
+from ._shared import SharedBudget, SharedConcurrency, SharedLimits
+from ._shared import resolve as resolve_shared_limits
 from ._telemetry import Instrumentation, Telemetry, telemetry_setting
 
 __all__ = [
@@ -159,7 +161,10 @@ class OrganikClient:
     ``telemetry`` reports calls and requests to OpenTelemetry when the application has set a
     tracer or meter provider (``False`` never does; a [`Telemetry`][organik_async.Telemetry]
     says more). [`with_raw_response`][organik_async.OrganikClient.with_raw_response] gives the
-    answer as it came.
+    answer as it came. ``shared_limits`` (a Redis URL or a
+    [`SharedLimits`][organik_async.SharedLimits], default ``ORGANIK_SHARED_LIMITS``) shares
+    one budget among every process that uses the key (see
+    [Many processes, one account](../shared-limits.md)).
 
     Args:
         api_key: 32 hex characters, ``MD5(username + password)``
@@ -210,6 +215,12 @@ class OrganikClient:
         telemetry: OpenTelemetry traces and metrics: ``True`` (on when the application set
             a tracer or meter provider), ``False`` (never), or a
             [`Telemetry`][organik_async.Telemetry].
+        shared_limits: one budget of requests in flight, adaptive limit, rate and
+            ``Retry-After`` pause for every process using this key, kept in Redis: a
+            ``redis://``, ``rediss://`` or ``unix://`` URL, or a
+            [`SharedLimits`][organik_async.SharedLimits]. Default: the
+            ``ORGANIK_SHARED_LIMITS`` environment variable; ``""`` turns it off. Shared only
+            inside ``async with client:``.
 
     Raises:
         AuthenticationError: the key is missing, or not 32 hex characters.
@@ -248,6 +259,7 @@ class OrganikClient:
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: HttpBackend = "auto",
         telemetry: Telemetry | bool = True,
+        shared_limits: str | SharedLimits | None = None,
     ) -> None:
         # The key never sits in a plain local: a traceback with locals shows reprs.
         secret = Secret(api_key) if isinstance(api_key, str) else api_key
@@ -276,6 +288,16 @@ class OrganikClient:
             }
         )
         rate_limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+        shared = resolve_shared_limits(shared_limits)
+        budget = None
+        if shared is not None:  # the account's budget, in Redis, replaces this process's own
+            budget = SharedBudget(
+                shared,
+                api_key=key,
+                ceiling=max_connections,
+                adaptive=adaptive_concurrency,
+                rate=rate_limit,
+            )
         check_positive_int("max_connections", max_connections)
         check_positive_int("pool_size", pool_size)
         sender = make_sender(
@@ -287,7 +309,13 @@ class OrganikClient:
             max_connections=max_connections,
             pool_size=pool_size,
         )
-        concurrency = AdaptiveLimit(max_connections) if adaptive_concurrency else None
+        concurrency: ConcurrencyBudget | None = (
+            budget.concurrency
+            if budget is not None
+            else AdaptiveLimit(max_connections)
+            if adaptive_concurrency
+            else None
+        )
         instrumentation = Instrumentation(
             telemetry_setting(telemetry),
             base_url=url,
@@ -301,7 +329,7 @@ class OrganikClient:
             base_url=url,
             redactor=redactor,
             sender=sender,
-            rate_limiter=rate_limiter,
+            rate_limiter=rate_limiter if budget is None else budget.rate,
             concurrency=concurrency,
             http_backend=http_backend,
             telemetry=instrumentation,
@@ -408,6 +436,17 @@ class OrganikClient:
         return self._requester.telemetry.setting
 
     @property
+    def shared_limits(self) -> SharedLimits | None:
+        """Where the account's budget is shared with other processes (Redis), if it is."""
+        budget = self._shared_budget
+        return None if budget is None else budget.settings
+
+    @property
+    def _shared_budget(self) -> SharedBudget | None:
+        concurrency = self._requester.concurrency
+        return concurrency.budget if isinstance(concurrency, SharedConcurrency) else None
+
+    @property
     def url(self) -> str:
         """The request URL, with the key redacted: safe to show."""
         settings = self._settings
@@ -417,6 +456,8 @@ class OrganikClient:
 
     async def __aenter__(self) -> Self:
         self._requester.open()
+        if (budget := self._shared_budget) is not None:
+            await budget.open()
         return self
 
     async def __aexit__(
@@ -426,6 +467,8 @@ class OrganikClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+        if (budget := self._shared_budget) is not None:
+            await budget.exit()  # its connection ends where it began, as anyio requires
 
     async def aclose(self) -> None:
         """Close the pools this client opened, and end every call in flight.
@@ -437,6 +480,8 @@ class OrganikClient:
         ``http_client`` of your own is left open.
         """
         await self._requester.aclose()
+        if (budget := self._shared_budget) is not None:
+            await budget.aclose()
 
     @property
     def is_closed(self) -> bool:

@@ -32,6 +32,7 @@ __all__ = [
     "ConcurrencyBudget",
     "Outcome",
     "Permit",
+    "RateBudget",
     "RateLimiter",
     "SizeLimit",
     "Throttle",
@@ -94,6 +95,15 @@ class ConcurrencyBudget(Throttle, Protocol):
     @property
     def in_flight(self) -> int:
         """Requests holding a permit now."""
+        ...
+
+
+class RateBudget(Throttle, Protocol):
+    """A throttle of requests per second, whose rate the client shows."""
+
+    @property
+    def rate(self) -> float:
+        """Requests per second."""
         ...
 
 

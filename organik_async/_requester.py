@@ -44,7 +44,15 @@ from ._exceptions import (
 from ._http import Answer, CouldNotConnect, Route, Sender, exchange
 from ._models import DetailedReport, Format, HttpBackend, Id, IdKind
 from ._options import Settings
-from ._ratelimit import AdaptiveLimit, Outcome, Permit, RateLimiter, SizeLimit, Throttle
+from ._ratelimit import (
+    ConcurrencyBudget,
+    Outcome,
+    Permit,
+    RateBudget,
+    RateLimiter,
+    SizeLimit,
+    Throttle,
+)
 from ._redact import Redactor, Secret
 from ._retry import RetryPolicy
 from ._telemetry import Instrumentation, RequestTrace, off
@@ -82,8 +90,8 @@ class Requester:
         base_url: str,
         redactor: Redactor,
         sender: Sender,
-        rate_limiter: RateLimiter | None,
-        concurrency: AdaptiveLimit | None,
+        rate_limiter: RateBudget | None,
+        concurrency: ConcurrencyBudget | None,
         http_backend: HttpBackend = "httpx",
         telemetry: Instrumentation | None = None,
     ) -> None:

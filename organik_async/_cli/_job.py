@@ -116,6 +116,7 @@ class ClientOptions:
     retries: int | None = None
     timeout: float | None = None
     http_backend: str = "auto"
+    shared_limits: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     """More constructor keywords (tests pass ``backoff_base=0``)."""
 
@@ -130,6 +131,7 @@ class ClientOptions:
             "max_retries": self.retries,
             "timeout": self.timeout,
             "http_backend": self.http_backend,
+            "shared_limits": self.shared_limits,
         }
         return {k: v for k, v in chosen.items() if v is not None} | dict(self.extra)
 
