@@ -39,9 +39,11 @@ from organik_async import (
     BulkReportError,
     DetailedReport,
     FollowStream,
+    HTTPStatusError,
     IdKind,
     OrganikClient,
     OrganikError,
+    RateLimitError,
     StillPendingError,
 )
 from organik_async import Progress as ClientProgress
@@ -197,18 +199,30 @@ class _Ending:
 @dataclass
 class _Counts:
     batches: int = 0
+    requests: int = 0
     retries: int = 0
+    """Requests sent again after a fault."""
+    refusals: int = 0
+    """Answers that said "slow down" (each sent again until its patience ran out)."""
     ids_fetched: int = 0
     ids_without_rows: int = 0
+
+    def attempts(self, attempts: int, refusals: int, *, last_refused: bool = False) -> None:
+        """A batch's requests: ``attempts`` in all, ``refusals`` of them refused; the last
+        one answered, failed, or (``last_refused``) refused for good."""
+        self.requests += attempts
+        self.refusals += refusals
+        self.retries += max(0, attempts - refusals - (0 if last_refused else 1))
 
 
 @dataclass
 class FollowCounts:
-    """What following pending rows cost: rounds, and requests and retries in them."""
+    """What following pending rows cost: rounds, and requests, retries and refusals in them."""
 
     rounds: int = 0
     requests: int = 0
     retries: int = 0
+    refusals: int = 0
     last: dict[int, ClientProgress] = field(default_factory=dict)
     """Each round's last progress report, by round (from 0)."""
 
@@ -216,8 +230,9 @@ class FollowCounts:
         """A round's progress report: its batches done (each one request, plus its retries)."""
         self.last[round_index] = progress
         self.rounds = max(self.rounds, round_index + 1)
-        self.requests = sum(p.batches_done + p.retries for p in self.last.values())
+        self.requests = sum(p.batches_done + p.retries + p.refusals for p in self.last.values())
         self.retries = sum(p.retries for p in self.last.values())
+        self.refusals = sum(p.refusals for p in self.last.values())
 
 
 async def fetch_batches(
@@ -455,7 +470,7 @@ class _Fetching:
             self.sink.accept(result, final)
         counts = self.counts
         counts.batches += 1
-        counts.retries += result.attempts - 1
+        counts.attempts(result.attempts, result.refusals)
         counts.ids_fetched += len(result.ids)
         counts.ids_without_rows += _ids_without_rows(result)
 
@@ -467,7 +482,8 @@ def _conclude(job: Job, ui: Ui, plan: _Plan, fetching: _Fetching, started: float
     """The exit code; the failed file written (or removed); what happened, said; the summary."""
     ending, sink = fetching.ending, fetching.sink
     for failure in ending.failures:
-        fetching.counts.retries += max(0, failure.attempts - 1)
+        refused = _is_refusal(failure.error)
+        fetching.counts.attempts(failure.attempts, failure.refusals, last_refused=refused)
     code, outcome = _outcome(ending, fetching.total, job.inputs.ids_read)
     if code == EXIT_FAILURES and (ending.failures or ending.still_pending):
         _write_failed(job.failed_path, ending, ui)
@@ -659,7 +675,7 @@ def _summary(
         tally = state.tally.add(tally)
     by_status, error_codes = status_rows(tally, ui.lang)
     elapsed = time.perf_counter() - started
-    requests = counts.batches + counts.retries + sum(1 for f in ending.failures if f.attempts)
+    requests = counts.requests
     rate: float | None = None  # --until-final: rows over a follow period mean nothing
     if job.until_final is None:
         rate = round(sink.rows_written / elapsed, 1) if elapsed > 0 else 0.0
@@ -699,10 +715,22 @@ def _summary(
         bad_lines=[ui.scrub(line) for line in inputs.bad_lines],
         requests=requests + follow.requests,
         retries=counts.retries + follow.retries,
+        refusals=counts.refusals + follow.refusals,
         rounds=follow.rounds,
         follow_requests=follow.requests,
         elapsed_seconds=round(elapsed, 3),
         rows_per_second=rate,
+    )
+
+
+def _is_refusal(error: OrganikError | None) -> bool:
+    """Whether ``error`` is the provider's "slow down" (its last attempt was refused)."""
+    if isinstance(error, RateLimitError):
+        return True
+    return (
+        isinstance(error, HTTPStatusError)
+        and error.status_code == 503
+        and (error.retry_after is not None)
     )
 
 

@@ -132,6 +132,9 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     requests: int = 0
     """Every request sent, retries and ``--until-final``'s follow rounds included."""
     retries: int = 0
+    """Requests sent again after a fault (a transport error, a timeout, a 5xx...)."""
+    refusals: int = 0
+    """Answers that said "slow down" (code 93, HTTP 429); each was sent again."""
     rounds: int = 0
     """``--until-final``: rounds that asked again for pending rows."""
     follow_requests: int = 0
@@ -261,9 +264,10 @@ def _render_facts(summary: Summary, console: Console, lang: Lang) -> None:
         values = {
             "requests": _n(summary.requests),
             "retries": _n(summary.retries),
+            "refusals": _n(summary.refusals),
             "seconds": f"{summary.elapsed_seconds:,.1f}",
         }
-        template = "{requests} ({retries} retries) in {seconds} s"
+        template = "{requests} ({retries} retries, {refusals} refusals) in {seconds} s"
         if summary.rows_per_second is not None:
             template += ", {rate} rows/s"
             values["rate"] = f"{summary.rows_per_second:,.0f}"

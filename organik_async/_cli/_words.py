@@ -59,11 +59,11 @@ TURKISH: Final[dict[str, str]] = {
     "duplicates": "yinelenen",
     "in other shards": "diğer parçalarda",
     "bad lines skipped": "atlanan hatalı satır",
-    "{requests} ({retries} retries) in {seconds} s, {rate} rows/s": (
-        "{requests} ({retries} yeniden deneme), {seconds} sn, {rate} satır/sn"
+    "{requests} ({retries} retries, {refusals} refusals) in {seconds} s, {rate} rows/s": (
+        "{requests} ({retries} yeniden deneme, {refusals} ret), {seconds} sn, {rate} satır/sn"
     ),
-    "{requests} ({retries} retries) in {seconds} s": (
-        "{requests} ({retries} yeniden deneme), {seconds} sn"
+    "{requests} ({retries} retries, {refusals} refusals) in {seconds} s": (
+        "{requests} ({retries} yeniden deneme, {refusals} ret), {seconds} sn"
     ),
     "{rounds} rounds, {requests} requests for pending rows": (
         "{rounds} tur, bekleyen satırlar için {requests} istek"
