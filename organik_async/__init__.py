@@ -4,7 +4,9 @@ Runs on asyncio and trio (through anyio). Start with [`OrganikClient`][organik_a
 or [`SyncOrganikClient`][organik_async.SyncOrganikClient] in code that is not async.
 """
 
+import warnings as _warnings
 from types import FunctionType as _FunctionType
+from typing import Any as _Any
 
 from ._bulk import ReportStream
 from ._client import DEFAULT_BASE_URL, OrganikClient, RawResponses, api_key_from_credentials
@@ -12,6 +14,7 @@ from ._codec import XmlParser, xml_parser
 from ._exceptions import (
     API_ERROR_CODES,
     PROVIDER_CODES,
+    AnsweredError,
     APIError,
     AuthenticationError,
     BatchFailure,
@@ -28,7 +31,7 @@ from ._exceptions import (
     RequestInfo,
     ResponseTooLargeError,
     StillPendingError,
-    TimeoutError,
+    TimeoutExpiredError,
     TransportError,
 )
 from ._follow import FollowStream
@@ -64,6 +67,7 @@ __all__ = [
     "DELIVERY_ERROR_CODES",
     "PROVIDER_CODES",
     "APIError",
+    "AnsweredError",
     "AuthenticationError",
     "BatchFailure",
     "BatchOutcome",
@@ -106,7 +110,7 @@ __all__ = [
     "SyncRawResponses",
     "SyncReportStream",
     "Telemetry",
-    "TimeoutError",
+    "TimeoutExpiredError",
     "TransportError",
     "XmlParser",
     "__version__",
@@ -127,3 +131,22 @@ for _name in __all__:
     if isinstance(_obj, type | _FunctionType):
         _obj.__module__ = __name__
 del _name, _obj
+
+
+_DEPRECATED: dict[str, tuple[str, str]] = {
+    "TimeoutError": ("TimeoutExpiredError", "0.3"),
+}
+"""Old public names still served, with a warning: old name -> (new name, removed in)."""
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _DEPRECATED:
+        new, removed = _DEPRECATED[name]
+        _warnings.warn(
+            f"organik_async.{name} is deprecated and will be removed in {removed}; use "
+            f"organik_async.{new} (the old name hid the builtin {name})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

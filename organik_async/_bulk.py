@@ -51,7 +51,7 @@ from ._exceptions import (
     ClosedDuringCallError,
     EndpointUnreachableError,
     OrganikError,
-    TimeoutError,
+    TimeoutExpiredError,
 )
 from ._models import (
     ID_KINDS,
@@ -593,7 +593,7 @@ class BulkRun:
     async def _expire(self, seconds: float) -> None:
         """The call's ``timeout``: when it passes, stop as ``fail_fast`` would."""
         await anyio.sleep(seconds)
-        self._stop(TimeoutError(f"the call's timeout of {seconds:g} s expired"))
+        self._stop(TimeoutExpiredError(f"the call's timeout of {seconds:g} s expired"))
 
     async def _worker(self, send: MemoryObjectSendStream[BatchResult]) -> None:
         async def hand_over(result: BatchResult) -> bool:

@@ -542,7 +542,7 @@ class OrganikClient:
             OrganikError: for a call of one request, that request's own error
                 ([`RateLimitError`][organik_async.RateLimitError],
                 [`DecodeError`][organik_async.DecodeError], ...).
-            TimeoutError: the call's ``timeout`` passed (a call of one request).
+            TimeoutExpiredError: the call's ``timeout`` passed (a call of one request).
             ClientClosedError: the client is closed, or was closed during the call.
             TypeError: an ID that is not an int or a str, an ID argument that is not an
                 iterable, or an unknown option.

@@ -3,12 +3,13 @@
     OrganikError                    base of everything raised here
     ├── ClientClosedError           the client was used after aclose(), or closed
     │                               during the call
-    ├── APIError                    the provider answered ``result: false``
-    │   ├── AuthenticationError     codes 89, 90, 98, 99; missing or malformed key
-    │   └── RateLimitError          code 93, or HTTP 429 however it was sent
-    ├── HTTPStatusError             any other non-2xx answer
+    ├── AnsweredError               an answer came, and it is not rows
+    │   ├── APIError                the provider answered ``result: false``
+    │   │   ├── AuthenticationError codes 89, 90, 98, 99; missing or malformed key
+    │   │   └── RateLimitError      code 93, or HTTP 429 however it was sent
+    │   └── HTTPStatusError         any other non-2xx answer (a redirect too)
     ├── TransportError              the request did not complete (connection)
-    │   ├── TimeoutError            ... because a timeout expired
+    │   ├── TimeoutExpiredError     ... because a timeout expired
     │   └── EndpointUnreachableError  ... and connecting failed so often in a row
     │                                 that the call stopped
     ├── DecodeError                 a body that is not valid JSON/XML or not the
@@ -45,6 +46,7 @@ __all__ = [
     "API_ERROR_CODES",
     "PROVIDER_CODES",
     "APIError",
+    "AnsweredError",
     "AuthenticationError",
     "BatchFailure",
     "BatchOutcome",
@@ -60,7 +62,7 @@ __all__ = [
     "RequestInfo",
     "ResponseTooLargeError",
     "StillPendingError",
-    "TimeoutError",
+    "TimeoutExpiredError",
     "TransportError",
 ]
 
@@ -134,7 +136,40 @@ class ClientClosedError(OrganikError, RuntimeError):
     closed during a call."""
 
 
-class APIError(OrganikError):
+class AnsweredError(OrganikError):
+    """The server answered, and the answer is not rows: the base of
+    [`APIError`][organik_async.APIError] and
+    [`HTTPStatusError`][organik_async.HTTPStatusError].
+
+    Both carry the answer's HTTP status, the start of its body (the key masked)
+    and its ``Retry-After``, so ``except AnsweredError`` reads them whichever
+    kind of answer it was.
+    """
+
+    status_code: int | None
+    """The HTTP status of the answer (``None`` only for an error built by hand)."""
+    body: bytes
+    """The start of the raw answer, the key masked."""
+    retry_after: float | None
+    """The server's ``Retry-After``, in seconds, when it sent one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        body: bytes = b"",
+        retry_after: float | None = None,
+        request: RequestInfo | None = None,
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(message, request=request, attempts=attempts)
+        self.status_code = status_code
+        self.body = body
+        self.retry_after = retry_after
+
+
+class APIError(AnsweredError):
     """The provider refused the request (``result: false``).
 
     ``code``, ``number``, ``error_message`` and ``time`` are what the provider
@@ -152,12 +187,6 @@ class APIError(OrganikError):
     """The provider's own message (the key masked)."""
     time: str | None
     """When the provider refused, as it wrote it (its local time)."""
-    status_code: int | None
-    """The HTTP status of the answer (the provider sends most refusals with 200)."""
-    body: bytes
-    """The start of the raw answer, the key masked."""
-    retry_after: float | None
-    """The server's ``Retry-After``, in seconds, when it sent one."""
 
     def __init__(
         self,
@@ -173,14 +202,18 @@ class APIError(OrganikError):
         request: RequestInfo | None = None,
         attempts: int = 0,
     ) -> None:
-        super().__init__(message, request=request, attempts=attempts)
+        super().__init__(
+            message,
+            status_code=status_code,
+            body=body,
+            retry_after=retry_after,
+            request=request,
+            attempts=attempts,
+        )
         self.code = code
         self.number = number
         self.error_message = error_message
         self.time = time
-        self.status_code = status_code
-        self.body = body
-        self.retry_after = retry_after
 
     @property
     def description(self) -> str | None:
@@ -197,15 +230,12 @@ class RateLimitError(APIError):
     """The provider asked us to slow down (code 93 or HTTP 429)."""
 
 
-class HTTPStatusError(OrganikError):
-    """A non-2xx answer that carried no provider error envelope."""
+class HTTPStatusError(AnsweredError):
+    """A non-2xx answer that carried no provider error envelope (a redirect
+    included: the client never follows one; the message names its ``Location``)."""
 
     status_code: int
     """The HTTP status of the answer."""
-    body: bytes
-    """The start of the raw answer, the key masked."""
-    retry_after: float | None
-    """The server's ``Retry-After``, in seconds, when it sent one."""
 
     def __init__(
         self,
@@ -217,10 +247,14 @@ class HTTPStatusError(OrganikError):
         request: RequestInfo | None = None,
         attempts: int = 0,
     ) -> None:
-        super().__init__(message, request=request, attempts=attempts)
-        self.status_code = status_code
-        self.body = body
-        self.retry_after = retry_after
+        super().__init__(
+            message,
+            status_code=status_code,
+            body=body,
+            retry_after=retry_after,
+            request=request,
+            attempts=attempts,
+        )
 
 
 class TransportError(OrganikError):
@@ -245,11 +279,13 @@ class TransportError(OrganikError):
         self.cause = cause
 
 
-class TimeoutError(TransportError, builtins.TimeoutError):
+class TimeoutExpiredError(TransportError, builtins.TimeoutError):
     """A timeout expired: httpx's connect, read, write or pool timeout, the
     ``attempt_timeout`` of one attempt, or a call's ``timeout``.
 
-    Also a subclass of the builtin `TimeoutError`.
+    Also a subclass of the builtin `TimeoutError`, so ``except TimeoutError`` catches it.
+    It was called ``TimeoutError`` before 0.2, a name that hid the builtin; that
+    name still works, with a `DeprecationWarning`, until the next release.
     """
 
 
@@ -257,7 +293,8 @@ class EndpointUnreachableError(TransportError):
     """Connecting failed ``unreachable_after`` times in a row (connection refused,
     name not resolved), with no answer between: the endpoint is down or wrong, so
     the call stopped instead of retrying every batch. ``cause`` is the last failure.
-    (A connect *timeout* is a [`TimeoutError`][organik_async.TimeoutError], retried as usual.)"""
+    (A connect *timeout* is a [`TimeoutExpiredError`][organik_async.TimeoutExpiredError],
+    retried as usual.)"""
 
 
 class DecodeError(OrganikError):

@@ -183,7 +183,7 @@ class CallOptions(TypedDict, total=False):
     timeout: float | None
     """Seconds for the whole call, retries included (what a web request needs): when they
     pass, requests in flight are cancelled and the call raises
-    [`TimeoutError`][organik_async.TimeoutError] (one request) or
+    [`TimeoutExpiredError`][organik_async.TimeoutExpiredError] (one request) or
     [`BulkReportError`][organik_async.BulkReportError] (several; the rows that came are kept)."""
 
 

@@ -31,6 +31,7 @@ from . import _retry
 from ._codec import BodyError, Decoded, ProviderError, decode, encode_request
 from ._exceptions import (
     PROVIDER_CODES,
+    AnsweredError,
     APIError,
     ClientClosedError,
     DecodeError,
@@ -39,7 +40,7 @@ from ._exceptions import (
     OrganikError,
     RateLimitError,
     RequestInfo,
-    TimeoutError,
+    TimeoutExpiredError,
 )
 from ._http import Answer, CouldNotConnect, Route, Sender, exchange
 from ._models import DetailedReport, Format, HttpBackend, Id, IdKind
@@ -334,7 +335,7 @@ class Requester:
                 )
             elapsed = time.perf_counter() - started
             if sent is None:
-                sent = TimeoutError(
+                sent = TimeoutExpiredError(
                     f"no complete answer within attempt_timeout={limit:g} s", request=info
                 )
             logger.debug(
@@ -445,7 +446,7 @@ def _out_of_patience(
     refusal: OrganikError, refusals: int, seconds: float, retry: RetryPolicy
 ) -> RateLimitError:
     """The error of a request the provider kept refusing for ``pushback_timeout``."""
-    assert isinstance(refusal, APIError | HTTPStatusError)  # what is_pushback() accepts
+    assert isinstance(refusal, AnsweredError)  # what is_pushback() accepts
     api = refusal if isinstance(refusal, APIError) else None
     return RateLimitError(
         f"the provider refused this request {refusals} times over {seconds:.1f} s "
@@ -468,7 +469,7 @@ def is_pushback(error: OrganikError) -> bool:
     if isinstance(error, RateLimitError):
         return True
     return (
-        isinstance(error, APIError | HTTPStatusError)
+        isinstance(error, AnsweredError)
         and error.status_code == 503
         and error.retry_after is not None
     )
@@ -478,7 +479,7 @@ def is_too_large(error: OrganikError) -> bool:
     """Whether ``error`` refuses a request for its size: code 96, HTTP 413 or 414."""
     if isinstance(error, APIError) and error.code == _BAD_PARAMETERS_CODE:
         return True
-    return isinstance(error, APIError | HTTPStatusError) and error.status_code in (413, 414)
+    return isinstance(error, AnsweredError) and error.status_code in (413, 414)
 
 
 def _outcome(outcome: list[DetailedReport] | OrganikError | None) -> Outcome:
@@ -490,7 +491,7 @@ def _outcome(outcome: list[DetailedReport] | OrganikError | None) -> Outcome:
 
 
 def _retry_after(outcome: list[DetailedReport] | OrganikError | None) -> float | None:
-    if isinstance(outcome, APIError | HTTPStatusError):
+    if isinstance(outcome, AnsweredError):
         return outcome.retry_after
     return None
 
@@ -508,7 +509,7 @@ def error_for(
     retry_after: float | None,
     request: RequestInfo,
     location: str | None = None,
-) -> APIError | HTTPStatusError:
+) -> AnsweredError:
     """The error for an answer that is not rows: the one place that picks the class.
 
     A provider envelope decides (its code's class in

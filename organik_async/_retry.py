@@ -24,6 +24,7 @@ import msgspec
 
 from ._exceptions import (
     PROVIDER_CODES,
+    AnsweredError,
     APIError,
     HTTPStatusError,
     OrganikError,
@@ -139,7 +140,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         """
         if retry > self.max_retries or not is_retryable(error):
             return None
-        retry_after = error.retry_after if isinstance(error, APIError | HTTPStatusError) else None
+        retry_after = error.retry_after if isinstance(error, AnsweredError) else None
         if retry_after is None:
             return self.backoff(retry, draw=draw)
         if retry_after > self.max_retry_after:
@@ -167,7 +168,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
             The wait in seconds, or ``None`` when ``pushback_timeout`` would pass
             first or a ``Retry-After`` asks for more than ``max_retry_after``.
         """
-        retry_after = error.retry_after if isinstance(error, APIError | HTTPStatusError) else None
+        retry_after = error.retry_after if isinstance(error, AnsweredError) else None
         if retry_after is not None:
             if retry_after > self.max_retry_after:
                 return None

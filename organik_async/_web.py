@@ -78,7 +78,7 @@ def http_error_answer(
       ``default_retry_after``.
     * [`ClientClosedError`][organik_async.ClientClosedError]: **503**, the service is
       shutting down.
-    * [`TimeoutError`][organik_async.TimeoutError], or the builtin one (from
+    * [`TimeoutExpiredError`][organik_async.TimeoutExpiredError], or the builtin one (from
       ``anyio.fail_after``, say): **504**, the provider did not answer in time, or the
       request's time budget ran out.
     * [`StillPendingError`][organik_async.StillPendingError]: **504**, the report was not
@@ -127,7 +127,7 @@ _TIMED_OUT = "the SMS provider did not answer in time"
 
 
 def _single_answer(exc: OrganikError, default_retry_after: int) -> HTTPErrorAnswer:
-    # Order matters: the most specific class first (TimeoutError is a TransportError,
+    # Order matters: the most specific class first (TimeoutExpiredError is a TransportError,
     # ClientClosedError is also a RuntimeError, the APIError family before APIError).
     if isinstance(exc, RateLimitError):
         return HTTPErrorAnswer(

@@ -26,6 +26,7 @@ import organik_async
 from organik_async import (
     API_ERROR_CODES,
     PROVIDER_CODES,
+    AnsweredError,
     APIError,
     AuthenticationError,
     BatchSizes,
@@ -230,8 +231,10 @@ def test_errors_take_retry_after_and_every_field_in_their_constructor() -> None:
     status = HTTPStatusError("HTTP 503", status_code=503, retry_after=1.5)
     assert status.retry_after == 1.5
     assert RetryPolicy().delay_for(status, 1) == 1.5
-    for cls in (APIError, HTTPStatusError):
+    for cls in (AnsweredError, APIError, HTTPStatusError):
         assert "retry_after" in typing.get_type_hints(cls)
+    assert isinstance(error, AnsweredError)
+    assert isinstance(status, AnsweredError)
 
 
 # --- the public test switch -------------------------------------------------------------

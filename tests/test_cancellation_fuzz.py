@@ -49,7 +49,7 @@ from organik_async import (
     DetailedReport,
     Id,
     OrganikClient,
-    TimeoutError,
+    TimeoutExpiredError,
 )
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault, serve
 
@@ -322,7 +322,7 @@ class Fuzz:
                     except ClientClosedError as exc:
                         assert how == "aclose", repr(exc)
                         closed = exc
-                    except (TimeoutError, BulkReportError) as exc:
+                    except (TimeoutExpiredError, BulkReportError) as exc:
                         assert how == "timeout", repr(exc)
                         assert "timeout" in str(exc), repr(exc)
                         timed_out = exc

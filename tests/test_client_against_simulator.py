@@ -20,7 +20,7 @@ from organik_async import (
     HTTPStatusError,
     OrganikClient,
     RateLimitError,
-    TimeoutError,
+    TimeoutExpiredError,
 )
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault, serve
 
@@ -111,7 +111,7 @@ async def test_a_body_that_trickles_past_the_read_timeout_is_a_timeout_error(
             http_backend=http_backend,
         )
         async with client:
-            with anyio.fail_after(10), pytest.raises(TimeoutError) as caught:
+            with anyio.fail_after(10), pytest.raises(TimeoutExpiredError) as caught:
                 await client.detailed_report(transaction_ids=TX)
     assert caught.value.attempts == 2
     assert isinstance(caught.value, builtins.TimeoutError)

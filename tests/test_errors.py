@@ -18,6 +18,7 @@ import pytest
 from seed_rows import KEY, SEED_ROW
 
 from organik_async import (
+    AnsweredError,
     APIError,
     AuthenticationError,
     BulkReportError,
@@ -29,7 +30,7 @@ from organik_async import (
     RateLimitError,
     RequestInfo,
     ResponseTooLargeError,
-    TimeoutError,
+    TimeoutExpiredError,
     TransportError,
     instant_retries,
 )
@@ -112,7 +113,7 @@ def test_every_error_is_an_organik_error() -> None:
         RateLimitError,
         HTTPStatusError,
         TransportError,
-        TimeoutError,
+        TimeoutExpiredError,
         DecodeError,
         ResponseTooLargeError,
         BulkReportError,
@@ -120,8 +121,8 @@ def test_every_error_is_an_organik_error() -> None:
         assert issubclass(cls, OrganikError)
     assert issubclass(AuthenticationError, APIError)
     assert issubclass(RateLimitError, APIError)
-    assert issubclass(TimeoutError, TransportError)
-    assert issubclass(TimeoutError, builtins.TimeoutError)
+    assert issubclass(TimeoutExpiredError, TransportError)
+    assert issubclass(TimeoutExpiredError, builtins.TimeoutError)
     assert not issubclass(HTTPStatusError, APIError)
 
 
@@ -290,7 +291,7 @@ async def test_timeouts_are_our_timeout_error_and_the_builtin_one(
         raise exc("timed out", request=request)
 
     error = await fail(handler)
-    assert type(error) is TimeoutError
+    assert type(error) is TimeoutExpiredError
     assert isinstance(error, TransportError)
     assert isinstance(error, builtins.TimeoutError)
     assert exc.__name__ in error.cause
@@ -440,3 +441,25 @@ async def test_every_error_names_the_request_and_attempts(
 async def test_single_id_is_named_in_the_singular() -> None:
     error = await fail(FAILURES["api"], {"transaction_ids": [7]})
     assert "(json, 1 ID)" in str(error)
+
+
+def test_the_old_name_of_timeout_expired_error_still_works_with_a_deprecation_warning() -> None:
+    import organik_async
+
+    with pytest.warns(DeprecationWarning, match="TimeoutExpiredError"):
+        old = organik_async.TimeoutError
+    assert old is organik_async.TimeoutExpiredError
+    assert "TimeoutError" not in organik_async.__all__  # a star import never hides the builtin
+    assert issubclass(organik_async.TimeoutExpiredError, builtins.TimeoutError)
+    with pytest.raises(AttributeError, match="no attribute 'Timeout'"):
+        _ = organik_async.Timeout
+
+
+def test_both_kinds_of_answer_that_are_not_rows_share_one_base() -> None:
+    refused = APIError("refused", code=95, status_code=200, retry_after=2.0)
+    status = HTTPStatusError("HTTP 502", status_code=502, body=b"bad gateway")
+    for error in (refused, status):
+        assert isinstance(error, AnsweredError)
+        assert isinstance(error, OrganikError)
+    assert (status.status_code, status.body, status.retry_after) == (502, b"bad gateway", None)
+    assert (refused.status_code, refused.retry_after) == (200, 2.0)

@@ -46,7 +46,7 @@ from organik_async import (
     OrganikError,
     Progress,
     RateLimitError,
-    TimeoutError,
+    TimeoutExpiredError,
     TransportError,
     instant_retries,
 )
@@ -103,7 +103,7 @@ CASES: dict[str, Case] = {
         # attempt_timeout leaves a healthy answer seconds, even on a loaded machine.
         lambda on: Fault.trickle(chunk_size=1, delay=30.0, on_requests=on),
         "retried",
-        TimeoutError,
+        TimeoutExpiredError,
         settings={"attempt_timeout": 3.0},
     ),
     "disconnect": Case(lambda on: Fault.disconnect(on_requests=on), "retried", TransportError),

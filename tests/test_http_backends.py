@@ -44,7 +44,7 @@ from organik_async import (
     OrganikError,
     RateLimitError,
     ResponseTooLargeError,
-    TimeoutError,
+    TimeoutExpiredError,
     TransportError,
 )
 
@@ -272,7 +272,7 @@ async def test_an_answer_that_stops_arriving_is_a_timeout_error(http_backend: Ht
     error, _ = await one_call(
         http_backend=http_backend, reply=lambda _: HANG, timeout=httpx.Timeout(5, read=0.3)
     )
-    assert isinstance(error, TimeoutError)
+    assert isinstance(error, TimeoutExpiredError)
     assert error.attempts == 2
     assert_safe(error)
 

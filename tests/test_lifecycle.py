@@ -28,7 +28,7 @@ from organik_async import (
     DecodeError,
     EndpointUnreachableError,
     OrganikClient,
-    TimeoutError,
+    TimeoutExpiredError,
     TransportError,
     instant_retries,
 )
@@ -155,7 +155,7 @@ async def test_a_trickling_server_is_cut_off_by_attempt_timeout() -> None:
             fake.api_key, base_url=base_url, attempt_timeout=0.5, max_retries=1
         ) as client:
             started = anyio.current_time()
-            with pytest.raises(TimeoutError, match="attempt_timeout") as info:
+            with pytest.raises(TimeoutExpiredError, match="attempt_timeout") as info:
                 with anyio.fail_after(10):
                     await client.detailed_report(transaction_ids=TX[:1])
             elapsed = anyio.current_time() - started
@@ -167,7 +167,7 @@ async def test_a_call_timeout_bounds_a_single_request_retries_included() -> None
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(5)])
     client = fake.client()
     started = anyio.current_time()
-    with pytest.raises(TimeoutError, match=r"timeout of 0\.3 s"), anyio.fail_after(5):
+    with pytest.raises(TimeoutExpiredError, match=r"timeout of 0\.3 s"), anyio.fail_after(5):
         await client.detailed_report(transaction_ids=TX[:1], timeout=0.3)
     assert anyio.current_time() - started < 2
 
@@ -182,7 +182,7 @@ async def test_a_call_timeout_on_a_bulk_call_keeps_the_rows_that_came() -> None:
     assert error.rows == fake.dataset.expected(transaction_ids=ids[:10])
     assert sorted(accounted_ids(error)) == sorted(ids[10:])
     assert [f.outcome for f in error.failures] == ["cancelled"] + ["not_attempted"] * 3
-    assert isinstance(error.failures[0].error, TimeoutError)
+    assert isinstance(error.failures[0].error, TimeoutExpiredError)
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), True])

@@ -27,7 +27,7 @@ from organik_async import (
     OrganikClient,
     OrganikError,
     RateLimitError,
-    TimeoutError,
+    TimeoutExpiredError,
     TransportError,
     instant_retries,
 )
@@ -201,7 +201,7 @@ ECHOES: dict[str, tuple[Answer, type[OrganikError], Format]] = {
         "xml",
     ),
     "connect-error": (raise_with_url(httpx.ConnectError), TransportError, "json"),
-    "read-timeout": (raise_with_url(httpx.ReadTimeout), TimeoutError, "json"),
+    "read-timeout": (raise_with_url(httpx.ReadTimeout), TimeoutExpiredError, "json"),
 }
 
 

@@ -29,7 +29,7 @@ from organik_async import (
     OrganikError,
     RateLimitError,
     RetryPolicy,
-    TimeoutError,
+    TimeoutExpiredError,
     TransportError,
     instant_retries,
 )
@@ -262,7 +262,7 @@ async def test_last_errors_type_is_raised_after_mixed_failures(sleeps: list[floa
         raises(httpx.ConnectError), bare(503), envelope(94), then=raises(httpx.ReadTimeout)
     )
     error = await run_failing(script, max_retries=3)
-    assert type(error) is TimeoutError
+    assert type(error) is TimeoutExpiredError
     assert isinstance(error, TransportError)
     assert error.attempts == 4
 

@@ -46,7 +46,7 @@ from organik_async import (
     OrganikError,
     RateLimitError,
     ResponseTooLargeError,
-    TimeoutError,
+    TimeoutExpiredError,
     TransportError,
     instant_retries,
 )
@@ -67,7 +67,7 @@ TREE: set[type[BaseException]] = {
     RateLimitError,
     HTTPStatusError,
     TransportError,
-    TimeoutError,
+    TimeoutExpiredError,
     EndpointUnreachableError,
     DecodeError,
     ResponseTooLargeError,
@@ -248,7 +248,7 @@ async def tcp_errors(base_url: str, http_backend: HttpBackend) -> list[BaseExcep
         errors.append(streamed.value)
 
     # The caller's own time budget cancelling a call that waits for its answer: the
-    # builtin TimeoutError it ends with runs down through the HTTP library's frames.
+    # builtin TimeoutExpiredError it ends with runs down through the HTTP library's frames.
     async with client("slow") as c:
         with pytest.raises(builtins.TimeoutError) as budget:
             with anyio.fail_after(0.5):

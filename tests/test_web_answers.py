@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import organik_async
 from organik_async import (
+    AnsweredError,
     APIError,
     AuthenticationError,
     BatchFailure,
@@ -29,7 +30,7 @@ from organik_async import (
     RequestInfo,
     ResponseTooLargeError,
     StillPendingError,
-    TimeoutError,
+    TimeoutExpiredError,
     TransportError,
     http_error_answer,
 )
@@ -60,7 +61,7 @@ def example(cls: type[OrganikError]) -> OrganikError:
             request=INFO,
             attempts=4,
         )
-    if issubclass(cls, HTTPStatusError):
+    if issubclass(cls, AnsweredError):
         return cls(SECRET_TEXT, status_code=500, body=SECRET_TEXT.encode(), request=INFO)
     if issubclass(cls, TransportError):
         return cls(SECRET_TEXT, cause=SECRET_TEXT, request=INFO)
@@ -77,12 +78,13 @@ def example(cls: type[OrganikError]) -> OrganikError:
 EXPECTED_STATUS: dict[type[OrganikError], int] = {
     OrganikError: 502,
     ClientClosedError: 503,
+    AnsweredError: 502,
     APIError: 502,
     AuthenticationError: 502,
     RateLimitError: 503,
     HTTPStatusError: 502,
     TransportError: 502,
-    TimeoutError: 504,
+    TimeoutExpiredError: 504,
     DecodeError: 502,
     ResponseTooLargeError: 502,
     BulkReportError: 502,
@@ -227,7 +229,7 @@ def test_a_bulk_failure_answers_rate_limited_first_with_the_longest_wait() -> No
     error = BulkReportError(
         "3 of 9 failed",
         failures=[
-            failed(0, TimeoutError("t")),
+            failed(0, TimeoutExpiredError("t")),
             failed(1, limited(2)),
             failed(2, limited(7.5)),
             failed(3, DecodeError("d")),
@@ -245,7 +247,10 @@ def test_a_bulk_failure_answers_rate_limited_first_with_the_longest_wait() -> No
 def test_a_bulk_failure_answers_timed_out_before_a_failing_provider() -> None:
     error = BulkReportError(
         "x",
-        failures=[failed(0, HTTPStatusError("h", status_code=500)), failed(1, TimeoutError("t"))],
+        failures=[
+            failed(0, HTTPStatusError("h", status_code=500)),
+            failed(1, TimeoutExpiredError("t")),
+        ],
     )
     assert http_error_answer(error).status_code == 504
     only_provider = BulkReportError("x", failures=[failed(0, DecodeError("d"))])

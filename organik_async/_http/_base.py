@@ -32,7 +32,7 @@ from .._exceptions import (
     OrganikError,
     RequestInfo,
     ResponseTooLargeError,
-    TimeoutError,
+    TimeoutExpiredError,
     TransportError,
 )
 from .._models import Format
@@ -366,7 +366,7 @@ def _wire_error(
         reason = redactor.text(f"the HTTP library refused the URL ({_named(refused)})")
         return CouldNotConnect(f"could not connect ({reason})", cause=reason, request=info)
     if isinstance(exc, kinds.timeout):
-        return TimeoutError(f"timed out ({name})", cause=cause, request=info)
+        return TimeoutExpiredError(f"timed out ({name})", cause=cause, request=info)
     if isinstance(exc, kinds.transport):
         return TransportError(f"request failed ({name})", cause=cause, request=info)
     if isinstance(exc, RuntimeError) and sender.closed:
