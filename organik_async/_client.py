@@ -154,7 +154,7 @@ class OrganikClient:
 
     Every value is checked here, and a bad one raises ``ValueError`` naming the setting.
     Settings are read-only properties afterwards, named as the arguments (``retry`` holds
-    the four retry settings); [`with_options()`][organik_async.OrganikClient.with_options]
+    the five retry settings); [`with_options()`][organik_async.OrganikClient.with_options]
     gives a view with some changed. The [Client settings][client-settings] page has them
     all in one table.
 
@@ -349,7 +349,7 @@ class OrganikClient:
         Args:
             **changes: the settings to change, by the constructor's names: those of
                 [`SettingChanges`][organik_async.SettingChanges] (everything that is not
-                about connections), and ``retry``, a whole
+                about connections, shared budgets or telemetry), and ``retry``, a whole
                 [`RetryPolicy`][organik_async.RetryPolicy].
 
         Returns:
@@ -388,8 +388,8 @@ class OrganikClient:
 
     @property
     def retry(self) -> RetryPolicy:
-        """The retry policy the ``max_retries``, ``backoff_base``, ``backoff_max`` and
-        ``max_retry_after`` settings make."""
+        """The retry policy the ``max_retries``, ``backoff_base``, ``backoff_max``,
+        ``max_retry_after`` and ``pushback_timeout`` settings make."""
         return self._settings.retry
 
     @property

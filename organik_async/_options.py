@@ -118,8 +118,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 class SettingChanges(TypedDict, total=False):
     """What [`OrganikClient.with_options()`][organik_async.OrganikClient.with_options] can change:
-    every setting that is not about connections, by the constructor's names. Values are
-    validated as the constructor validates them."""
+    every setting that is not about the client's connections, shared budgets or telemetry (a
+    view shares those), by the constructor's names. Values are validated as the constructor
+    validates them."""
 
     request_format: Format
     """The format of request bodies: ``"json"`` or ``"xml"``."""
@@ -139,7 +140,7 @@ class SettingChanges(TypedDict, total=False):
     pushback_timeout: float | None
     """Seconds a request keeps retrying after the provider first refused it."""
     retry: RetryPolicy
-    """A whole retry policy, instead of its four settings one by one (those given beside it
+    """A whole retry policy, instead of its five settings one by one (those given beside it
     change it)."""
     max_response_bytes: int
     """The largest answer read, in bytes."""

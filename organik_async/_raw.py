@@ -25,19 +25,16 @@ class RawResponse:
     """A successful answer as it came, the API key masked;
     [`parse()`][organik_async.RawResponse.parse] gives the rows the plain call returns.
 
-        raw = await client.with_raw_response.detailed_report(transaction_ids=[20230000001])
-        print(raw.status_code, raw.headers.get("content-type"), raw.text)
-        rows = raw.parse()
+    ```python
+    raw = await client.with_raw_response.detailed_report(
+        transaction_ids=[20230000001]
+    )
+    print(raw.status_code, raw.headers.get("content-type"), raw.text)
+    rows = raw.parse()
+    ```
 
-    Attributes:
-        status_code: the HTTP status.
-        headers: the answer's headers (case-insensitive, repeated ones kept), key masked.
-        content: the body, decompressed, key masked.
-        url: the request's URL, key masked.
-        method: ``"POST"``.
-        attempts: the attempts the request took (1 unless it was retried).
-        elapsed: seconds the successful attempt took, from sending to the last byte.
-        request: what was asked (URL, formats, number of IDs).
+    Returned by ``client.with_raw_response.detailed_report(...)``
+    ([`RawResponses`][organik_async.RawResponses]); never built by hand.
     """
 
     __slots__ = (
@@ -51,6 +48,23 @@ class RawResponse:
         "status_code",
         "url",
     )
+
+    status_code: int
+    """The HTTP status."""
+    headers: httpx.Headers
+    """The answer's headers (case-insensitive, repeated ones kept), the key masked."""
+    content: bytes
+    """The body, decompressed, the key masked."""
+    url: str
+    """The request's URL, the key masked."""
+    method: str
+    """``"POST"``."""
+    attempts: int
+    """The attempts the request took (1 unless it was retried)."""
+    elapsed: float
+    """Seconds the successful attempt took, from sending to the last byte."""
+    request: RequestInfo
+    """What was asked (URL, formats, number of IDs)."""
 
     def __init__(
         self,

@@ -166,7 +166,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
         Returns:
             The wait in seconds, or ``None`` when ``pushback_timeout`` would pass
-            first or a ``Retry-After`` asks for more than ``max_retry_after``.
+                first or a ``Retry-After`` asks for more than ``max_retry_after``.
         """
         retry_after = error.retry_after if isinstance(error, AnsweredError) else None
         if retry_after is not None:

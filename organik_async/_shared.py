@@ -115,41 +115,41 @@ class SharedLimits:
     your own coredis client (``coredis.Redis`` or ``coredis.RedisCluster``, which this
     library never closes):
 
-        OrganikClient(shared_limits="redis://:password@redis.internal:6379/0")
-        OrganikClient(shared_limits=SharedLimits("redis://redis.internal/0", lease=30))
+    ```python
+    OrganikClient(shared_limits="redis://:password@redis.internal:6379/0")
+    OrganikClient(shared_limits=SharedLimits("redis://redis.internal/0", lease=30))
+    ```
 
     Every process that uses the same API key and the same Redis (and ``prefix``) shares
     one budget: requests in flight, the adaptive limit, the rate and ``Retry-After``
-    pauses. The budget is used while the client is open (``async with OrganikClient(...)``).
-
-    Args:
-        url: The Redis server's URL. Its password is masked wherever it is shown.
-        client: A coredis client to use instead of a URL.
-        lease: Seconds a request's permit lasts unless renewed: a process killed
-            mid-request gives its permits back after at most this long. Long requests
-            renew theirs every ``lease / 3`` seconds.
-        prefix: The first part of every key this library writes (for ACLs and for keeping
-            apart several deployments that share one Redis).
-        max_in_flight: The most requests in flight for the whole account, when the
-            provider's limit is known; the adaptive limit never grows above it. ``None``:
-            each process's ``max_connections``.
-        timeout: Seconds to wait for Redis's answer to one step before going on with
-            local limits.
-        probe_interval: While Redis is unavailable, ask it again at most this often
-            (seconds).
+    pauses. The budget is used while the client is open (``async with OrganikClient(...)``;
+    a [`SyncOrganikClient`][organik_async.SyncOrganikClient] from its first call until it
+    is closed).
 
     Raises:
         ValueError: A setting is invalid (the message names it).
     """
 
     url: str | None = None
+    """The Redis server's URL. Its password is masked wherever it is shown."""
     _: KW_ONLY
     client: Any = None
+    """A coredis client to use instead of a URL."""
     lease: float = 15.0
+    """Seconds a request's permit lasts unless renewed: a process killed mid-request gives
+    its permits back after at most this long. Long requests renew theirs every
+    ``lease / 3`` seconds."""
     prefix: str = "organik"
+    """The first part of every key this library writes (for ACLs and for keeping apart
+    several deployments that share one Redis)."""
     max_in_flight: int | None = None
+    """The most requests in flight for the whole account, when the provider's limit is
+    known; the adaptive limit never grows above it. ``None``: each process's
+    ``max_connections``."""
     timeout: float = 1.0
+    """Seconds to wait for Redis's answer to one step before going on with local limits."""
     probe_interval: float = 5.0
+    """While Redis is unavailable, ask it again at most this often (seconds)."""
 
     def __post_init__(self) -> None:
         if (self.url is None) == (self.client is None):

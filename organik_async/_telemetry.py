@@ -91,22 +91,24 @@ class Telemetry:
     ``telemetry=True`` (the default) reports whenever the application has set a global
     tracer or meter provider; ``telemetry=False`` never reports. This class says more:
 
-        OrganikClient(telemetry=Telemetry(propagate=True, tracer_provider=provider))
+    ```python
+    OrganikClient(telemetry=Telemetry(propagate=True, tracer_provider=provider))
+    ```
 
-    Attributes:
-        enabled: report at all (the ``OTEL_PYTHON_INSTRUMENTATION_ORGANIK_ASYNC_ENABLED``
-            environment variable set to ``false`` overrides it).
-        propagate: send the trace context (``traceparent``, and whatever the global
-            propagator adds) to the provider with each request. Off by default: the
-            provider is a third party.
-        tracer_provider: spans go here instead of to the global tracer provider.
-        meter_provider: metrics go here instead of to the global meter provider.
+    Raises:
+        ValueError: ``enabled`` or ``propagate`` is not a bool.
     """
 
     enabled: bool = True
+    """Report at all (the ``OTEL_PYTHON_INSTRUMENTATION_ORGANIK_ASYNC_ENABLED`` environment
+    variable set to ``false`` overrides it)."""
     propagate: bool = False
+    """Send the trace context (``traceparent``, and whatever the global propagator adds) to
+    the provider with each request. Off by default: the provider is a third party."""
     tracer_provider: TracerProvider | None = None
+    """Spans go here instead of to the global tracer provider."""
     meter_provider: MeterProvider | None = None
+    """Metrics go here instead of to the global meter provider."""
 
     def __post_init__(self) -> None:
         for name in ("enabled", "propagate"):

@@ -13,6 +13,8 @@ in one of them on purpose.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 import re
 from pathlib import Path
@@ -28,7 +30,7 @@ CONSTRUCTOR = [
     name for name in inspect.signature(OrganikClient.__init__).parameters if name != "self"
 ]
 RETRY = list(RetryPolicy.__struct_fields__)
-"""The four retry settings: constructor arguments, held together by the ``retry`` property."""
+"""The five retry settings: constructor arguments, held together by the ``retry`` property."""
 
 ABOUT_CONNECTIONS = {
     "api_key",
@@ -40,9 +42,11 @@ ABOUT_CONNECTIONS = {
     "http_client",
     "transport",
     "http_backend",
+    "telemetry",
+    "shared_limits",
 }
-"""Settings of the client's connections and shared budgets: a view shares them, so
-``with_options`` cannot change them."""
+"""Settings of the client's connections, shared budgets and reporting: a view shares its
+client's sender, limits and instruments, so ``with_options`` cannot change them."""
 
 NOT_PROPERTIES = {
     "api_key": "a secret: never shown back",
@@ -54,15 +58,15 @@ NOT_PROPERTIES = {
 }
 """Constructor arguments that are not read back as a property, and why."""
 
-OTHER_PROPERTIES = ["url", "is_closed"]
-"""Properties of the client that are not settings."""
+OTHER_PROPERTIES = ["url", "is_closed", "with_raw_response"]
+"""Properties of the client that are not settings (``with_raw_response`` is a cached one)."""
 
 
 def _properties() -> list[str]:
     return [
         name
         for name, value in vars(OrganikClient).items()
-        if isinstance(value, property) and not name.startswith("_")
+        if isinstance(value, property | functools.cached_property) and not name.startswith("_")
     ]
 
 
@@ -100,7 +104,7 @@ def test_with_options_takes_the_settings_object_s_fields_and_the_retry_settings(
 
 
 def test_the_constructor_takes_every_changeable_setting_and_those_about_connections() -> None:
-    changeable = set(SettingChanges.__annotations__) - {"retry"}  # the four, one by one
+    changeable = set(SettingChanges.__annotations__) - {"retry"}  # the five, one by one
     assert set(CONSTRUCTOR) - ABOUT_CONNECTIONS == changeable
     assert set(CONSTRUCTOR) >= ABOUT_CONNECTIONS
 
@@ -148,8 +152,10 @@ def test_the_command_line_s_table_names_the_settings_its_options_set() -> None:
         named |= set(re.findall(r"`([a-z_]+)`", leading[1]))
     every = ClientOptions(
         base_url="http://x", response_format="json", batch_size=1, concurrency=1,
-        rate_limit=1, retries=1, timeout=1,
+        rate_limit=1, retries=1, timeout=1, shared_limits="redis://x",
     )  # fmt: skip
+    unset = [f.name for f in dataclasses.fields(every) if getattr(every, f.name) is None]
+    assert not unset, f"give every option a value here, so that none is missed: {unset}"
     set_by_options = set(every.kwargs())
     assert set_by_options <= set(CONSTRUCTOR)
     assert named == set_by_options | {"api_key"}  # the key: from the environment only

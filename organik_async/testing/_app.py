@@ -263,7 +263,15 @@ class FakeOrganikAPI:
     def sync_client(self, **kwargs: Any) -> SyncOrganikClient:
         """A [`SyncOrganikClient`][organik_async.SyncOrganikClient] wired to this app
         in-process, as [`client()`][organik_async.testing.FakeOrganikAPI.client] wires an
-        async one."""
+        async one.
+
+        Args:
+            **kwargs: the client's settings, with the defaults
+                [`client()`][organik_async.testing.FakeOrganikAPI.client] gives.
+
+        Returns:
+            A new blocking client, to use as ``with fake.sync_client() as client:``.
+        """
         from .._sync import SyncOrganikClient
 
         return SyncOrganikClient(**self._client_settings(kwargs))
