@@ -68,6 +68,7 @@ from ._options import (
 from ._raw import RawResponse
 from ._redact import Secret
 from ._retry import RetryPolicy
+from ._shared import SharedLimits
 from ._telemetry import Telemetry
 
 __all__ = ["SyncFollowStream", "SyncOrganikClient", "SyncRawResponses", "SyncReportStream"]
@@ -89,13 +90,15 @@ _numbers = itertools.count(1)
 class _Loop:
     """One event loop in a daemon thread, reached through anyio's `BlockingPortal`.
 
-    Shared by a blocking client and its views. Started on first use; `stop()` runs the
-    client's ``aclose()`` on the loop, stops the portal and joins the thread. Every method is
-    safe to call from any thread but the loop's own.
+    Shared by a blocking client and its views. Started on first use, with the async client
+    entered (``async with``: its shared limits are used from then on) for the loop's life;
+    `stop()` runs the client's ``aclose()`` on the loop, stops the portal and joins the
+    thread. Every method is safe to call from any thread but the loop's own.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, client: AbstractAsyncContextManager[object]) -> None:
         self._lock = threading.Lock()
+        self._client = client
         self._portal: BlockingPortal | None = None
         self._thread: threading.Thread | None = None
         self.closed = False
@@ -105,7 +108,7 @@ class _Loop:
             if self.closed:
                 raise ClientClosedError("this SyncOrganikClient is closed; create a new one")
             if self._portal is None:
-                self._portal, self._thread = _start_portal()
+                self._portal, self._thread = _start_portal(self._client)
             return self._portal
 
     def run(self, func: Callable[[], Awaitable[T]]) -> T:
@@ -153,7 +156,8 @@ class _Loop:
         return self._thread is not None and threading.current_thread() is self._thread
 
     def stop(self, aclose: Callable[[], Awaitable[None]]) -> None:
-        """Close the client on the loop, then stop the loop and its thread. Idempotent."""
+        """Close the client on the loop, then stop the loop and its thread (which leaves the
+        client's ``async with``). Idempotent."""
         if self.in_loop_thread():  # a finaliser run by the loop's own thread: hand it over
             threading.Thread(target=self.stop, args=(aclose,), daemon=True).start()
             return
@@ -176,12 +180,16 @@ class _Loop:
                 self._portal = self._thread = None
 
 
-def _start_portal() -> tuple[BlockingPortal, threading.Thread]:
-    """A portal on a new asyncio loop in a daemon thread (a script that never closes exits)."""
+def _start_portal(
+    client: AbstractAsyncContextManager[object],
+) -> tuple[BlockingPortal, threading.Thread]:
+    """A portal on a new asyncio loop in a daemon thread (a script that never closes exits),
+    with ``client`` entered in the loop's main task until the portal stops (the task that
+    enters an async context manager must leave it, as anyio requires)."""
     ready: Future[BlockingPortal] = Future()
 
     async def host() -> None:
-        async with BlockingPortal() as portal:
+        async with client, BlockingPortal() as portal:
             ready.set_result(portal)
             await portal.sleep_until_stopped()
 
@@ -260,23 +268,32 @@ class _Shared:
     """
 
     def __init__(self, client: OrganikClient) -> None:
-        self.loop = _Loop()
+        self.loop = _Loop(client)
         self.close: Callable[[], None] = weakref.finalize(self, self.loop.stop, client.aclose)
 
 
 class SyncReportStream(Generic[T]):
     """A blocking client's stream: a plain iterator, and a context manager.
 
-        for row in client.iter_detailed_report(transaction_ids=ids):
-            ...
+    [`SyncOrganikClient.iter_detailed_report()`][organik_async.SyncOrganikClient.iter_detailed_report]
+    returns one that gives rows,
+    [`SyncOrganikClient.iter_batches()`][organik_async.SyncOrganikClient.iter_batches] one
+    that gives [`BatchResult`][organik_async.BatchResult]s:
+
+    ```python
+    for row in client.iter_detailed_report(transaction_ids=ids):
+        ...
+    ```
 
     Leaving the ``for`` loop early (``break``, an exception) and dropping the iterator stops
     every request still in flight; so do [`close()`][organik_async.SyncReportStream.close] and
     leaving a ``with`` block:
 
-        with client.iter_detailed_report(transaction_ids=ids) as rows:
-            for row in rows:
-                ...
+    ```python
+    with client.iter_detailed_report(transaction_ids=ids) as rows:
+        for row in rows:
+            ...
+    ```
     """
 
     def __init__(
@@ -356,7 +373,7 @@ class SyncFollowStream(SyncReportStream[DetailedReport]):
 
     @property
     def rounds(self) -> int:
-        """Rounds asked so far."""
+        """Rounds asked so far (a round is one report call)."""
         return self._follow.rounds
 
     @property
@@ -375,10 +392,75 @@ class SyncOrganikClient:
     [`close()`][organik_async.SyncOrganikClient.close]). Open it once and share it: any number
     of threads may call it at once.
 
-        with SyncOrganikClient() as client:
-            rows = client.detailed_report(transaction_ids=[20230000001])
+    ```python
+    with SyncOrganikClient() as client:
+        rows = client.detailed_report(transaction_ids=[20230000001])
+    ```
 
     Streams are plain iterators: `for row in client.iter_detailed_report(...)`.
+
+    Args:
+        api_key: 32 hex characters, ``MD5(username + password)``
+            ([`api_key_from_credentials()`][organik_async.api_key_from_credentials]).
+            Default: the ``ORGANIK_API_KEY`` environment variable.
+        base_url: the provider's root, ``http://`` or ``https://`` with a host; a path
+            prefix (a proxy's) is kept. The client adds ``/v2/<key>/detailedreport/…``
+            itself. Default: the ``ORGANIK_BASE_URL`` environment variable, else
+            [`DEFAULT_BASE_URL`][organik_async.DEFAULT_BASE_URL].
+        request_format: ``"json"`` or ``"xml"``: the format of request bodies.
+        response_format: the format of answers; ``None``: the same as ``request_format``.
+        timeout: httpx's timeouts, per operation: seconds for all four, or an
+            ``httpx.Timeout``. Default: [`DEFAULT_TIMEOUT`][organik_async.DEFAULT_TIMEOUT].
+        max_retries: more attempts after the first; 0 sends once.
+        backoff_base: seconds before the first retry, doubled for each one after.
+        backoff_max: the longest wait between attempts, in seconds.
+        max_retry_after: a ``Retry-After`` longer than this many seconds is not waited for:
+            the error is raised at once.
+        pushback_timeout: seconds a request keeps retrying after the provider first refused
+            it ("slow down": code 93, HTTP 429, a 503 with ``Retry-After``); refusals spend
+            no ``max_retries``. ``None``: until the call's own ``timeout``.
+        max_response_bytes: a larger answer raises
+            [`ResponseTooLargeError`][organik_async.ResponseTooLargeError] (default 64 MiB).
+        batch_sizes: IDs per request, per kind ([`BatchSizes`][organik_async.BatchSizes];
+            default 20 transaction or delivery track IDs, 250 GSM track IDs), or one int for
+            every kind.
+        max_concurrency: requests in flight per call.
+        attempt_timeout: seconds one attempt may take, from sending to the last byte of the
+            answer (default 300); ``None`` for no bound.
+        unreachable_after: failures to connect in a row after which a call stops with
+            [`EndpointUnreachableError`][organik_async.EndpointUnreachableError].
+        rate_limit: requests per second, one budget shared by every call on this client and
+            its views, retries included; ``None`` for none.
+        max_connections: requests in flight on this client, all calls together; also the
+            ceiling of the adaptive limit.
+        pool_size: connections per internal httpx pool (the client spreads requests over
+            small pools).
+        adaptive_concurrency: keep a per-client limit on requests in flight that follows
+            the provider's pushback; ``False`` leaves only ``max_concurrency`` and
+            ``max_connections``.
+        http_client: your own ``httpx.AsyncClient``, used as is and never closed by this
+            client.
+        transport: an httpx transport for the client's own pool (the simulator's
+            in-process one, say).
+        http_backend: what sends requests: ``"auto"`` (aiohttp on asyncio when it is
+            installed and httpx is not mocked, httpx otherwise), ``"httpx"``, or
+            ``"aiohttp"`` (asyncio only).
+        telemetry: OpenTelemetry traces and metrics: ``True`` (on when the application set
+            a tracer or meter provider), ``False`` (never), or a
+            [`Telemetry`][organik_async.Telemetry].
+        shared_limits: one budget of requests in flight, adaptive limit, rate and
+            ``Retry-After`` pause for every process using this key, kept in Redis: a
+            ``redis://``, ``rediss://`` or ``unix://`` URL, or a
+            [`SharedLimits`][organik_async.SharedLimits]. Default: the
+            ``ORGANIK_SHARED_LIMITS`` environment variable; ``""`` turns it off. Shared
+            from the client's first call until it is closed.
+
+    Raises:
+        AuthenticationError: the key is missing, or not 32 hex characters.
+        ValueError: a setting out of range or of the wrong type; a ``base_url`` that is not
+            an http(s) URL, or holds ``/v2``, the key, a query or a fragment; both
+            ``http_client`` and ``transport``; ``http_backend="aiohttp"`` without aiohttp
+            installed, or with an ``http_client`` or ``transport``.
     """
 
     _client: OrganikClient
@@ -396,6 +478,7 @@ class SyncOrganikClient:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         max_retry_after: float = 120.0,
+        pushback_timeout: float | None = 600.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         batch_sizes: BatchSizes | int = DEFAULT_BATCH_SIZES,
         max_concurrency: int = 8,
@@ -409,6 +492,7 @@ class SyncOrganikClient:
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: HttpBackend = "auto",
         telemetry: Telemetry | bool = True,
+        shared_limits: str | SharedLimits | None = None,
     ) -> None:
         # The key never sits in a plain local: a traceback with locals shows reprs.
         secret = Secret(api_key) if isinstance(api_key, str) else api_key
@@ -425,6 +509,7 @@ class SyncOrganikClient:
             backoff_base=backoff_base,
             backoff_max=backoff_max,
             max_retry_after=max_retry_after,
+            pushback_timeout=pushback_timeout,
             max_response_bytes=max_response_bytes,
             batch_sizes=batch_sizes,
             max_concurrency=max_concurrency,
@@ -438,6 +523,7 @@ class SyncOrganikClient:
             transport=transport,
             http_backend=http_backend,
             telemetry=telemetry,
+            shared_limits=shared_limits,
         )
         self._client = client
         self._shared = _Shared(client)
@@ -446,8 +532,26 @@ class SyncOrganikClient:
         """A view of this client with some settings changed, as
         [`OrganikClient.with_options()`][organik_async.OrganikClient.with_options].
 
-        The view shares this client's thread, pools, rate budget and open/closed state:
-        closing either closes both.
+        The view shares this client's thread, pools, rate budget, adaptive limit and
+        open/closed state: closing either closes both. Values are validated as the
+        constructor validates them.
+
+        ```python
+        patient = client.with_options(max_retries=6, batch_sizes=50)
+        ```
+
+        Args:
+            **changes: the settings to change, by the constructor's names: those of
+                [`SettingChanges`][organik_async.SettingChanges] (everything that is not
+                about connections, shared budgets or telemetry), and ``retry``, a whole
+                [`RetryPolicy`][organik_async.RetryPolicy].
+
+        Returns:
+            The view: a `SyncOrganikClient`.
+
+        Raises:
+            TypeError: a name that is not a changeable setting.
+            ValueError: a value the constructor would refuse.
         """
         view = object.__new__(type(self))
         view._client = self._client.with_options(**changes)
@@ -463,38 +567,50 @@ class SyncOrganikClient:
 
     @property
     def request_format(self) -> Format:
+        """The format of request bodies: ``"json"`` or ``"xml"``."""
         return self._client.request_format
 
     @property
     def response_format(self) -> Format:
+        """The format answers are asked in (``request_format`` unless set apart)."""
         return self._client.response_format
 
     @property
     def timeout(self) -> httpx.Timeout:
+        """httpx's timeouts, per operation (connect, read, write, pool)."""
         return self._client.timeout
 
     @property
     def retry(self) -> RetryPolicy:
+        """The retry policy the ``max_retries``, ``backoff_base``, ``backoff_max``,
+        ``max_retry_after`` and ``pushback_timeout`` settings make."""
         return self._client.retry
 
     @property
     def max_response_bytes(self) -> int:
+        """The largest answer read, in bytes (decompressed); a larger one raises
+        [`ResponseTooLargeError`][organik_async.ResponseTooLargeError]."""
         return self._client.max_response_bytes
 
     @property
     def batch_sizes(self) -> BatchSizes:
+        """IDs per request, per kind."""
         return self._client.batch_sizes
 
     @property
     def max_concurrency(self) -> int:
+        """Requests in flight per call."""
         return self._client.max_concurrency
 
     @property
     def attempt_timeout(self) -> float | None:
+        """Seconds one attempt may take, from sending to the last byte; ``None``: no bound."""
         return self._client.attempt_timeout
 
     @property
     def unreachable_after(self) -> int:
+        """Failures to connect in a row after which a call stops with
+        [`EndpointUnreachableError`][organik_async.EndpointUnreachableError]."""
         return self._client.unreachable_after
 
     @property
@@ -511,6 +627,11 @@ class SyncOrganikClient:
     def telemetry(self) -> Telemetry:
         """How this client reports to OpenTelemetry."""
         return self._client.telemetry
+
+    @property
+    def shared_limits(self) -> SharedLimits | None:
+        """Where the account's budget is shared with other processes (Redis), if it is."""
+        return self._client.shared_limits
 
     @property
     def url(self) -> str:
@@ -541,6 +662,8 @@ class SyncOrganikClient:
 
     @property
     def is_closed(self) -> bool:
+        """Whether [`close()`][organik_async.SyncOrganikClient.close] was called (on this
+        client or on any view of it)."""
         return self._shared.loop.closed or self._client.is_closed
 
     def __repr__(self) -> str:
@@ -571,9 +694,9 @@ class SyncOrganikClient:
     def detailed_report(
         self,
         *,
-        transaction_ids: IdSource = (),
-        delivery_track_ids: IdSource = (),
-        gsm_track_ids: IdSource = (),
+        transaction_ids: IdSource | None = None,
+        delivery_track_ids: IdSource | None = None,
+        gsm_track_ids: IdSource | None = None,
         **options: Unpack[CallOptions],
     ) -> list[DetailedReport]:
         """Every row for the given IDs, as
@@ -610,16 +733,18 @@ class SyncOrganikClient:
     def iter_detailed_report(
         self,
         *,
-        transaction_ids: IdSource = (),
-        delivery_track_ids: IdSource = (),
-        gsm_track_ids: IdSource = (),
+        transaction_ids: IdSource | None = None,
+        delivery_track_ids: IdSource | None = None,
+        gsm_track_ids: IdSource | None = None,
         **options: Unpack[CallOptions],
     ) -> SyncReportStream[DetailedReport]:
         """Rows as batches complete, in bounded memory, as
         [`OrganikClient.iter_detailed_report()`][organik_async.OrganikClient.iter_detailed_report]:
 
-            for row in client.iter_detailed_report(transaction_ids=ids):
-                ...
+        ```python
+        for row in client.iter_detailed_report(transaction_ids=ids):
+            ...
+        ```
 
         A lazy input is read as needed, a thousand IDs at a time, in a worker thread (never
         in the event loop's thread).
@@ -646,9 +771,9 @@ class SyncOrganikClient:
     def iter_batches(
         self,
         *,
-        transaction_ids: IdSource = (),
-        delivery_track_ids: IdSource = (),
-        gsm_track_ids: IdSource = (),
+        transaction_ids: IdSource | None = None,
+        delivery_track_ids: IdSource | None = None,
+        gsm_track_ids: IdSource | None = None,
         **options: Unpack[CallOptions],
     ) -> SyncReportStream[BatchResult]:
         """One [`BatchResult`][organik_async.BatchResult] per successful request, as
@@ -676,9 +801,9 @@ class SyncOrganikClient:
     def follow_until_final(
         self,
         *,
-        transaction_ids: IdSource = (),
-        delivery_track_ids: IdSource = (),
-        gsm_track_ids: IdSource = (),
+        transaction_ids: IdSource | None = None,
+        delivery_track_ids: IdSource | None = None,
+        gsm_track_ids: IdSource | None = None,
         poll_interval: float = 60.0,
         max_poll_interval: float = 900.0,
         deadline: float = 24 * 3600.0,
@@ -687,8 +812,10 @@ class SyncOrganikClient:
         """Each row once, when it becomes final, as
         [`OrganikClient.follow_until_final()`][organik_async.OrganikClient.follow_until_final]:
 
-            for row in client.follow_until_final(transaction_ids=ids):
-                ...  # delivered, invalid number or timed out
+        ```python
+        for row in client.follow_until_final(transaction_ids=ids):
+            ...  # delivered, invalid number or timed out
+        ```
 
         Args:
             transaction_ids: IDs of send tasks.
@@ -772,10 +899,11 @@ class SyncRawResponses:
 
 # --- where lazy inputs are read ---------------------------------------------------------
 
-_Sources = tuple[IdSource, IdSource, IdSource]
+S = TypeVar("S", bound="IdSource | None")
+"""An ID argument: ``None`` (not given) goes through as it is."""
 
 
-def _is_lazy(source: IdSource) -> TypeGuard[Iterable[Id]]:
+def _is_lazy(source: object) -> TypeGuard[Iterable[Id]]:
     """A sync iterable that is not a sized collection: a generator, a cursor, a file."""
     return (
         isinstance(source, Iterable)
@@ -784,7 +912,9 @@ def _is_lazy(source: IdSource) -> TypeGuard[Iterable[Id]]:
     )
 
 
-def _read_here(sources: _Sources, limits: tuple[int, int, int] | None = None) -> _Sources:
+def _read_here(
+    sources: tuple[S, S, S], limits: tuple[int, int, int] | None = None
+) -> tuple[S | list[Id], S | list[Id], S | list[Id]]:
     """Lazy inputs read into lists by the calling thread (a call returns every row anyway),
     each to its limit if one is given.
 
@@ -799,7 +929,9 @@ def _read_here(sources: _Sources, limits: tuple[int, int, int] | None = None) ->
     return first, second, third
 
 
-def _read_in_thread(sources: _Sources) -> _Sources:
+def _read_in_thread(
+    sources: tuple[S, S, S],
+) -> tuple[S | _ThreadRead, S | _ThreadRead, S | _ThreadRead]:
     """Lazy inputs of a stream, read as needed in a worker thread, in bounded memory."""
     first, second, third = (_ThreadRead(s) if _is_lazy(s) else s for s in sources)
     return first, second, third

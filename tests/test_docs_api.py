@@ -37,7 +37,15 @@ RAISE_THROUGH_HELPERS = {
 
 # Classes users get from a method, never build: their reference hides the constructor
 # (merge_init_into_class: false in docs/api/*.md) and says where they come from.
-INTERNAL_CONSTRUCTORS = {"organik_async.ReportStream", "organik_async.FollowStream"}
+INTERNAL_CONSTRUCTORS = {
+    "organik_async.ReportStream",
+    "organik_async.FollowStream",
+    "organik_async.RawResponses",
+    "organik_async.RawResponse",
+    "organik_async.SyncReportStream",
+    "organik_async.SyncFollowStream",
+    "organik_async.SyncRawResponses",
+}
 
 
 def _load() -> griffe.Module:
@@ -213,3 +221,59 @@ def test_the_reference_hides_the_constructors_users_never_call() -> None:
         entry = re.search(rf"^::: {re.escape(path)}\n((?:    .*\n)*)", pages, flags=re.M)
         assert entry is not None, path
         assert "merge_init_into_class: false" in entry[1], path
+
+
+# --- the blocking client mirrors the async one ---------------------------------------------
+
+SYNC_ARGS_DIFFER = {
+    "shared_limits": "when the budget is shared: inside `async with` for the async client, "
+    "from the first call until close() for the blocking one",
+}
+"""Constructor arguments the blocking client documents in words of its own, and why."""
+
+
+def _class_sections(name: str, kind: str) -> list[tuple[str, str]]:
+    cls = _target(PACKAGE[name])
+    return [
+        (str(item.name if kind == "parameters" else item.annotation), item.description)
+        for section in sections(cls).get(kind, [])
+        for item in section.value
+    ]
+
+
+def _reference_members(page: str, name: str) -> list[str]:
+    text = (ROOT / "docs" / "api" / page).read_text(encoding="utf-8")
+    entry = text.split(f"::: organik_async.{name}\n", 1)[1].split("\n:::", 1)[0]
+    return re.findall(r"^ +- (\w+)$", entry, flags=re.M)
+
+
+def test_the_blocking_client_documents_the_async_client_s_arguments() -> None:
+    blocking = dict(_class_sections("SyncOrganikClient", "parameters"))
+    async_ = dict(_class_sections("OrganikClient", "parameters"))
+    assert list(blocking) == list(async_)
+    differ = {name for name in async_ if blocking[name] != async_[name]}
+    assert differ == set(SYNC_ARGS_DIFFER)
+    assert _class_sections("SyncOrganikClient", "raises") == _class_sections(
+        "OrganikClient", "raises"
+    )
+
+
+def test_the_blocking_client_s_settings_are_described_as_the_async_client_s() -> None:
+    blocking = _target(PACKAGE["SyncOrganikClient"])
+    async_ = _target(PACKAGE["OrganikClient"])
+    constructor = _target(async_["__init__"])
+    assert isinstance(constructor, griffe.Function)
+    for name in _parameters(constructor):
+        member = async_.members.get(name)
+        if member is None or "property" not in member.labels:
+            continue  # not read back (the key, the objects lent to the client)
+        assert member.docstring is not None
+        assert blocking[name].docstring is not None, name
+        assert blocking[name].docstring.value == member.docstring.value, name
+
+
+def test_the_blocking_client_s_reference_lists_the_async_client_s_members() -> None:
+    async_ = _reference_members("client.md", "OrganikClient")
+    assert _reference_members("sync.md", "SyncOrganikClient") == [
+        "close" if name == "aclose" else name for name in async_
+    ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 from anyio.from_thread import start_blocking_portal
 from connections import busy_connections
+from redis_server import RedisServer, dump
 
 from organik_async import (
     AuthenticationError,
@@ -38,11 +40,13 @@ from organik_async import (
     HttpBackend,
     OrganikClient,
     OrganikError,
+    SharedLimits,
     StillPendingError,
     SyncOrganikClient,
     http_error_answer,
     instant_retries,
 )
+from organik_async._shared import account_digest
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault, ManualClock, serve
 
 DATASET = Dataset.generate(2_000, seed=21, max_transaction_rows=20)
@@ -128,6 +132,22 @@ def test_a_with_block_starts_one_thread_on_first_call_and_stops_it_on_exit() -> 
     with pytest.raises(ClientClosedError):
         client.detailed_report(transaction_ids=TX[:1])
     client.close()  # twice is harmless
+
+
+def test_shared_limits_are_used_from_the_first_call_until_the_client_is_closed(
+    redis_url: str, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="organik_async")
+    fake = FakeOrganikAPI(DATASET)
+    leases = f"organik:{{{account_digest(fake.api_key)}}}:leases"
+    limits = SharedLimits(redis_url, timeout=2.0)
+    with sync_client(fake, shared_limits=limits, batch_sizes=2, max_concurrency=3) as client:
+        assert client.shared_limits == limits
+        rows = client.detailed_report(transaction_ids=TX[:40])
+        assert dump(redis_server.client()) != []  # the account's budget is kept in Redis
+    assert rows == fake.expected(transaction_ids=TX[:40])
+    assert redis_server.client().zcard(leases) == 0  # every permit given back on closing
+    assert [r.getMessage() for r in caplog.records] == []  # none on local limits
 
 
 def test_a_client_closed_before_any_call_starts_no_thread() -> None:
