@@ -39,6 +39,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Final
 
+import msgspec
+
 from organik_async import DetailedReport
 
 from ._formats import OutputFormat, OutputProblem, ReportReader, track_key
@@ -175,10 +177,10 @@ def _survey(inputs: Sequence[MergeInput]) -> _Survey:
         rows = 0
         with _reading(item) as (stream, reader):
             identity = _identity(stream)
-            for row, _ in reader:
+            for row in _rows(item, reader):
                 rows += 1
                 key = track_key(row.gsm_track_id)
-                mark = rank(row) << _HASH_BITS | (hash(row) & _HASH_MASK)
+                mark = rank(row) << _HASH_BITS | (_content(row, key) & _HASH_MASK)
                 kept = best.get(key)
                 if kept is None:
                     best[key] = mark
@@ -192,6 +194,13 @@ def _survey(inputs: Sequence[MergeInput]) -> _Survey:
         survey.rows.append(rows)
         survey.identities.append(identity)
     return survey
+
+
+def _content(row: DetailedReport, key: Id) -> int:
+    """A hash of ``row`` that does not tell ``"123"`` from ``123`` (as CSV cannot)."""
+    if key != row.gsm_track_id:
+        row = msgspec.structs.replace(row, gsm_track_id=key)
+    return hash(row)
 
 
 def _write(
@@ -213,7 +222,7 @@ def _write(
             with _reading(item) as (stream, reader):
                 _check_unchanged(item, stream, identity)
                 batch: list[DetailedReport] = []
-                for row, _ in reader:
+                for row in _rows(item, reader):
                     key = track_key(row.gsm_track_id)
                     mark = best.get(key)
                     if mark is None:
@@ -247,18 +256,25 @@ def _write(
 
 @contextlib.contextmanager
 def _reading(item: MergeInput) -> Iterator[tuple[BinaryIO, ReportReader]]:
-    """``item`` open for reading, and its rows; a problem in them is an `InputError`."""
+    """``item`` open for reading, and a reader of its rows (see `_rows`)."""
     try:
         stream = item.path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {item.path}: {exc.strerror or exc}") from None
     with stream:
-        try:
-            yield stream, ReportReader(stream, item.fmt)
-        except OutputProblem as exc:
-            raise InputError(f"{item.path}:{exc.line}: {exc.reason}{_read_as(item)}") from None
-        except OSError as exc:
-            raise InputError(f"cannot read {item.path}: {exc.strerror or exc}") from None
+        yield stream, ReportReader(stream, item.fmt)
+
+
+def _rows(item: MergeInput, reader: ReportReader) -> Iterator[DetailedReport]:
+    """The rows ``reader`` reads; what is wrong in them, or in reading them, is an
+    `InputError` (an error of the caller's, such as a failed write, is not)."""
+    try:
+        for row, _ in reader:
+            yield row
+    except OutputProblem as exc:
+        raise InputError(f"{item.path}:{exc.line}: {exc.reason}{_read_as(item)}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {item.path}: {exc.strerror or exc}") from None
 
 
 def _read_as(item: MergeInput) -> str:
