@@ -526,3 +526,49 @@ def test_two_shard_processes_merge_to_every_row_once(tmp_path: Path) -> None:
     assert min(read) > 0
     assert sum(read) - len(expected) == summary.duplicate_rows_skipped > len(expected) // 4
     assert summary.conflicts == 0  # the same simulator gave both copies
+
+
+def test_the_merge_line_of_the_recipes_runs_as_written(tmp_path: Path) -> None:
+    page = Path(__file__).parent.parent / "docs" / "shared-limits.md"
+    (line,) = [ln for ln in page.read_text().splitlines() if ln.startswith("organik-report merge")]
+    n = len(ROWS)
+    for k, (low, high) in enumerate([(0, n // 3), (n // 4, n // 2), (n // 2, n), (0, 9)], 1):
+        write_output(tmp_path / f"report-{k}.jsonl", ROWS[low:high])
+    (tmp_path / "report-1.jsonl.journal").write_text('{"start": true}\n')  # beside the shards,
+    (tmp_path / "report-2.jsonl.failed.csv").write_text("kind,id\n")  # left out by the glob
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORGANIK_", "FORCE_"))}
+    env["PATH"] = f"{SCRIPT.parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        ["sh", "-c", line], cwd=tmp_path, env=env, capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report.jsonl").read_bytes() == encoded(ROWS, "jsonl")
+
+
+def test_a_failed_file_beside_an_input_is_named_in_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shards = [
+        write_output(tmp_path / f"report-{k}.csv", ROWS[k * 10 : k * 10 + 10]) for k in (1, 2)
+    ]
+    failed = tmp_path / "report-2.csv.failed.csv"
+    failed.write_text("kind,id,outcome,attempts,http_status,api_code,reason\n")
+    code, err = run(
+        capsys, "merge", *shards, "-o", tmp_path / "m.csv", "--summary-json", tmp_path / "s"
+    )
+    assert code == 0, err
+    note = f"{failed} is there: its run left IDs unfetched, whose rows are not in this merge"
+    assert note in err
+    (said,) = summary_of(tmp_path / "s").notes
+    assert said.startswith(note)
+
+
+def test_a_csv_saved_again_in_another_encoding_is_refused_not_garbled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shard = write_output(tmp_path / "report.csv", [row(1, 2, T, delivery_track_id="İşlem")])
+    shard.write_bytes(shard.read_text(encoding="utf-8").encode("windows-1254"))  # Excel did it
+    code, err = run(capsys, "merge", shard, "-o", tmp_path / "m.jsonl")
+    assert code == 2
+    assert f"{shard}:2: not UTF-8 text; read as csv, as its extension says" in err
+    assert not (tmp_path / "m.jsonl").exists()

@@ -681,6 +681,11 @@ def merge(
         return EXIT_FAILURES
     by_status, codes = status_rows(result.tally, ui.lang)
     notes: list[str] = []
+    for failed in result.failed_files:
+        notes.append(
+            f"{failed} is there: its run left IDs unfetched, whose rows are not in this merge "
+            "(finish that run with --resume, then merge again)"
+        )
     if result.journal_removed is not None:
         notes.append(f"removed {result.journal_removed}: it described the file this merge replaced")
     summary = Summary(

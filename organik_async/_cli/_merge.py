@@ -90,6 +90,8 @@ class MergeResult:
     """``gsm_track_id``s whose copies differed (one of them was kept, by `rank`)."""
     journal_removed: Path | None = None
     """A journal beside the output that described the file replaced, removed."""
+    failed_files: list[Path] = field(default_factory=list)
+    """Failed files beside inputs: their runs left IDs unfetched."""
 
     @property
     def rows_read(self) -> int:
@@ -149,6 +151,11 @@ def merge_outputs(
             for item, rows in zip(inputs, survey.rows, strict=True)
         ],
         conflicts=len(survey.differing),
+        failed_files=[
+            failed
+            for item in inputs
+            if (failed := item.path.with_name(item.path.name + ".failed.csv")).exists()
+        ],
     )
     _write(inputs, survey, result, output, fmt, stdout)
     return result
