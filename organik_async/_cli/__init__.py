@@ -4,8 +4,9 @@
 sent), fetches their rows in concurrent batches with the public client, and
 writes each row once, as it arrives, to JSON lines, CSV or JSON; failed IDs
 go to a file it reads back; a journal beside the output makes any run
-resumable. ``demo`` runs the same job against the built-in simulator, and
-``summarize`` reads an output back. docs/cli.md describes the command.
+resumable. ``demo`` runs the same job against the built-in simulator,
+``summarize`` reads an output back, and ``merge`` makes one output of several
+(a job's shards), each row once. docs/cli.md describes the command.
 
 The command's libraries (click, rich; uvicorn for the demo) come with the
 ``cli`` extra. This module imports none of them: without the extra,

@@ -1,4 +1,4 @@
-"""The command line: ``organik-report fetch | demo | summarize``, parsed with click.
+"""The command line: ``organik-report fetch | demo | summarize | merge``, parsed with click.
 
 Every value is checked here, before anything is read or sent: a bad value is
 a usage error naming its flag (exit 2). The API key comes only from
@@ -15,6 +15,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -43,7 +44,9 @@ from ._inputs import (
 )
 from ._job import (
     EXIT_AUTH,
+    EXIT_FAILURES,
     EXIT_OK,
+    EXIT_PIPE,
     EXIT_SIGINT,
     EXIT_SIGTERM,
     EXIT_USAGE,
@@ -53,9 +56,10 @@ from ._job import (
     UntilFinal,
     run_job,
 )
+from ._merge import MergeInput, merge_outputs
 from ._otel import exporting
-from ._sink import Tally
-from ._summary import Summary, render, status_rows, write_json
+from ._sink import PipeClosed, Tally
+from ._summary import InputFile, Summary, render, status_rows, write_json
 
 __all__ = ["API_KEY_ENV", "BASE_URL_ENV", "cli", "run"]
 
@@ -580,6 +584,140 @@ def summarize(file: str, fmt: str | None, lang: str, summary_json: str | None) -
     return EXIT_OK
 
 
+@cli.command(
+    epilog="Exit codes: 0 merged; 1 the output could not be written (a full disk): it is left "
+    "as it was; 2 usage or input error (an input missing, unreadable, not an output of "
+    "fetch in its format, or ending with an incomplete row): nothing written; 130 Ctrl-C "
+    "and 143 SIGTERM: nothing written; 141 stdout closed."
+)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    show_default=True,
+    metavar="FILE",
+    help="Where the merged rows go ('-' is stdout). A file is replaced only when the whole "
+    "merge has succeeded.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Output format [default: from the extension: .jsonl, .csv, .json; jsonl on stdout].",
+)
+@click.option(
+    "--input-format",
+    type=click.Choice(FORMATS),
+    help="The format of every input [default: each file's from its extension].",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "tr"]),
+    default="en",
+    show_default=True,
+    help="Language of the summary.",
+)
+@click.option(
+    "--summary-json",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE",
+    help="Also write the summary as JSON.",
+)
+def merge(
+    files: tuple[str, ...],
+    output: str,
+    fmt: str | None,
+    input_format: str | None,
+    quiet: bool,
+    lang: str,
+    summary_json: str | None,
+) -> int:
+    """Merge outputs of fetch (the shards of a job) into one, each gsm_track_id once.
+
+    FILES are read in the order given, each in its format; every row is written
+    once, by gsm_track_id, at the place of the copy kept. When copies differ, the
+    one furthest along is kept: a final status, then the later finish_date, then
+    the first read.
+    """
+    ui = Ui(stderr_console(), quiet=quiet, lang="tr" if lang == "tr" else "en")
+    try:
+        chosen = format_for(output, fmt)
+    except InputError as exc:
+        raise click.BadParameter(str(exc), param_hint="'-o' / '--output'") from None
+    target: Path | None = None
+    if output == "-":
+        if sys.stdout is None:
+            raise click.BadParameter(
+                "standard output is closed: write the rows to a file with -o FILE",
+                param_hint="'-o' / '--output'",
+            )
+    else:
+        target = Path(output)
+        _check_writable(target, "'-o' / '--output'")
+    inputs: list[MergeInput] = []
+    for name in files:
+        try:
+            read_as = format_for(name, input_format)
+        except InputError:
+            raise click.BadParameter(
+                f"cannot tell the format of {name!r} from its extension (.jsonl, .csv or "
+                ".json): pass --input-format jsonl|csv|json",
+                param_hint="'FILES...'",
+            ) from None
+        inputs.append(MergeInput(Path(name), read_as, declared=input_format is not None))
+    started = time.perf_counter()
+    try:
+        result = merge_outputs(inputs, target, chosen, stdout=lambda: sys.stdout.buffer)
+    except InputError as exc:
+        ui.say(str(exc))
+        return EXIT_USAGE
+    except PipeClosed:
+        return EXIT_PIPE
+    except OSError as exc:
+        where = output if target is not None else "standard output"
+        ui.say(f"cannot write {where}: {exc.strerror or exc}; nothing was replaced")
+        return EXIT_FAILURES
+    by_status, codes = status_rows(result.tally, ui.lang)
+    notes: list[str] = []
+    for failed in result.failed_files:
+        notes.append(
+            f"{failed} is there: its run left IDs unfetched, whose rows are not in this merge "
+            "(finish that run with --resume, then merge again)"
+        )
+    if result.journal_removed is not None:
+        notes.append(f"removed {result.journal_removed}: it described the file this merge replaced")
+    summary = Summary(
+        command="merge",
+        outcome="complete",
+        exit_code=EXIT_OK,
+        output=output,
+        format=chosen,
+        rows_in_output=result.tally.rows,
+        rows_this_run=result.tally.rows,
+        duplicate_rows_skipped=result.duplicates,
+        by_status=by_status,
+        error_codes=codes,
+        elapsed_seconds=round(time.perf_counter() - started, 3),
+        rows_per_second=None,
+        inputs=[
+            InputFile(path=str(item.path), format=item.fmt, rows=item.rows, kept=item.kept)
+            for item in result.inputs
+        ],
+        conflicts=result.conflicts,
+        notes=notes,
+    )
+    if summary_json:
+        try:
+            write_json(summary, Path(summary_json))
+        except OSError as exc:
+            ui.say(f"cannot write the summary to {summary_json}: {exc.strerror or exc}")
+    if not quiet:
+        render(summary, ui.console, ui.lang)
+    return EXIT_OK
+
+
 def _read_back(path: Path, fmt: OutputFormat) -> tuple[Tally, list[str]]:
     tally = Tally()
     notes: list[str] = []
@@ -651,15 +789,20 @@ def _resolve_output(options: dict[str, Any]) -> tuple[Path | None, OutputFormat,
         return None, fmt, Path(failed_name or "organik-report.failed.csv")
     output = Path(name)
     for path, hint in ((output, "'-o' / '--output'"), (Path(failed_name or name), "'--failed'")):
-        folder = path.parent
-        if path.is_dir():
-            raise click.BadParameter(f"{str(path)!r} is a directory", param_hint=hint)
-        if not folder.is_dir():
-            raise click.BadParameter(f"no such directory: {str(folder)!r}", param_hint=hint)
-        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise click.BadParameter(f"cannot write {str(path)!r}", param_hint=hint)
+        _check_writable(path, hint)
     failed = Path(failed_name) if failed_name else output.with_name(output.name + ".failed.csv")
     return output, fmt, failed
+
+
+def _check_writable(path: Path, hint: str) -> None:
+    """A usage error naming ``hint`` unless ``path`` can be written (or created)."""
+    folder = path.parent
+    if path.is_dir():
+        raise click.BadParameter(f"{str(path)!r} is a directory", param_hint=hint)
+    if not folder.is_dir():
+        raise click.BadParameter(f"no such directory: {str(folder)!r}", param_hint=hint)
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise click.BadParameter(f"cannot write {str(path)!r}", param_hint=hint)
 
 
 def _until_final(options: dict[str, Any]) -> UntilFinal | None:

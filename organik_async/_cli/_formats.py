@@ -6,10 +6,11 @@ own encoding of [`DetailedReport`][organik_async.DetailedReport]; CSV cells come
 (``2016-11-02T11:47:38``, the provider's local time, as the rows carry it).
 CSV adds the status name and the failure reason beside the codes.
 
-Reading back is what ``--resume`` and ``summarize`` need: the rows of a file
-this command wrote, with the byte offset where each one ends, so that a run
-can be checked against its journal and cut back to the last whole batch.
-Only the fields a summary needs are decoded.
+Reading back is what ``--resume``, ``summarize`` and ``merge`` need: the rows
+of a file this command wrote, with the byte offset where each one ends, so
+that a run can be checked against its journal and cut back to the last whole
+batch. `RowReader` decodes only the fields a summary needs; `ReportReader`
+decodes whole rows, for ``merge`` to write them again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import csv
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, Final, Literal, cast
+from typing import BinaryIO, Final, Generic, Literal, TypeVar, cast
 
 import msgspec
 
@@ -31,6 +32,7 @@ __all__ = [
     "FORMATS",
     "OutputFormat",
     "OutputProblem",
+    "ReportReader",
     "RowDigest",
     "RowEncoder",
     "RowReader",
@@ -153,25 +155,23 @@ class OutputProblem(Exception):
         self.reason = reason
 
 
-_DIGEST = msgspec.json.Decoder(RowDigest)
+R = TypeVar("R", RowDigest, DetailedReport)
 
 
-def _digest_json(body: bytes, number: int) -> RowDigest:
-    try:
-        return _DIGEST.decode(body)
-    except msgspec.DecodeError as exc:
-        raise OutputProblem(number, f"not a report row ({exc})") from None
-
-
-class RowReader:
-    """The rows of a file this command wrote: ``(digest, offset after the row)``.
+class _Rows(Generic[R]):
+    """The rows of a file this command wrote: ``(row, offset after the row)``.
 
     Iterating stops at the first incomplete line at the end (a run that was
     killed while writing: `incomplete_tail` tells) and raises
     `OutputProblem` on anything else that is not one of our rows.
     `header_end` is where rows start, ``None`` if the header is missing
-    or cut short; `closed` says a JSON array was closed.
+    or cut short; `closed` says a JSON array was closed. Subclasses say what
+    a row is decoded to.
     """
+
+    _json: msgspec.json.Decoder[R]
+    _text_errors = "replace"
+    """How CSV bytes that are not UTF-8 are read (``strict``: refused)."""
 
     def __init__(self, stream: BinaryIO, fmt: OutputFormat) -> None:
         self._stream = stream
@@ -180,7 +180,11 @@ class RowReader:
         self.incomplete_tail = False
         self.closed = False
 
-    def __iter__(self) -> Iterator[tuple[RowDigest, int]]:
+    def _from_cells(self, cells: list[str]) -> R:
+        """A row from its CSV cells (in `CSV_FIELDS` order); ``ValueError`` if it is not one."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[tuple[R, int]]:
         if self.fmt == "jsonl":
             self.header_end = 0
             return self._jsonl()
@@ -195,14 +199,18 @@ class RowReader:
             yield number, offset, raw
             offset += len(raw)
 
-    def _jsonl(self) -> Iterator[tuple[RowDigest, int]]:
+    def _jsonl(self) -> Iterator[tuple[R, int]]:
         for number, start, raw in self._lines():
             if not raw.endswith(b"\n"):
                 self.incomplete_tail = True
                 return
-            yield _digest_json(raw, number), start + len(raw)
+            try:
+                row = self._json.decode(raw)
+            except msgspec.DecodeError as exc:
+                raise OutputProblem(number, f"not a report row ({exc})") from None
+            yield row, start + len(raw)
 
-    def _json_array(self) -> Iterator[tuple[RowDigest, int]]:
+    def _json_array(self) -> Iterator[tuple[R, int]]:
         lines = self._lines()
         first = next(lines, None)
         if first is None or first[2] != _JSON_OPEN:
@@ -222,25 +230,28 @@ class RowReader:
                 continue
             body = body.removesuffix(b",")
             try:
-                digest = _DIGEST.decode(body)
-            except msgspec.DecodeError:
+                row = self._json.decode(body)
+            except msgspec.DecodeError as exc:
                 if not raw.endswith(b"\n"):  # cut short at the end
                     self.incomplete_tail = True
                     return
-                raise OutputProblem(number, "not a report row") from None
-            yield digest, start + len(body)
+                raise OutputProblem(number, f"not a report row ({exc})") from None
+            yield row, start + len(body)
 
-    def _csv(self) -> Iterator[tuple[RowDigest, int]]:
+    def _csv(self) -> Iterator[tuple[R, int]]:
         consumed = 0
 
         def text_lines() -> Iterator[str]:
             nonlocal consumed
-            for _, _, raw in self._lines():
+            for number, _, raw in self._lines():
                 if not raw.endswith(b"\n"):
                     self.incomplete_tail = True
                     return
                 consumed += len(raw)
-                yield raw.decode("utf-8", "replace")
+                try:
+                    yield raw.decode("utf-8", self._text_errors)
+                except UnicodeDecodeError:
+                    raise OutputProblem(number, "not UTF-8 text") from None
 
         reader = csv.reader(text_lines())
         try:
@@ -252,7 +263,6 @@ class RowReader:
         if tuple(header) != CSV_FIELDS:
             raise OutputProblem(1, "not a CSV file written by organik-report (other columns)")
         self.header_end = consumed
-        at = {name: CSV_FIELDS.index(name) for name in ("gsm_track_id", "status", "errorcode")}
         while True:
             try:
                 cells = next(reader, None)
@@ -267,13 +277,61 @@ class RowReader:
                     reader.line_num, f"{len(cells)} fields, expected {len(CSV_FIELDS)}"
                 )
             try:
-                digest = RowDigest(
-                    track_key(cells[at["gsm_track_id"]]),
-                    int(cells[at["status"]]),
-                    int(cells[at["errorcode"]] or 0),
-                )
-            except ValueError:
-                raise OutputProblem(
-                    reader.line_num, "a status or error code that is not a number"
-                ) from None
-            yield digest, consumed
+                row = self._from_cells(cells)
+            except ValueError as exc:
+                raise OutputProblem(reader.line_num, str(exc)) from None
+            yield row, consumed
+
+
+_AT: Final = {name: CSV_FIELDS.index(name) for name in ("gsm_track_id", "status", "errorcode")}
+
+
+class RowReader(_Rows[RowDigest]):
+    """The rows of a file this command wrote, as [`RowDigest`]s: only the fields a summary
+    and a resume need are decoded."""
+
+    _json = msgspec.json.Decoder(RowDigest)
+
+    def _from_cells(self, cells: list[str]) -> RowDigest:
+        try:
+            return RowDigest(
+                track_key(cells[_AT["gsm_track_id"]]),
+                int(cells[_AT["status"]]),
+                int(cells[_AT["errorcode"]] or 0),
+            )
+        except ValueError:
+            raise ValueError("a status or error code that is not a number") from None
+
+
+_REPORT_FIELDS: Final = tuple(
+    (at, name) for at, name in enumerate(CSV_FIELDS) if name in DetailedReport.__struct_fields__
+)
+_OPTIONAL_FIELDS: Final = frozenset({"delivery_track_id", "finish_date"})
+
+
+class ReportReader(_Rows[DetailedReport]):
+    """The rows of a file this command wrote, whole: what ``merge`` writes again.
+
+    A CSV row is read back as it was written: its empty optional cells are
+    ``None``, a ``gsm_track_id`` of digits is an int (as the provider sends it), and
+    the columns CSV adds (``status_name``, ``failure_reason``) are left out, since a
+    row computes them. Text that is not UTF-8 is refused, not replaced.
+    """
+
+    _json = msgspec.json.Decoder(DetailedReport)
+    _text_errors = "strict"
+
+    def _from_cells(self, cells: list[str]) -> DetailedReport:
+        fields: dict[str, object] = {}
+        for at, name in _REPORT_FIELDS:
+            cell = cells[at]
+            if name in _OPTIONAL_FIELDS and not cell:
+                fields[name] = None
+            elif name == "gsm_track_id":
+                fields[name] = track_key(cell)
+            else:
+                fields[name] = cell
+        try:
+            return msgspec.convert(fields, DetailedReport, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"not a report row ({exc})") from None

@@ -14,6 +14,7 @@ they are read back from the output.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -316,6 +317,14 @@ class Sink:
             self._journal.sync()
 
     # --- closing ------------------------------------------------------------------------
+
+    def discard(self) -> None:
+        """Close the files as they are, for an output that is thrown away."""
+        self.closed = True
+        for stream in (self._file, self._journal):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def close(self, *, pipe_closed: bool = False) -> None:
         """Close the JSON array (if any) and the files, synced."""

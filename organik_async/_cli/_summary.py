@@ -5,8 +5,9 @@ the provider's descriptions; IDs fetched, failed (grouped by cause), skipped
 and why; requests, retries, time, rows/s (``--until-final``: rounds and the
 requests that followed pending rows, and no rows/s); where the rows, the
 journal and the failed IDs went, and whether an existing output was left
-unchanged. All in English or Turkish (``--lang``, `_words`). Lines that name
-a file are never cut to the terminal's width.
+unchanged; for ``merge``, the files read and the rows left out as copies. All
+in English or Turkish (``--lang``, `_words`). Lines that name a file are
+never cut to the terminal's width.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ._words import Lang, word
 __all__ = [
     "FailureGroup",
     "IdCounts",
+    "InputFile",
     "Lang",
     "OutputStatus",
     "Summary",
@@ -100,6 +102,15 @@ class IdCounts(msgspec.Struct, frozen=True, kw_only=True):
     without_rows: int
 
 
+class InputFile(msgspec.Struct, frozen=True, kw_only=True):
+    """``merge``: one file read, its rows, and how many of them were written."""
+
+    path: str
+    format: str
+    rows: int
+    kept: int
+
+
 OutputStatus = Literal["written", "unchanged", "not_written"]
 """``written``: this run wrote the output; ``unchanged``: an existing output file was left as
 it was (a refused key, say); ``not_written``: there is no output (none was created)."""
@@ -142,6 +153,12 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     elapsed_seconds: float = 0.0
     rows_per_second: float | None = 0.0
     """``None`` with ``--until-final``: rows over a follow period mean nothing."""
+    inputs: list[InputFile] = []
+    """``merge``: the files read, in order (`duplicate_rows_skipped`: the rows left out
+    because another copy of their ``gsm_track_id`` was written)."""
+    conflicts: int = 0
+    """``merge``: the ``gsm_track_id``s whose copies differed (the one furthest along
+    was written)."""
     notes: list[str] = []
 
 
@@ -255,12 +272,14 @@ def render(summary: Summary, console: Console, lang: Lang = "en") -> None:
 
 def _render_facts(summary: Summary, console: Console, lang: Lang) -> None:
     _fact(console, word("rows", lang), _rows_text(summary, lang))
-    if summary.duplicate_rows_skipped:
+    if summary.inputs:
+        _render_inputs(summary, console, lang)
+    elif summary.duplicate_rows_skipped:
         template = "{rows} rows skipped: already written (reached through another ID kind)"
         _fact(console, "", word(template, lang).format(rows=_n(summary.duplicate_rows_skipped)))
     if summary.ids is not None:
         _render_ids(summary.ids, console, lang)
-    if summary.requests or summary.elapsed_seconds:
+    if not summary.inputs and (summary.requests or summary.elapsed_seconds):  # merge: none
         values = {
             "requests": _n(summary.requests),
             "retries": _n(summary.retries),
@@ -299,6 +318,26 @@ def _rows_text(summary: Summary, lang: Lang) -> str:
     if summary.rows_in_output != summary.rows_this_run:
         text += word(", {new} of them new", lang).format(new=_n(summary.rows_this_run))
     return text
+
+
+def _render_inputs(summary: Summary, console: Console, lang: Lang) -> None:
+    """``merge``: each file read, then the rows left out and the copies that differed."""
+    label = word("inputs", lang)
+    for item in summary.inputs:
+        text = word("{path}: {rows} rows ({format}), {kept} kept", lang).format(
+            path=item.path, rows=_n(item.rows), format=item.format, kept=_n(item.kept)
+        )
+        _fact(console, label, text)
+        label = ""
+    if summary.duplicate_rows_skipped:
+        template = "{rows} rows left out: another copy of their gsm_track_id was kept"
+        _fact(console, "", word(template, lang).format(rows=_n(summary.duplicate_rows_skipped)))
+    if summary.conflicts:
+        template = (
+            "{keys} gsm_track_ids had copies that differ: kept the one furthest along "
+            "(a final status, then the later finish_date)"
+        )
+        _fact(console, "", word(template, lang).format(keys=_n(summary.conflicts)))
 
 
 def _render_ids(ids: IdCounts, console: Console, lang: Lang) -> None:

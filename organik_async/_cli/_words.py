@@ -69,6 +69,18 @@ TURKISH: Final[dict[str, str]] = {
         "{rounds} tur, bekleyen satırlar için {requests} istek"
     ),
     "{path} (what --resume reads)": "{path} (--resume bunu okur)",
+    "inputs": "girdiler",
+    "{path}: {rows} rows ({format}), {kept} kept": (
+        "{path}: {rows} satır ({format}), {kept} tutuldu"
+    ),
+    "{rows} rows left out: another copy of their gsm_track_id was kept": (
+        "{rows} satır dışarıda kaldı: gsm_track_id'lerinin başka bir kopyası tutuldu"
+    ),
+    "{keys} gsm_track_ids had copies that differ: kept the one furthest along (a final "
+    "status, then the later finish_date)": (
+        "{keys} gsm_track_id'nin kopyaları farklıydı: en ileri olanı tutuldu (önce "
+        "kesinleşmiş durum, sonra daha geç finish_date)"
+    ),
     # The tables.
     "status": "durum",
     "delivery status": "iletim durumu",
