@@ -510,7 +510,7 @@ def test_retries_and_timeout_reach_the_client(
     ids = ids_file(tmp_path, TX[:2])
     fake = FakeOrganikAPI(DATASET)
     with served(fake) as url:
-        fake.faults[:] = [Fault.status(503, retry_after=0, on_requests={1, 2})]
+        fake.faults[:] = [Fault.status(502, on_requests={1, 2})]
         code, _ = run(capsys, "fetch", "--base-url", url, "--transaction-ids", ids,
                       "--retries", "1", "-o", tmp_path / "a.jsonl")  # fmt: skip
         assert code == 1

@@ -110,7 +110,7 @@ def test_failures_exit_1_with_their_failed_file_when_stderr_is_closed(
 ) -> None:
     out = tmp_path / "report.jsonl"
     ids = ids_file(tmp_path, TX[:4])
-    fake = FakeOrganikAPI(DATASET, faults=[Fault.status(503, retry_after=0, on_requests={1, 2})])
+    fake = FakeOrganikAPI(DATASET, faults=[Fault.status(502, on_requests={1, 2})])
     with served(fake) as url:
         line = shlex.join(script("fetch", "--base-url", url, "--transaction-ids", ids, "-o", out,
                                  "--batch-size", "2", "--concurrency", "1",

@@ -80,11 +80,13 @@ async def test_the_envelope_in_a_non_2xx_answer_wins_over_its_status() -> None:
 
 async def test_http_429_with_code_93_in_xml_is_one_rate_limit_error() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.status(429, code=93, retry_after=0)])
-    async with fake.client(request_format="xml", backoff_base=0, max_retries=1) as client:
-        with pytest.raises(RateLimitError) as caught:
+    client = fake.client(request_format="xml", backoff_base=0, pushback_timeout=0.2)
+    async with client:
+        with pytest.raises(RateLimitError) as caught:  # refused until its patience ran out
             await client.detailed_report(transaction_ids=TX)
     assert (caught.value.code, caught.value.status_code) == (93, 429)
     assert caught.value.retry_after == 0
+    assert caught.value.attempts == caught.value.refusals == fake.stats.requests
 
 
 async def test_xml_no_records_is_zero_rows_and_xml_refusal_is_an_api_error() -> None:

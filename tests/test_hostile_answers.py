@@ -91,6 +91,7 @@ def client(
         max_retries=max_retries,  # at 1, a 429 or 5xx is read twice: the retry path sees it
         backoff_base=0,
         max_retry_after=0,  # a Retry-After of 0 is retried at once; any other is not waited for
+        pushback_timeout=1e-9,  # a refusal is sent again once, then its patience has run out
         max_response_bytes=MAX_RESPONSE_BYTES,
         batch_sizes=1,
         max_concurrency=max_concurrency,
