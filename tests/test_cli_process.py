@@ -280,9 +280,7 @@ def test_without_the_cli_extra_it_says_what_to_install_and_sends_nothing(
 
 def test_the_key_is_absent_from_every_byte_written(tmp_path: Path, env: dict[str, str]) -> None:
     env = env | {"ORGANIK_API_KEY": OTHER_KEY}
-    fake = FakeOrganikAPI(
-        BIG, api_keys=[OTHER_KEY], faults=[Fault.status(502, on_requests={2, 3})]
-    )
+    fake = FakeOrganikAPI(BIG, api_keys=[OTHER_KEY], faults=[Fault.status(502, on_requests={2, 3})])
     ids = ids_file(tmp_path, BIG.transaction_ids[:6])
     streams: list[bytes] = []
     with served(fake) as url:
