@@ -49,14 +49,11 @@ class WorkerSettings:
 
 
 async def enqueue(ids_file: str, shards: int, run: str) -> None:
-    redis = await create_pool(WorkerSettings.redis_settings)
-    try:
+    async with await create_pool(WorkerSettings.redis_settings) as redis:
         for shard in range(1, shards + 1):
             await redis.enqueue_job(
                 "fetch_shard", ids_file, shard, shards, _job_id=f"{run}:{shard}/{shards}"
             )
-    finally:
-        await redis.aclose()
 
 
 if __name__ == "__main__":
