@@ -22,7 +22,12 @@ ROOT = Path(__file__).parent.parent
 PROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
     "project"
 ]
-INSTALL = (ROOT / "docs" / "install.md").read_text(encoding="utf-8")
+INSTALL = re.sub(  # the page as a reader sees it: its included snippets expanded
+    r'^--8<-- "([^"]+)"$',
+    lambda m: (ROOT / m.group(1)).read_text(encoding="utf-8"),
+    (ROOT / "docs" / "install.md").read_text(encoding="utf-8"),
+    flags=re.M,
+)
 
 
 def ci_pins() -> list[str]:
