@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from redis_server import RedisServer
+    from tests.helpers.redis_server import RedisServer
 
 WIRE_BACKENDS = [
     pytest.param("asyncio", "aiohttp", id="asyncio-aiohttp"),
@@ -36,7 +36,9 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One Redis-compatible server (Valkey) for the session, on 127.0.0.1."""
-    from redis_server import running  # imported here: only these tests need the server
+    from tests.helpers.redis_server import (
+        running,  # imported here: only these tests need the server
+    )
 
     with running() as server:
         yield server

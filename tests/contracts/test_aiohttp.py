@@ -20,9 +20,9 @@ from typing import Any, Final
 
 import aiohttp
 import pytest
-from raw_server import CLOSE, HANG, answer, closed_port, raw_server
 
 from organik_async._http import _aiohttp
+from tests.contracts.raw_server import CLOSE, HANG, answer, closed_port, raw_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 

@@ -21,9 +21,9 @@ from typing import Final
 import httpcore
 import httpx
 import pytest
-from raw_server import CLOSE, HANG, answer, closed_port, raw_server
 
 from organik_async import _http, _redact
+from tests.contracts.raw_server import CLOSE, HANG, answer, closed_port, raw_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 

@@ -19,9 +19,9 @@ from typing import Final
 import anyio
 import httpx
 import pytest
-from wire import answer, wire_server
 
 from organik_async._http import environment_proxy
+from tests.helpers.wire import answer, wire_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
