@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from organik_async import BatchResult, DetailedReport, OrganikClient
-from tests.helpers.provider import KEY, SEED_ROW
+from tests.helpers.provider import KEY, SEED_ROW, rows_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -91,7 +91,7 @@ class Provider:
         rows = [row for kind, ids in data.items() for i in ids for row in self.rows_for(kind, i)]
         self.requests.append(data)
         self.answers.append([(row["gsm"], canonical(row["gsm_track_id"])) for row in rows])
-        return httpx.Response(200, json={"response": {"result": True, "data": rows}})
+        return httpx.Response(200, content=rows_answer(*rows))
 
 
 def row_id(row: DetailedReport) -> RowId:

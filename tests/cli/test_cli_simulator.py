@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import pytest
 
 from organik_async.testing import DEMO_API_KEY, FakeOrganikAPI, Stats
+from tests.helpers.provider import OTHER_KEY
 
 SERVE = [sys.executable, "-m", "organik_async.testing", "serve", "--port", "0", "--rows", "50"]
 
@@ -63,7 +64,7 @@ def test_serve_says_how_to_use_it_with_the_demo_key_without_printing_it() -> Non
 
 
 def test_serve_with_keys_of_its_own_does_not_offer_the_demo_key() -> None:
-    with serving("--key", "0123456789abcdef0123456789abcdef") as (url, err):
+    with serving("--key", OTHER_KEY) as (url, err):
         pass
     hints = [line for line in err if "ORGANIK_API_KEY" in line]
     assert len(hints) == 1

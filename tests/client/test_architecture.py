@@ -10,7 +10,6 @@ sorted, and reports ``organik_async`` as its module.
 from __future__ import annotations
 
 import inspect
-import json
 import re
 import typing
 from collections.abc import Iterator
@@ -40,21 +39,12 @@ from organik_async import (
     set_testing,
 )
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault
-from tests.helpers.provider import KEY, SEED_ROW
+from tests.helpers.provider import KEY, SEED_ROW, error_answer, rows_answer
 
 pytestmark = pytest.mark.anyio
 
 DATASET = Dataset.generate(400, seed=7, max_transaction_rows=20)
 TX = DATASET.transaction_ids
-
-
-def rows_answer(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, json={"response": {"result": True, "data": [SEED_ROW]}})
-
-
-def envelope(code: int) -> bytes:
-    error = {"message": "m", "number": "1", "time": "2024-01-01 10:00:00", "code": code}
-    return json.dumps({"response": {"result": False, "error": error}}).encode()
 
 
 class Recorder:
@@ -66,7 +56,11 @@ class Recorder:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        return self.answers.pop(0) if self.answers else rows_answer(request)
+        return (
+            self.answers.pop(0)
+            if self.answers
+            else httpx.Response(200, content=rows_answer(SEED_ROW))
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -190,7 +184,7 @@ async def test_views_share_one_rate_budget() -> None:
 @pytest.mark.parametrize("code", sorted(PROVIDER_CODES))
 async def test_every_provider_code_behaves_as_the_table_says(code: int) -> None:
     entry = PROVIDER_CODES[code]
-    handler = Recorder(httpx.Response(200, content=envelope(code)))
+    handler = Recorder(httpx.Response(200, content=error_answer(code)))
     client = OrganikClient(KEY, transport=httpx.MockTransport(handler), max_retries=1)
     with anyio.fail_after(5):
         if entry.no_records:

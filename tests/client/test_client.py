@@ -27,11 +27,10 @@ from organik_async import (
     OrganikError,
     api_key_from_credentials,
 )
-from tests.helpers.provider import KEY, SEED_ROW
+from tests.helpers.provider import KEY, OTHER_KEY, SEED_ROW, error_answer, rows_answer
 
 pytestmark = pytest.mark.anyio
 
-OTHER_KEY = "0123456789abcdef0123456789ABCDEF"
 
 # The seed examples' rows, in the provider's JSON wire form.
 PROVIDER_ROWS: list[dict[str, Any]] = [
@@ -162,7 +161,7 @@ class Provider:
     @staticmethod
     def success(fmt: str, rows: list[dict[str, Any]]) -> httpx.Response:
         if fmt == "json":
-            body = json.dumps({"response": {"result": True, "data": rows}}).encode()
+            body = rows_answer(*rows)
             return httpx.Response(200, content=body, headers={"Content-Type": MEDIA[fmt]})
         # The provider's XML example: bare <item>s, no errorcode, <finish_date /> when null.
         out = ['<?xml version="1.0" encoding="UTF-8" ?>']
@@ -182,27 +181,9 @@ class Provider:
 
     @staticmethod
     def error(fmt: str, code: int, message: str) -> httpx.Response:
-        if fmt == "json":
-            body = json.dumps(
-                {
-                    "response": {
-                        "result": False,
-                        "error": {
-                            "message": message,
-                            "number": f"E{code}",
-                            "time": "2024-03-01 09:00:00",
-                            "code": code,
-                        },
-                    }
-                }
-            ).encode()
-        else:
-            body = (
-                '<?xml version="1.0" encoding="UTF-8"?>\n<response>\n  <result>0</result>\n'
-                f"  <error>\n    <message>{message}</message>\n    <number>E{code}</number>\n"
-                f"    <time>2024-03-01 09:00:00</time>\n    <code>{code}</code>\n  </error>\n"
-                "</response>\n"
-            ).encode()
+        body = error_answer(
+            code, fmt, message=message, number=f"E{code}", time="2024-03-01 09:00:00"
+        )
         return httpx.Response(200, content=body, headers={"Content-Type": MEDIA[fmt]})
 
 

@@ -8,7 +8,6 @@ non-2xx answers, broken bodies, and connection failures.
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,36 +32,22 @@ from organik_async import (
     TransportError,
     instant_retries,
 )
-from tests.helpers.provider import KEY, SEED_ROW
+from tests.helpers.provider import KEY, SEED_ROW, error_answer, rows_answer, seed_row
 
 pytestmark = pytest.mark.anyio
 
 TIME = "2024-03-01 09:00:00"
-ROW = dict(SEED_ROW)
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def envelope(fmt: str, code: int, message: str = "Hata", *, time: str | None = TIME) -> bytes:
     """A provider ``result: false`` answer, as the public docs show it."""
-    if fmt == "json":
-        error: dict[str, Any] = {"message": message, "number": f"N-{code}", "code": code}
-        if time is not None:
-            error["time"] = time
-        return json.dumps({"response": {"result": False, "error": error}}).encode()
-    time_node = f"    <time>{time}</time>\n" if time is not None else ""
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n<response>\n  <result>0</result>\n  <error>\n'
-        f"    <message>{message}</message>\n    <number>N-{code}</number>\n{time_node}"
-        f"    <code>{code}</code>\n  </error>\n</response>\n"
-    ).encode()
+    return error_answer(code, fmt, message=message, number=f"N-{code}", time=time)
 
 
 def success(fmt: str = "json") -> bytes:
-    if fmt == "json":
-        return json.dumps({"response": {"result": True, "data": [ROW]}}).encode()
-    items = "".join(f"<{k}>{v}</{k}>" for k, v in ROW.items())
-    return f'<?xml version="1.0" encoding="UTF-8" ?>\n<item>{items}</item>\n'.encode()
+    return rows_answer(SEED_ROW, fmt=fmt)
 
 
 def fmt_of(request: httpx.Request) -> str:
@@ -327,8 +312,7 @@ async def test_invalid_json_is_decode_error_with_position_and_excerpt() -> None:
 
 
 async def test_json_of_the_wrong_shape_is_decode_error_naming_the_field() -> None:
-    bad = dict(ROW, create_date="yesterday")
-    body = json.dumps({"response": {"result": True, "data": [ROW, bad]}}).encode()
+    body = rows_answer(SEED_ROW, seed_row(create_date="yesterday"))
     error = await fail(lambda r: httpx.Response(200, content=body))
     assert type(error) is DecodeError
     assert error.position == "$.response.data[1].create_date"

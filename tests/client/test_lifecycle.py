@@ -10,7 +10,6 @@ must leave nothing running behind.
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -34,6 +33,7 @@ from organik_async import (
 from organik_async._http import HttpxSender
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault, serve
 from tests.helpers.provider import KEY
+from tests.helpers.wire import closed_url
 
 pytestmark = pytest.mark.anyio
 
@@ -195,16 +195,9 @@ async def test_a_bad_call_timeout_is_a_value_error(bad: float) -> None:
 # --- a dead endpoint --------------------------------------------------------------------
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.mark.usefixtures("no_waits")
 async def test_an_unreachable_endpoint_stops_the_call_and_says_why() -> None:
-    base_url = f"http://127.0.0.1:{closed_port()}"
+    base_url = closed_url()
     ids: list[int | str] = list(range(1, 121))  # 60 batches of 2
     async with OrganikClient(
         KEY, base_url=base_url, batch_sizes=2, max_concurrency=4, unreachable_after=5
@@ -224,7 +217,7 @@ async def test_an_unreachable_endpoint_stops_the_call_and_says_why() -> None:
 
 @pytest.mark.usefixtures("no_waits")
 async def test_a_single_request_to_a_dead_endpoint_fails_with_the_cause() -> None:
-    base_url = f"http://127.0.0.1:{closed_port()}"
+    base_url = closed_url()
     async with OrganikClient(KEY, base_url=base_url, unreachable_after=2) as client:
         with pytest.raises(EndpointUnreachableError, match="2 connection attempts") as info:
             await client.detailed_report(transaction_ids=TX[:1])

@@ -22,13 +22,13 @@ from organik_async import (
     instant_retries,
 )
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault, serve
+from tests.helpers.provider import KEY
 
 pytestmark = pytest.mark.anyio
 
 DATASET = Dataset.generate(500, seed=8)
 TX = DATASET.transaction_ids
 GSM = list(DATASET.gsm_track_ids())
-KEY = "5ec7e7ab1ec0ffeedeadbeefcafef00d"
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ server echoes the key back.
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback
 from collections.abc import Callable, Iterator
@@ -31,39 +30,12 @@ from organik_async import (
     TransportError,
     instant_retries,
 )
+from tests.helpers.provider import KEY, NO_ROWS, error_answer, rows_answer
+from tests.helpers.secrets import chain, key_runs
 
 pytestmark = pytest.mark.anyio
 
-KEY = "ce136df4c9c92d1428e828aba07d3b05"
-FRAGMENT = 8  # no run of this many key characters may show anywhere
-
 Answer = Callable[[httpx.Request], httpx.Response]
-
-
-def key_fragments(text: str) -> list[str]:
-    """Every run of ``FRAGMENT`` or more characters of the key found in ``text``."""
-    found = []
-    lowered = text.lower()
-    for start in range(len(KEY) - FRAGMENT + 1):
-        piece = KEY[start : start + FRAGMENT]
-        if piece in lowered:
-            found.append(piece)
-    return found
-
-
-def chain(error: BaseException) -> Iterator[BaseException]:
-    """The error and everything reachable through ``__cause__`` and ``__context__``."""
-    seen: set[int] = set()
-    todo = [error]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        for linked in (current.__cause__, current.__context__):
-            if linked is not None:
-                todo.append(linked)
 
 
 def shown_by(error: BaseException) -> dict[str, str]:
@@ -83,39 +55,28 @@ def shown_by(error: BaseException) -> dict[str, str]:
 
 def assert_key_not_shown(error: BaseException, caplog: pytest.LogCaptureFixture) -> None:
     for where, text in shown_by(error).items():
-        assert not key_fragments(text), f"key shown in {where}: {text!r}"
+        assert not key_runs(text), f"key shown in {where}: {text!r}"
     assert_logs_clean(caplog)
 
 
 def assert_logs_clean(caplog: pytest.LogCaptureFixture) -> None:
-    assert not key_fragments(caplog.text), caplog.text
+    assert not key_runs(caplog.text), caplog.text
     for record in caplog.records:
         rendered = record.getMessage() + repr(record.args) + repr(record.msg)
-        assert not key_fragments(rendered), f"key in log record {record.name}: {rendered!r}"
+        assert not key_runs(rendered), f"key in log record {record.name}: {rendered!r}"
 
 
 def json_envelope(code: int, message: str, number: str) -> bytes:
-    return json.dumps(
-        {
-            "response": {
-                "result": False,
-                "error": {"message": message, "number": number, "time": "t", "code": code},
-            }
-        }
-    ).encode()
+    return error_answer(code, message=message, number=number, time="t")
 
 
 def xml_envelope(code: int, message: str) -> bytes:
-    return (
-        f'<?xml version="1.0"?>\n<response>\n<result>0</result>\n<error>\n<message>{message}'
-        f"</message>\n<number>{KEY}</number>\n<code>{code}</code>\n</error>\n</response>\n"
-    ).encode()
+    return error_answer(code, "xml", message=message, number=KEY)
 
 
 def bad_row(field: str) -> bytes:
     """A JSON answer whose ``field`` holds the key where a number belongs."""
-    row = {"gsm": 905445359675, "transaction_id": 1, "gsm_track_id": 2, field: KEY}
-    return json.dumps({"response": {"result": True, "data": [row]}}).encode()
+    return rows_answer({"gsm": 905445359675, "transaction_id": 1, "gsm_track_id": 2, field: KEY})
 
 
 def raise_with_url(exc: type[httpx.TransportError]) -> Answer:
@@ -291,7 +252,7 @@ async def test_decode_error_excerpt_is_redacted() -> None:
 async def test_successful_calls_log_nothing_secret_at_debug(
     debug_logs: pytest.LogCaptureFixture,
 ) -> None:
-    body = json.dumps({"response": {"result": True, "data": []}}).encode()
+    body = NO_ROWS
     async with OrganikClient(
         KEY, transport=httpx.MockTransport(lambda r: httpx.Response(200, content=body))
     ) as client:
@@ -321,10 +282,10 @@ async def test_retry_log_lines_are_redacted(debug_logs: pytest.LogCaptureFixture
 
 def test_client_repr_and_url_never_show_the_key() -> None:
     client = OrganikClient(KEY, request_format="xml", response_format="json")
-    assert not key_fragments(repr(client))
-    assert not key_fragments(str(client))
-    assert not key_fragments(client.url)
-    assert not key_fragments(repr(vars(client).get("retry")))
+    assert not key_runs(repr(client))
+    assert not key_runs(str(client))
+    assert not key_runs(client.url)
+    assert not key_runs(repr(vars(client).get("retry")))
 
 
 @pytest.mark.parametrize("bad", [KEY[:31], KEY + "f", KEY[:31] + "x"])
@@ -332,7 +293,7 @@ def test_malformed_key_error_does_not_show_the_key(bad: str) -> None:
     with pytest.raises(AuthenticationError) as info:
         OrganikClient(bad)
     for where, text in shown_by(info.value).items():
-        assert not key_fragments(text), f"key shown in {where}"
+        assert not key_runs(text), f"key shown in {where}"
 
 
 # --- the key cut in half at the edge of an excerpt ---------------------------------------
@@ -353,8 +314,8 @@ async def test_decode_error_excerpt_never_shows_part_of_an_echoed_key() -> None:
 
     error = await failing_call(answer)
     assert isinstance(error, DecodeError)
-    assert not key_fragments(error.excerpt), error.excerpt
-    assert not key_fragments(str(error))
+    assert not key_runs(error.excerpt), error.excerpt
+    assert not key_runs(str(error))
 
 
 def _long_page(request: httpx.Request) -> httpx.Response:
@@ -382,7 +343,7 @@ async def test_error_body_cap_never_cuts_an_echoed_key_in_half(
     assert type(error) is cls
     body: bytes = getattr(error, "body", b"")
     assert body.count(b".") > 1000
-    assert not key_fragments(body.decode()), body[-40:]
+    assert not key_runs(body.decode()), body[-40:]
 
 
 # --- masking by value, and the base URL checked at construction ---------------------------
@@ -396,7 +357,7 @@ def test_a_base_url_with_v2_is_refused_without_showing_the_key(base_url: str) ->
     """With ``…/v2`` the old position-based masking hid a path segment, not the key."""
     with pytest.raises(ValueError, match="base_url") as info:
         OrganikClient(KEY, base_url=base_url)
-    assert not key_fragments(str(info.value))
+    assert not key_runs(str(info.value))
 
 
 @pytest.mark.parametrize(
@@ -418,7 +379,7 @@ def test_an_unusable_base_url_is_a_value_error_naming_the_setting(
     with pytest.raises(ValueError, match="base_url") as info:
         OrganikClient(KEY, base_url=base_url)
     assert reason in str(info.value)
-    assert not key_fragments(str(info.value))
+    assert not key_runs(str(info.value))
 
 
 async def test_a_proxy_prefix_in_the_base_url_is_kept() -> None:
@@ -426,7 +387,7 @@ async def test_a_proxy_prefix_in_the_base_url_is_kept() -> None:
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request.url)
-        return httpx.Response(200, json={"response": {"result": True, "data": []}})
+        return httpx.Response(200, content=NO_ROWS)
 
     async with OrganikClient(
         KEY, base_url="https://proxy.local/organik/", transport=httpx.MockTransport(answer)
@@ -443,7 +404,7 @@ def test_a_failed_constructor_leaves_a_safe_repr_and_a_traceback_with_locals() -
         traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
     )
     assert "OrganikClient" in text  # the frame and its locals were formatted
-    assert not key_fragments(text), text
+    assert not key_runs(text), text
     half_built = OrganikClient.__new__(OrganikClient)
     assert repr(half_built) == "<OrganikClient (not constructed)>"
 
@@ -454,7 +415,7 @@ async def test_tracebacks_with_locals_of_request_errors_never_show_the_key() -> 
         text = "".join(
             traceback.TracebackException.from_exception(error, capture_locals=True).format()
         )
-        assert not key_fragments(text), text
+        assert not key_runs(text), text
 
 
 async def test_httpcore_debug_logs_never_show_the_key(

@@ -7,7 +7,6 @@ between attempts) is replaced by a recorder of the delays asked for.
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import random
 import re
@@ -33,18 +32,15 @@ from organik_async import (
     instant_retries,
 )
 from organik_async._retry import parse_retry_after
-from tests.helpers.provider import KEY, SEED_ROW
+from tests.helpers.provider import KEY, SEED_ROW, error_answer, rows_answer
 
-ROW = dict(SEED_ROW)
-OK_BODY = json.dumps({"response": {"result": True, "data": [ROW]}}).encode()
+OK_BODY = rows_answer(SEED_ROW)
 
 Answer = Callable[[httpx.Request], httpx.Response]
 
 
 def envelope(code: int, status: int = 200, headers: dict[str, str] | None = None) -> Answer:
-    body = json.dumps(
-        {"response": {"result": False, "error": {"message": "m", "number": "n", "code": code}}}
-    ).encode()
+    body = error_answer(code)
     return lambda request: httpx.Response(status, content=body, headers=headers)
 
 

@@ -18,9 +18,7 @@ while the masks (``***``) prove the echoes were there.
 from __future__ import annotations
 
 import builtins
-import json
 import logging
-import socket
 import traceback
 import types
 from collections import Counter
@@ -51,11 +49,12 @@ from organik_async import (
     instant_retries,
 )
 from organik_async.testing import serve
+from tests.helpers.provider import KEY, SEED_ROW, error_answer, rows_answer
+from tests.helpers.secrets import key_runs
+from tests.helpers.wire import closed_url
 
 pytestmark = pytest.mark.anyio
 
-KEY = "5ec7e7ab1ec0ffeedeadbeefcafef00d"  # recognisable: "secret", "coffee", "deadbeef"
-RUN = 8  # no run of this many consecutive key characters may show, in any case
 ECHOES: dict[str, Callable[[str], str]] = {
     "whole": lambda key: key,
     "part": lambda key: key[8:24],  # 16 characters from the middle
@@ -75,26 +74,7 @@ TREE: set[type[BaseException]] = {
     ClosedDuringCallError,
     ClientClosedError,
 }
-HEALTHY_ID = 14094857  # the echo server answers rows for this transaction, errors otherwise
-ROW = {
-    "gsm": 905445359675,
-    "transaction_id": HEALTHY_ID,
-    "gsm_track_id": 410471976,
-    "delivery_track_id": "b627ffe79fc148e8ea7425222c4ed8",
-    "create_date": "2016-11-02 11:47:38",
-    "start_date": "2016-11-02 11:47:38",
-    "finish_date": "2016-11-02 12:47:42",
-    "status": 2,
-    "sms_count": 1,
-    "credit_amount": 1,
-    "is_foreign_gsm": 0,
-}
-
-
-def key_runs(text: str) -> list[str]:
-    """Every run of ``RUN`` characters of the key found in ``text``, any case."""
-    lowered = text.lower()
-    return [KEY[i : i + RUN] for i in range(len(KEY) - RUN + 1) if KEY[i : i + RUN] in lowered]
+HEALTHY_ID = SEED_ROW["transaction_id"]  # the echo server answers rows for it, errors otherwise
 
 
 # --- A server that echoes the key everywhere an error can look --------------------------
@@ -135,21 +115,17 @@ class EchoServer:
         await send({"type": "http.response.start", "status": status, "headers": all_headers})
         await send({"type": "http.response.body", "body": body})
 
-    @staticmethod
-    def envelope(code: int, echo: str) -> bytes:
-        error = {"message": f"refused key {echo}", "number": echo, "time": echo, "code": code}
-        return json.dumps({"response": {"result": False, "error": error}}).encode()
-
     async def api_96(self, echo: str, path: str, body: bytes, send: Any) -> None:
-        await self.answer(send, 200, self.envelope(96, echo), [(b"x-echo", echo.encode())])
+        await self.answer(
+            send,
+            200,
+            error_answer(96, message=f"refused key {echo}", number=echo, time=echo),
+            [(b"x-echo", echo.encode())],
+        )
 
     async def auth_99_xml(self, echo: str, path: str, body: bytes, send: Any) -> None:
-        xml = (
-            f'<?xml version="1.0"?><response><result>0</result><error>'
-            f"<message>unknown key {echo}</message><number>{echo}</number>"
-            f"<time>{echo}</time><code>99</code></error></response>"
-        )
-        await self.answer(send, 200, xml.encode())
+        xml = error_answer(99, "xml", message=f"unknown key {echo}", number=echo, time=echo)
+        await self.answer(send, 200, xml)
 
     async def rate_limited(self, echo: str, path: str, body: bytes, send: Any) -> None:
         headers = [(b"retry-after", b"0"), (b"x-echo", echo.encode())]
@@ -194,8 +170,7 @@ class EchoServer:
 
     async def mixed(self, echo: str, path: str, body: bytes, send: Any) -> None:
         if str(HEALTHY_ID).encode() in body:
-            rows = json.dumps({"response": {"result": True, "data": [ROW]}}).encode()
-            await self.answer(send, 200, rows)
+            await self.answer(send, 200, rows_answer(SEED_ROW))
         else:
             await self.unavailable(echo, path, body, send)
 
@@ -293,12 +268,7 @@ async def transport_errors(echo: Callable[[str], str]) -> list[BaseException]:
             KEY, transport=httpx.MockTransport(answer), max_retries=2, **kwargs
         ) as c:
             errors.append(await caught(c.detailed_report(transaction_ids=[1])))
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    async with OrganikClient(
-        KEY, base_url=f"http://127.0.0.1:{port}", unreachable_after=2, batch_sizes=1
-    ) as c:
+    async with OrganikClient(KEY, base_url=closed_url(), unreachable_after=2, batch_sizes=1) as c:
         errors.append(await caught(c.detailed_report(transaction_ids=[1, 2, 3])))
     return errors
 

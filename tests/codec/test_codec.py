@@ -34,7 +34,7 @@ from tests.helpers.codec_cases import (
     SEED_ROWS_NO_ERRORCODE,
     fixture,
 )
-from tests.helpers.provider import SEED_ROW
+from tests.helpers.provider import SEED_ROW, rows_answer
 
 # --- the seed examples -------------------------------------------------------------------
 
@@ -223,10 +223,6 @@ def json_row(**changes: object) -> dict[str, object]:
     return {**SEED_ROW, "is_foreign_gsm": False, **changes}
 
 
-def json_answer(*rows: dict[str, object]) -> bytes:
-    return json.dumps({"response": {"result": True, "data": list(rows)}}).encode()
-
-
 @pytest.mark.parametrize(
     "deep",
     [b"[" * DEEP + b"]" * DEEP, b'{"a":' * DEEP + b"1" + b"}" * DEEP],
@@ -239,7 +235,7 @@ def test_json_nested_past_the_recursion_limit_is_a_body_error_even_when_ignored(
     if where == "envelope":
         body = b'{"response": {"result": true, "junk": ' + deep + b', "data": []}}'
     else:
-        body = json_answer(json_row(junk="@")).replace(b'"@"', deep)
+        body = rows_answer(json_row(junk="@")).replace(b'"@"', deep)
     with pytest.raises(BodyError) as info:
         decode_json(body)
     assert "nests too deeply" in info.value.message
@@ -249,13 +245,13 @@ def test_json_nested_past_the_recursion_limit_is_a_body_error_even_when_ignored(
 
 
 def test_json_nested_a_little_inside_an_ignored_field_still_decodes() -> None:
-    body = json_answer(json_row(junk="@")).replace(b'"@"', b"[" * 200 + b"]" * 200)
+    body = rows_answer(json_row(junk="@")).replace(b'"@"', b"[" * 200 + b"]" * 200)
     assert decode_json(body).rows == SEED_ROWS_NO_ERRORCODE[:1]
 
 
 def test_json_string_that_is_not_utf8_is_a_body_error_naming_the_byte() -> None:
     # A Turkish "ğ" sent as ISO-8859-9 (0xF0) where the row holds text.
-    body = json_answer(json_row(delivery_track_id="b627ff@")).replace(
+    body = rows_answer(json_row(delivery_track_id="b627ff@")).replace(
         b"@", "ğ".encode("iso-8859-9")
     )
     with pytest.raises(BodyError) as info:
@@ -308,7 +304,7 @@ def test_json_not_utf8_is_read_the_same_whatever_msgspec_raises_for_it(
     text = json.dumps({"response": {"result": False, "error": refusal}}, ensure_ascii=False)
     decoded = decode_json(text.encode("iso-8859-9"))
     assert decoded.error == ProviderError(ISO_ROW_ERROR, "1", "now", 93)
-    body = json_answer(json_row(delivery_track_id="b627ff@")).replace(b"@", b"\xf0")
+    body = rows_answer(json_row(delivery_track_id="b627ff@")).replace(b"@", b"\xf0")
     with pytest.raises(BodyError) as info:
         decode_json(body)
     assert "not UTF-8" in info.value.message
@@ -317,13 +313,13 @@ def test_json_not_utf8_is_read_the_same_whatever_msgspec_raises_for_it(
 
 
 def test_json_not_utf8_in_a_result_true_answer_never_passes_as_an_error() -> None:
-    body = json_answer(json_row(delivery_track_id="@")).replace(b'"@"', b'"\xfd"')
+    body = rows_answer(json_row(delivery_track_id="@")).replace(b'"@"', b'"\xfd"')
     with pytest.raises(BodyError, match="not UTF-8"):
         decode_json(body)
 
 
 def test_json_not_utf8_inside_an_ignored_field_loses_no_row() -> None:
-    body = json_answer(json_row(operator="@")).replace(b"@", b"T\xfcrk Telekom")
+    body = rows_answer(json_row(operator="@")).replace(b"@", b"T\xfcrk Telekom")
     assert decode_json(body).rows == SEED_ROWS_NO_ERRORCODE[:1]
 
 
@@ -332,8 +328,8 @@ def test_json_gsm_track_id_over_the_int_limit_is_a_body_error_as_a_number_kept_a
 ):
     huge = "9" * 5_000
     with pytest.raises(BodyError, match="out of range"):
-        decode_json(json_answer(json_row(gsm_track_id="@")).replace(b'"@"', huge.encode()))
-    [row] = decode_json(json_answer(json_row(gsm_track_id=huge))).rows
+        decode_json(rows_answer(json_row(gsm_track_id="@")).replace(b'"@"', huge.encode()))
+    [row] = decode_json(rows_answer(json_row(gsm_track_id=huge))).rows
     assert row.gsm_track_id == huge
 
 

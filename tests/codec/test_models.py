@@ -20,7 +20,7 @@ from organik_async import (
 )
 from organik_async._codec import decode_json
 from tests.helpers.paths import FIXTURES
-from tests.helpers.provider import SEED_ROW
+from tests.helpers.provider import rows_answer, seed_row
 
 SEED_000 = FIXTURES / "seeds" / "000_3254615d2c902982.txt"  # verbatim copy, see test_codec
 
@@ -46,9 +46,7 @@ def make_row(**changes: object) -> DetailedReport:
 
 
 def one_json_row(**fields: object) -> bytes:
-    row: dict[str, object] = dict(SEED_ROW)
-    row.update(fields)
-    return msgspec.json.encode({"response": {"result": True, "data": [row]}})
+    return rows_answer(seed_row(**fields))
 
 
 # --- the Struct ---------------------------------------------------------------------------

@@ -31,11 +31,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from organik_async import DetailedReport, OrganikClient
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault, Outcome, serve
 from tests.helpers.paths import EXAMPLES
+from tests.helpers.provider import OTHER_KEY
+from tests.helpers.wire import closed_url
 
 sys.path.insert(0, str(EXAMPLES))
 import web_service
-
-WRONG_KEY = "0123456789abcdef0123456789abcdef"
 
 
 class Rows(msgspec.Struct):
@@ -335,22 +335,18 @@ def test_provider_trouble_maps_to_503_502_and_504_with_nothing_of_the_providers(
 
 def test_a_bad_key_is_a_502_that_shows_neither_key_nor_provider_answer() -> None:
     fake = FakeOrganikAPI(Dataset.generate(500, seed=3))
-    with running(fake, api_key=WRONG_KEY) as http:
+    with running(fake, api_key=OTHER_KEY) as http:
         answer = http.post("/reports", content=msgspec.json.encode({"transaction_ids": [1, 2]}))
     assert answer.status_code == 502
     assert answer.json() == {"detail": "the SMS provider refused this service's credentials"}
-    assert WRONG_KEY not in answer.text
-    assert all(WRONG_KEY not in value for value in answer.headers.values())
+    assert OTHER_KEY not in answer.text
+    assert all(OTHER_KEY not in value for value in answer.headers.values())
     assert fake.stats.api_error_codes[99] == 1  # the provider did refuse it
 
 
 def test_an_unreachable_provider_is_a_502() -> None:
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()  # nothing listens there now: connection refused
     fake = FakeOrganikAPI(Dataset.generate(100, seed=3))
-    unreachable = f"http://127.0.0.1:{port}"
+    unreachable = closed_url()  # nothing listens there: connection refused
     with running(fake, provider_url=unreachable, max_retries=0) as http:
         answer = http.get("/reports/1")
     assert (answer.status_code, detail_of(answer)) == (502, "the SMS provider could not be reached")

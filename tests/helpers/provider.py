@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final
 from xml.sax.saxutils import escape
 
 KEY: Final = "ce136df4c9c92d1428e828aba07d3b05"
@@ -40,11 +40,10 @@ def seed_row(**changes: object) -> dict[str, Any]:
     return {**SEED_ROW, **changes}
 
 
-def rows_answer(*rows: Mapping[str, object], fmt: Literal["json", "xml"] = "json") -> bytes:
-    """The provider's answer holding ``rows`` (the seed row when none are given): JSON's
-    success envelope, or XML's bare ``<item>``s."""
-    if not rows:
-        rows = (SEED_ROW,)
+def rows_answer(*rows: Mapping[str, object], fmt: str = "json") -> bytes:
+    """The provider's answer holding ``rows``: JSON's success envelope, or XML's bare
+    ``<item>``s."""
+    assert fmt in ("json", "xml"), fmt
     if fmt == "json":
         return json.dumps({"response": {"result": True, "data": list(rows)}}).encode()
     items = "".join(
@@ -54,13 +53,13 @@ def rows_answer(*rows: Mapping[str, object], fmt: Literal["json", "xml"] = "json
     return f'<?xml version="1.0" encoding="UTF-8" ?>\n{items}\n'.encode()
 
 
-NO_ROWS: Final = b'{"response": {"result": true, "data": []}}'
+NO_ROWS: Final = rows_answer()
 """The provider's JSON answer when nothing matches."""
 
 
 def error_answer(
     code: int,
-    fmt: Literal["json", "xml"] = "json",
+    fmt: str = "json",
     *,
     message: str = "m",
     number: str = "n",
@@ -68,6 +67,7 @@ def error_answer(
 ) -> bytes:
     """The provider's refusal (``result`` false) with ``code``, as its documentation
     shows it: JSON, or indented XML."""
+    assert fmt in ("json", "xml"), fmt
     if fmt == "json":
         error: dict[str, object] = {"message": message, "number": number}
         if time is not None:

@@ -3,41 +3,44 @@
 The lies the wire tests tell (a body that does not decompress, a length that is
 not kept, a closed connection, a stalled answer) are what a well-behaved server
 such as uvicorn refuses to send, so the server here is a raw socket: it reads
-each request's head and body, and answers request number n with ``reply(n)``.
-Also here: the client those tests build, and the check that no run of the key
-shows in a text.
+each request's head and body, and answers with the bytes it is given. The
+contract tests use it to pin what the HTTP libraries do with such answers.
+Also here: the client the wire tests build, a port nothing listens on, and the
+check that nothing an error shows holds the key.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Final
 
 import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from organik_async import DetailedReport, HttpBackend, OrganikClient, OrganikError
+from tests.helpers.provider import KEY, SEED_ROW, rows_answer
 
-KEY = "f39c1a7e5b2d4c6a8e0f1b3d5a7c9e2b"
-ROW = (
-    b'{"gsm": 905445359675, "transaction_id": 14094857, "gsm_track_id": 410471976,'
-    b' "delivery_track_id": "b627ffe79fc148e8ea7425222c4ed8",'
-    b' "create_date": "2016-11-02 11:47:38", "start_date": "2016-11-02 11:47:38",'
-    b' "finish_date": "2016-11-02 12:47:42", "status": 2, "sms_count": 1,'
-    b' "credit_amount": 1, "is_foreign_gsm": 0}'
-)
-GOOD_JSON = b'{"response": {"result": true, "data": [' + ROW + b"]}}"
-CAP = 64 * 1024
-HANG = b"<hang after the headers>"
-SILENT = b"<read the request, never answer>"
-CLOSE = b"<close without answering>"
+GOOD_JSON: Final = rows_answer(SEED_ROW)
+"""The provider's JSON answer with the seed row."""
+CAP: Final = 64 * 1024
+"""The answer size cap of the wire tests' `client`."""
+HANG: Final = b"<hang after the headers>"
+"""Send the headers of a 100-byte answer, then nothing more."""
+SILENT: Final = b"<read the request, never answer>"
+"""Read the request, then send nothing at all."""
+CLOSE: Final = b"<close without answering>"
+"""Appended to an answer: send it, then close the connection."""
 
 
 def answer(
     status: int = 200, body: bytes = GOOD_JSON, *headers: tuple[str, str], length: bool = True
 ) -> bytes:
+    """An HTTP/1.1 answer: JSON's content type, ``headers``, and the body's length unless
+    ``length`` is false or ``headers`` give one."""
     lines = [f"HTTP/1.1 {status} X", "Content-Type: application/json"]
     lines += [f"{name}: {value}" for name, value in headers]
     if length and not any(name.lower() == "content-length" for name, _ in headers):
@@ -46,6 +49,7 @@ def answer(
 
 
 def chunked(body: bytes, size: int = 4096) -> bytes:
+    """``body`` in chunked transfer encoding."""
     parts = [body[i : i + size] for i in range(0, len(body), size)]
     out = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts)
     return out + b"0\r\n\r\n"
@@ -68,10 +72,25 @@ class Wire:
         }
 
 
+async def read_request(buffered: BufferedByteReceiveStream) -> bytes:
+    """Read one request (its head, then as many body bytes as its head says): its head."""
+    head = await buffered.receive_until(b"\r\n\r\n", 65_536)
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    await buffered.receive_exactly(length)
+    return head
+
+
 @asynccontextmanager
-async def wire_server(reply: Callable[[int], bytes]) -> AsyncIterator[Wire]:
-    """Answer request number n (from 1) with ``reply(n)``: raw bytes, HANG, SILENT,
-    or bytes ending in CLOSE (sent, then the connection closed)."""
+async def wire_server(reply: bytes | Callable[[int], bytes]) -> AsyncIterator[Wire]:
+    """Answer every request with ``reply``, or request number n (from 1) with ``reply(n)``:
+    raw bytes, `HANG`, `SILENT`, or bytes ending in `CLOSE`."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     wire = Wire(f"http://127.0.0.1:{listener.extra(anyio.abc.SocketAttribute.local_port)}")
 
@@ -80,29 +99,20 @@ async def wire_server(reply: Callable[[int], bytes]) -> AsyncIterator[Wire]:
             buffered = BufferedByteReceiveStream(stream)
             while True:
                 try:
-                    head = await buffered.receive_until(b"\r\n\r\n", 65_536)
+                    head = await read_request(buffered)
                 except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
                     return
-                length = next(
-                    (
-                        int(line.split(b":", 1)[1])
-                        for line in head.split(b"\r\n")
-                        if line.lower().startswith(b"content-length:")
-                    ),
-                    0,
-                )
-                await buffered.receive_exactly(length)
                 wire.heads.append(head)
                 wire.arrived.set()
-                data = reply(len(wire.heads))
+                data = reply if isinstance(reply, bytes) else reply(len(wire.heads))
+                if data == SILENT:
+                    await anyio.sleep_forever()
+                if data == HANG:
+                    await stream.send(answer(200, b"", ("Content-Length", "100")))
+                    await anyio.sleep_forever()
                 if data.endswith(CLOSE):
                     await stream.send(data.removesuffix(CLOSE))
                     return
-                if data is SILENT:
-                    await anyio.sleep_forever()
-                if data is HANG:
-                    await stream.send(answer(200, b"", ("Content-Length", "100")))
-                    await anyio.sleep_forever()
                 await stream.send(data)
 
     async with listener, anyio.create_task_group() as tg:
@@ -113,7 +123,16 @@ async def wire_server(reply: Callable[[int], bytes]) -> AsyncIterator[Wire]:
             tg.cancel_scope.cancel()
 
 
+def closed_url() -> str:
+    """The URL of a port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
 def client(base_url: str, http_backend: HttpBackend = "auto", **kwargs: object) -> OrganikClient:
+    """A client of ``KEY`` for ``base_url``: one retry at once, answers capped at `CAP`."""
     options: dict[str, object] = {
         "max_retries": 1,
         "backoff_base": 0,
@@ -143,13 +162,3 @@ def assert_safe(error: OrganikError) -> None:
     assert KEY[:16] not in shown
     assert error.__cause__ is None
     assert error.__context__ is None
-
-
-RUN = 8
-"""No run of this many consecutive characters of the key may show, in any case."""
-
-
-def key_runs(text: str) -> list[str]:
-    """Every run of ``RUN`` characters of the key found in ``text``, in any case."""
-    lowered = text.lower()
-    return [KEY[i : i + RUN] for i in range(len(KEY) - RUN + 1) if KEY[i : i + RUN] in lowered]

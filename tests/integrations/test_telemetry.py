@@ -39,13 +39,13 @@ from organik_async import (
 )
 from organik_async._telemetry import DURATION_BUCKETS, ENABLED_ENV
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault, ManualClock
+from tests.helpers.provider import KEY
 
 pytestmark = pytest.mark.anyio
 
 DATASET = Dataset.generate(1_000, seed=5, in_progress_share=0.3, not_started_share=0.1)
 GSM = list(DATASET.gsm_track_ids())
 TX = DATASET.transaction_ids
-KEY = "5ec7e7ab1ec0ffeedeadbeefcafef00d"
 
 
 @dataclass

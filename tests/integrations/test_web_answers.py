@@ -35,8 +35,8 @@ from organik_async import (
     http_error_answer,
 )
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault
+from tests.helpers.provider import KEY
 
-KEY = "0123456789abcdef0123456789abcdef"
 INFO = RequestInfo(f"https://organikapi.com/v2/{KEY}/detailedreport/json/", "json", "json", 20)
 SECRET_TEXT = f"provider said: key {KEY} is not allowed from 10.0.0.1"
 

@@ -45,6 +45,7 @@ from organik_async import (
     ResponseTooLargeError,
     XmlParser,
 )
+from tests.helpers.provider import KEY, seed_row
 from tests.helpers.xml_parsers import XML_PARSERS, use_xml_parser
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +60,6 @@ def xml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 each_xml_parser = pytest.mark.usefixtures("xml_parser")
 
-KEY = "f39c1a7e5b2d4c6a8e0f1b3d5a7c9e2b"  # starts with a letter: it can be an XML element name
 KEY_PIECES = (KEY, KEY[:16], KEY[16:], KEY.upper())
 CALL_DEADLINE = 10.0  # seconds; a call takes about a millisecond
 MAX_RESPONSE_BYTES = 256 * 1024
@@ -108,19 +108,7 @@ def stream(answer: Answer) -> httpx.Response:
 
 
 def wire_row(transaction_id: int, gsm_track_id: int | str) -> dict[str, object]:
-    return {
-        "gsm": 905445359675,
-        "transaction_id": transaction_id,
-        "gsm_track_id": gsm_track_id,
-        "delivery_track_id": "b627ffe79fc148e8ea7425222c4ed8",
-        "create_date": "2016-11-02 11:47:38",
-        "start_date": "2016-11-02 11:47:38",
-        "finish_date": "2016-11-02 12:47:42",
-        "status": 2,
-        "sms_count": 1,
-        "credit_amount": 1,
-        "is_foreign_gsm": 0,
-    }
+    return seed_row(transaction_id=transaction_id, gsm_track_id=gsm_track_id)
 
 
 def xml_escape(text: str) -> str:

@@ -16,11 +16,11 @@ from organik_async.testing import (
     Outcome,
     redact_key,
 )
+from tests.helpers.provider import OTHER_KEY
 
 pytestmark = pytest.mark.anyio
 
 DATASET = Dataset.generate(500, seed=41)
-OTHER_KEY = "0123456789abcdef" * 2
 
 
 def url(key: str = DEMO_API_KEY) -> str:

@@ -33,17 +33,17 @@ from organik_async import (
     TimeoutExpiredError,
     TransportError,
 )
+from tests.helpers.provider import KEY, SEED_ROW, rows_answer, seed_row
 from tests.helpers.wire import (
     CAP,
     CLOSE,
     GOOD_JSON,
     HANG,
-    KEY,
-    ROW,
     answer,
     assert_safe,
     chunked,
     client,
+    closed_url,
     one_call,
     wire_server,
 )
@@ -98,8 +98,7 @@ async def test_a_multi_batch_call_keeps_every_row_on_either_backend(
     http_backend: HttpBackend,
 ) -> None:
     def reply(n: int) -> bytes:
-        row = ROW.replace(b"410471976", str(1000 + n).encode())
-        return answer(200, b'{"response": {"result": true, "data": [' + row + b"]}}")
+        return answer(200, rows_answer(seed_row(gsm_track_id=1000 + n)))
 
     async with wire_server(reply) as wire, client(wire.url, http_backend, batch_sizes=1) as c:
         with anyio.fail_after(10):
@@ -218,7 +217,7 @@ async def test_a_declared_length_over_the_cap_is_refused_before_reading(
 
 
 async def test_a_chunked_answer_over_the_cap_stops_at_the_cap(http_backend: HttpBackend) -> None:
-    big = b'{"response": {"result": true, "data": [' + b",".join([ROW] * 400) + b"]}}"
+    big = rows_answer(*[SEED_ROW] * 400)
     assert len(big) > CAP
     error, _ = await one_call(
         http_backend=http_backend,
@@ -302,12 +301,7 @@ async def test_nothing_listening_is_an_unreachable_endpoint_with_no_key(
     http_backend: HttpBackend,
 ) -> None:
     with anyio.fail_after(10):
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        await listener.aclose()  # the port is free again: nothing answers on it
-        async with client(
-            f"http://127.0.0.1:{port}", http_backend, max_retries=9, unreachable_after=3
-        ) as c:
+        async with client(closed_url(), http_backend, max_retries=9, unreachable_after=3) as c:
             with pytest.raises(EndpointUnreachableError) as caught:
                 await c.detailed_report(transaction_ids=[1])
     assert caught.value.attempts == 3
@@ -320,13 +314,8 @@ async def test_could_not_connect_reads_the_same_on_every_backend(
 ) -> None:
     """No library's wording (aiohttp's "Cannot connect to host h:80 ssl:default [...]")
     leaks into the message: the operating system's reason, in one shape."""
-    if where == "connection refused":
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        await listener.aclose()
-        url = f"http://127.0.0.1:{port}"
-    else:
-        url = "http://provider.invalid"  # RFC 6761: never resolves
+    # "provider.invalid": RFC 6761, it never resolves
+    url = closed_url() if where == "connection refused" else "http://provider.invalid"
     async with client(url, http_backend, max_retries=2, unreachable_after=2) as c:
         with anyio.fail_after(20), pytest.raises(EndpointUnreachableError) as caught:
             await c.detailed_report(transaction_ids=[1])

@@ -16,17 +16,16 @@ import respx
 from pytest_httpx import HTTPXMock
 
 from organik_async import AuthenticationError, OrganikClient
-from tests.helpers.provider import KEY, SEED_ROW
+from tests.helpers.provider import KEY, SEED_ROW, error_answer, rows_answer
 
 pytestmark = pytest.mark.anyio
 
-ANSWER = {"response": {"result": True, "data": [SEED_ROW]}}
 REPORT_URL = re.compile(r"https://organikapi\.com/v2/[0-9a-f]{32}/detailedreport/json/")
 
 
 async def test_respx_mocks_every_request_the_client_makes() -> None:
     with respx.mock(assert_all_called=True) as mock:
-        route = mock.post(url__regex=REPORT_URL.pattern).respond(json=ANSWER)
+        route = mock.post(url__regex=REPORT_URL.pattern).respond(content=rows_answer(SEED_ROW))
         async with OrganikClient(KEY, batch_sizes=1, max_concurrency=16, pool_size=2) as client:
             rows = await client.detailed_report(transaction_ids=range(1, 41))
     assert route.call_count == 40
@@ -34,18 +33,18 @@ async def test_respx_mocks_every_request_the_client_makes() -> None:
 
 
 async def test_respx_can_play_the_provider_refusing_a_key() -> None:
-    error = {
-        "response": {"result": False, "error": {"message": "Authorization error.", "code": 99}}
-    }
+    error = error_answer(99, message="Authorization error.")
     with respx.mock:
-        respx.post(url__regex=REPORT_URL.pattern).respond(json=error)
+        respx.post(url__regex=REPORT_URL.pattern).respond(content=error)
         async with OrganikClient(KEY) as client:
             with pytest.raises(AuthenticationError):
                 await client.detailed_report(transaction_ids=[1])
 
 
 async def test_pytest_httpx_mocks_the_clients_own_pools(httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(method="POST", url=REPORT_URL, json=ANSWER, is_reusable=True)
+    httpx_mock.add_response(
+        method="POST", url=REPORT_URL, content=rows_answer(SEED_ROW), is_reusable=True
+    )
     async with OrganikClient(KEY, batch_sizes=2, max_concurrency=4) as client:
         rows = await client.detailed_report(transaction_ids=range(1, 11))
     requests = httpx_mock.get_requests()

@@ -23,7 +23,8 @@ import pytest
 
 from organik_async import HttpBackend
 from tests.helpers.paths import TESTS
-from tests.helpers.wire import HANG, SILENT, answer, client, key_runs, wire_server
+from tests.helpers.secrets import chain, key_runs
+from tests.helpers.wire import HANG, SILENT, answer, client, wire_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -64,21 +65,6 @@ def budgets(anyio_backend: str) -> dict[str, Budget]:
         "asyncio.timeout": asyncio_timeout,
         "asyncio.wait_for": wait_for,
     }
-
-
-def chain(error: BaseException) -> Iterator[BaseException]:
-    """``error``, its causes and contexts, and the members of any group, once each."""
-    seen: set[int] = set()
-    todo = [error]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
-        if isinstance(current, BaseExceptionGroup):
-            todo += list(current.exceptions)
 
 
 def library_frames(tb: TracebackType | None) -> Iterator[TracebackType]:

@@ -20,7 +20,9 @@ import anyio
 import pytest
 
 from organik_async import EndpointUnreachableError, HttpBackend, OrganikClient, TransportError
-from tests.helpers.wire import KEY, answer, client, key_runs, wire_server
+from tests.helpers.provider import KEY
+from tests.helpers.secrets import key_runs
+from tests.helpers.wire import answer, client, wire_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

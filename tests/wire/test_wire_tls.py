@@ -29,7 +29,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSStream
 
 from organik_async import HttpBackend
-from tests.helpers.wire import answer, client
+from tests.helpers.provider import NO_ROWS
+from tests.helpers.wire import answer, client, read_request
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -56,17 +57,8 @@ async def stalling_tls_server(
             if connections > 1:
                 await anyio.sleep_forever()  # the ClientHello is never answered
             tls = await TLSStream.wrap(stream, server_side=True, ssl_context=server_context)
-            buffered = BufferedByteReceiveStream(tls)
-            head = await buffered.receive_until(b"\r\n\r\n", 65_536)
-            length = next(
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            )
-            await buffered.receive_exactly(length)
-            await tls.send(
-                answer(200, b'{"response": {"result": true, "data": []}}', ("Connection", "close"))
-            )
+            await read_request(BufferedByteReceiveStream(tls))
+            await tls.send(answer(200, NO_ROWS, ("Connection", "close")))
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)

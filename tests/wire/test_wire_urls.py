@@ -15,7 +15,9 @@ import anyio
 import pytest
 
 from organik_async import HttpBackend, OrganikClient, TransportError
-from tests.helpers.wire import KEY, client, key_runs
+from tests.helpers.provider import KEY
+from tests.helpers.secrets import key_runs
+from tests.helpers.wire import client
 
 pytestmark = [pytest.mark.timeout(60)]
 
