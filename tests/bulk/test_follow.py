@@ -8,26 +8,18 @@ ask only for the pending rows by ``gsm_track_id``; at the deadline it raises
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anyio
 import pytest
 
-from organik_async import DetailedReport, StillPendingError, instant_retries
+from organik_async import DetailedReport, StillPendingError
 from organik_async.testing import Dataset, FakeOrganikAPI, ManualClock
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waits")]
 
 DATASET = Dataset.generate(
     2_000, seed=3, max_transaction_rows=50, in_progress_share=0.3, not_started_share=0.2
 )
 TX = DATASET.transaction_ids
-
-
-@pytest.fixture(autouse=True)
-def no_waits() -> Iterator[list[float]]:
-    with instant_retries() as waits:
-        yield waits
 
 
 def pending_share(fake: FakeOrganikAPI, ids: list[int]) -> int:

@@ -41,7 +41,7 @@ from organik_async import (
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault
 from tests.helpers.provider import KEY, SEED_ROW, error_answer, rows_answer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waits")]
 
 DATASET = Dataset.generate(400, seed=7, max_transaction_rows=20)
 TX = DATASET.transaction_ids
@@ -61,12 +61,6 @@ class Recorder:
             if self.answers
             else httpx.Response(200, content=rows_answer(SEED_ROW))
         )
-
-
-@pytest.fixture(autouse=True)
-def no_waits() -> Iterator[list[float]]:
-    with instant_retries() as waits:
-        yield waits
 
 
 # --- settings: validated once, read-only ------------------------------------------------

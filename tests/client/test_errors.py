@@ -8,7 +8,7 @@ non-2xx answers, broken bodies, and connection failures.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -30,11 +30,10 @@ from organik_async import (
     ResponseTooLargeError,
     TimeoutExpiredError,
     TransportError,
-    instant_retries,
 )
 from tests.helpers.provider import KEY, SEED_ROW, error_answer, rows_answer, seed_row
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waits")]
 
 TIME = "2024-03-01 09:00:00"
 
@@ -79,12 +78,6 @@ async def fail(handler: Handler, ids: dict[str, Any] | None = None, **kwargs: An
         with pytest.raises(OrganikError) as info, anyio.fail_after(5):
             await c.detailed_report(**(ids or {"transaction_ids": [14094857, 16334701]}))
     return info.value
-
-
-@pytest.fixture(autouse=True)
-def instant_sleep() -> Iterator[list[float]]:
-    with instant_retries() as waits:
-        yield waits
 
 
 # --- the tree ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import anyio
 import httpx
@@ -28,7 +28,6 @@ from organik_async import (
     OrganikClient,
     TimeoutExpiredError,
     TransportError,
-    instant_retries,
 )
 from organik_async._http import HttpxSender
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault, serve
@@ -40,12 +39,6 @@ pytestmark = pytest.mark.anyio
 DATASET = Dataset.generate(600, seed=11, max_transaction_rows=20)
 TX = DATASET.transaction_ids
 GSM = DATASET.gsm_track_ids
-
-
-@pytest.fixture
-def no_waits() -> Iterator[list[float]]:
-    with instant_retries() as waits:
-        yield waits
 
 
 def accounted_ids(error: BulkReportError) -> list[int | str]:

@@ -19,22 +19,15 @@ from organik_async import (
     OrganikClient,
     RawResponse,
     SyncOrganikClient,
-    instant_retries,
 )
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault, serve
 from tests.helpers.provider import KEY
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waits")]
 
 DATASET = Dataset.generate(500, seed=8)
 TX = DATASET.transaction_ids
 GSM = list(DATASET.gsm_track_ids())
-
-
-@pytest.fixture(autouse=True)
-def no_waits() -> Iterator[list[float]]:
-    with instant_retries() as waits:
-        yield waits
 
 
 async def test_the_answer_is_what_the_server_sent_on_every_backend(

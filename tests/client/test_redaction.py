@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -28,12 +28,11 @@ from organik_async import (
     RateLimitError,
     TimeoutExpiredError,
     TransportError,
-    instant_retries,
 )
 from tests.helpers.provider import KEY, NO_ROWS, error_answer, rows_answer
 from tests.helpers.secrets import chain, key_runs
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waits")]
 
 Answer = Callable[[httpx.Request], httpx.Response]
 
@@ -164,12 +163,6 @@ ECHOES: dict[str, tuple[Answer, type[OrganikError], Format]] = {
     "connect-error": (raise_with_url(httpx.ConnectError), TransportError, "json"),
     "read-timeout": (raise_with_url(httpx.ReadTimeout), TimeoutExpiredError, "json"),
 }
-
-
-@pytest.fixture(autouse=True)
-def instant_sleep() -> Iterator[list[float]]:
-    with instant_retries() as waits:
-        yield waits
 
 
 @pytest.fixture

@@ -10,26 +10,20 @@ anything is sent.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
 
-from organik_async import APIError, DeliveryStatus, Progress, instant_retries
+from organik_async import APIError, DeliveryStatus, Progress
 from organik_async._ratelimit import AdaptiveLimit
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waits")]
 
 DATASET = Dataset.generate(4_000, seed=5, max_transaction_rows=40)
 TX = DATASET.transaction_ids
 GSM = list(DATASET.gsm_track_ids())
-
-
-@pytest.fixture(autouse=True)
-def no_waits() -> Iterator[list[float]]:
-    with instant_retries() as waits:
-        yield waits
 
 
 # --- adaptive concurrency -------------------------------------------------------------

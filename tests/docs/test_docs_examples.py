@@ -43,8 +43,9 @@ import pytest
 
 import organik_async
 from organik_async import DetailedReport, OrganikClient
-from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, serve
+from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI
 from tests.helpers.paths import ROOT, TESTS
+from tests.helpers.served import served_from_thread
 
 SOURCES = [
     ROOT / "README.md",
@@ -106,8 +107,7 @@ def served() -> Iterator[Served]:
     """A simulator over TCP for the module, and the environment pointing at it."""
     fake = FakeOrganikAPI(Dataset.generate(3_000, seed=12))
     with ExitStack() as stack:
-        portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
-        base_url = stack.enter_context(portal.wrap_async_context_manager(serve(fake)))
+        base_url = stack.enter_context(served_from_thread(fake))
         patch = stack.enter_context(pytest.MonkeyPatch.context())
         patch.setenv("ORGANIK_API_KEY", DEMO_API_KEY)
         patch.setenv("ORGANIK_BASE_URL", base_url)

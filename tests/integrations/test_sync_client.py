@@ -27,7 +27,6 @@ from typing import Any
 import msgspec
 import psutil  # type: ignore[import-untyped]
 import pytest
-from anyio.from_thread import start_blocking_portal
 
 from organik_async import (
     AuthenticationError,
@@ -42,12 +41,12 @@ from organik_async import (
     StillPendingError,
     SyncOrganikClient,
     http_error_answer,
-    instant_retries,
 )
 from organik_async._shared import account_digest
-from organik_async.testing import Dataset, FakeOrganikAPI, Fault, ManualClock, serve
+from organik_async.testing import Dataset, FakeOrganikAPI, Fault, ManualClock
 from tests.helpers.connections import busy_connections
 from tests.helpers.redis_server import RedisServer, dump
+from tests.helpers.served import served_from_thread
 
 DATASET = Dataset.generate(2_000, seed=21, max_transaction_rows=20)
 TX = DATASET.transaction_ids
@@ -63,19 +62,10 @@ def loop_threads() -> list[threading.Thread]:
 
 
 @pytest.fixture
-def no_waits() -> Iterator[list[float]]:
-    with instant_retries() as waits:
-        yield waits
-
-
-@pytest.fixture
 def tcp_fake() -> Iterator[tuple[FakeOrganikAPI, str]]:
     """The simulator over real TCP, served from a thread of the test's own."""
     fake = FakeOrganikAPI(DATASET)
-    with (
-        start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(serve(fake)) as url,
-    ):
+    with served_from_thread(fake) as url:
         yield fake, url
 
 

@@ -35,13 +35,12 @@ from organik_async import (
     OrganikError,
     SyncOrganikClient,
     Telemetry,
-    instant_retries,
 )
 from organik_async._telemetry import DURATION_BUCKETS, ENABLED_ENV
 from organik_async.testing import Dataset, FakeOrganikAPI, Fault, ManualClock
 from tests.helpers.provider import KEY
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waits")]
 
 DATASET = Dataset.generate(1_000, seed=5, in_progress_share=0.3, not_started_share=0.1)
 GSM = list(DATASET.gsm_track_ids())
@@ -89,12 +88,6 @@ def exported() -> Iterator[Exported]:
     yield Exported(spans, reader, setting)
     tracer_provider.shutdown()
     meter_provider.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def no_waits() -> Iterator[list[float]]:
-    with instant_retries() as waits:
-        yield waits
 
 
 def parent_of(span: ReadableSpan) -> int | None:

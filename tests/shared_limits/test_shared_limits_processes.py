@@ -5,46 +5,24 @@ and a holder killed with SIGKILL mid-request.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
-import msgspec
 import pytest
 
-from organik_async import DetailedReport, OrganikClient, SharedLimits
+from organik_async import OrganikClient, SharedLimits
 from organik_async._shared import account_digest
 from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, Fault, serve
+from tests.helpers.cli import SCRIPT, child_env, rows_of
 from tests.helpers.redis_server import RedisServer
+from tests.helpers.served import served_from_thread
 
 DATASET = Dataset.generate(3_000, seed=23, max_transaction_rows=40)
 TRACKS = [str(track) for track in DATASET.gsm_track_ids()]
-SCRIPT = Path(sys.executable).with_name("organik-report")
-
-
-@contextmanager
-def served(fake: FakeOrganikAPI) -> Iterator[str]:
-    """``fake`` over TCP on 127.0.0.1, from a thread: its base URL."""
-    with (
-        anyio.from_thread.start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(serve(fake)) as base_url,
-    ):
-        yield base_url
-
-
-def environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORGANIK_", "FORCE_"))}
-    return env | {"ORGANIK_API_KEY": DEMO_API_KEY, "PYTHONUNBUFFERED": "1"} | extra
-
-
-def rows_of(path: Path) -> list[DetailedReport]:
-    decoder = msgspec.json.Decoder(DetailedReport)
-    return [decoder.decode(line) for line in path.read_bytes().splitlines()]
 
 
 def shard_command(k: int, n: int, ids: Path, out: Path, base_url: str) -> list[str]:
@@ -78,10 +56,10 @@ def test_processes_sharing_redis_get_every_row_with_few_refusals(
     ids.write_text("".join(f"{t}\n" for t in TRACKS), encoding="utf-8")
     n = 3
     outputs = [tmp_path / f"report-{k}.jsonl" for k in range(1, n + 1)]
-    with served(fake) as base_url:
+    with served_from_thread(fake) as base_url:
         commands = [shard_command(k, n, ids, outputs[k - 1], base_url) for k in range(1, n + 1)]
         commands[0] += ["--shared-limits", redis_url]  # the others read the environment
-        done = run_all(commands, environment(ORGANIK_SHARED_LIMITS=redis_url))
+        done = run_all(commands, child_env(ORGANIK_SHARED_LIMITS=redis_url))
     for result in done:
         assert result.returncode == 0, result.stderr
     rows = [row for out in outputs for row in rows_of(out)]
@@ -125,7 +103,7 @@ async def test_a_holder_killed_mid_request_frees_its_slots_when_its_leases_expir
     limits = SharedLimits(redis_url, lease=1.0, max_in_flight=2)
     async with serve(fake) as base_url:
         command = [sys.executable, "-c", HOLDER, base_url, redis_url, *TRACKS[:4]]
-        async with await anyio.open_process(command, env=environment()) as holder:
+        async with await anyio.open_process(command, env=child_env()) as holder:
             await wait_for(lambda: fake.stats.admitted == 2)
             dead = leases()
             assert len(dead) == 2  # both slots of the account are the holder's

@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
-import msgspec
 import pytest
 import yaml
 
-from organik_async import DetailedReport
-from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, Fault, serve
+from organik_async.testing import Dataset, FakeOrganikAPI, Fault
+from tests.helpers.cli import child_env, rows_of, tracks
 from tests.helpers.paths import ROOT
+from tests.helpers.served import served_from_thread
 
 PAGE = ROOT / "docs" / "shared-limits.md"
 MANIFEST = ROOT / "examples" / "kubernetes-job.yaml"
@@ -37,23 +36,16 @@ def job(tmp_path: Path, redis_url: str) -> Iterator[dict[str, str]]:
     environment every recipe's processes get."""
     (tmp_path / "all.txt").write_text("".join(f"{t}\n" for t in TRACKS), encoding="utf-8")
     fake = FakeOrganikAPI(DATASET, max_concurrent_requests=6, faults=[Fault.latency(0.005)])
-    with (
-        anyio.from_thread.start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(serve(fake)) as base_url,
-    ):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ORGANIK_", "FORCE_"))}
-        yield env | {
-            "ORGANIK_API_KEY": DEMO_API_KEY,
-            "ORGANIK_BASE_URL": base_url,
-            "ORGANIK_SHARED_LIMITS": redis_url,
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
+    with served_from_thread(fake) as base_url:
+        yield child_env(
+            ORGANIK_BASE_URL=base_url,
+            ORGANIK_SHARED_LIMITS=redis_url,
+            PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        )
 
 
 def every_row_once(outputs: list[Path]) -> None:
-    decoder = msgspec.json.Decoder(DetailedReport)
-    rows = [decoder.decode(line) for out in outputs for line in out.read_bytes().splitlines()]
-    assert sorted(str(row.gsm_track_id) for row in rows) == sorted(TRACKS)
+    assert tracks([row for out in outputs for row in rows_of(out)]) == sorted(TRACKS)
 
 
 def run_together(commands: list[list[str]], cwd: Path, envs: list[dict[str, str]]) -> None:
