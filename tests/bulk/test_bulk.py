@@ -158,6 +158,7 @@ async def test_a_bad_id_in_a_lazy_input_raises_type_error_naming_the_field() -> 
 # --- concurrency and rate ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [1, 3, 8])
 async def test_peak_in_flight_never_exceeds_max_concurrency(concurrency: int) -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(0.01)])
@@ -175,6 +176,7 @@ async def test_max_connections_bounds_every_call_on_the_client_together() -> Non
     assert fake.stats.peak_in_flight == 6
 
 
+@pytest.mark.slow
 async def test_rate_limit_is_one_budget_shared_by_concurrent_calls() -> None:
     fake = FakeOrganikAPI(DATASET)
     async with fast(fake, batch_sizes=1, max_concurrency=8, rate_limit=50) as client:
@@ -449,6 +451,7 @@ async def test_response_over_max_response_bytes_is_refused() -> None:
 # --- cancellation --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_cancelling_the_caller_stops_every_request_promptly() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(30)])
     async with fast(fake, batch_sizes=1, max_concurrency=8) as client:

@@ -161,6 +161,7 @@ def faithful(**changes: list[Id]) -> Script:
     return script
 
 
+@pytest.mark.slow
 @example(
     gsm=[1, 2],
     tx=[],

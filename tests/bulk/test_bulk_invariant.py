@@ -44,6 +44,7 @@ fault_scripts = st.lists(
 )
 
 
+@pytest.mark.slow
 @example(
     ids=TX[:2],
     batch_size=1,

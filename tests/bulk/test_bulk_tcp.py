@@ -25,6 +25,7 @@ def tcp_client(base_url: str, **kwargs: object) -> OrganikClient:
     return OrganikClient(DEMO_API_KEY, base_url=base_url, backoff_base=0, **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 async def test_batches_and_concurrency_are_bounded_over_tcp(
     fake: FakeOrganikAPI, http_backend: HttpBackend
 ) -> None:
@@ -42,6 +43,7 @@ async def test_batches_and_concurrency_are_bounded_over_tcp(
     assert rows == [row for part in expected for row in part]
 
 
+@pytest.mark.slow
 async def test_small_pools_are_opened_as_concurrency_needs(fake: FakeOrganikAPI) -> None:
     fake.faults.append(Fault.latency(0.2))  # long enough for all 20 to be in flight at once
     async with serve(fake) as base_url:
@@ -55,6 +57,7 @@ async def test_small_pools_are_opened_as_concurrency_needs(fake: FakeOrganikAPI)
         assert fake.stats.peak_in_flight <= 20
 
 
+@pytest.mark.slow
 async def test_cancelling_mid_flight_leaks_no_connection(
     fake: FakeOrganikAPI, http_backend: HttpBackend
 ) -> None:
@@ -74,6 +77,7 @@ async def test_cancelling_mid_flight_leaks_no_connection(
             assert rows == DATASET.expected(transaction_ids=TX[:2])
 
 
+@pytest.mark.slow
 async def test_many_concurrent_callers_share_one_client(
     fake: FakeOrganikAPI, http_backend: HttpBackend
 ) -> None:
@@ -96,6 +100,7 @@ async def test_many_concurrent_callers_share_one_client(
         assert rows == DATASET.expected(transaction_ids=[transaction_id])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("request_format", "response_format", "xml_wrapped"),
     [("xml", "xml", False), ("json", "xml", False), ("xml", "json", False), ("xml", "xml", True)],
@@ -122,6 +127,7 @@ async def test_every_format_pair_gives_the_same_rows_over_tcp(
     assert rows == DATASET.expected(transaction_ids=TX[:12])
 
 
+@pytest.mark.slow
 async def test_dropped_connections_are_retried_over_tcp(
     fake: FakeOrganikAPI, http_backend: HttpBackend
 ) -> None:
@@ -138,6 +144,7 @@ async def test_dropped_connections_are_retried_over_tcp(
     assert fake.stats.requests == 4
 
 
+@pytest.mark.slow
 async def test_a_callers_own_http_client_is_used_and_left_open(fake: FakeOrganikAPI) -> None:
     async with serve(fake) as base_url:
         async with httpx.AsyncClient() as own:
@@ -149,6 +156,7 @@ async def test_a_callers_own_http_client_is_used_and_left_open(fake: FakeOrganik
     assert len(rows) == len(DATASET.expected(transaction_ids=TX[:6]))
 
 
+@pytest.mark.slow
 async def test_pools_share_one_ssl_context_and_hold_four_connections_each(
     fake: FakeOrganikAPI,
 ) -> None:

@@ -86,6 +86,7 @@ async def test_later_rounds_ask_by_gsm_track_id_for_pending_rows_only() -> None:
     assert len(got) == len(fake.expected(transaction_ids=ids))
 
 
+@pytest.mark.slow
 async def test_the_deadline_raises_with_the_rows_still_pending() -> None:
     fake = FakeOrganikAPI(DATASET, finalize_after=3_600, clock=ManualClock())
     ids = TX[:20]

@@ -436,6 +436,7 @@ def test_xml_both_ways_gives_the_same_rows(
             )
 
 
+@pytest.mark.slow
 def test_retries_and_timeout_reach_the_client(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -461,6 +462,7 @@ def test_retries_and_timeout_reach_the_client(
     assert "timed out (" in err  # ReadTimeout on httpx, a TimeoutError on aiohttp
 
 
+@pytest.mark.slow
 def test_rate_limit_spaces_requests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with served(FakeOrganikAPI(DATASET)) as url:
         started = time.monotonic()
@@ -765,6 +767,7 @@ def time_passing(clock: ManualClock, *, speed: float) -> Iterator[None]:
         ticker.join()
 
 
+@pytest.mark.slow
 def test_until_final_writes_every_row_once_when_final(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -793,6 +796,7 @@ def test_until_final_writes_every_row_once_when_final(
     assert not (tmp_path / "report.jsonl.failed.csv").exists()
 
 
+@pytest.mark.slow
 def test_rows_still_pending_at_the_deadline_go_to_the_failed_file_and_finish_from_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

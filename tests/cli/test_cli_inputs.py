@@ -210,6 +210,7 @@ def test_an_unreadable_file_is_an_input_error(tmp_path: Path) -> None:
         read_inputs([Source("transaction_ids", str(tmp_path))])  # a directory
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(
     values=st.lists(

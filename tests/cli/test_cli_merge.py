@@ -473,6 +473,7 @@ def test_quiet_says_nothing_on_success(tmp_path: Path, capsys: pytest.CaptureFix
 # --- End to end: two shard processes, then merge ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_shard_processes_merge_to_every_row_once(tmp_path: Path) -> None:
     env = child_env(COLUMNS="160")
     transactions = TX[:60]
@@ -518,6 +519,7 @@ def test_two_shard_processes_merge_to_every_row_once(tmp_path: Path) -> None:
     assert summary.conflicts == 0  # the same simulator gave both copies
 
 
+@pytest.mark.slow
 def test_the_merge_line_of_the_recipes_runs_as_written(tmp_path: Path) -> None:
     page = DOCS / "shared-limits.md"
     (line,) = [ln for ln in page.read_text().splitlines() if ln.startswith("organik-report merge")]

@@ -82,6 +82,7 @@ def _shell(line: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "redirect",
     [
@@ -104,6 +105,7 @@ def test_a_complete_run_exits_0_whatever_happens_to_stderr(
     assert not (tmp_path / "report.jsonl.failed.csv").exists()
 
 
+@pytest.mark.slow
 def test_failures_exit_1_with_their_failed_file_when_stderr_is_closed(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -120,6 +122,7 @@ def test_failures_exit_1_with_their_failed_file_when_stderr_is_closed(
     assert failed.count("\n") == 3  # the header and the two IDs of the first batch
 
 
+@pytest.mark.slow
 def test_rows_for_a_closed_stdout_are_refused_before_anything_is_sent(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -141,6 +144,7 @@ _LOG_LINE = re.compile(
 )
 
 
+@pytest.mark.slow
 def test_log_lines_in_a_file_are_one_a_record_with_an_iso_time_logger_and_level(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -180,6 +184,7 @@ def test_a_key_in_upper_case_hex_works_and_is_never_shown(
         assert DEMO_API_KEY not in shown.lower()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("redirect", ["2>&1 >/dev/null | true", "2>&-"])
 def test_a_usage_error_exits_2_whatever_happens_to_stderr(
     tmp_path: Path, env: dict[str, str], redirect: str

@@ -19,7 +19,7 @@ from organik_async import DetailedReport
 from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI
 from tests.helpers.cli import SCRIPT, child_env, served
 
-pytestmark = pytest.mark.usefixtures("server")
+pytestmark = [pytest.mark.usefixtures("server"), pytest.mark.slow]
 
 DATASET = Dataset.generate(1_000, seed=4)
 

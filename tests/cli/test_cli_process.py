@@ -40,6 +40,7 @@ def slow_fake() -> FakeOrganikAPI:
     return FakeOrganikAPI(BIG, faults=[Fault.latency(0.03)])
 
 
+@pytest.mark.slow
 def test_stdin_to_stdout_through_the_console_script(tmp_path: Path, env: dict[str, str]) -> None:
     expected = BIG.expected(transaction_ids=BIG.transaction_ids[:10])
     with served(FakeOrganikAPI(BIG)) as url:
@@ -73,6 +74,7 @@ def test_python_dash_m_organik_async_is_the_same_command(env: dict[str, str]) ->
     assert (done.returncode, done.stdout) == (0, f"organik-report {__version__}\n")
 
 
+@pytest.mark.slow
 def test_asking_for_aiohttp_when_it_is_not_installed_is_a_usage_error(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -96,6 +98,7 @@ def test_asking_for_aiohttp_when_it_is_not_installed_is_a_usage_error(
     assert not (tmp_path / "out.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_a_run_killed_at_60_percent_is_finished_by_resume(
     tmp_path: Path, env: dict[str, str], slow_fake: FakeOrganikAPI
 ) -> None:
@@ -136,6 +139,7 @@ def test_a_run_killed_at_60_percent_is_finished_by_resume(
 @pytest.mark.parametrize(
     ("signum", "code", "resume"), [(signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)]
 )
+@pytest.mark.slow
 def test_ctrl_c_and_sigterm_leave_a_whole_output_and_say_how_to_resume(
     tmp_path: Path,
     env: dict[str, str],
@@ -177,6 +181,7 @@ def test_ctrl_c_and_sigterm_leave_a_whole_output_and_say_how_to_resume(
     assert sorted(str(row.gsm_track_id) for row in rows_of(out)) == sorted(map(str, TRACKS))
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_the_run_quietly(tmp_path: Path, env: dict[str, str]) -> None:
     ids = ids_file(tmp_path, TRACKS)
     with served(FakeOrganikAPI(BIG)) as url:
@@ -194,6 +199,7 @@ def test_a_closed_pipe_ends_the_run_quietly(tmp_path: Path, env: dict[str, str])
     assert done.stderr == "exit=141\n"  # quiet: no "Broken pipe", no traceback, no summary
 
 
+@pytest.mark.slow
 def test_the_progress_bar_shows_in_a_terminal(tmp_path: Path, env: dict[str, str]) -> None:
     ids = ids_file(tmp_path, TRACKS)
     fake = FakeOrganikAPI(BIG, faults=[Fault.latency(0.01)])
@@ -231,6 +237,7 @@ def test_the_progress_bar_shows_in_a_terminal(tmp_path: Path, env: dict[str, str
     assert "in flight" in text
 
 
+@pytest.mark.slow
 def test_without_the_cli_extra_it_says_what_to_install_and_sends_nothing(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -255,6 +262,7 @@ def test_without_the_cli_extra_it_says_what_to_install_and_sends_nothing(
     assert fake.stats.requests == 0
 
 
+@pytest.mark.slow
 def test_the_key_is_absent_from_every_byte_written(tmp_path: Path, env: dict[str, str]) -> None:
     env = env | {"ORGANIK_API_KEY": OTHER_KEY}
     fake = FakeOrganikAPI(BIG, api_keys=[OTHER_KEY], faults=[Fault.status(502, on_requests={2, 3})])
@@ -298,6 +306,7 @@ def test_the_key_is_absent_from_every_byte_written(tmp_path: Path, env: dict[str
             assert key.upper().encode() not in data
 
 
+@pytest.mark.slow
 def test_the_demo_runs_the_main_job_over_real_http(tmp_path: Path, env: dict[str, str]) -> None:
     done = subprocess.run(
         script("demo"),

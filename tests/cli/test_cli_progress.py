@@ -172,6 +172,7 @@ def test_screen_models_the_wrap_at_the_last_column() -> None:
     assert screen("abc^C\r\x1b[2Kabc\r\n", 5) == ["abc", ""]
 
 
+@pytest.mark.slow
 def test_after_ctrl_c_at_80_columns_the_last_frame_shows_once(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

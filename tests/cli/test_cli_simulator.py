@@ -44,6 +44,7 @@ def serving(*argv: str) -> Iterator[tuple[str, list[str]]]:
     assert process.returncode == 0, err
 
 
+@pytest.mark.slow
 def test_serve_says_how_to_use_it_with_the_demo_key_without_printing_it() -> None:
     with serving() as (url, err):
         pass
@@ -63,6 +64,7 @@ def test_serve_says_how_to_use_it_with_the_demo_key_without_printing_it() -> Non
     assert done.stdout.split() == [DEMO_API_KEY, url]
 
 
+@pytest.mark.slow
 def test_serve_with_keys_of_its_own_does_not_offer_the_demo_key() -> None:
     with serving("--key", OTHER_KEY) as (url, err):
         pass
@@ -72,6 +74,7 @@ def test_serve_with_keys_of_its_own_does_not_offer_the_demo_key() -> None:
     assert f"export ORGANIK_BASE_URL={url}" in hints[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("cap", "expected"), [(None, None), ("3", 0)])
 def test_the_closing_stats_report_admissions_only_under_a_cap(
     cap: str | None, expected: int | None

@@ -44,6 +44,7 @@ def summary_of(path: Path) -> dict[str, object]:
 # --- --until-final ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_until_final_counts_every_request_and_round(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -160,6 +160,7 @@ async def test_a_view_in_another_format_asks_and_decodes_in_that_format() -> Non
         assert client.url.endswith("/detailedreport/json/")
 
 
+@pytest.mark.slow
 async def test_views_share_one_rate_budget() -> None:
     fake = FakeOrganikAPI(DATASET)
     async with fake.client(rate_limit=40, batch_sizes=1) as client:

@@ -99,6 +99,7 @@ async def test_xml_no_records_is_zero_rows_and_xml_refusal_is_an_api_error() -> 
     assert caught.value.code == 99
 
 
+@pytest.mark.slow
 async def test_a_body_that_trickles_past_the_read_timeout_is_a_timeout_error(
     http_backend: HttpBackend,
 ) -> None:
@@ -119,6 +120,7 @@ async def test_a_body_that_trickles_past_the_read_timeout_is_a_timeout_error(
     assert isinstance(caught.value, builtins.TimeoutError)
 
 
+@pytest.mark.slow
 async def test_the_key_never_reaches_a_log_line_over_real_http(
     caplog: pytest.LogCaptureFixture, http_backend: HttpBackend
 ) -> None:

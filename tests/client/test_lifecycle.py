@@ -49,6 +49,7 @@ def accounted_ids(error: BulkReportError) -> list[int | str]:
 # --- closing while calls run ------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_closing_ends_a_single_request_at_once_with_client_closed_error() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(30)])
     client = fake.client()
@@ -100,6 +101,7 @@ async def test_closing_ends_a_bulk_call_accounting_for_every_id() -> None:
     assert all(isinstance(f.error, ClientClosedError) for f in cancelled)
 
 
+@pytest.mark.slow
 async def test_closing_interrupts_a_retry_wait() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.rate_limited(retry_after=60)])
     client = fake.client()
@@ -119,6 +121,7 @@ async def test_closing_interrupts_a_retry_wait() -> None:
     assert len(outcome) == 1
 
 
+@pytest.mark.slow
 async def test_closing_over_tcp_leaves_no_busy_connection_and_a_clear_error() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(30)])
     async with serve(fake, shutdown_timeout=1) as base_url:
@@ -141,6 +144,7 @@ async def test_closing_over_tcp_leaves_no_busy_connection_and_a_clear_error() ->
 # --- deadlines ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_trickling_server_is_cut_off_by_attempt_timeout() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.trickle(chunk_size=8, delay=0.2)])
     async with serve(fake, shutdown_timeout=1) as base_url:
@@ -156,6 +160,7 @@ async def test_a_trickling_server_is_cut_off_by_attempt_timeout() -> None:
     assert elapsed < 4  # two attempts of 0.5 s, not the trickle's many seconds
 
 
+@pytest.mark.slow
 async def test_a_call_timeout_bounds_a_single_request_retries_included() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(5)])
     client = fake.client()
@@ -165,6 +170,7 @@ async def test_a_call_timeout_bounds_a_single_request_retries_included() -> None
     assert anyio.current_time() - started < 2
 
 
+@pytest.mark.slow
 async def test_a_call_timeout_on_a_bulk_call_keeps_the_rows_that_came() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(5, on_requests=range(3, 10**6))])
     client = fake.client(batch_sizes=5, max_concurrency=1)
@@ -218,6 +224,7 @@ async def test_a_single_request_to_a_dead_endpoint_fails_with_the_cause() -> Non
     assert isinstance(info.value, TransportError)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("no_waits")
 async def test_connection_failures_between_answers_do_not_stop_a_call() -> None:
     """Only failures *in a row* count: a flaky network is retried as before."""

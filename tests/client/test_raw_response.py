@@ -30,6 +30,7 @@ TX = DATASET.transaction_ids
 GSM = list(DATASET.gsm_track_ids())
 
 
+@pytest.mark.slow
 async def test_the_answer_is_what_the_server_sent_on_every_backend(
     http_backend: HttpBackend,
 ) -> None:

@@ -411,6 +411,7 @@ async def test_tracebacks_with_locals_of_request_errors_never_show_the_key() -> 
         assert not key_runs(text), text
 
 
+@pytest.mark.slow
 async def test_httpcore_debug_logs_never_show_the_key(
     debug_logs: pytest.LogCaptureFixture,
 ) -> None:

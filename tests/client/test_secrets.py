@@ -394,6 +394,7 @@ def classes(errors: list[BaseException]) -> set[type[BaseException]]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("echo_form", list(ECHOES))
 async def test_the_key_is_shown_nowhere_on_any_error_path(
     anyio_backend: str,

@@ -53,6 +53,7 @@ def test_the_limit_climbs_fast_until_pushback_then_halves_and_climbs_slowly() ->
     assert limit.limit == 1  # never below one
 
 
+@pytest.mark.slow
 async def test_against_a_concurrency_cap_every_row_arrives_with_few_refusals(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -71,6 +72,7 @@ async def test_against_a_concurrency_cap_every_row_arrives_with_few_refusals(
     assert "slow down" in caplog.text
 
 
+@pytest.mark.slow
 async def test_without_pushback_the_limit_reaches_the_calls_concurrency() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(0.02)])
     seen: list[Progress] = []

@@ -354,6 +354,7 @@ _BODIES = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(fmt=st.sampled_from(["json", "xml"]), body=_BODIES)
 def test_any_bytes_decode_to_rows_or_an_error_or_a_body_error(fmt: Format, body: bytes) -> None:

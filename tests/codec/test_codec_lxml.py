@@ -261,6 +261,7 @@ def same_by_both(reader: _codec._LxmlReader, examples: int, **more: Any) -> Call
     return same
 
 
+@pytest.mark.slow
 def test_lxml_and_xmltodict_read_every_generated_answer_the_same() -> None:
     spy = Spy()
     same_by_both(spy, 600)()
@@ -339,6 +340,7 @@ BROKEN: Final[dict[str, tuple[type[_codec._LxmlReader], dict[str, Any]]]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("broken", list(BROKEN))
 def test_the_property_test_catches_a_broken_lxml_path(
     broken: str, monkeypatch: pytest.MonkeyPatch
@@ -459,6 +461,7 @@ def run(program: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_importing_organik_async_does_not_import_lxml_the_first_xml_answer_does() -> None:
     out = run(
         """
@@ -475,6 +478,7 @@ def test_importing_organik_async_does_not_import_lxml_the_first_xml_answer_does(
     assert out.split() == ["False", "False", "True", "lxml"]
 
 
+@pytest.mark.slow
 def test_without_lxml_the_client_reads_xml_answers_with_xmltodict() -> None:
     out = run(
         """

@@ -225,6 +225,7 @@ def test_xml_data_holding_text_is_a_body_error() -> None:
 # --- hostile answers: every one is rows or a BodyError, never a builtin exception ------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("element", "outcome"),
     [

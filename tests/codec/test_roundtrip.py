@@ -6,11 +6,14 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from organik_async import DetailedReport
 from organik_async._codec import decode, encode_rows_json, encode_rows_xml
+
+pytestmark = pytest.mark.slow
 
 INT64 = 2**63 - 1
 

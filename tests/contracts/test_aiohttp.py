@@ -84,6 +84,7 @@ def test_aiohttp_timeouts_are_the_builtin_timeout_error() -> None:
     )
 
 
+@pytest.mark.slow
 async def test_no_answer_in_time_raises_a_timeout_not_a_connect_error() -> None:
     async with wire_server(HANG) as server:
         exc = await failure(server.url)

@@ -88,6 +88,7 @@ async def test_a_refused_connection_raises_connect_error() -> None:
     )
 
 
+@pytest.mark.slow
 async def test_no_answer_in_time_raises_a_timeout_exception_not_a_connect_error() -> None:
     async with wire_server(HANG) as server:
         exc = await failure(server.url)

@@ -82,6 +82,7 @@ async def through(target: str) -> str | None:
     return response.headers["x-proxy"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 async def test_httpx_routes_as_environment_proxy_decides(
     monkeypatch: pytest.MonkeyPatch, case: str

@@ -185,6 +185,7 @@ def _is_program(source: str) -> bool:
     return "anyio.run(" in source or "trio.run(" in source
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("block", RUNNABLE, ids=[b.name for b in RUNNABLE])
 def test_code_block_runs(block: Block, served: Served) -> None:

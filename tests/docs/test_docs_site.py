@@ -32,7 +32,10 @@ PROSE = (
 
 LINE_LENGTH = int(re.findall(r"^ +line_length: (\d+)$", (ROOT / "mkdocs.yml").read_text(), re.M)[0])
 """The width mkdocstrings formats signatures to (its option in mkdocs.yml)."""
-pytestmark = pytest.mark.timeout(300)  # the first test waits for the site to be built
+pytestmark = [
+    pytest.mark.timeout(300),  # the first test waits for the site to be built
+    pytest.mark.slow,  # building the site takes seconds
+]
 
 
 @pytest.fixture(scope="module")

@@ -225,6 +225,7 @@ def lines(process: subprocess.Popen[str]) -> Iterator[str]:
     yield from process.stdout
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_worker_process_with_no_job_half_written(tmp_path: Path) -> None:
     db = tmp_path / "reports.db"
     process = worker_process(db, "--latency", "0.3", "--workers", "2")
@@ -253,6 +254,7 @@ def test_sigterm_stops_the_worker_process_with_no_job_half_written(tmp_path: Pat
     assert len(dump(db)[0]) == len(DATA)
 
 
+@pytest.mark.slow
 def test_asyncio_cancelling_a_bulk_query_mid_flight_raises_only_cancelled_error() -> None:
     """The worker is stopped with asyncio's own ``task.cancel()``: that must be clean."""
     fake = FakeOrganikAPI(DATA, faults=[Fault.latency((0.0, 0.004))], seed=5)

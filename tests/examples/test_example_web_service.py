@@ -37,6 +37,8 @@ from tests.helpers.wire import closed_url
 sys.path.insert(0, str(EXAMPLES))
 import web_service
 
+pytestmark = pytest.mark.slow
+
 
 class Rows(msgspec.Struct):
     rows: list[DetailedReport]

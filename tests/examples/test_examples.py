@@ -14,9 +14,13 @@ from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from organik_async import DeliveryStatus
 from organik_async.testing import Dataset
 from tests.helpers.paths import EXAMPLES
+
+pytestmark = pytest.mark.slow
 
 
 def run(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped]
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,6 +54,7 @@ def mixed_rows() -> list[DetailedReport]:
     return rows
 
 
+@pytest.mark.slow
 def test_a_polars_frame_gets_one_typed_column_per_field() -> None:
     rows = mixed_rows()
     frame = pl.DataFrame(rows_to_columns(rows))
@@ -60,6 +62,7 @@ def test_a_polars_frame_gets_one_typed_column_per_field() -> None:
     assert [as_report(record) for record in frame.iter_rows(named=True)] == rows
 
 
+@pytest.mark.slow
 def test_a_pandas_frame_gets_one_typed_column_per_field() -> None:
     rows = mixed_rows()
     frame = pd.DataFrame(rows_to_columns(rows))
@@ -124,6 +127,7 @@ reports = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(st.lists(reports, max_size=20))
 def test_columns_hold_every_field_of_every_row(rows: list[DetailedReport]) -> None:

@@ -205,6 +205,7 @@ print(json.dumps({"rows": len(rows), "streamed": streamed,
 """
 
 
+@pytest.mark.slow
 def test_a_script_that_never_closes_its_client_gets_its_rows_and_exits() -> None:
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60
@@ -333,6 +334,7 @@ def test_a_lazy_input_of_a_stream_is_read_outside_the_event_loop() -> None:
     assert not any(seen)
 
 
+@pytest.mark.slow
 def test_a_stream_dropped_half_read_stops_its_requests() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(0.02)])
     with sync_client(fake, batch_sizes=1, max_concurrency=4) as client:
@@ -350,6 +352,7 @@ async def running_tasks() -> int:
     return sum(not t.done() for t in asyncio.all_tasks()) - 1  # less the portal's own task
 
 
+@pytest.mark.slow
 def test_follow_until_final_is_a_plain_iterator_too(no_waits: list[float]) -> None:
     clock = ManualClock()
     dataset = Dataset.generate(500, seed=4, in_progress_share=0.4, not_started_share=0.2)
@@ -389,6 +392,7 @@ def test_follow_until_final_is_a_plain_iterator_too(no_waits: list[float]) -> No
 # --- interrupts and closing from another thread ---------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
 @pytest.mark.parametrize("method", ["detailed_report", "iter_detailed_report"])
 def test_ctrl_c_mid_call_leaves_no_thread_or_socket_behind(
@@ -439,6 +443,7 @@ client.detailed_report(transaction_ids=[1])  # the server answers in 30 s
 """
 
 
+@pytest.mark.slow
 def test_a_script_interrupted_mid_call_exits_at_once(
     tcp_fake: tuple[FakeOrganikAPI, str],
 ) -> None:

@@ -380,10 +380,12 @@ def run_python(code: str, *prelude: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow
 def test_without_a_provider_opentelemetry_is_not_even_imported() -> None:
     assert run_python(NO_PROVIDER) == "[]"
 
 
+@pytest.mark.slow
 def test_with_the_api_imported_and_no_provider_set_nothing_is_reported() -> None:
     imported = "import opentelemetry.trace, opentelemetry.metrics"
     shown = run_python(
@@ -394,11 +396,13 @@ def test_with_the_api_imported_and_no_provider_set_nothing_is_reported() -> None
     assert shown.splitlines()[-1] == "False"
 
 
+@pytest.mark.slow
 def test_without_opentelemetry_installed_calls_work() -> None:
     blocked = "import sys; sys.modules['opentelemetry'] = None"  # as if not installed
     assert run_python(NO_PROVIDER, blocked) == "[]"
 
 
+@pytest.mark.slow
 def test_a_global_provider_set_by_the_application_turns_it_on() -> None:
     assert run_python(GLOBAL_PROVIDER) == "['POST', 'organik.detailed_report']"
 

@@ -392,6 +392,7 @@ class Fuzz:
         await self.client.aclose()
 
 
+@pytest.mark.slow
 async def test_random_cancellations_leave_nothing_behind(anyio_backend: str) -> None:
     rng = random.Random(f"organik-cancellation-fuzz/{anyio_backend}")
     fake = FakeOrganikAPI(DATASET, seed=rng.randrange(2**32))

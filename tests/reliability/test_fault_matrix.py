@@ -320,6 +320,7 @@ def check_out_of_patience(run: Run, failed_batches: int) -> None:
     assert run.requests == healthy + sum(a for a, _, _ in failures), where + "requests"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 async def test_every_fault_gives_every_row_or_a_typed_error_naming_the_failed_ids(
     name: str,

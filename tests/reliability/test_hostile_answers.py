@@ -565,6 +565,7 @@ RETRIES = {"asyncio": 0, "trio": 1}
 HOSTILE_BATCHES = 6
 
 
+@pytest.mark.slow
 @each_xml_parser
 async def test_generated_hostile_answers_raise_only_organik_errors(anyio_backend: str) -> None:
     count, retries = SINGLE_CALLS[anyio_backend], RETRIES[anyio_backend]
@@ -613,6 +614,7 @@ class BulkServe:
         return httpx.Response(200, content=rows_answer(self.fmt, [row]).encode())
 
 
+@pytest.mark.slow
 @each_xml_parser
 async def test_in_a_bulk_call_hostile_batches_fail_alone_and_healthy_rows_survive(
     anyio_backend: str,

@@ -142,6 +142,7 @@ def heap() -> int:
     return sum(trace.size for trace in snapshot.traces)
 
 
+@pytest.mark.slow
 async def test_a_long_soak_at_twenty_percent_faults_loses_nothing_and_stays_flat() -> None:
     expected = {row.gsm_track_id: row for row in DATASET}
     assert len(expected) == ROWS

@@ -155,6 +155,7 @@ def test_keys_are_named_by_a_digest_of_the_key() -> None:
 # --- the semaphore ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_clients_sharing_a_budget_never_exceed_it_together(redis_url: str) -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency((0.005, 0.02))])
     limits = shared(redis_url, max_in_flight=3)
@@ -223,6 +224,7 @@ async def test_answers_grow_the_shared_limit_up_to_max_in_flight(redis_url: str)
         assert budget.limit == 10
 
 
+@pytest.mark.slow
 async def test_a_process_keeps_its_lease_while_no_one_waits_and_yields_it_when_one_does(
     redis_url: str, redis_server: RedisServer
 ) -> None:
@@ -255,6 +257,7 @@ async def test_a_process_keeps_its_lease_while_no_one_waits_and_yields_it_when_o
     assert fake.stats.peak_admitted == 1
 
 
+@pytest.mark.slow
 async def test_a_long_request_renews_its_lease(redis_url: str) -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(2.5, on_requests={1})])
     limits = shared(redis_url, lease=0.6, max_in_flight=1)
@@ -344,6 +347,7 @@ async def test_an_unopened_client_uses_local_limits_and_says_so_once(
 # --- the rate and the pause ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_the_rate_limit_is_one_for_the_account(redis_url: str) -> None:
     fake = FakeOrganikAPI(DATASET)
     limits = shared(redis_url)
@@ -364,6 +368,7 @@ async def test_the_rate_limit_is_one_for_the_account(redis_url: str) -> None:
     assert elapsed >= 1.0
 
 
+@pytest.mark.slow
 async def test_a_retry_after_pauses_every_client(redis_url: str, redis_server: RedisServer) -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.rate_limited(retry_after=2, on_requests={1})])
     limits = shared(redis_url)
@@ -384,6 +389,7 @@ async def test_a_retry_after_pauses_every_client(redis_url: str, redis_server: R
 # --- what Redis holds -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_no_redis_key_or_value_holds_the_api_key(
     redis_url: str, redis_server: RedisServer
 ) -> None:
@@ -407,6 +413,7 @@ async def test_no_redis_key_or_value_holds_the_api_key(
 # --- Redis unavailable ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_redis_stopped_and_started_mid_job_loses_nothing_and_logs_once_each(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -440,6 +447,7 @@ async def test_redis_stopped_and_started_mid_job_loses_nothing_and_logs_once_eac
     assert budget.outages == 1
 
 
+@pytest.mark.slow
 async def test_a_wrong_password_falls_back_without_showing_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -21,6 +21,8 @@ from tests.helpers.cli import SCRIPT, child_env, rows_of
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.served import served_from_thread
 
+pytestmark = pytest.mark.slow
+
 DATASET = Dataset.generate(3_000, seed=23, max_transaction_rows=40)
 TRACKS = [str(track) for track in DATASET.gsm_track_ids()]
 

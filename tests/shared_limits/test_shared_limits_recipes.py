@@ -58,6 +58,7 @@ def run_together(commands: list[list[str]], cwd: Path, envs: list[dict[str, str]
         assert process.returncode == 0, err
 
 
+@pytest.mark.slow
 def test_the_kubernetes_manifest_is_an_indexed_job_whose_pods_fetch_every_shard(
     tmp_path: Path, job: dict[str, str]
 ) -> None:
@@ -85,6 +86,7 @@ def test_the_kubernetes_manifest_is_an_indexed_job_whose_pods_fetch_every_shard(
     every_row_once([tmp_path / f"report-{i}.jsonl" for i in indexes])
 
 
+@pytest.mark.slow
 def test_the_gnu_parallel_line_fetches_every_shard(tmp_path: Path, job: dict[str, str]) -> None:
     text = PAGE.read_text(encoding="utf-8")
     (line,) = [ln for ln in text.splitlines() if ln.startswith("parallel ")]
@@ -96,6 +98,7 @@ def test_the_gnu_parallel_line_fetches_every_shard(tmp_path: Path, job: dict[str
     every_row_once([tmp_path / f"report-{v}.jsonl" for v in values])
 
 
+@pytest.mark.slow
 def test_the_arq_recipe_runs_one_task_per_shard(tmp_path: Path, job: dict[str, str]) -> None:
     env = job | {"PYTHONPATH": str(QUEUE.parent)}
 

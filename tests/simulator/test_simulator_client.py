@@ -164,6 +164,7 @@ async def test_broken_bodies_are_decode_errors(fault: Fault) -> None:
             await client.detailed_report(transaction_ids=IDS[:1])
 
 
+@pytest.mark.slow
 async def test_client_over_tcp_survives_drops_and_server_errors() -> None:
     fake = FakeOrganikAPI(
         DATASET,

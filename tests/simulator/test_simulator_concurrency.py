@@ -64,6 +64,7 @@ def by_track(rows: list[DetailedReport]) -> list[DetailedReport]:
     return sorted(rows, key=lambda row: (row.transaction_id, str(row.gsm_track_id)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("over_tcp", [False, True], ids=["in-process", "tcp"])
 async def test_a_request_over_the_cap_is_answered_at_once_with_code_93(over_tcp: bool) -> None:
     clock = ManualClock()
@@ -164,6 +165,7 @@ async def test_without_a_cap_nothing_is_refused() -> None:
     assert fake.stats.outcomes == {Outcome.OK: 12}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("over_tcp", [False, True], ids=["in-process", "tcp"])
 async def test_our_client_retries_refusals_and_gets_every_row(over_tcp: bool) -> None:
     fake = FakeOrganikAPI(

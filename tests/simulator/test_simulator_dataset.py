@@ -42,6 +42,7 @@ def test_another_seed_gives_other_rows() -> None:
     assert list(Dataset.generate(500, seed=1)) != list(Dataset.generate(500, seed=2))
 
 
+@pytest.mark.slow
 def test_exactly_the_requested_number_of_rows(rows: list[DetailedReport]) -> None:
     assert len(rows) == 20_000
     assert len(Dataset.generate(20_000, seed=11)) == 20_000
@@ -127,6 +128,7 @@ def test_gsm_track_ids_are_unique_integers_by_default(rows: list[DetailedReport]
     assert len({row.gsm_track_id for row in rows}) == len(rows)
 
 
+@pytest.mark.slow
 def test_a_share_of_gsm_track_ids_can_take_the_sendsms_string_form() -> None:
     rows = list(Dataset.generate(20_000, seed=11, string_track_id_share=0.1))
     strings = [row.gsm_track_id for row in rows if isinstance(row.gsm_track_id, str)]
@@ -197,6 +199,7 @@ def test_a_million_rows_cost_little_until_asked_for() -> None:
     assert elapsed < 2.0, f"planning a million rows took {elapsed:.2f}s"
 
 
+@pytest.mark.slow
 def test_lookup_cost_does_not_grow_with_the_dataset() -> None:
     def lookup_time(dataset: Dataset) -> float:
         tracks = list(dataset.gsm_track_ids())[:: max(1, len(dataset) // 200)][:200]
@@ -289,6 +292,7 @@ def _replace(row: DetailedReport, **changes: object) -> DetailedReport:
     return msgspec.structs.replace(row, **changes)
 
 
+@pytest.mark.slow
 def test_lookup_matches_a_brute_force_filter() -> None:
     dataset = Dataset.generate(4_000, seed=12, string_track_id_share=0.1)
     rows = list(dataset)

@@ -68,6 +68,7 @@ async def test_two_servers_with_one_seed_give_byte_identical_answers() -> None:
     assert any(b'"code":93' in body for _, body in first)
 
 
+@pytest.mark.slow
 async def test_a_served_server_answers_like_an_in_process_one() -> None:
     expected = await in_process(build(7))
     fake = build(7)
@@ -76,5 +77,6 @@ async def test_a_served_server_answers_like_an_in_process_one() -> None:
             assert await answers(http, fake) == expected
 
 
+@pytest.mark.slow
 async def test_another_seed_gives_other_answers() -> None:
     assert await in_process(build(7)) != await in_process(build(8))

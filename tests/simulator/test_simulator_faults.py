@@ -149,6 +149,7 @@ async def test_disconnect_in_process_raises_remote_protocol_error() -> None:
     assert fake.stats.outcomes == {Outcome.DROPPED: 1, Outcome.OK: 1}
 
 
+@pytest.mark.slow
 async def test_trickle_sends_the_same_body_slowly() -> None:
     whole = await clean_answer()
     chunks = -(-len(whole) // 4096)

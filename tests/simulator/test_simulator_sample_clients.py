@@ -112,6 +112,7 @@ async def http_to(fake: FakeOrganikAPI, over_tcp: bool) -> AsyncIterator[httpx.A
             yield http
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("over_tcp", [False, True], ids=["in-process", "tcp"])
 @pytest.mark.parametrize("sample", list(SAMPLES))
 async def test_each_sample_clients_request_shape_gets_its_rows(sample: str, over_tcp: bool) -> None:
@@ -177,6 +178,7 @@ async def test_format_segments_are_matched_in_any_letter_case(
     assert track_ids(response) == [410471976]
 
 
+@pytest.mark.slow
 async def test_a_client_waiting_for_100_continue_gets_it_and_then_the_answer() -> None:
     # What .NET's HttpWebRequest really does with Expect: 100-continue: send the
     # headers, wait for "100 Continue", only then send the body.

@@ -44,6 +44,7 @@ def port_is_closed(url: str) -> bool:
         return sock.connect_ex((host, int(port))) != 0
 
 
+@pytest.mark.slow
 async def test_serve_answers_over_tcp_like_in_process() -> None:
     fake = FakeOrganikAPI(DATASET)
     expected = await in_process_answer(FakeOrganikAPI(DATASET))
@@ -59,6 +60,7 @@ async def test_serve_answers_over_tcp_like_in_process() -> None:
     assert port_is_closed(url)
 
 
+@pytest.mark.slow
 async def test_serve_picks_a_free_port_each_time_and_shuts_down_with_idle_connections() -> None:
     fake = FakeOrganikAPI(DATASET)
     with anyio.fail_after(20):
@@ -74,6 +76,7 @@ async def test_serve_picks_a_free_port_each_time_and_shuts_down_with_idle_connec
     assert port_is_closed(second)
 
 
+@pytest.mark.slow
 async def test_small_answers_are_not_held_back_by_delayed_acks() -> None:
     # Headers and body are two writes: without TCP_NODELAY each small answer
     # waits ~40 ms for the client's delayed ACK.
@@ -88,6 +91,7 @@ async def test_small_answers_are_not_held_back_by_delayed_acks() -> None:
     assert elapsed < 0.5, f"25 small answers took {elapsed:.2f}s"
 
 
+@pytest.mark.slow
 async def test_dropped_connection_is_a_transport_error_over_tcp(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -103,6 +107,7 @@ async def test_dropped_connection_is_a_transport_error_over_tcp(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+@pytest.mark.slow
 async def test_truncated_body_arrives_whole_as_http_but_cut_as_json() -> None:
     expected = await in_process_answer(FakeOrganikAPI(DATASET))
     fake = FakeOrganikAPI(DATASET, faults=[Fault.truncate(0.5)])
@@ -114,6 +119,7 @@ async def test_truncated_body_arrives_whole_as_http_but_cut_as_json() -> None:
         response.json()
 
 
+@pytest.mark.slow
 async def test_trickle_trips_a_read_timeout_and_the_server_notices_the_client_left() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.trickle(16, 0.5)])
     timeout = httpx.Timeout(5.0, read=0.1)
@@ -126,6 +132,7 @@ async def test_trickle_trips_a_read_timeout_and_the_server_notices_the_client_le
     assert fake.stats.outcomes == {Outcome.CLIENT_GONE: 1}
 
 
+@pytest.mark.slow
 async def test_a_client_that_gives_up_during_latency_ends_the_request_early() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(30.0)])
     with anyio.fail_after(20):
@@ -138,6 +145,7 @@ async def test_a_client_that_gives_up_during_latency_ends_the_request_early() ->
     assert fake.stats.http_statuses == {}
 
 
+@pytest.mark.slow
 async def test_peak_in_flight_counts_concurrent_requests_over_tcp() -> None:
     fake = FakeOrganikAPI(DATASET, faults=[Fault.latency(0.3)])
     with anyio.fail_after(20):
@@ -165,6 +173,7 @@ async def test_serve_reports_a_server_that_cannot_start() -> None:
                 pass  # pragma: no cover
 
 
+@pytest.mark.slow
 async def test_command_serves_until_sigterm_then_prints_stats() -> None:
     command = [
         sys.executable, "-m", "organik_async.testing", "serve",
@@ -201,6 +210,7 @@ async def test_command_serves_until_sigterm_then_prints_stats() -> None:
     assert DEMO_API_KEY not in errors
 
 
+@pytest.mark.slow
 def test_command_rejects_bad_arguments() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "organik_async.testing", "serve", "--fault", "explode"],
@@ -253,6 +263,7 @@ def test_command_line_defaults_are_the_providers_documents() -> None:
         parse_args(["serve", "--bare-xml", "--xml-wrapped"])
 
 
+@pytest.mark.slow
 def test_bench_command_fetches_every_row_once_and_reports_rows_per_second() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "organik_async.testing", "bench", "--rows", "3000",

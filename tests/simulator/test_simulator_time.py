@@ -103,6 +103,7 @@ def test_a_fixed_delay_finalizes_every_pending_row_at_that_moment() -> None:
     assert not pending(fake.expected(transaction_ids=TX))
 
 
+@pytest.mark.slow
 def test_a_row_not_sent_yet_is_handed_to_the_operator_before_it_is_final() -> None:
     fake, clock = simulator()
     first = {row.gsm_track_id: row.status for row in DATASET}
@@ -130,6 +131,7 @@ def test_the_delays_are_drawn_from_the_seed() -> None:
     assert final_after(5) != final_after(6)
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**16),
@@ -152,6 +154,7 @@ def test_a_row_only_moves_forward_and_a_final_row_never_changes(
             previous[row.gsm_track_id] = row
 
 
+@pytest.mark.slow
 def test_simulators_sharing_a_dataset_each_keep_their_own_time() -> None:
     ids = TX[:40]
     fakes = [simulator(seed=seed) for seed in range(12)]  # more than the dataset keeps
@@ -168,6 +171,7 @@ def test_simulators_sharing_a_dataset_each_keep_their_own_time() -> None:
 # -- what a client sees ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_every_id_kind_and_format_sees_the_same_evolved_rows() -> None:
     fake, clock = simulator()
@@ -213,6 +217,7 @@ async def follow_until_final(
     return rows, rounds
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.parametrize("over_tcp", [False, True], ids=["in-process", "tcp"])
 async def test_following_a_campaign_by_gsm_track_id_until_every_row_is_final(
@@ -238,6 +243,7 @@ async def test_following_a_campaign_by_gsm_track_id_until_every_row_is_final(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_answers_follow_every_change_and_are_reused_while_nothing_changes() -> None:
     fake, clock = simulator()

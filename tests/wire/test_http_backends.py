@@ -120,6 +120,7 @@ def test_the_backend_is_a_read_only_setting_checked_at_construction() -> None:
         OrganikClient(KEY, http_backend="aiohttp", transport=transport)
 
 
+@pytest.mark.slow
 def test_without_aiohttp_auto_is_httpx_and_asking_for_aiohttp_says_how_to_install_it() -> None:
     program = textwrap.dedent(
         f"""
@@ -139,6 +140,7 @@ def test_without_aiohttp_auto_is_httpx_and_asking_for_aiohttp_says_how_to_instal
     assert "pip install 'organik_async[aiohttp]'" in done.stdout
 
 
+@pytest.mark.slow
 async def test_without_aiohttp_auto_sends_through_httpx() -> None:
     async with wire_server(lambda _: answer()) as wire:
         program = textwrap.dedent(
@@ -267,6 +269,7 @@ async def test_a_closed_connection_then_an_answer_is_rows(http_backend: HttpBack
     assert len(wire.heads) == 2
 
 
+@pytest.mark.slow
 async def test_an_answer_that_stops_arriving_is_a_timeout_error(http_backend: HttpBackend) -> None:
     error, _ = await one_call(
         http_backend=http_backend, reply=lambda _: HANG, timeout=httpx.Timeout(5, read=0.3)

@@ -118,6 +118,7 @@ def library_names(error: BaseException) -> set[str]:
     return names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["waiting for the head", "reading the body"])
 async def test_a_callers_time_budget_leaves_no_key_in_any_frame(
     anyio_backend: str, http_backend: HttpBackend, stage: str

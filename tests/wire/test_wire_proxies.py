@@ -102,6 +102,7 @@ def filled(variables: dict[str, str], proxy: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 async def test_the_environment_routes_every_backend_as_httpx_does(
     monkeypatch: pytest.MonkeyPatch, http_backend: HttpBackend, case: str

@@ -32,7 +32,7 @@ from organik_async import HttpBackend
 from tests.helpers.provider import NO_ROWS
 from tests.helpers.wire import answer, client, read_request
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60), pytest.mark.slow]
 
 
 @asynccontextmanager
