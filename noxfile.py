@@ -1,4 +1,4 @@
-"""Sessions: tests (every installed Python 3.11-3.13), lint, typecheck, docs, bench."""
+"""Sessions: tests (every installed Python 3.11-3.13), fast, lint, typecheck, docs, bench."""
 
 from __future__ import annotations
 
@@ -56,6 +56,13 @@ def tests(session: nox.Session) -> None:
     """The whole test suite, on asyncio and trio."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def fast(session: nox.Session) -> None:
+    """The fast subset of the tests (``-m "not slow"``): every module, in under a minute."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "not slow", *session.posargs)
 
 
 @nox.session(python=PYTHONS[0])

@@ -6,7 +6,7 @@ package versions, the command and the figures. This module turns each one into
 they were measured with, and draws ``benchmarks/results/e2e.svg`` from ``e2e.json``
 (with matplotlib, the ``bench`` extra). A table is a function of its JSON and nothing
 else (no clock, no installed version), so it can always be made again, and a test
-(``tests/test_benchmark_tables.py``) fails when one is out of date.
+(``tests/docs/test_benchmark_tables.py``) fails when one is out of date.
 
 Those files are the one place the figures live: ``docs/performance.md`` includes them
 (pymdownx.snippets), ``benchmarks/RESULTS.md`` links them. ``python -m benchmarks``

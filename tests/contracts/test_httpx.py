@@ -21,9 +21,9 @@ from typing import Final
 import httpcore
 import httpx
 import pytest
-from raw_server import CLOSE, HANG, answer, closed_port, raw_server
 
 from organik_async import _http, _redact
+from tests.helpers.wire import CLOSE, HANG, answer, closed_url, wire_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -44,8 +44,8 @@ async def failure(url: str) -> BaseException:
 
 
 async def test_a_body_that_does_not_decompress_raises_decoding_error_while_read() -> None:
-    reply = answer(b"not gzip at all", ("Content-Encoding", "gzip"))
-    async with raw_server(reply) as server, httpx.AsyncClient(timeout=TIMEOUT) as client:
+    reply = answer(200, b"not gzip at all", ("Content-Encoding", "gzip"))
+    async with wire_server(reply) as server, httpx.AsyncClient(timeout=TIMEOUT) as client:
         async with client.stream("POST", server.url, content=b"{}") as response:
             try:
                 async for _chunk in response.aiter_bytes():
@@ -59,15 +59,18 @@ async def test_a_body_that_does_not_decompress_raises_decoding_error_while_read(
 
 
 async def test_a_body_that_decompresses_is_read_decompressed() -> None:
-    reply = answer(gzip.compress(b'{"response": {}}'), ("Content-Encoding", "gzip"))
-    async with raw_server(reply) as server, httpx.AsyncClient(timeout=TIMEOUT) as client:
+    reply = answer(200, gzip.compress(b'{"response": {}}'), ("Content-Encoding", "gzip"))
+    async with wire_server(reply) as server, httpx.AsyncClient(timeout=TIMEOUT) as client:
         async with client.stream("POST", server.url, content=b"{}") as response:
             body = b"".join([chunk async for chunk in response.aiter_bytes()])
     assert body == b'{"response": {}}', f"{V}: aiter_bytes() no longer decompresses gzip"
 
 
 async def test_the_chunk_iterator_can_be_closed() -> None:
-    async with raw_server(answer(b"{}")) as server, httpx.AsyncClient(timeout=TIMEOUT) as client:
+    async with (
+        wire_server(answer(200, b"{}")) as server,
+        httpx.AsyncClient(timeout=TIMEOUT) as client,
+    ):
         async with client.stream("POST", server.url, content=b"{}") as response:
             chunks = response.aiter_bytes()
             assert inspect.isasyncgen(chunks), (
@@ -78,15 +81,16 @@ async def test_the_chunk_iterator_can_be_closed() -> None:
 
 
 async def test_a_refused_connection_raises_connect_error() -> None:
-    exc = await failure(await closed_port())
+    exc = await failure(closed_url())
     assert isinstance(exc, httpx.ConnectError), (
         f"{V}: a refused connection raised {type(exc).__name__}, not ConnectError; "
         "_requester counts ConnectError as 'could not connect' (EndpointUnreachableError)"
     )
 
 
+@pytest.mark.slow
 async def test_no_answer_in_time_raises_a_timeout_exception_not_a_connect_error() -> None:
-    async with raw_server(HANG) as server:
+    async with wire_server(HANG) as server:
         exc = await failure(server.url)
     assert isinstance(exc, httpx.TimeoutException), (
         f"{V}: a read timeout raised {type(exc).__name__}, not a TimeoutException; "
@@ -98,8 +102,8 @@ async def test_no_answer_in_time_raises_a_timeout_exception_not_a_connect_error(
 
 
 async def test_a_connection_closed_mid_answer_raises_a_transport_error() -> None:
-    reply = answer(b"{}" * 50)[:-40] + CLOSE
-    async with raw_server(reply) as server:
+    reply = answer(200, b"{}" * 50)[:-40] + CLOSE
+    async with wire_server(reply) as server:
         exc = await failure(server.url)
     assert isinstance(exc, httpx.TransportError), (
         f"{V}: a connection closed mid-answer raised {type(exc).__name__}, not a "
@@ -182,7 +186,10 @@ async def test_httpx_and_httpcore_log_only_on_the_loggers_the_redactor_filters(
 ) -> None:
     # The URL, and so the key, is in these records: a logger not in the list leaks it.
     caplog.set_level(logging.DEBUG)
-    async with raw_server(answer(b"{}")) as server, httpx.AsyncClient(timeout=TIMEOUT) as client:
+    async with (
+        wire_server(answer(200, b"{}")) as server,
+        httpx.AsyncClient(timeout=TIMEOUT) as client,
+    ):
         await client.post(server.url, content=b"{}")
     names = {record.name for record in caplog.records}
     assert any(name.startswith("httpx") for name in names), f"{V}: httpx logged nothing"

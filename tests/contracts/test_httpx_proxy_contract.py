@@ -19,9 +19,9 @@ from typing import Final
 import anyio
 import httpx
 import pytest
-from wire import answer, wire_server
 
 from organik_async._http import environment_proxy
+from tests.helpers.wire import answer, wire_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -82,6 +82,7 @@ async def through(target: str) -> str | None:
     return response.headers["x-proxy"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 async def test_httpx_routes_as_environment_proxy_decides(
     monkeypatch: pytest.MonkeyPatch, case: str

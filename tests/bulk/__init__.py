@@ -1,0 +1,1 @@
+"""Tests of the bulk engine: batching, fan-out, streaming, dedupe, following."""

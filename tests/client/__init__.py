@@ -1,0 +1,1 @@
+"""Tests of ``OrganikClient``: settings, lifecycle, errors, retries, secrets, tuning."""

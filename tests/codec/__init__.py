@@ -1,0 +1,1 @@
+"""Tests of the wire formats: request bodies, answers, rows and their models."""

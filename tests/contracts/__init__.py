@@ -1,0 +1,1 @@
+"""What the client relies on from its libraries, pinned with their versions."""

@@ -1,0 +1,1 @@
+"""What the tests of several areas share: the provider's data, servers, paths."""

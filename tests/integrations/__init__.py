@@ -1,0 +1,1 @@
+"""Tests of the places the client meets other code: sync, telemetry, web, frames."""

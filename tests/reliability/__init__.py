@@ -1,0 +1,1 @@
+"""Reliability tests: the fault matrix, soak, cancellation fuzz, hostile answers."""

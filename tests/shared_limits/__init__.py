@@ -1,0 +1,1 @@
+"""Tests of shared limits: one budget in Redis for many clients and processes."""

@@ -1,0 +1,1 @@
+"""Tests of the simulator (``organik_async.testing``): protocol, data, faults, time."""

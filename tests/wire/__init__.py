@@ -1,0 +1,1 @@
+"""Tests of the HTTP backends on the wire: every backend on every event loop."""
