@@ -261,13 +261,13 @@ def _coredis() -> Any:
         import coredis
     except ImportError:
         raise ValueError(
-            "shared_limits needs coredis: pip install 'organik_async[redis]'"
+            "shared_limits needs coredis: the redis extra, organik_async[redis]"
         ) from None
     major = str(getattr(coredis, "__version__", "0")).split(".")[0]
     if not major.isdigit() or int(major) < 6:
         raise ValueError(
             f"shared_limits needs coredis 6 or later, which runs on asyncio and trio "
-            f"(found {coredis.__version__}): pip install 'organik_async[redis]'"
+            f"(found {coredis.__version__}): the redis extra, organik_async[redis]"
         )
     return coredis
 

@@ -34,8 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             missing.append(name)
     if missing:
         print(
-            f"organik-report needs {' and '.join(missing)} (the cli extra): "
-            "pip install 'organik_async[cli]'",
+            f"organik-report needs {' and '.join(missing)}: the cli extra, organik_async[cli]",
             file=sys.stderr,
         )
         return 2

@@ -136,7 +136,7 @@ def _check_http_backend(ctx: click.Context, param: click.Parameter, value: str) 
             found = False
         if not found:
             raise click.BadParameter(
-                "aiohttp is not installed: pip install 'organik_async[aiohttp]'"
+                "aiohttp is not installed: the aiohttp extra, organik_async[aiohttp]"
             )
     return value
 

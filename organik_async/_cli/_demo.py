@@ -35,7 +35,7 @@ DEMO_FAULTS: Final = (
 async def run_demo(job: Job, ui: Ui, *, rows: int, seed: int) -> int:
     """Serve ``rows`` generated rows and run ``job`` against them."""
     if importlib.util.find_spec("uvicorn") is None:
-        ui.say("the demo serves the simulator with uvicorn: pip install 'organik_async[cli]'")
+        ui.say("the demo serves the simulator with uvicorn: the cli extra, organik_async[cli]")
         return EXIT_USAGE
     dataset = Dataset.generate(rows, seed=seed)
     fake = FakeOrganikAPI(dataset, seed=seed, faults=DEMO_FAULTS)

@@ -24,7 +24,10 @@ import click
 
 __all__ = ["exporting"]
 
-_INSTALL = "pip install 'organik_async[otel]' opentelemetry-sdk opentelemetry-exporter-otlp"
+_INSTALL = (
+    "install organik_async with its otel extra (organik_async[otel]), and "
+    "opentelemetry-sdk and opentelemetry-exporter-otlp"
+)
 
 
 @contextmanager

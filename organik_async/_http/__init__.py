@@ -183,7 +183,7 @@ def make_sender(
             )
         if not AIOHTTP_AVAILABLE:
             raise ValueError(
-                "http_backend='aiohttp' needs aiohttp: pip install 'organik_async[aiohttp]'"
+                "http_backend='aiohttp' needs aiohttp: the aiohttp extra, organik_async[aiohttp]"
             )
     # A caller's own client or transport routes as it was made to (httpx reads no
     # environment for a transport); our own pools and session take this answer.

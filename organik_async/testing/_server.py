@@ -56,7 +56,8 @@ def _import_uvicorn() -> None:
         import uvicorn  # noqa: F401
     except ImportError:
         raise ImportError(
-            "serving the simulator over TCP needs uvicorn: pip install 'organik_async[testing]'"
+            "serving the simulator over TCP needs uvicorn: "
+            "the testing extra, organik_async[testing]"
         ) from None
 
 

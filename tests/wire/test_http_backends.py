@@ -137,7 +137,7 @@ def test_without_aiohttp_auto_is_httpx_and_asking_for_aiohttp_says_how_to_instal
     done = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
     )
-    assert "pip install 'organik_async[aiohttp]'" in done.stdout
+    assert "the aiohttp extra, organik_async[aiohttp]" in done.stdout
 
 
 @pytest.mark.slow
