@@ -15,6 +15,7 @@ decodes whole rows, for ``merge`` to write them again.
 
 from __future__ import annotations
 
+import abc
 import csv
 import io
 from collections.abc import Iterator, Sequence
@@ -158,7 +159,7 @@ class OutputProblem(Exception):
 R = TypeVar("R", RowDigest, DetailedReport)
 
 
-class _Rows(Generic[R]):
+class _Rows(abc.ABC, Generic[R]):
     """The rows of a file this command wrote: ``(row, offset after the row)``.
 
     Iterating stops at the first incomplete line at the end (a run that was
@@ -180,9 +181,9 @@ class _Rows(Generic[R]):
         self.incomplete_tail = False
         self.closed = False
 
+    @abc.abstractmethod
     def _from_cells(self, cells: list[str]) -> R:
         """A row from its CSV cells (in `CSV_FIELDS` order); ``ValueError`` if it is not one."""
-        raise NotImplementedError
 
     def __iter__(self) -> Iterator[tuple[R, int]]:
         if self.fmt == "jsonl":
