@@ -85,7 +85,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        help="timed rounds per point (decode/e2e/overhead); tuning: adaptive/fixed pairs",
+        help="timed rounds per point (decode/e2e/overhead/shared); tuning: adaptive/fixed pairs",
     )
     parser.add_argument("--rows", type=int, default=endtoend.DEFAULT_ROWS, help="e2e: rows")
     parser.add_argument(

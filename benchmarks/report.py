@@ -736,7 +736,10 @@ def shared_tables(figures: Figures) -> list[str]:
         f"**Many processes, one account**: the simulator refuses more than {figures['cap']} "
         f"requests in flight; {figures['rows']:,} rows split over the processes, "
         f"{figures['batch']} IDs a request, latency {figures['latency']} s, default settings "
-        "(each its own limits, or all sharing one budget through Redis on 127.0.0.1).",
+        "(each its own limits, or all sharing one budget through Redis on 127.0.0.1). "
+        f"Every case ran {base.get('rounds', 1)} times, the cases taking turns: wall time is "
+        "the median (from a common start, the processes already running), IDs and "
+        "requests are those of every run, and processes with failures the most in one run.",
         markdown_table(
             [
                 "processes",

@@ -148,20 +148,32 @@ class AdaptiveLimit:
     once per round: the requests already in flight when the limit fell, and
     the outcomes before a full round of them at the new limit, say nothing
     new) and grow by one per two rounds of successes (additive increase),
-    never above ``ceiling``. While refusals go on round after round, the limit
-    keeps halving down to one. One limit per client, shared by all its calls,
-    as the rate budget is.
+    never above ``ceiling``. The one step back up to the limit that was last
+    refused is taken four times more slowly: a provider's cap is usually
+    fixed, and probing it at full pace costs one refusal per climb. While
+    refusals go on round after round, the limit keeps halving down to one. One
+    limit per client, shared by all its calls, as the rate budget is.
     """
 
-    __slots__ = ("_calm", "_credit", "_limiter", "_round", "_slow_start", "ceiling", "changes")
+    __slots__ = (
+        "_calm",
+        "_credit",
+        "_limiter",
+        "_peak",
+        "_round",
+        "_slow_start",
+        "ceiling",
+        "changes",
+    )
 
     def __init__(self, ceiling: int, *, start: int = 8) -> None:
         self.ceiling = ceiling
         self._limiter = anyio.CapacityLimiter(max(1, min(start, ceiling)))
         self._round = 0
         self._slow_start = True
-        self._credit = 0.0
+        self._credit = 0
         self._calm = 0
+        self._peak = 0  # the limit the last pushback came at; 0 before any
         self.changes = 0
 
     @property
@@ -199,9 +211,18 @@ class AdaptiveLimit:
         limit = self.limit
         if limit >= self.ceiling:
             return
-        self._credit += 1.0 if self._slow_start else 1.0 / (2 * limit)
-        if self._credit >= 1.0:
-            self._credit = 0.0
+        # Answers needed for one more: one in slow start, two rounds after it, and eight
+        # for the step back up to the limit the last pushback came at (whole numbers:
+        # the shared limit's script counts the same way, exactly).
+        if self._slow_start:
+            needed = 1
+        elif limit + 1 == self._peak:
+            needed = 8 * limit
+        else:
+            needed = 2 * limit
+        self._credit += 1
+        if self._credit >= needed:
+            self._credit = 0
             self._set(limit + 1, "more answers than refusals")
 
     def pushed_back(self, sent_in_round: int) -> None:
@@ -216,7 +237,8 @@ class AdaptiveLimit:
             return
         self._round += 1
         self._slow_start = False
-        self._credit = 0.0
+        self._credit = 0
+        self._peak = self.limit
         self._set(max(1, self.limit // 2), "the provider asked to slow down")
         self._calm = self.limit
 

@@ -304,7 +304,7 @@ _PRELUDE: Final = (
 --       retry_after_ms; then the script's own arguments from ARGV[5 + 4 m]
 local ceiling = tonumber(ARGV[1])
 local adaptive = ARGV[3] == '1'
-local s = redis.call('HMGET', KEYS[2], 'limit', 'round', 'slow', 'credit', 'calm')
+local s = redis.call('HMGET', KEYS[2], 'limit', 'round', 'slow', 'credit', 'calm', 'peak')
 local limit = tonumber(s[1])
 local changed = not limit
 if not limit then limit = math.max(1, math.min(tonumber(ARGV[2]), ceiling)) end
@@ -312,6 +312,7 @@ local round = tonumber(s[2]) or 0
 local slow = tonumber(s[3]) or 1
 local credit = tonumber(s[4]) or 0
 local calm = tonumber(s[5]) or 0
+local peak = tonumber(s[6]) or 0
 local before = limit
 local freed = 0
 
@@ -322,8 +323,10 @@ local function release(holder, outcome, sent, pause_ms)
     changed = true
     calm = math.max(0, calm - 1)
     if limit < ceiling then
-      if slow == 1 then credit = credit + 1 else credit = credit + 1 / (2 * limit) end
-      if credit >= 1 then
+      local needed = 2 * limit
+      if slow == 1 then needed = 1 elseif limit + 1 == peak then needed = 8 * limit end
+      credit = credit + 1
+      if credit >= needed then
         credit = 0
         limit = limit + 1
       end
@@ -333,6 +336,7 @@ local function release(holder, outcome, sent, pause_ms)
     round = round + 1
     slow = 0
     credit = 0
+    peak = limit
     limit = math.max(1, math.floor(limit / 2))
     calm = limit
   end
@@ -367,7 +371,7 @@ end
 local rest = 5 + 4 * m
 if changed then
   redis.call('HSET', KEYS[2], 'limit', limit, 'round', round, 'slow', slow,
-             'credit', tostring(credit), 'calm', calm)
+             'credit', tostring(credit), 'calm', calm, 'peak', peak)
   redis.call('PEXPIRE', KEYS[2], """
     + str(_STATE_TTL_MS)
     + """)

@@ -53,6 +53,28 @@ def test_the_limit_climbs_fast_until_pushback_then_halves_and_climbs_slowly() ->
     assert limit.limit == 1  # never below one
 
 
+def answers_to_grow(limit: AdaptiveLimit) -> int:
+    """How many answers it takes the limit to grow by one."""
+    before = limit.limit
+    for answers in range(1, 10_000):
+        limit.succeeded()
+        if limit.limit > before:
+            return answers
+    raise AssertionError(f"the limit never grew from {before}")
+
+
+def test_the_step_back_up_to_the_limit_last_refused_is_four_times_slower() -> None:
+    limit = AdaptiveLimit(64, start=4)
+    for _ in range(4):
+        limit.succeeded()
+    assert limit.limit == 8
+    limit.pushed_back(sent_in_round=0)  # refused at 8: back to 4
+    assert limit.limit == 4
+    # two rounds of answers per step, but eight for the step from 7 to the 8 refused
+    assert [answers_to_grow(limit) for _ in range(5)] == [8, 10, 12, 8 * 7, 16]
+    assert limit.limit == 9
+
+
 @pytest.mark.slow
 async def test_against_a_concurrency_cap_every_row_arrives_with_few_refusals(
     caplog: pytest.LogCaptureFixture,

@@ -19,7 +19,7 @@ import coredis
 import pytest
 
 from organik_async import DetailedReport, OrganikClient, SharedLimits
-from organik_async._ratelimit import Outcome
+from organik_async._ratelimit import AdaptiveLimit, Outcome
 from organik_async._shared import SharedConcurrency, account_digest, mask_url
 from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, Fault
 from tests.helpers.redis_server import RedisServer, dump, running
@@ -206,6 +206,33 @@ async def test_the_account_halves_once_per_round_not_once_per_client(redis_url: 
     redis_state = await read_hash(redis_url, f"organik:{{{account_digest(DEMO_API_KEY)}}}:aimd")
     assert redis_state[b"limit"] == b"2"
     assert redis_state[b"round"] == b"2"
+
+
+async def test_the_shared_limit_moves_step_for_step_with_a_local_one(redis_url: str) -> None:
+    """The scripts mirror `AdaptiveLimit` line for line: the same outcomes, the same limit."""
+    fake = FakeOrganikAPI(DATASET)
+    local = AdaptiveLimit(64, start=8)
+    steps = [4, "refused", 8, "refused", 30, 70, "refused", "refused", 200]
+    async with client_for(fake, shared(redis_url, max_in_flight=64)) as client:
+        budget = concurrency_of(client)
+        seen = []
+        for step in steps:
+            if step == "refused":
+                permit = await budget.acquire()
+                await budget.release(permit, Outcome.PUSHBACK)
+                local_permit = await local.acquire()
+                await local.release(local_permit, Outcome.PUSHBACK)
+                for _ in range(local.limit):  # a full round at the new limit: calm again
+                    await budget.release(await budget.acquire(), Outcome.ANSWERED)
+                    local.succeeded()
+            else:
+                for _ in range(int(step)):
+                    await budget.release(await budget.acquire(), Outcome.ANSWERED)
+                    local.succeeded()
+            await budget.drain()
+            seen.append((budget.limit, local.limit))
+    assert all(shared_limit == local_limit for shared_limit, local_limit in seen), seen
+    assert len({local_limit for _, local_limit in seen}) > 4  # it went up and down
 
 
 async def read_hash(url: str, key: str) -> dict[bytes, bytes]:
