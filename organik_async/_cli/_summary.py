@@ -286,7 +286,7 @@ def _render_facts(summary: Summary, console: Console, lang: Lang) -> None:
             "refusals": _n(summary.refusals),
             "seconds": f"{summary.elapsed_seconds:,.1f}",
         }
-        template = "{requests} ({retries} retries, {refusals} refusals) in {seconds} s"
+        template = "{requests} ({retries} retried, {refusals} refused) in {seconds} s"
         if summary.rows_per_second is not None:
             template += ", {rate} rows/s"
             values["rate"] = f"{summary.rows_per_second:,.0f}"

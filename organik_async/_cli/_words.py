@@ -59,10 +59,10 @@ TURKISH: Final[dict[str, str]] = {
     "duplicates": "yinelenen",
     "in other shards": "diğer parçalarda",
     "bad lines skipped": "atlanan hatalı satır",
-    "{requests} ({retries} retries, {refusals} refusals) in {seconds} s, {rate} rows/s": (
+    "{requests} ({retries} retried, {refusals} refused) in {seconds} s, {rate} rows/s": (
         "{requests} ({retries} yeniden deneme, {refusals} ret), {seconds} sn, {rate} satır/sn"
     ),
-    "{requests} ({retries} retries, {refusals} refusals) in {seconds} s": (
+    "{requests} ({retries} retried, {refusals} refused) in {seconds} s": (
         "{requests} ({retries} yeniden deneme, {refusals} ret), {seconds} sn"
     ),
     "{rounds} rounds, {requests} requests for pending rows": (

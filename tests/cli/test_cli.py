@@ -723,7 +723,7 @@ async def test_the_job_runs_on_asyncio_and_trio(tmp_path: Path) -> None:
     assert tracks(rows_of(out)) == tracks(DATASET.expected(transaction_ids=TX[:10]))
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "2 matched no row" in text
-    assert "(1 retries, 0 refusals)" in text
+    assert "(1 retried, 0 refused)" in text
 
 
 def test_key_is_never_written(

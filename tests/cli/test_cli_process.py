@@ -321,5 +321,5 @@ def test_the_demo_runs_the_main_job_over_real_http(tmp_path: Path, env: dict[str
     assert "organik-report demo: complete" in done.stderr
     assert "200,000 in demo-report.jsonl (jsonl)" in done.stderr
     assert "2,000 rows skipped: already written" in done.stderr
-    assert "(3 retries, 1 refusals)" in done.stderr  # the faults, absorbed
+    assert "(3 retried, 1 refused)" in done.stderr  # the faults, absorbed
     assert SWITCH.app is None  # the demo serves its own simulator
