@@ -826,6 +826,7 @@ class SharedConcurrency:
         """Leases kept for this process's next request: holder, since when."""
         self._round = 0
         self._share_ok = False
+        self._others_wait = False
         self._heard_at = -math.inf
         self._limit = max(1, min(_START, self.ceiling)) if adaptive else self.ceiling
         self._fallback: AdaptiveLimit | None = None
@@ -997,6 +998,7 @@ class SharedConcurrency:
     def _note(self, round_: int, held: int, waiting: int) -> None:
         self._round = round_
         self._share_ok = waiting == 0 and held <= self._limit
+        self._others_wait = waiting > 0
         self._heard_at = anyio.current_time()
 
     def _heard(self, limit: int, before: int) -> None:
@@ -1103,13 +1105,16 @@ class SharedConcurrency:
         kept go at most every `_KEEP` seconds: a busy process takes one step in Redis
         per `_KEEP`, not one per request.
 
-        Unless a task of this process waits for a lease, it first gives the next acquire
-        a moment to carry them (a worker takes its next batch right away).
+        A lease given back goes at once when a task of this process or another process
+        waits for one; otherwise the next acquire gets a moment to carry it (a worker
+        takes its next batch right away). Every other turn of the loop sleeps too, so it
+        never holds the event loop while outcomes wait for their `_KEEP`.
         """
         budget = self._budget
         try:
             while budget.up:
-                if not self._queue:
+                leases = any(release[0] for release in self._pending)
+                if not (leases and (self._queue or self._others_wait)):
                     await anyio.sleep(_FLUSH_DELAY)
                 self._return_idle()
                 if not self._pending:

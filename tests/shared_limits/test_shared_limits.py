@@ -18,7 +18,7 @@ import anyio
 import coredis
 import pytest
 
-from organik_async import DetailedReport, OrganikClient, SharedLimits
+from organik_async import DetailedReport, OrganikClient, SharedLimits, _shared
 from organik_async._ratelimit import AdaptiveLimit, Outcome
 from organik_async._shared import SharedConcurrency, account_digest, mask_url
 from organik_async.testing import DEMO_API_KEY, Dataset, FakeOrganikAPI, Fault
@@ -212,12 +212,12 @@ async def test_the_shared_limit_moves_step_for_step_with_a_local_one(redis_url: 
     """The scripts mirror `AdaptiveLimit` line for line: the same outcomes, the same limit."""
     fake = FakeOrganikAPI(DATASET)
     local = AdaptiveLimit(64, start=8)
-    steps = [4, "refused", 8, "refused", 30, 70, "refused", "refused", 200]
+    steps: list[int | str] = [4, "refused", 8, "refused", 30, 70, "refused", "refused", 200]
     async with client_for(fake, shared(redis_url, max_in_flight=64)) as client:
         budget = concurrency_of(client)
         seen = []
         for step in steps:
-            if step == "refused":
+            if isinstance(step, str):  # "refused"
                 permit = await budget.acquire()
                 await budget.release(permit, Outcome.PUSHBACK)
                 local_permit = await local.acquire()
@@ -226,13 +226,40 @@ async def test_the_shared_limit_moves_step_for_step_with_a_local_one(redis_url: 
                     await budget.release(await budget.acquire(), Outcome.ANSWERED)
                     local.succeeded()
             else:
-                for _ in range(int(step)):
+                for _ in range(step):
                     await budget.release(await budget.acquire(), Outcome.ANSWERED)
                     local.succeeded()
             await budget.drain()
             seen.append((budget.limit, local.limit))
     assert all(shared_limit == local_limit for shared_limit, local_limit in seen), seen
     assert len({local_limit for _, local_limit in seen}) > 4  # it went up and down
+
+
+@pytest.mark.timeout(20)  # the defect this guards against holds the loop: only this ends it
+async def test_outcomes_waiting_to_be_sent_never_hold_the_event_loop(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeOrganikAPI(DATASET)
+    async with client_for(fake, shared(redis_url)) as client:
+        budget = concurrency_of(client)
+        await budget.release(await budget.acquire(), Outcome.ANSWERED)
+        await budget.drain()
+        # A task of this process waits for a lease while the only thing to send is an
+        # outcome, which waits for its turn (_KEEP): with the clock stopped that turn never
+        # comes, so the flush must sleep between looks, not spin.
+        now = anyio.current_time()
+        monkeypatch.setattr(anyio, "current_time", lambda: now)
+        waiting = _shared._Turn("another-request")
+        budget._queue.append(waiting)
+        budget._heard_at = now
+        budget._pending.append(("", "a", 0, 0))
+        budget._flush_soon()
+        for _ in range(50):  # other tasks run: the flush sleeps between its looks
+            await anyio.lowlevel.checkpoint()
+        assert budget._pending == [("", "a", 0, 0)]  # not sent before its turn
+        budget._queue.remove(waiting)
+        monkeypatch.undo()
+        await budget.drain()
 
 
 async def read_hash(url: str, key: str) -> dict[bytes, bytes]:
