@@ -19,7 +19,8 @@
    request gains) per request.
 3. **One process, no cap**: rows/s of one process with ``shared_limits`` against the
    same process without, against the uncapped simulator (the benchmark process is the
-   client, the server in its own process).
+   client, the server in its own process); three calls of each per round, taking turns,
+   as one call lasts about half a second.
 
 The workers are this module run as a script (``python -m benchmarks.shared_limits
 worker ...``): each reads its IDs from a file, says it is ready, waits for the common
@@ -333,7 +334,7 @@ def run_shared(
         "latency": LATENCY,
         "processes": many_processes(rows, counts, rounds, log),
         "cost": redis_cost(COST_LOOPS, backend, log),
-        "uncapped": uncapped(rows * 2, rounds, backend, log),
+        "uncapped": uncapped(rows * 2, 3 * rounds, backend, log),  # short calls: more of them
     }
 
 
