@@ -192,12 +192,10 @@ def worker(argv: Sequence[str]) -> None:
     # What the client imports on its first request (the HTTP library, and the Redis client
     # when shared) is imported before the common start: the wall time measures the job on
     # a running process, not N interpreters starting at once on this machine's cores.
-    import_started = time.process_time()
     with contextlib.suppress(ImportError):
         import aiohttp  # noqa: F401
     if args.shared:
         import coredis  # noqa: F401
-    import_cpu = time.process_time() - import_started
 
     async def fetch() -> dict[str, Any]:
         settings: dict[str, Any] = {"batch_sizes": BATCH}
@@ -222,7 +220,6 @@ def worker(argv: Sequence[str]) -> None:
                 "rows": rows,
                 "failed_ids": failed,
                 "cpu_s": time.process_time() - cpu,
-                "import_cpu_s": import_cpu,
             }
 
     print(json.dumps(anyio.run(fetch)), flush=True)

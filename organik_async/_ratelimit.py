@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import Protocol
+from typing import Final, Protocol
 
 import anyio
 
@@ -137,6 +137,12 @@ class RateLimiter:
         return f"RateLimiter(rate={self.rate!r})"
 
 
+GROWTH_ROUNDS: Final = 2
+"""Rounds of answers (``limit`` answers each) per step up, after the first pushback."""
+PROBE_ROUNDS: Final = 8
+"""Rounds of answers for the step back up to the limit the last pushback came at."""
+
+
 class AdaptiveLimit:
     """How many requests a client keeps in flight, tuned by the provider's pushback.
 
@@ -211,15 +217,14 @@ class AdaptiveLimit:
         limit = self.limit
         if limit >= self.ceiling:
             return
-        # Answers needed for one more: one in slow start, two rounds after it, and eight
-        # for the step back up to the limit the last pushback came at (whole numbers:
-        # the shared limit's script counts the same way, exactly).
+        # Answers needed for one more, in whole numbers (the shared limit's script counts
+        # the same way, exactly): one in slow start, then rounds of answers.
         if self._slow_start:
             needed = 1
         elif limit + 1 == self._peak:
-            needed = 8 * limit
+            needed = PROBE_ROUNDS * limit
         else:
-            needed = 2 * limit
+            needed = GROWTH_ROUNDS * limit
         self._credit += 1
         if self._credit >= needed:
             self._credit = 0

@@ -67,7 +67,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._options import check_positive_int, check_positive_number
-from ._ratelimit import AdaptiveLimit, Outcome, Permit, RateLimiter
+from ._ratelimit import GROWTH_ROUNDS, PROBE_ROUNDS, AdaptiveLimit, Outcome, Permit, RateLimiter
 
 __all__ = [
     "SHARED_LIMITS_ENV",
@@ -323,8 +323,12 @@ local function release(holder, outcome, sent, pause_ms)
     changed = true
     calm = math.max(0, calm - 1)
     if limit < ceiling then
-      local needed = 2 * limit
-      if slow == 1 then needed = 1 elseif limit + 1 == peak then needed = 8 * limit end
+      local needed = """
+    + str(GROWTH_ROUNDS)
+    + """ * limit
+      if slow == 1 then needed = 1 elseif limit + 1 == peak then needed = """
+    + str(PROBE_ROUNDS)
+    + """ * limit end
       credit = credit + 1
       if credit >= needed then
         credit = 0
